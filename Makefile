@@ -1,0 +1,39 @@
+# The two commands a new user needs: `make run` (set up, train on the embedded data if needed, serve)
+# and `make test`. Everything else is a building block of those.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARTIFACTS ?= artifacts
+
+.PHONY: install train run serve test browser-deps clean
+
+$(STAMP): requirements.txt requirements-dev.txt setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: install
+	$(PY) pipeline/training_pipeline.py
+
+# Train only when no complete model artifacts exist yet, then serve on http://127.0.0.1:5000
+run: install
+	@test -f $(ARTIFACTS)/model/manifest.json || $(PY) pipeline/training_pipeline.py
+	$(PY) application.py
+
+serve: install
+	$(VENV)/bin/gunicorn --config gunicorn.conf.py "application:create_app()"
+
+# Debian's Chromium and its driver for the real-browser tests (root on CI and dev machines).
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: install browser-deps
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(ARTIFACTS) .pytest_cache

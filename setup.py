@@ -1,0 +1,25 @@
+"""Installable package for the anime recommender; dependencies come from requirements.txt."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def requirements(name: str) -> list[str]:
+    lines = (HERE / name).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith(("#", "-r"))]
+
+
+setup(
+    name="anime-recommender",
+    version="0.1.0",
+    description="Hybrid anime recommender: Keras NCF embeddings trained on MyAnimeList ratings, served by Flask",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["src", "src.*", "config", "utils", "pipeline"]),
+    py_modules=["application"],
+    install_requires=requirements("requirements.txt"),
+    extras_require={"gcs": ["google-cloud-storage>=2.10,<4"], "dev": requirements("requirements-dev.txt")},
+)

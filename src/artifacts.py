@@ -1,0 +1,133 @@
+"""The model artifact set: the contract between training and serving.
+
+One folder (``artifacts/model/``), written by training as a whole and swapped in atomically:
+
+| file | content |
+|---|---|
+| ``model.keras`` | the trained Keras NCF model |
+| ``user_embeddings.npy`` | float32 (n_users, d), rows L2-normalised; row i is user ``user_ids[i]`` |
+| ``anime_embeddings.npy`` | float32 (n_anime, d), rows L2-normalised; row j is anime ``anime_ids[j]`` |
+| ``user_ids.json`` / ``anime_ids.json`` | the id maps: list position = embedding row |
+| ``anime.parquet`` | anime metadata, row j describes anime index j (same order as ``anime_ids``) |
+| ``user_ratings.parquet`` | every known interaction of the kept users: ``user_index``, ``anime_index``, ``rating`` (1..10, 0 = watched or listed but not rated), ``split`` (see ``SPLIT_*``) |
+| ``manifest.json`` | data source, counts, config, library versions, timestamp |
+
+Everything loads with ``allow_pickle=False``; nothing here is a pickle.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from src.errors import ArtifactError
+
+SPLIT_TRAIN = 0
+SPLIT_VALIDATION = 1
+SPLIT_TEST = 2
+
+ANIME_COLUMNS = [
+    "anime_id", "name", "english_name", "genres", "type", "episodes",
+    "premiered", "year", "score", "members", "synopsis",
+]
+RATING_COLUMNS = ["user_index", "anime_index", "rating", "split"]
+MODEL_FILES = [
+    "model.keras", "user_embeddings.npy", "anime_embeddings.npy", "user_ids.json",
+    "anime_ids.json", "anime.parquet", "user_ratings.parquet", "manifest.json",
+]
+
+
+@dataclass
+class ModelArtifacts:
+    user_embeddings: np.ndarray
+    anime_embeddings: np.ndarray
+    user_ids: np.ndarray
+    anime_ids: np.ndarray
+    anime: pd.DataFrame
+    user_ratings: pd.DataFrame
+    manifest: dict[str, Any]
+
+
+def l2_normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def write_ids(path: Path, ids: np.ndarray) -> None:
+    path.write_text(json.dumps([int(i) for i in ids]), encoding="utf-8")
+
+
+def read_ids(path: Path) -> np.ndarray:
+    ids = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise ArtifactError(f"{path.name} must be a JSON list of integer ids")
+    return np.asarray(ids, dtype=np.int64)
+
+
+def save_embeddings(folder: Path, user_embeddings: np.ndarray, anime_embeddings: np.ndarray,
+                    user_ids: np.ndarray, anime_ids: np.ndarray) -> None:
+    """Write both normalised embedding matrices and their id maps into ``folder``."""
+    np.save(folder / "user_embeddings.npy", l2_normalise(user_embeddings), allow_pickle=False)
+    np.save(folder / "anime_embeddings.npy", l2_normalise(anime_embeddings), allow_pickle=False)
+    write_ids(folder / "user_ids.json", user_ids)
+    write_ids(folder / "anime_ids.json", anime_ids)
+
+
+def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
+    """Load and cross-check a model artifact set; raise ArtifactError saying what is wrong."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(f"no model artifacts at {folder}: run `python pipeline/training_pipeline.py` first")
+    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ArtifactError(f"model artifacts in {folder} are incomplete, missing {', '.join(missing)}: retrain")
+    try:
+        user_embeddings = np.load(folder / "user_embeddings.npy", allow_pickle=False)
+        anime_embeddings = np.load(folder / "anime_embeddings.npy", allow_pickle=False)
+        user_ids = read_ids(folder / "user_ids.json")
+        anime_ids = read_ids(folder / "anime_ids.json")
+        anime = pd.read_parquet(folder / "anime.parquet")
+        user_ratings = pd.read_parquet(folder / "user_ratings.parquet")
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except ArtifactError:
+        raise
+    except Exception as error:  # any parse failure means a truncated or corrupt file
+        raise ArtifactError(f"model artifacts in {folder} are unreadable ({type(error).__name__}: {error}); retrain") from error
+    _check_consistency(user_embeddings, anime_embeddings, user_ids, anime_ids, anime, user_ratings)
+    return ModelArtifacts(user_embeddings.astype(np.float32, copy=False), anime_embeddings.astype(np.float32, copy=False),
+                          user_ids, anime_ids, anime, user_ratings, manifest)
+
+
+def _check_consistency(user_embeddings: np.ndarray, anime_embeddings: np.ndarray, user_ids: np.ndarray,
+                       anime_ids: np.ndarray, anime: pd.DataFrame, user_ratings: pd.DataFrame) -> None:
+    problems = []
+    if user_embeddings.ndim != 2 or anime_embeddings.ndim != 2:
+        problems.append("embedding matrices must be 2-dimensional")
+    elif user_embeddings.shape[1] != anime_embeddings.shape[1]:
+        problems.append(f"user and anime embeddings differ in size ({user_embeddings.shape[1]} vs {anime_embeddings.shape[1]})")
+    if len(user_embeddings) != len(user_ids):
+        problems.append(f"{len(user_embeddings)} user embeddings but {len(user_ids)} user ids")
+    if len(anime_embeddings) != len(anime_ids):
+        problems.append(f"{len(anime_embeddings)} anime embeddings but {len(anime_ids)} anime ids")
+    if len(anime) != len(anime_ids) or (len(anime) and not np.array_equal(anime["anime_id"].to_numpy(), anime_ids)):
+        problems.append("anime.parquet rows do not match anime_ids.json")
+    if missing_columns := sorted(set(ANIME_COLUMNS) - set(anime.columns)):
+        problems.append(f"anime.parquet lacks columns {missing_columns}")
+    if missing_columns := sorted(set(RATING_COLUMNS) - set(user_ratings.columns)):
+        problems.append(f"user_ratings.parquet lacks columns {missing_columns}")
+    elif len(user_ratings) and (
+        user_ratings["user_index"].max() >= len(user_ids) or user_ratings["anime_index"].max() >= len(anime_ids)
+        or user_ratings["user_index"].min() < 0 or user_ratings["anime_index"].min() < 0
+    ):
+        problems.append("user_ratings.parquet refers to users or anime outside the id maps")
+    if len(user_ids) == 0 or len(anime_ids) == 0:
+        problems.append("the model has no users or no anime")
+    for name, matrix in (("user", user_embeddings), ("anime", anime_embeddings)):
+        if matrix.size and not np.isfinite(matrix).all():
+            problems.append(f"{name} embeddings contain NaN or infinity")
+    if problems:
+        raise ArtifactError("model artifacts do not match each other: " + "; ".join(problems) + "; retrain")
