@@ -35,8 +35,9 @@ ANIME_COLUMNS = [
     "premiered", "year", "score", "members", "synopsis",
 ]
 RATING_COLUMNS = ["user_index", "anime_index", "rating", "split"]
-MODEL_FILES = [
-    "model.keras", "user_embeddings.npy", "anime_embeddings.npy", "user_ids.json",
+# What serving needs; model.keras is written too but serving never runs the network.
+SERVING_FILES = [
+    "user_embeddings.npy", "anime_embeddings.npy", "user_ids.json",
     "anime_ids.json", "anime.parquet", "user_ratings.parquet", "manifest.json",
 ]
 
@@ -77,12 +78,24 @@ def save_embeddings(folder: Path, user_embeddings: np.ndarray, anime_embeddings:
     write_ids(folder / "anime_ids.json", anime_ids)
 
 
+def write_model_artifacts(folder: str | Path, user_embeddings: np.ndarray, anime_embeddings: np.ndarray,
+                          user_ids: np.ndarray, anime_ids: np.ndarray, anime: pd.DataFrame,
+                          user_ratings: pd.DataFrame, manifest: dict[str, Any]) -> None:
+    """Write everything serving reads into ``folder`` (training adds model.keras beside it)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_embeddings(folder, user_embeddings, anime_embeddings, user_ids, anime_ids)
+    anime[ANIME_COLUMNS].to_parquet(folder / "anime.parquet", index=False)
+    user_ratings[RATING_COLUMNS].to_parquet(folder / "user_ratings.parquet", index=False)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
+
+
 def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
     """Load and cross-check a model artifact set; raise ArtifactError saying what is wrong."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtifactError(f"no model artifacts at {folder}: run `python pipeline/training_pipeline.py` first")
-    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+    missing = [name for name in SERVING_FILES if not (folder / name).is_file()]
     if missing:
         raise ArtifactError(f"model artifacts in {folder} are incomplete, missing {', '.join(missing)}: retrain")
     try:
