@@ -1,0 +1,64 @@
+# Anime recommender: the Flask app under gunicorn, with its model artifacts baked into the image.
+#
+#   docker build -t anime-recommender .
+#   docker run --rm -p 5000:5000 --read-only --tmpfs /tmp anime-recommender
+#
+# Where the model comes from: CI runs `dvc pull` / `dvc repro` before building, so artifacts/model/ is in the
+# build context and is copied in as it is. On a fresh clone there is none, and the `model` stage trains on the
+# embedded sample instead, so `docker build .` always gives an image that serves with no network at run time.
+
+ARG PYTHON_IMAGE=python:3.11-slim-trixie
+
+# ---- deps: Python dependencies only, so a code change does not reinstall them ----
+FROM ${PYTHON_IMAGE} AS deps
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+
+# ---- model: the pipeline's artifacts if CI provided them, otherwise a model trained on the embedded sample ----
+FROM deps AS model
+# Optional overrides for the fallback training, e.g. --build-arg TRAIN_EPOCHS=3 for a quick local image.
+ARG TRAIN_EPOCHS=""
+ARG MIN_USER_RATINGS=""
+WORKDIR /build
+# .dockerignore lets in only code, config, data/sample and artifacts/model (no raw or processed data).
+COPY . ./
+ENV ANIME_ARTIFACTS_DIR=/build/artifacts
+# The load check fails the build on incomplete or inconsistent artifacts rather than the pods at start-up.
+RUN if [ -f artifacts/model/manifest.json ]; then \
+        echo "Using the model artifacts from the build context"; \
+    else \
+        echo "No artifacts/model in the build context: training on the embedded sample"; \
+        python pipeline/training_pipeline.py --stage all \
+            ${TRAIN_EPOCHS:+--epochs "$TRAIN_EPOCHS"} \
+            ${MIN_USER_RATINGS:+--min-user-ratings "$MIN_USER_RATINGS"}; \
+    fi \
+ && python -c "from src.artifacts import load_model_artifacts; load_model_artifacts('artifacts/model')" \
+ && mkdir -p /opt/anime/artifacts \
+ && mv artifacts/model /opt/anime/artifacts/model \
+ && rm -rf artifacts data \
+ && python -m compileall -q /build
+
+# ---- runtime: dependencies + code + model, run as a non-root user, nothing written outside /tmp ----
+FROM deps AS runtime
+# A fixed numeric uid, so Kubernetes' runAsNonRoot can verify it (deployment.yaml uses the same ids).
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --home-dir /tmp --no-create-home --shell /usr/sbin/nologin app
+# Code and model stay owned by root: the app can read them but not change them.
+COPY --from=model /build /app
+COPY --from=model /opt/anime/artifacts /opt/anime/artifacts
+# The root filesystem may be mounted read-only, so every writable path points at /tmp
+# (an emptyDir in Kubernetes, `--tmpfs /tmp` with docker run --read-only).
+ENV ANIME_ARTIFACTS_DIR=/opt/anime/artifacts \
+    HOME=/tmp \
+    TMPDIR=/tmp \
+    MPLCONFIGDIR=/tmp/matplotlib
+USER 10001:10001
+EXPOSE 5000
+# /healthz answers as soon as the worker is up; readiness (/readyz) is the orchestrator's business.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:5000/healthz', timeout=4).status != 200)"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "application:create_app()"]
