@@ -28,6 +28,8 @@ WORKDIR /build
 COPY . ./
 ENV ANIME_ARTIFACTS_DIR=/build/artifacts
 # The load check fails the build on incomplete or inconsistent artifacts rather than the pods at start-up.
+# model.keras is left out: serving reads only the embeddings and tables, and the network (with its optimizer
+# state) is the biggest file of the set. chmod: training publishes folders as 0700 and the app is not root.
 RUN if [ -f artifacts/model/manifest.json ]; then \
         echo "Using the model artifacts from the build context"; \
     else \
@@ -39,6 +41,8 @@ RUN if [ -f artifacts/model/manifest.json ]; then \
  && python -c "from src.artifacts import load_model_artifacts; load_model_artifacts('artifacts/model')" \
  && mkdir -p /opt/anime/artifacts \
  && mv artifacts/model /opt/anime/artifacts/model \
+ && rm -f /opt/anime/artifacts/model/model.keras \
+ && chmod -R a+rX /opt/anime/artifacts \
  && rm -rf artifacts data \
  && python -m compileall -q /build
 
