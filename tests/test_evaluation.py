@@ -1,0 +1,343 @@
+"""Offline evaluation: metric formulas on hand-computed cases, the held-out protocol, baselines on tiny matrices
+whose right answer is known, determinism, and the report files."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from config.paths_config import CONFIG_PATH
+from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION
+from src.errors import UserError
+from src.evaluation import (
+    EvaluationSettings, als_scorer, baseline_scorers, batch_metrics, catalogue_coverage, embedding_scorer,
+    engine_scorers, evaluate_methods, evaluate_scorer, held_out_users, hit_rate_at_k, item_knn_scorer,
+    log_to_comet, mean_popularity_rank, ndcg_at_k, per_user_scorer, popularity_ranks, popularity_scorer,
+    recall_at_k, recommend_top_k, settings_from_config, split_interactions, top_k_items, write_reports,
+)
+from utils.common_functions import read_yaml
+
+
+def frame(pairs: list[tuple[int, int]], rating: int = 8, split: int = SPLIT_TRAIN) -> pd.DataFrame:
+    users, anime = zip(*pairs) if pairs else ((), ())
+    return pd.DataFrame({"user_index": np.array(users, np.int32), "anime_index": np.array(anime, np.int32),
+                         "rating": np.full(len(pairs), rating, np.int8), "split": np.full(len(pairs), split, np.int8)})
+
+
+def random_ratings(seed: int = 7, n_users: int = 60, n_anime: int = 40) -> pd.DataFrame:
+    """A processed-like ratings frame: each user lists 8-25 anime, some unrated, 20 % of rated ones held out."""
+    rng = np.random.default_rng(seed)
+    popularity = rng.dirichlet(np.full(n_anime, 0.5))
+    rows = []
+    for user in range(n_users):
+        listed = rng.choice(n_anime, size=rng.integers(8, 26), replace=False, p=popularity)
+        ratings = np.where(rng.random(len(listed)) < 0.15, 0, rng.integers(1, 11, len(listed)))
+        rated = np.flatnonzero(ratings > 0)
+        held = set(rng.choice(rated, size=max(1, len(rated) // 5), replace=False).tolist())
+        for position, (anime, rating) in enumerate(zip(listed, ratings)):
+            split = SPLIT_TEST if position in held else (SPLIT_VALIDATION if rng.random() < 0.05 else SPLIT_TRAIN)
+            rows.append((user, anime, rating, split))
+    return pd.DataFrame(rows, columns=["user_index", "anime_index", "rating", "split"]).astype(
+        {"user_index": np.int32, "anime_index": np.int32, "rating": np.int8, "split": np.int8})
+
+
+def checkerboard(n: int = 10) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, int]]:
+    """Even users like even anime, odd users odd anime; each user has one liked anime held out."""
+    train, test, held = [], [], {}
+    for user in range(n):
+        liked = list(range(user % 2, n, 2))
+        held[user] = liked[(user // 2) % len(liked)]
+        train += [(user, anime) for anime in liked if anime != held[user]]
+        test.append((user, held[user]))
+    return frame(train), frame(test, split=SPLIT_TEST), held
+
+
+# --- metric functions, hand-computed -------------------------------------------------------------------------
+
+def test_hit_rate_counts_only_the_first_k_positions():
+    ranked = list(range(20))
+    assert hit_rate_at_k(ranked, {9}, 10) == 1.0   # position 10
+    assert hit_rate_at_k(ranked, {10}, 10) == 0.0  # position 11
+    assert hit_rate_at_k(ranked, {10, 3}, 10) == 1.0
+
+
+def test_recall_divides_by_min_of_k_and_relevant_count():
+    ranked = list(range(10))
+    assert recall_at_k(ranked, {3, 99}, 10) == 0.5            # 1 hit of 2 relevant
+    assert recall_at_k(ranked, {0, 1, 2}, 10) == 1.0          # fewer than k relevant, all found
+    assert recall_at_k(ranked, set(range(30)), 10) == 1.0     # more than k relevant: a full list is perfect
+    assert recall_at_k(ranked, set(range(5)) | set(range(100, 120)), 10) == 0.5  # 5 hits / min(10, 25)
+    assert recall_at_k([5, 6, 7, 8, 9], {7, 8, 42}, 3) == pytest.approx(1 / 3)   # only the first 3 count
+
+
+def test_ndcg_with_hits_at_specific_positions():
+    ranked = list(range(10))
+    assert ndcg_at_k(ranked, {0}, 10) == 1.0
+    assert ndcg_at_k(ranked, {1}, 10) == pytest.approx(1 / math.log2(3))          # hit at position 2
+    assert ndcg_at_k(ranked, {2}, 10) == pytest.approx(0.5)                       # 1/log2(4)
+    # hits at positions 1 and 3 of two relevant: (1 + 1/2) / (1 + 1/log2(3))
+    assert ndcg_at_k(ranked, {0, 2}, 10) == pytest.approx(1.5 / (1 + 1 / math.log2(3)))
+    assert ndcg_at_k(ranked, {0, 2}, 10) == pytest.approx(0.919721, abs=1e-6)
+    # 20 relevant, hit only at position 10: IDCG sums over min(10, 20) = 10 positions
+    idcg = sum(1 / math.log2(i + 1) for i in range(1, 11))
+    assert ndcg_at_k(ranked, {9} | set(range(100, 119)), 10) == pytest.approx((1 / math.log2(11)) / idcg)
+    assert ndcg_at_k(list(range(20)), {15}, 10) == 0.0
+
+
+def test_metrics_refuse_undefined_cases():
+    with pytest.raises(ValueError, match="no relevant items"):
+        recall_at_k([1, 2], set(), 10)
+    with pytest.raises(ValueError, match="k must be"):
+        ndcg_at_k([1, 2], {1}, 0)
+
+
+def test_coverage_and_mean_popularity_rank():
+    assert catalogue_coverage([[0, 1], [1, 2, -1]], 10) == pytest.approx(0.3)  # -1 is padding
+    ranks = np.array([1.0, 2.0, 3.0, 4.0])
+    assert mean_popularity_rank([[0, 1], [3, -1]], ranks) == pytest.approx((1 + 2 + 4) / 3)
+    assert math.isnan(mean_popularity_rank([[-1]], ranks))
+
+
+def test_popularity_ranks_count_users_and_share_ties():
+    train = frame([(0, 0), (1, 0), (2, 0), (0, 2), (1, 2), (2, 2), (0, 1), (0, 1)])  # duplicate (0, 1) counts once
+    assert popularity_ranks(train, 4).tolist() == [1.5, 3.0, 1.5, 4.0]
+
+
+def test_batch_metrics_match_the_per_user_functions():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n_relevant = int(rng.integers(1, 25))
+        relevant = set(rng.choice(40, size=n_relevant, replace=False).tolist())
+        ranked = rng.permutation(40)[:10]
+        hits = np.isin(ranked, list(relevant))[None, :]
+        values = batch_metrics(hits, np.array([n_relevant]), 10)
+        assert values["hr"][0] == hit_rate_at_k(ranked, relevant, 10)
+        assert values["recall"][0] == pytest.approx(recall_at_k(ranked, relevant, 10))
+        assert values["ndcg"][0] == pytest.approx(ndcg_at_k(ranked, relevant, 10))
+
+
+# --- ranking and the held-out protocol ------------------------------------------------------------------------
+
+def test_top_k_orders_best_first_breaks_ties_by_index_and_pads():
+    scores = np.array([[0.1, 0.9, 0.5, 0.9, -np.inf], [1.0, 1.0, 1.0, 1.0, 1.0]])
+    assert top_k_items(scores, 3).tolist() == [[1, 3, 2], [0, 1, 2]]
+    assert top_k_items(scores, 7).tolist() == [[1, 3, 2, 0, -1, -1, -1], [0, 1, 2, 3, 4, -1, -1]]
+    # ties at the k-th place are resolved by index too, whatever order argpartition leaves them in
+    rng = np.random.default_rng(1)
+    many = rng.integers(0, 3, size=(50, 500)).astype(float)
+    expected = np.lexsort((np.tile(np.arange(500), (50, 1)), -many), axis=1)[:, :10]
+    assert np.array_equal(top_k_items(many, 10), expected)
+
+
+def test_nan_scores_are_never_recommended():
+    train, test = split_interactions(random_ratings())
+    metrics = evaluate_scorer(lambda users: np.full((len(users), 40), np.nan), train, test, 40)
+    assert metrics["hr"] == 0.0 and metrics["coverage"] == 0.0 and math.isnan(metrics["mean_popularity_rank"])
+
+
+def test_training_items_are_never_recommended():
+    ratings = random_ratings()
+    train, test = split_interactions(ratings)
+    n_anime = 40
+    known = np.zeros((60, n_anime))
+    known[train["user_index"], train["anime_index"]] = 1.0
+    relevant = np.zeros((60, n_anime))
+    relevant[test["user_index"], test["anime_index"]] = 1.0
+
+    def cheater(users: np.ndarray) -> np.ndarray:  # training anime (unrated ones too) score highest
+        return 100 * known[users] + relevant[users]
+
+    users = held_out_users(test)
+    lists = recommend_top_k(cheater, train, users, n_anime, k=10)
+    for user, recommended in zip(users, lists):
+        assert not set(recommended[recommended >= 0]) & set(np.flatnonzero(known[user]))
+    metrics = evaluate_scorer(cheater, train, test, n_anime, k=10)
+    assert metrics["recall"] == 1.0 and metrics["ndcg"] == pytest.approx(1.0) and metrics["hr"] == 1.0
+
+
+def test_split_keeps_unrated_and_validation_rows_as_known():
+    ratings = pd.concat([frame([(0, 1)], rating=0), frame([(0, 2)], split=SPLIT_VALIDATION),
+                         frame([(0, 3)], split=SPLIT_TEST), frame([(0, 4)])])
+    train, test = split_interactions(ratings)
+    assert sorted(train["anime_index"]) == [1, 2, 4] and test["anime_index"].tolist() == [3]
+
+
+def test_evaluator_equals_per_user_metrics_and_ignores_batch_size():
+    ratings = random_ratings()
+    train, test = split_interactions(ratings)
+    rng = np.random.default_rng(3)
+    table = rng.random((60, 40))
+    table[5, 7] = np.nan  # NaN means "never recommend", not an error
+
+    def score(users: np.ndarray) -> np.ndarray:
+        return table[users]
+
+    users = held_out_users(test)
+    lists = recommend_top_k(score, train, users, 40, k=10)
+    relevant = test.groupby("user_index")["anime_index"].apply(set)
+    expected = {
+        "hr": np.mean([hit_rate_at_k(lst, relevant[u], 10) for u, lst in zip(users, lists)]),
+        "recall": np.mean([recall_at_k(lst, relevant[u], 10) for u, lst in zip(users, lists)]),
+        "ndcg": np.mean([ndcg_at_k(lst, relevant[u], 10) for u, lst in zip(users, lists)]),
+        "coverage": catalogue_coverage(lists, 40),
+        "mean_popularity_rank": mean_popularity_rank(lists, popularity_ranks(train, 40)),
+    }
+    assert 7 not in lists[list(users).index(5)]
+    for batch_size in (1, 7, 1000):
+        metrics = evaluate_scorer(score, train, test, 40, k=10, batch_size=batch_size)
+        assert metrics["users"] == len(users)
+        for name, value in expected.items():
+            assert metrics[name] == pytest.approx(value), name
+
+
+def test_evaluator_rejects_a_wrong_shape_and_an_empty_test_set():
+    train, test = split_interactions(random_ratings())
+    with pytest.raises(ValueError, match="shape"):
+        evaluate_scorer(lambda users: np.zeros((len(users), 39)), train, test, 40)
+    with pytest.raises(UserError, match="holdout_fraction"):
+        evaluate_scorer(lambda users: np.zeros((len(users), 40)), train, test.iloc[:0], 40)
+
+
+# --- baselines on tiny matrices with a known answer ----------------------------------------------------------
+
+def test_popularity_recommends_the_most_interacted_unseen_anime_first():
+    # training counts: anime 0 by 3 users, anime 1 by 2, anime 2 by 1, anime 3 by none
+    train = frame([(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (3, 2)])
+    test = frame([(3, 0), (2, 3)], split=SPLIT_TEST)
+    scorer = popularity_scorer(train, 4)
+    assert recommend_top_k(scorer, train, np.array([3, 2]), 4, k=3).tolist() == [[0, 1, 3], [1, 2, 3]]
+    metrics = evaluate_scorer(scorer, train, test, 4, k=1)
+    assert metrics["hr"] == 0.5 and metrics["recall"] == 0.5       # user 3 gets anime 0; user 2 gets anime 1
+    assert metrics["coverage"] == 0.5 and metrics["mean_popularity_rank"] == 1.5  # ranks 1 and 2
+
+
+def test_item_knn_ranks_the_held_out_checkerboard_item_first():
+    train, test, held = checkerboard()
+    scorer = item_knn_scorer(train, 10, n_users=10)
+    users = np.arange(10)
+    assert recommend_top_k(scorer, train, users, 10, k=1)[:, 0].tolist() == [held[u] for u in users]
+    metrics = evaluate_scorer(scorer, train, test, 10, k=1)
+    assert metrics["hr"] == metrics["recall"] == metrics["ndcg"] == 1.0
+
+
+def test_asking_for_more_items_than_exist_is_handled():
+    train, test, held = checkerboard()
+    lists = recommend_top_k(item_knn_scorer(train, 10), train, np.arange(10), 10, k=25)
+    assert lists.shape == (10, 25)
+    for user, recommended in enumerate(lists):
+        shown = recommended[recommended >= 0]
+        assert len(shown) == 6 and shown[0] == held[user] and (recommended[6:] == -1).all()
+    metrics = evaluate_scorer(item_knn_scorer(train, 10), train, test, 10, k=25)
+    assert metrics["recall"] == 1.0 and metrics["coverage"] == 1.0
+
+
+def test_als_baseline_is_skipped_without_implicit_and_works_with_it():
+    train, test, held = checkerboard()
+    try:
+        import implicit  # noqa: F401
+    except ImportError:
+        assert als_scorer(train, 10) is None
+        assert set(baseline_scorers(train, 10)) == {"popularity", "item_knn"}
+        return
+    scorer = als_scorer(train, 10, factors=2, regularization=0.01, iterations=20)
+    assert "als" in baseline_scorers(train, 10)
+    assert evaluate_scorer(scorer, train, test, 10, k=1)["hr"] == 1.0
+
+
+# --- hooks for the model and the engine ----------------------------------------------------------------------
+
+def test_embedding_scorer_is_the_cosine_of_normalised_embeddings():
+    anime = np.array([[1.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    users = np.array([[0.0, 0.5], [2.0, 0.1]])
+    scores = embedding_scorer(users, anime)(np.array([0, 1]))
+    expected = (users / np.linalg.norm(users, axis=1, keepdims=True)) @ (anime / np.linalg.norm(anime, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+    assert scores.argmax(axis=1).tolist() == [1, 0]
+
+
+def test_any_per_user_engine_plugs_in():
+    class Engine:  # the shape of Recommender.score_catalogue(user_index, method)
+        def score_catalogue(self, user_index: int, method: str) -> np.ndarray:
+            scores = np.zeros(10)
+            scores[(user_index + (1 if method == "content" else 0)) % 10] = 1.0
+            return scores
+
+    train, test, held = checkerboard()
+    scorers = engine_scorers(Engine(), methods=("content", "hybrid"))
+    assert scorers["hybrid"](np.array([3, 4])).argmax(axis=1).tolist() == [3, 4]
+    assert per_user_scorer(lambda user: np.arange(10.0) * user)(np.array([0, 2])).shape == (2, 10)
+    results = evaluate_methods(scorers, train, test, 10, EvaluationSettings(k=10))
+    assert set(results) == {"content", "hybrid"}
+
+
+# --- determinism, settings, reports, Comet --------------------------------------------------------------------
+
+def test_whole_evaluation_is_deterministic_with_a_fixed_seed(tmp_path):
+    ratings = random_ratings(seed=11, n_users=80)
+    train, test = split_interactions(ratings)
+    settings = EvaluationSettings(k=10, batch_size=16, max_users=30, seed=5)
+
+    def run(folder):
+        results = evaluate_methods(baseline_scorers(train, 40, n_users=80, seed=5), train, test, 40, settings)
+        write_reports(results, folder, {"k": 10, "seed": 5, "users_evaluated": results["popularity"]["users"]})
+        return results
+
+    first, second = run(tmp_path / "a"), run(tmp_path / "b")
+    assert first == second and first["popularity"]["users"] == 30
+    assert (tmp_path / "a" / "metrics.json").read_bytes() == (tmp_path / "b" / "metrics.json").read_bytes()
+    assert np.array_equal(held_out_users(test, 30, 5), held_out_users(test, 30, 5))
+    assert not np.array_equal(held_out_users(test, 30, 5), held_out_users(test, 30, 6))
+
+
+def test_settings_come_from_the_evaluation_section():
+    settings = settings_from_config(read_yaml(CONFIG_PATH))
+    assert settings.k == 10 and settings.batch_size >= 1 and settings.seed == 42
+    assert settings_from_config({"seed": 3, "evaluation": {"k": 5, "max_users": 100}}) == EvaluationSettings(5, 1024, 100, 3)
+
+
+def test_reports_are_written_and_parseable(tmp_path):
+    import matplotlib.image
+
+    results = {"popularity": {"hr": 0.8, "recall": 0.2, "ndcg": 0.21, "coverage": 0.01,
+                              "mean_popularity_rank": 10.5, "users": 100},
+               "item_knn": {"hr": 0.9, "recall": 0.3, "ndcg": 0.35, "coverage": 0.05,
+                            "mean_popularity_rank": float("nan"), "users": 100}}
+    meta = {"k": 10, "seed": 42, "users_evaluated": 100, "min_user_ratings": 50, "holdout_fraction": 0.2}
+    paths = write_reports(results, tmp_path / "reports", meta)
+
+    stored = json.loads(paths["metrics"].read_text(encoding="utf-8"))
+    assert stored["meta"] == meta and stored["methods"]["item_knn"]["recall"] == 0.3
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    assert "| Method | HR@10 | Recall@10 | NDCG@10 |" in markdown
+    assert "| popularity | 0.8000 | 0.2000 | 0.2100 | 0.0100 | 10.5 | 100 |" in markdown and "n/a" in markdown
+    image = matplotlib.image.imread(paths["chart"])
+    assert image.ndim == 3 and image.shape[0] > 100
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["chart.png", "evaluation.md", "metrics.json"]
+
+
+def test_comet_hook_logs_metrics_and_assets_and_tolerates_none_and_failures(tmp_path, caplog):
+    class Experiment:
+        def __init__(self):
+            self.metrics, self.assets = [], []
+
+        def log_metrics(self, metrics, prefix=None):
+            self.metrics.append((prefix, metrics))
+
+        def log_asset(self, path):
+            self.assets.append(path)
+
+    results = {"popularity": {"hr": 0.8, "recall": 0.2}}
+    experiment = Experiment()
+    log_to_comet(experiment, results, [tmp_path / "metrics.json"])
+    assert experiment.metrics == [("popularity", {"hr": 0.8, "recall": 0.2})]
+    assert experiment.assets == [str(tmp_path / "metrics.json")]
+    log_to_comet(None, results, [])
+
+    class Offline(Experiment):
+        def log_metrics(self, metrics, prefix=None):
+            raise ConnectionError("no network")
+
+    log_to_comet(Offline(), results, [])  # must not raise
