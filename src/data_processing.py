@@ -1,0 +1,356 @@
+"""Processing: raw MyAnimeList files -> encoded ratings, splits, id maps and the anime table.
+
+Written atomically to ``artifacts/processed/``:
+
+- ``ratings.parquet``: every interaction of the kept users, shuffled with the seed: ``user_index``,
+  ``anime_index`` (dense, int32), ``rating`` (int8; 1..10, 0 = watched or listed but not rated) and
+  ``split`` (``SPLIT_TRAIN``, ``SPLIT_VALIDATION``, ``SPLIT_TEST``; see src/artifacts.py).
+- ``anime.parquet``: metadata of the encoded anime, row j = anime index j.
+- ``user_ids.json``, ``anime_ids.json``: index -> MyAnimeList id.
+- ``summary.json``: counts, skipped rows and why, the settings used.
+
+"Not rated" (0 in 2020 files, -1 in 2016 files) is never a score: such rows stay as known interactions
+(never recommended back, never sampled as negatives) but are never rating targets and never held out.
+Ratings are streamed in blocks with pyarrow and held as int32/int8 arrays, so the 109 M-row 2020
+``animelist.csv`` fits comfortably in memory.
+"""
+from __future__ import annotations
+
+import re
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pv
+
+from config import paths_config
+from src.artifacts import ANIME_COLUMNS, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, write_ids
+from src.data_ingestion import SYNOPSIS_FILE, describe_raw_folder
+from src.errors import UserError
+from src.logger import get_logger
+from utils.atomic import atomic_directory, write_json
+from utils.common_functions import read_json
+
+logger = get_logger(__name__)
+
+RATING_INPUT_COLUMNS = ["user_id", "anime_id", "rating"]
+# Valid raw rating values per format; the first is the "not rated" marker where the format has one.
+RATING_RANGES = {"animelist2020": (0, 10), "rating_complete2020": (1, 10), "rating2016": (-1, 10)}
+
+# Column spellings across the 2020 revisions and the 2016 dataset -> our names.
+ANIME_ALIASES = {
+    "MAL_ID": "anime_id", "anime_id": "anime_id", "Name": "name", "name": "name",
+    "English name": "english_name", "Genres": "genres", "Genders": "genres", "genre": "genres",
+    "Type": "type", "type": "type", "Episodes": "episodes", "episodes": "episodes",
+    "Premiered": "premiered", "Aired": "aired", "Score": "score", "rating": "score",
+    "Members": "members", "members": "members",
+}
+SYNOPSIS_COLUMNS = ("sypnopsis", "synopsis")  # "sypnopsis" (sic) in the 2020 files
+MISSING_MARKERS = ["Unknown", ""]
+
+
+@dataclass
+class Ratings:
+    """Raw ratings as compact arrays; ``rating`` 0 means "not rated"."""
+
+    user_id: np.ndarray
+    anime_id: np.ndarray
+    rating: np.ndarray
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+
+# ---------------------------------------------------------------------------------------------- reading
+@contextmanager
+def open_csv_source(path: Path) -> Iterator[Any]:
+    """Yield something pyarrow can read: the path itself (plain, .gz) or the CSV inside a .zip."""
+    if path.suffix != ".zip":
+        yield str(path)
+        return
+    with zipfile.ZipFile(path) as archive:
+        members = [name for name in archive.namelist() if name.endswith(".csv")]
+        if not members:
+            raise UserError(f"{path.name} holds no .csv file")
+        with archive.open(members[0]) as handle:
+            yield handle
+
+
+def read_header(path: Path) -> list[str]:
+    try:
+        with open_csv_source(path) as source:
+            reader = pv.open_csv(source, read_options=pv.ReadOptions(block_size=1 << 16))
+            return [name.strip() for name in reader.schema.names]
+    except (pa.ArrowInvalid, OSError, zipfile.BadZipFile, EOFError) as error:
+        raise UserError(f"cannot read {path.name}: {error}") from error
+
+
+def read_ratings(path: Path, ratings_format: str, config: dict[str, Any]) -> Ratings:
+    """Stream a ratings file into int32/int8 arrays, skipping and counting unreadable rows."""
+    header = read_header(path)
+    missing = [column for column in RATING_INPUT_COLUMNS if column not in header]
+    if missing:
+        raise UserError(f"{path.name} lacks column(s) {', '.join(missing)}; found {', '.join(header)}; "
+                        f"expected at least {', '.join(RATING_INPUT_COLUMNS)}")
+    block_size = int(config["data"]["block_size_bytes"])
+    try:
+        ratings = _read_ratings_typed(path, ratings_format, block_size)
+    except pa.ArrowInvalid as error:
+        # A non-numeric or overflowing value: re-read robustly, converting value by value.
+        logger.warning("%s has values that are not integers (%s); re-reading row by row to skip them",
+                       path.name, str(error).splitlines()[0])
+        ratings = _read_ratings_robust(path, ratings_format, block_size)
+    total = len(ratings.rating) + ratings.rows_skipped
+    if total == 0:
+        raise UserError(f"{path.name} holds no ratings rows")
+    share = ratings.rows_skipped / total
+    if ratings.rows_skipped:
+        logger.warning("skipped %d of %d rows of %s (%.3f%%): %s", ratings.rows_skipped, total, path.name,
+                       100 * share, ", ".join(f"{count} {reason}" for reason, count in ratings.skipped.items()))
+    limit = float(config["data"]["max_malformed_share"])
+    if share > limit:
+        raise UserError(f"{ratings.rows_skipped} of {total} rows of {path.name} ({100 * share:.1f}%) are malformed, "
+                        f"more than data.max_malformed_share ({100 * limit:g}%): check the file or raise the limit")
+    return ratings
+
+
+def _csv_reader(source: Any, block_size: int, column_type: pa.DataType, skipped: dict[str, int]) -> pv.CSVStreamingReader:
+    def skip_row(row: Any) -> str:
+        skipped["rows with the wrong number of fields"] = skipped.get("rows with the wrong number of fields", 0) + 1
+        return "skip"
+
+    return pv.open_csv(
+        source,
+        read_options=pv.ReadOptions(block_size=block_size),
+        parse_options=pv.ParseOptions(invalid_row_handler=skip_row),
+        convert_options=pv.ConvertOptions(include_columns=RATING_INPUT_COLUMNS,
+                                          column_types={name: column_type for name in RATING_INPUT_COLUMNS}),
+    )
+
+
+def _read_ratings_typed(path: Path, ratings_format: str, block_size: int) -> Ratings:
+    skipped: dict[str, int] = {}
+    blocks = []
+    with open_csv_source(path) as source:
+        for batch in _csv_reader(source, block_size, pa.int64(), skipped):
+            blocks.append(_validate_block(*(batch.column(name).to_numpy(zero_copy_only=False)
+                                            for name in RATING_INPUT_COLUMNS), ratings_format, skipped))
+    return _concatenate(blocks, skipped)
+
+
+def _read_ratings_robust(path: Path, ratings_format: str, block_size: int) -> Ratings:
+    skipped: dict[str, int] = {}
+    blocks = []
+    with open_csv_source(path) as source:
+        for batch in _csv_reader(source, block_size, pa.string(), skipped):
+            columns = [pd.to_numeric(batch.column(name).to_pandas(), errors="coerce").to_numpy(dtype=np.float64)
+                       for name in RATING_INPUT_COLUMNS]
+            readable = np.logical_and.reduce([np.isfinite(c) & (c == np.round(c)) for c in columns])
+            if (~readable).any():
+                skipped["rows with a non-integer value"] = skipped.get("rows with a non-integer value", 0) + int((~readable).sum())
+            blocks.append(_validate_block(*(c[readable].astype(np.int64) for c in columns), ratings_format, skipped))
+    return _concatenate(blocks, skipped)
+
+
+def _validate_block(user_id: np.ndarray, anime_id: np.ndarray, rating: np.ndarray, ratings_format: str,
+                    skipped: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    low, high = RATING_RANGES[ratings_format]
+    int32_max = np.iinfo(np.int32).max
+    valid = (user_id >= 0) & (user_id <= int32_max) & (anime_id >= 0) & (anime_id <= int32_max) & (rating >= low) & (rating <= high)
+    if not valid.all():
+        skipped["rows with an id or rating out of range"] = skipped.get("rows with an id or rating out of range", 0) + int((~valid).sum())
+        user_id, anime_id, rating = user_id[valid], anime_id[valid], rating[valid]
+    # "Not rated" (-1 in 2016, 0 in 2020) becomes 0; real scores are 1..10.
+    return user_id.astype(np.int32), anime_id.astype(np.int32), np.maximum(rating, 0).astype(np.int8)
+
+
+def _concatenate(blocks: list[tuple[np.ndarray, ...]], skipped: dict[str, int]) -> Ratings:
+    if not blocks:
+        empty = np.empty(0, dtype=np.int32)
+        return Ratings(empty, empty, empty.astype(np.int8), skipped)
+    return Ratings(*(np.concatenate([block[i] for block in blocks]) for i in range(3)), skipped=skipped)
+
+
+def read_anime_table(anime_path: Path, synopsis_path: Path | None) -> pd.DataFrame:
+    """The anime metadata the app shows, one row per MyAnimeList id, columns as in ``ANIME_COLUMNS``."""
+    raw = _read_small_csv(anime_path)
+    raw = raw.rename(columns={c: ANIME_ALIASES[c] for c in raw.columns if c in ANIME_ALIASES})
+    for required in ("anime_id", "name"):
+        if required not in raw.columns:
+            raise UserError(f"{anime_path.name} lacks the {required} column (MAL_ID/anime_id, Name/name); "
+                            f"found {', '.join(raw.columns)}")
+    anime = pd.DataFrame({"anime_id": pd.to_numeric(raw["anime_id"], errors="coerce")})
+    anime["name"] = raw["name"]
+    anime = anime[anime["anime_id"].notna() & anime["name"].notna()].copy()
+    raw = raw.loc[anime.index]
+    anime["anime_id"] = anime["anime_id"].astype(np.int64)
+    anime["english_name"] = raw.get("english_name", pd.Series(index=raw.index, dtype=object)).fillna(anime["name"])
+    anime["genres"] = [[g.strip() for g in str(v).split(",") if g.strip()] if isinstance(v, str) else []
+                       for v in raw.get("genres", pd.Series(index=raw.index, dtype=object))]
+    anime["type"] = raw.get("type", pd.Series(index=raw.index, dtype=object))
+    anime["episodes"] = pd.to_numeric(raw.get("episodes"), errors="coerce").astype("Int32") if "episodes" in raw else pd.array([pd.NA] * len(raw), dtype="Int32")
+    anime["premiered"] = raw.get("premiered", pd.Series(index=raw.index, dtype=object))
+    year_text = anime["premiered"].fillna(raw.get("aired", pd.Series(index=raw.index, dtype=object)))
+    anime["year"] = pd.to_numeric(year_text.str.extract(r"(\d{4})", expand=False), errors="coerce").astype("Int32")
+    anime["score"] = pd.to_numeric(raw.get("score"), errors="coerce").astype(np.float32) if "score" in raw else np.float32("nan")
+    anime["members"] = pd.to_numeric(raw.get("members"), errors="coerce").fillna(0).astype(np.int64) if "members" in raw else 0
+    anime["synopsis"] = _read_synopses(synopsis_path).reindex(anime["anime_id"]).to_numpy() if synopsis_path else None
+    anime = anime.drop_duplicates("anime_id").reset_index(drop=True)
+    return anime[ANIME_COLUMNS]
+
+
+def _read_small_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype=str, na_values=MISSING_MARKERS, keep_default_na=True)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        raise UserError(f"cannot read {path.name}: {error}") from error
+
+
+def _read_synopses(path: Path) -> pd.Series:
+    raw = _read_small_csv(path)
+    column = next((c for c in SYNOPSIS_COLUMNS if c in raw.columns), None)
+    id_column = next((c for c in ("MAL_ID", "anime_id") if c in raw.columns), None)
+    if column is None or id_column is None:
+        raise UserError(f"{path.name} lacks MAL_ID or sypnopsis/synopsis columns; found {', '.join(raw.columns)}")
+    ids = pd.to_numeric(raw[id_column], errors="coerce")
+    synopses = pd.Series(raw[column].to_numpy(), index=ids).loc[lambda s: s.index.notna()]
+    synopses.index = synopses.index.astype(np.int64)
+    synopses = synopses[~synopses.index.duplicated()]
+    return synopses.astype(object).where(synopses.notna(), None)
+
+
+# ------------------------------------------------------------------------------------------- processing
+def filter_active_users(ratings: Ratings, min_user_ratings: int) -> np.ndarray:
+    """Boolean mask of rows whose user has at least ``min_user_ratings`` rated (1..10) rows."""
+    rated_per_user = np.bincount(ratings.user_id[ratings.rating > 0], minlength=int(ratings.user_id.max()) + 1)
+    kept_users = rated_per_user >= min_user_ratings
+    if not kept_users.any():
+        raise UserError(_no_users_message(rated_per_user, min_user_ratings))
+    return kept_users[ratings.user_id]
+
+
+def _no_users_message(rated_per_user: np.ndarray, min_user_ratings: int) -> str:
+    counts = rated_per_user[rated_per_user > 0]
+    steps = [t for t in (10, 20, 50, 100, 200, 400, 1000) if t < min_user_ratings]
+    spread = ", ".join(f"{int((counts >= t).sum())} have >= {t}" for t in steps)
+    suggestion = max([t for t in steps if (counts >= t).sum() >= 10], default=max(int(counts.max(initial=0)), 1))
+    return (f"no user has at least {min_user_ratings} rated anime: {len(counts)} users rated anything, "
+            f"the most by one user is {int(counts.max(initial=0))}" + (f"; {spread}" if spread else "")
+            + f"; try --min-user-ratings {suggestion}")
+
+
+def encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map ids to dense indices 0..n-1 in ascending id order; return (ids, indices)."""
+    ids, indices = np.unique(values, return_inverse=True)
+    return ids.astype(np.int64), indices.astype(np.int32)
+
+
+def assign_splits(user_index: np.ndarray, rating: np.ndarray, holdout_fraction: float,
+                  validation_fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Per-user test holdout of rated rows, then a random validation share of the remaining rated rows.
+
+    Each user with n rated anime gets floor(holdout_fraction * n) of them (at least one when the fraction is
+    positive and n >= 2) chosen at random as test; unrated rows always stay in training.
+    """
+    split = np.full(len(user_index), SPLIT_TRAIN, dtype=np.int8)
+    rated_rows = np.flatnonzero(rating > 0)
+    if holdout_fraction > 0 and len(rated_rows):
+        users = user_index[rated_rows]
+        order = np.lexsort((rng.random(len(rated_rows)), users))  # random order within each user
+        sorted_users = users[order]
+        group_start = np.searchsorted(sorted_users, sorted_users, side="left")
+        rank_in_user = np.arange(len(order)) - group_start
+        per_user = np.bincount(users)
+        quota = np.floor(holdout_fraction * per_user).astype(np.int64)
+        quota[(quota == 0) & (per_user >= 2)] = 1
+        split[rated_rows[order[rank_in_user < quota[sorted_users]]]] = SPLIT_TEST
+    trainable = np.flatnonzero((split == SPLIT_TRAIN) & (rating > 0))
+    split[trainable[rng.random(len(trainable)) < validation_fraction]] = SPLIT_VALIDATION
+    return split
+
+
+def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Path | None = None,
+            min_user_ratings: int | None = None) -> dict[str, Any]:
+    """Run the processing stage; return the summary it writes."""
+    raw_dir = raw_dir or paths_config.raw_dir()
+    destination = destination or paths_config.processed_dir()
+    found = describe_raw_folder(raw_dir)
+    processing = config["processing"]
+    min_user_ratings = int(processing["min_user_ratings"] if min_user_ratings is None else min_user_ratings)
+    if min_user_ratings < 1:
+        raise UserError(f"min_user_ratings must be at least 1, not {min_user_ratings}")
+    rng = np.random.default_rng(int(config["seed"]))
+
+    anime_table = read_anime_table(found["anime"], found["synopsis"])
+    logger.info("read %d anime from %s", len(anime_table), found["anime"].name)
+    ratings = read_ratings(found["ratings"], found["ratings_format"], config)
+    rows_read, skipped = len(ratings.rating), dict(ratings.skipped)
+    logger.info("read %d ratings rows (%d rated) from %d users in %s", rows_read, int((ratings.rating > 0).sum()),
+                int(np.count_nonzero(np.bincount(ratings.user_id))), found["ratings"].name)
+
+    # Activity is counted on the user's whole history, before rows without anime metadata are dropped.
+    keep = filter_active_users(ratings, min_user_ratings)
+    ratings = Ratings(ratings.user_id[keep], ratings.anime_id[keep], ratings.rating[keep], ratings.skipped)
+    known_anime = np.zeros(max(int(ratings.anime_id.max(initial=0)), int(anime_table["anime_id"].max())) + 1, dtype=bool)
+    known_anime[anime_table["anime_id"].to_numpy()] = True
+    has_metadata = known_anime[ratings.anime_id]
+    unknown_anime_rows = int((~has_metadata).sum())
+    if unknown_anime_rows:
+        logger.warning("dropping %d rows whose anime id is not in %s", unknown_anime_rows, found["anime"].name)
+        ratings = Ratings(ratings.user_id[has_metadata], ratings.anime_id[has_metadata], ratings.rating[has_metadata], ratings.skipped)
+    if len(ratings.rating) == 0:
+        raise UserError(f"no ratings row refers to an anime in {found['anime'].name}: are the files from the same dataset?")
+
+    user_ids, user_index = encode(ratings.user_id)
+    anime_ids, anime_index = encode(ratings.anime_id)
+    rating = ratings.rating
+    del ratings, keep
+    user_index, anime_index, rating, duplicates = _drop_duplicate_pairs(user_index, anime_index, rating, len(anime_ids))
+    split = assign_splits(user_index, rating, float(config["evaluation"]["holdout_fraction"]),
+                          float(processing["validation_fraction"]), rng)
+    order = rng.permutation(len(rating))  # a seeded shuffle, so training batches mix users
+    table = pd.DataFrame({"user_index": user_index[order], "anime_index": anime_index[order],
+                          "rating": rating[order], "split": split[order]})
+    anime_table = anime_table.set_index("anime_id").loc[anime_ids].reset_index()
+
+    summary = {
+        "source": read_json(raw_dir / "source.json") if (raw_dir / "source.json").is_file() else {"origin": str(raw_dir)},
+        "ratings_file": found["ratings"].name, "ratings_format": found["ratings_format"],
+        "rows_read": rows_read, "rows_skipped": sum(skipped.values()), "skip_reasons": skipped,
+        "rows_with_unknown_anime": unknown_anime_rows,
+        "min_user_ratings": min_user_ratings, "users": len(user_ids), "anime": len(anime_ids),
+        "interactions": len(table), "rated": int((table["rating"] > 0).sum()), "duplicates_dropped": duplicates,
+        "train": int((table["split"] == SPLIT_TRAIN).sum()), "validation": int((table["split"] == SPLIT_VALIDATION).sum()),
+        "test": int((table["split"] == SPLIT_TEST).sum()),
+        "holdout_fraction": float(config["evaluation"]["holdout_fraction"]), "seed": int(config["seed"]),
+    }
+    with atomic_directory(destination) as staging:
+        table.to_parquet(staging / "ratings.parquet", index=False)
+        anime_table.to_parquet(staging / "anime.parquet", index=False)
+        write_ids(staging / "user_ids.json", user_ids)
+        write_ids(staging / "anime_ids.json", anime_ids)
+        write_json(staging / "summary.json", summary)
+    logger.info("kept %d users with >= %d rated anime, %d anime, %d interactions (train %d, validation %d, test %d)",
+                summary["users"], min_user_ratings, summary["anime"], summary["interactions"], summary["train"],
+                summary["validation"], summary["test"])
+    return summary
+
+
+def _drop_duplicate_pairs(user_index: np.ndarray, anime_index: np.ndarray, rating: np.ndarray,
+                          n_anime: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Keep one row per (user, anime) pair: the last one in file order, as a later entry updates an earlier one."""
+    key = user_index.astype(np.int64) * n_anime + anime_index
+    reversed_first = np.unique(key[::-1], return_index=True)[1]
+    keep = np.sort(len(key) - 1 - reversed_first)
+    duplicates = len(key) - len(keep)
+    if duplicates:
+        logger.warning("dropped %d duplicate (user, anime) rows, keeping the last of each", duplicates)
+        return user_index[keep], anime_index[keep], rating[keep], duplicates
+    return user_index, anime_index, rating, 0

@@ -1,0 +1,58 @@
+"""Experiment tracking with comet-ml: online when COMET_API_KEY is set, otherwise a real offline archive.
+
+The key is read from the environment only; it never appears in code or config.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import comet_ml  # noqa: F401  (imported before keras by callers, as comet recommends)
+import keras
+
+from src.logger import get_logger
+
+logger = get_logger(__name__)
+
+# Everything is logged explicitly, so nothing is gathered behind our back (or sent anywhere offline).
+_QUIET = dict(
+    auto_metric_logging=False, auto_param_logging=False, auto_output_logging=False, auto_histogram_weight_logging=False,
+    log_graph=False, log_code=False, log_git_metadata=False, log_git_patch=False, log_env_details=False,
+    log_env_gpu=False, log_env_host=False, log_env_cpu=False, display_summary_level=0,
+)
+
+
+def start_experiment(config: dict[str, Any], offline_directory: Path) -> comet_ml.BaseExperiment:
+    comet_config = config.get("comet", {})
+    project = os.environ.get("COMET_PROJECT_NAME", comet_config.get("project_name"))
+    workspace = os.environ.get("COMET_WORKSPACE", comet_config.get("workspace"))
+    if os.environ.get("COMET_API_KEY"):
+        logger.info("logging to Comet online (project %s)", project)
+        return comet_ml.Experiment(project_name=project, workspace=workspace, **_QUIET)
+    offline_directory.mkdir(parents=True, exist_ok=True)
+    logger.info("COMET_API_KEY not set: writing an offline Comet archive under %s", offline_directory)
+    return comet_ml.OfflineExperiment(offline_directory=str(offline_directory), project_name=project,
+                                      workspace=workspace, **_QUIET)
+
+
+def finish_experiment(experiment: comet_ml.BaseExperiment) -> Path | None:
+    """End the experiment; return the offline archive written, if any."""
+    experiment.end()
+    directory = getattr(experiment, "offline_directory", None)
+    if directory is None:
+        return None
+    archive = Path(directory) / f"{experiment.get_key()}.zip"
+    return archive if archive.is_file() else None
+
+
+class CometEpochLogger(keras.callbacks.Callback):
+    """Send loss, val_loss, MAE, MSE and the learning rate to Comet after every epoch."""
+
+    def __init__(self, experiment: comet_ml.BaseExperiment) -> None:
+        super().__init__()
+        self.experiment = experiment
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        metrics = {name: float(value) for name, value in (logs or {}).items()}
+        self.experiment.log_metrics(metrics, epoch=epoch + 1, step=epoch + 1)
