@@ -35,6 +35,7 @@ popularity, item-kNN and (when the optional ``implicit`` package is installed) A
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import tempfile
@@ -49,7 +50,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
-from src.artifacts import SPLIT_TEST, l2_normalise
+from src.artifacts import SPLIT_TEST, ModelArtifacts, l2_normalise
 from src.errors import UserError
 from src.logger import get_logger
 from utils.atomic import TEMP_MARKER, write_json
@@ -147,10 +148,12 @@ def batch_metrics(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict[str,
 
 
 def top_k_items(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores per row, best first; -1 where fewer than k scores are finite.
+    """Indices of the k highest scores per row, best first; -1 where fewer than k anime score above -inf.
 
     Ties are broken by lower anime index, so rankings do not depend on argpartition's internal order.
     """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
     k_available = min(k, scores.shape[1])
     kth_best = -np.partition(-scores, k_available - 1, axis=1)[:, k_available - 1:k_available]
     # argpartition would pick arbitrary items among those tied with the k-th best score: take the strictly
@@ -165,7 +168,7 @@ def top_k_items(scores: np.ndarray, k: int) -> np.ndarray:
     candidates = np.nonzero(selected)[1].reshape(len(scores), k_available)  # ascending index within each row
     order = np.argsort(-np.take_along_axis(scores, candidates, axis=1), axis=1, kind="stable")
     top = np.take_along_axis(candidates, order, axis=1)
-    top[~np.isfinite(np.take_along_axis(scores, top, axis=1))] = -1
+    top[np.isneginf(np.take_along_axis(scores, top, axis=1))] = -1  # -inf = excluded, never recommended
     if k_available < k:
         top = np.hstack([top, np.full((len(top), k - k_available), -1, dtype=top.dtype)])
     return top
@@ -214,7 +217,8 @@ def recommend_top_k(score_fn: ScoreFn, train_interactions: pd.DataFrame, users: 
                     k: int = 10, batch_size: int = 1024) -> np.ndarray:
     """The (len(users) x k) top-k lists the evaluator scores, training anime excluded; -1 pads short lists."""
     users = np.asarray(users, dtype=np.int64)
-    known = interaction_matrix(train_interactions, max(_n_users(train_interactions), int(users.max(initial=-1)) + 1), n_anime)
+    n_users = max(_n_users(train_interactions), int(users.max(initial=-1)) + 1)
+    known = interaction_matrix(train_interactions, n_users, n_anime)
     lists = np.empty((len(users), k), dtype=np.int64)
     for batch, top in _ranked_batches(score_fn, known, users, k, batch_size):
         lists[batch] = top
@@ -242,6 +246,7 @@ def evaluate_scorer(score_fn: ScoreFn, train_interactions: pd.DataFrame, test_in
     known = interaction_matrix(train_interactions, n_users, n_anime)
     relevant = interaction_matrix(test_interactions, n_users, n_anime)
     users = held_out_users(test_interactions) if users is None else np.asarray(users, dtype=np.int64)
+    users = users[(users >= 0) & (users < n_users)]
     users = users[np.diff(relevant.indptr)[users] > 0]  # metrics are undefined without held-out anime
     if len(users) == 0:
         raise UserError("no users with held-out test ratings: set evaluation.holdout_fraction > 0 and rerun training")
@@ -351,10 +356,20 @@ def per_user_scorer(score_one: Callable[[int], np.ndarray]) -> ScoreFn:
     return score
 
 
+def without_held_out(artifacts: ModelArtifacts) -> ModelArtifacts:
+    """The same artifacts with the test rows dropped from ``user_ratings``: what an engine may know offline.
+
+    The serving engine builds user profiles and neighbour preferences from every row it is given; an engine
+    built from the full artifacts would see the held-out anime it is being evaluated on.
+    """
+    ratings = artifacts.user_ratings
+    return dataclasses.replace(artifacts, user_ratings=ratings[ratings["split"].to_numpy() != SPLIT_TEST])
+
+
 def engine_scorers(engine: Any, methods: Sequence[str] = ("content", "user", "hybrid")) -> dict[str, ScoreFn]:
     """One scorer per engine method, calling ``engine.score_catalogue(user_index, method)``.
 
-    The engine must build each user's profile from non-test rows only, or held-out anime leak into the scores.
+    Build the engine from ``without_held_out(artifacts)``, or held-out anime leak into its scores.
     """
     return {method: per_user_scorer(lambda user, method=method: engine.score_catalogue(user, method))
             for method in methods}

@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 
 from config.paths_config import CONFIG_PATH
-from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION
+from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, ModelArtifacts
 from src.errors import UserError
 from src.evaluation import (
     EvaluationSettings, als_scorer, baseline_scorers, batch_metrics, catalogue_coverage, embedding_scorer,
     engine_scorers, evaluate_methods, evaluate_scorer, held_out_users, hit_rate_at_k, item_knn_scorer,
     log_to_comet, mean_popularity_rank, ndcg_at_k, per_user_scorer, popularity_ranks, popularity_scorer,
-    recall_at_k, recommend_top_k, settings_from_config, split_interactions, top_k_items, write_reports,
+    recall_at_k, recommend_top_k, settings_from_config, split_interactions, top_k_items, without_held_out,
+    write_reports,
 )
 from utils.common_functions import read_yaml
 
@@ -125,6 +126,9 @@ def test_top_k_orders_best_first_breaks_ties_by_index_and_pads():
     scores = np.array([[0.1, 0.9, 0.5, 0.9, -np.inf], [1.0, 1.0, 1.0, 1.0, 1.0]])
     assert top_k_items(scores, 3).tolist() == [[1, 3, 2], [0, 1, 2]]
     assert top_k_items(scores, 7).tolist() == [[1, 3, 2, 0, -1, -1, -1], [0, 1, 2, 3, 4, -1, -1]]
+    assert top_k_items(np.array([[np.inf, 0.0, -np.inf]]), 3).tolist() == [[0, 1, -1]]  # only -inf is excluded
+    with pytest.raises(ValueError, match="k must be"):
+        top_k_items(scores, 0)
     # ties at the k-th place are resolved by index too, whatever order argpartition leaves them in
     rng = np.random.default_rng(1)
     many = rng.integers(0, 3, size=(50, 500)).astype(float)
@@ -271,6 +275,16 @@ def test_any_per_user_engine_plugs_in():
     assert per_user_scorer(lambda user: np.arange(10.0) * user)(np.array([0, 2])).shape == (2, 10)
     results = evaluate_methods(scorers, train, test, 10, EvaluationSettings(k=10))
     assert set(results) == {"content", "hybrid"}
+
+
+def test_engine_view_of_the_artifacts_has_no_held_out_rows():
+    ratings = random_ratings()
+    artifacts = ModelArtifacts(np.eye(60, 4, dtype=np.float32), np.eye(40, 4, dtype=np.float32), np.arange(60),
+                               np.arange(40), pd.DataFrame({"anime_id": np.arange(40)}), ratings, {"source": "test"})
+    view = without_held_out(artifacts)
+    assert (view.user_ratings["split"] != SPLIT_TEST).all()
+    assert len(view.user_ratings) == (ratings["split"] != SPLIT_TEST).sum()
+    assert view.anime_embeddings is artifacts.anime_embeddings and len(artifacts.user_ratings) == len(ratings)
 
 
 # --- determinism, settings, reports, Comet --------------------------------------------------------------------
