@@ -1,0 +1,260 @@
+"""The engine on the tiny two-group artifact set, where the right answers are known."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving_fixtures import (  # noqa: F401  (pytest fixtures are used by name)
+    GROUP_A_IDS, GROUP_B_IDS, GROUP_B_USERS, TEST_USER, TEST_USER_RATINGS, TEST_USER_UNSEEN_A, engine,
+    serving_config, tiny_artifacts_root, tiny_frames, tiny_model_dir, write_tiny_artifacts,
+)
+from src.artifacts import SPLIT_TEST, ModelArtifacts, load_model_artifacts
+from src.errors import ArtifactError
+from src.recommender import (
+    Filters, InvalidRequestError, Recommender, ServingConfig, UnknownAnimeError, UnknownUserError,
+)
+
+
+def ids(items: list[dict]) -> list[int]:
+    return [item["anime_id"] for item in items]
+
+
+# ---------------------------------------------------------------------- user recommendations
+def test_group_a_user_gets_the_unseen_group_a_anime_first(engine: Recommender) -> None:
+    top = engine.recommend_for_user(TEST_USER, n=2)
+    assert set(ids(top)) == TEST_USER_UNSEEN_A
+
+
+@pytest.mark.parametrize("weights", [(0.5, 0.5), (1.0, 0.0), (0.0, 1.0), (0.9, 0.1)])
+def test_already_rated_or_watched_anime_never_come_back(engine: Recommender, weights: tuple[float, float]) -> None:
+    # TEST_USER_RATINGS includes a test-split row (21) and a rating-0 "watched" row (101)
+    items = engine.recommend_for_user(TEST_USER, n=100, user_weight=weights[0], content_weight=weights[1])
+    assert not set(ids(items)) & set(TEST_USER_RATINGS)
+
+
+def test_asking_more_than_the_catalogue_returns_every_unseen_anime(engine: Recommender) -> None:
+    items = engine.recommend_for_user(TEST_USER, n=100)
+    assert len(items) == engine.n_anime - len(TEST_USER_RATINGS)
+    assert len(set(ids(items))) == len(items)
+    assert [item["match"] for item in items] == sorted((item["match"] for item in items), reverse=True)
+
+
+def test_every_item_has_a_reason_and_the_documented_fields(engine: Recommender) -> None:
+    for item in engine.recommend_for_user(TEST_USER, n=100):
+        assert item["reasons"] and all(isinstance(reason, str) and reason for reason in item["reasons"])
+        assert {"anime_id", "name", "english_name", "genres", "type", "score", "synopsis", "episodes", "year",
+                "members", "premiered", "match"} <= item.keys()
+        assert 0.0 <= item["match"] <= 1.0
+
+
+def test_reasons_name_the_neighbours_and_the_favourite(engine: Recommender) -> None:
+    first = engine.recommend_for_user(TEST_USER, n=1)[0]
+    assert any(reason.startswith("liked by ") and "of your 10 most similar users" in reason for reason in first["reasons"])
+    assert any(reason.startswith("similar to ") and "which you rated" in reason for reason in first["reasons"])
+
+
+def test_a_group_b_user_gets_the_group_b_anime_they_have_not_seen(engine: Recommender) -> None:
+    # GROUP_B_USERS[0] rated every group-B anime but Kimi no Na wa. (104)
+    assert ids(engine.recommend_for_user(GROUP_B_USERS[0], n=1)) == [104]
+
+
+# ---------------------------------------------------------------------- filters
+def test_filters_apply_before_the_cut_so_n_items_still_come_back(engine: Recommender) -> None:
+    romance = engine.recommend_for_user(TEST_USER, n=3, filters=Filters(genres=("Romance",)))
+    # group B anime rank below every group A anime for this user, yet three come back
+    assert len(romance) == 3
+    assert all("Romance" in item["genres"] for item in romance)
+
+
+@pytest.mark.parametrize("filters, check", [
+    (Filters(types=("Movie",)), lambda item: item["type"] == "Movie"),
+    (Filters(types=("movie", "TV")), lambda item: item["type"] in {"Movie", "TV"}),
+    (Filters(year_from=2005), lambda item: item["year"] is not None and item["year"] >= 2005),
+    (Filters(year_to=2001), lambda item: item["year"] is not None and item["year"] <= 2001),
+    (Filters(min_score=8.0), lambda item: item["score"] is not None and item["score"] >= 8.0),
+    (Filters(genres=("romance", "Drama")), lambda item: {"Romance", "Drama"} <= set(item["genres"])),
+])
+def test_each_filter_holds(engine: Recommender, filters: Filters, check) -> None:
+    for method in (engine.recommend_for_user, ):
+        items = method(TEST_USER, n=100, filters=filters)
+        assert items and all(check(item) for item in items)
+    similar = engine.similar_anime(1, n=100, filters=filters)
+    assert all(check(item) for item in similar)
+
+
+def test_a_filter_nothing_passes_gives_an_empty_list(engine: Recommender) -> None:
+    assert engine.recommend_for_user(TEST_USER, filters=Filters(genres=("Mecha", "Romance"))) == []
+
+
+@pytest.mark.parametrize("filters", [Filters(genres=("Horror",)), Filters(types=("Manga",))])
+def test_unknown_genre_or_type_is_refused(engine: Recommender, filters: Filters) -> None:
+    with pytest.raises(InvalidRequestError, match="use one of"):
+        engine.recommend_for_user(TEST_USER, filters=filters)
+
+
+# ---------------------------------------------------------------------- similar anime and users
+def test_similar_anime_stay_in_their_group_and_exclude_the_anime_itself(engine: Recommender) -> None:
+    similar = engine.similar_anime(1, n=5)
+    assert set(ids(similar)) == set(GROUP_A_IDS) - {1}
+    assert [item["similarity"] for item in similar] == sorted((item["similarity"] for item in similar), reverse=True)
+    assert 1 not in ids(engine.similar_anime(1, n=100))
+    assert len(engine.similar_anime(1, n=100)) == engine.n_anime - 1
+
+
+def test_similar_users_stay_in_their_group(engine: Recommender) -> None:
+    neighbours, similarity = engine.similar_users(engine.user_index(TEST_USER), k=7)
+    assert engine.user_index(TEST_USER) not in neighbours
+    assert all(1001 <= engine.user_ids[i] <= 1008 for i in neighbours)
+    assert np.all(np.diff(similarity) <= 0)
+
+
+def test_user_preferences_use_the_75th_percentile_of_their_own_ratings(engine: Recommender) -> None:
+    preferences = engine.user_preferences(engine.user_index(TEST_USER))
+    # ratings 10, 9, 9, 8, 3 (the 0 is "watched", not a rating): 75th percentile = 9
+    assert preferences.threshold == pytest.approx(9.0)
+    assert {int(engine.anime_ids[j]) for j in preferences.anime_indices} == {1, 6, 21}
+    assert {"Action", "Sci-Fi"} <= set(preferences.genres)
+
+
+# ---------------------------------------------------------------------- favourites (cold start)
+def test_favourites_of_group_b_give_group_b_anime(engine: Recommender) -> None:
+    items = engine.recommend_from_favourites([101, 102], n=4)
+    assert set(ids(items)) == set(GROUP_B_IDS) - {101, 102}
+    assert all(item["reasons"] for item in items)
+    assert any("which you liked" in reason for item in items for reason in item["reasons"])
+
+
+def test_favourites_never_return_the_liked_anime_and_dedupe(engine: Recommender) -> None:
+    items = engine.recommend_from_favourites([1, 1, 5], n=100)
+    assert not {1, 5} & set(ids(items))
+    assert len(items) == engine.n_anime - 2
+
+
+def test_favourites_with_unknown_anime_are_refused(engine: Recommender) -> None:
+    with pytest.raises(UnknownAnimeError, match="999"):
+        engine.recommend_from_favourites([1, 999])
+
+
+# ---------------------------------------------------------------------- search
+@pytest.mark.parametrize("query, expected_first", [
+    ("Cowboy Bebop", 1),          # exact beats prefix ("Cowboy Bebop: The Movie")
+    ("cowboy", 1),                # prefix, more members first
+    ("BEBOP", 1),                 # substring, case-insensitive
+    ("your name.", 104),          # English title
+    ("kimi no na wa.", 104),      # original title
+    ("  naruto ", 20),            # surrounding whitespace
+])
+def test_search_ranks_exact_then_prefix_then_substring(engine: Recommender, query: str, expected_first: int) -> None:
+    assert ids(engine.search(query))[0] == expected_first
+
+
+def test_search_orders_by_match_kind_then_popularity(engine: Recommender) -> None:
+    # "na": Naruto and Nana start with it (Naruto more popular), Kimi no Na wa. and Clannad contain it
+    assert ids(engine.search("na")) == [20, 106, 104, 101]
+    assert ids(engine.search("na", limit=2)) == [20, 106]
+    assert engine.search("zzz") == []
+
+
+@pytest.mark.parametrize("query", ["", "   ", "x" * 101])
+def test_search_refuses_blank_or_long_queries(engine: Recommender, query: str) -> None:
+    with pytest.raises(InvalidRequestError):
+        engine.search(query)
+
+
+# ---------------------------------------------------------------------- catalogue scoring for evaluation
+@pytest.mark.parametrize("method", ["user", "content", "hybrid"])
+def test_score_catalogue_is_float32_over_the_whole_catalogue_in_unit_range(engine: Recommender, method: str) -> None:
+    scores = engine.score_catalogue(engine.user_index(TEST_USER), method)
+    assert scores.dtype == np.float32 and scores.shape == (engine.n_anime,)
+    assert scores.min() >= 0.0 and scores.max() <= 1.0 + 1e-6
+    if method != "hybrid":  # each component is scaled by its maximum; the hybrid is their weighted mean
+        assert scores.max() == pytest.approx(1.0)
+
+
+def test_score_catalogue_matches_what_serving_ranks_by(engine: Recommender) -> None:
+    scores = engine.score_catalogue(engine.user_index(TEST_USER), "hybrid", 0.7, 0.3)
+    items = engine.recommend_for_user(TEST_USER, n=100, user_weight=0.7, content_weight=0.3)
+    for item in items:
+        assert item["match"] == pytest.approx(scores[engine.anime_index(item["anime_id"])], abs=1e-4)
+
+
+def test_hybrid_is_the_weighted_mean_of_the_components(engine: Recommender) -> None:
+    user = engine.user_index(TEST_USER)
+    mixed = engine.score_catalogue(user, "hybrid", 0.25, 0.75)
+    expected = 0.25 * engine.score_catalogue(user, "user") + 0.75 * engine.score_catalogue(user, "content")
+    np.testing.assert_allclose(mixed, expected, atol=1e-6)
+
+
+def test_engine_derives_preferences_from_the_ratings_it_is_given(tiny_model_dir, serving_config) -> None:
+    """The evaluator drops the test split before building the engine: held-out anime must not leak in."""
+    artifacts = load_model_artifacts(tiny_model_dir)
+    train_only = ModelArtifacts(**{**artifacts.__dict__,
+                                   "user_ratings": artifacts.user_ratings[artifacts.user_ratings["split"] != SPLIT_TEST]})
+    engine = Recommender(train_only, serving_config)
+    user = engine.user_index(TEST_USER)
+    assert 21 not in {int(engine.anime_ids[j]) for j in engine.known_anime(user)}
+    assert 21 not in {int(engine.anime_ids[j]) for j in engine.user_preferences(user).anime_indices}
+    assert 21 in ids(engine.recommend_for_user(TEST_USER, n=100))
+
+
+def test_unknown_method_is_refused(engine: Recommender) -> None:
+    with pytest.raises(InvalidRequestError):
+        engine.score_catalogue(0, "popularity")
+
+
+# ---------------------------------------------------------------------- bad input and bad artifacts
+@pytest.mark.parametrize("kwargs", [
+    {"n": 0}, {"n": 101}, {"user_weight": -1.0}, {"user_weight": float("nan")}, {"content_weight": float("inf")},
+    {"user_weight": 0.0, "content_weight": 0.0},
+])
+def test_bad_parameters_are_refused(engine: Recommender, kwargs: dict) -> None:
+    with pytest.raises(InvalidRequestError):
+        engine.recommend_for_user(TEST_USER, **kwargs)
+
+
+def test_unknown_ids_raise_their_own_errors(engine: Recommender) -> None:
+    with pytest.raises(UnknownUserError, match="favourites"):
+        engine.recommend_for_user(424242)
+    with pytest.raises(UnknownAnimeError):
+        engine.similar_anime(424242)
+
+
+def test_a_user_without_ratings_still_gets_recommendations(serving_config) -> None:
+    frames = tiny_frames()
+    ratings = frames["user_ratings"]
+    frames["user_ratings"] = ratings[ratings["user_index"] != 0]
+    engine = Recommender(ModelArtifacts(**frames), serving_config)
+    items = engine.recommend_for_user(TEST_USER, n=3)
+    assert len(items) == 3 and all(item["reasons"] for item in items)
+
+
+def test_duplicate_ids_are_refused(serving_config) -> None:
+    frames = tiny_frames()
+    frames["user_ids"] = frames["user_ids"].copy()
+    frames["user_ids"][1] = frames["user_ids"][0]
+    with pytest.raises(ArtifactError, match="more than once"):
+        Recommender(ModelArtifacts(**frames), serving_config)
+
+
+def test_missing_artifacts_raise_an_artifact_error(tmp_path) -> None:
+    with pytest.raises(ArtifactError, match="training_pipeline"):
+        Recommender.from_folder(tmp_path / "nothing-here")
+
+
+def test_genres_may_come_as_comma_separated_text(tmp_path, serving_config) -> None:
+    frames = tiny_frames()
+    frames["anime"] = frames["anime"].assign(genres=[", ".join(g) for g in frames["anime"]["genres"]])
+    engine = Recommender(ModelArtifacts(**frames), serving_config)
+    assert "Slice of Life" in engine.genres and engine.anime(1)["genres"] == ["Action", "Sci-Fi", "Space"]
+
+
+def test_serving_config_reads_the_yaml_section() -> None:
+    config = ServingConfig.from_yaml()
+    assert config.max_n >= config.default_n >= 1 and config.max_liked >= 1
+
+
+def test_written_artifacts_round_trip(tmp_path) -> None:
+    folder = write_tiny_artifacts(tmp_path / "model")
+    artifacts = load_model_artifacts(folder)
+    assert isinstance(artifacts.anime, pd.DataFrame) and len(artifacts.anime) == 12
