@@ -1,0 +1,50 @@
+"""The web application: ``create_app()`` builds it (Flask app factory); ``python application.py`` runs the
+development server on http://127.0.0.1:5000 (debug off); gunicorn.conf.py serves it in production.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from config.paths_config import model_dir
+from src.logger import get_logger
+from src.web.api import api_bp, health_bp
+from src.web.errors import register_error_handlers
+from src.web.pages import pages_bp
+from src.web.state import load_engine
+
+logger = get_logger(__name__)
+HERE = Path(__file__).resolve().parent
+MAX_BODY_BYTES = 64 * 1024  # a favourites request is a few hundred bytes; anything near this is abuse
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app and load the model artifacts once (``ARTIFACTS_DIR``, default the model dir).
+
+    The app starts even when the artifacts are missing or broken: /healthz answers, /readyz and the API
+    report the reason with a 503, and the pages show it.
+    """
+    app = Flask(__name__, template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
+    app.config.from_mapping(
+        ARTIFACTS_DIR=str(model_dir()),
+        SERVING_CONFIG=None,  # None: the serving section of config/config.yaml
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        DEBUG=False,
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.debug = False  # never the interactive debugger: it would hand out a Python shell
+    app.json.sort_keys = False  # keep fields in the documented order
+    load_engine(app)
+    app.register_blueprint(health_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(pages_bp)
+    register_error_handlers(app)
+    return app
+
+
+if __name__ == "__main__":
+    create_app().run(host="127.0.0.1", port=5000, debug=False)

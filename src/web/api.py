@@ -1,0 +1,84 @@
+"""The JSON API (``/api``) and the health probes (``/healthz``, ``/readyz``).
+
+Handlers only parse, call the engine and wrap the result; every user-fixable problem becomes a 4xx JSON error
+in src/web/errors.py, so no request can end in a 500 with a stack trace.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import BadRequest
+
+from src.recommender import InvalidRequestError
+from src.web import params
+from src.web.openapi import openapi_document
+from src.web.state import engine_state, get_engine
+
+health_bp = Blueprint("health", __name__)
+api_bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@health_bp.get("/healthz")
+def healthz() -> Any:
+    """The process answers: always 200, even when there is nothing to serve."""
+    return jsonify(status="ok")
+
+
+@health_bp.get("/readyz")
+def readyz() -> Any:
+    """200 once the artifacts are in memory; 503 with the reason otherwise (keeps a load balancer away)."""
+    state = engine_state()
+    if state.recommender is None:
+        return jsonify(status="unavailable", reason=state.reason), 503
+    engine = state.recommender
+    return jsonify(status="ready", users=engine.n_users, anime=engine.n_anime)
+
+
+@api_bp.get("/openapi.json")
+def openapi() -> Any:
+    state = engine_state()
+    return jsonify(openapi_document(state.recommender, state.config))
+
+
+@api_bp.get("/users/<user_id>/recommendations")
+def user_recommendations(user_id: str) -> Any:
+    engine = get_engine()
+    user = params.parse_id(user_id, "user")
+    options = params.query_params(request.args, engine.config)
+    items = engine.recommend_for_user(user, options.n, options.user_weight, options.content_weight, options.filters)
+    preferences = engine.user_preferences(engine.user_index(user))
+    return jsonify(user_id=user, preferred_genres=list(preferences.genres), recommendations=items)
+
+
+@api_bp.get("/anime/search")
+def search() -> Any:
+    engine = get_engine()
+    query, limit = params.search_params(request.args, engine.config)
+    return jsonify(query=query, results=engine.search(query, limit))
+
+
+@api_bp.get("/anime/<anime_id>/similar")
+def similar(anime_id: str) -> Any:
+    engine = get_engine()
+    anime = params.parse_id(anime_id, "anime")
+    n, filters = params.similar_params(request.args, engine.config)
+    return jsonify(anime=engine.anime(anime), similar=engine.similar_anime(anime, n, filters))
+
+
+@api_bp.post("/recommendations")
+def favourites_recommendations() -> Any:
+    engine = get_engine()
+    liked, options = params.favourites_params(_json_body(), engine.config)
+    items = engine.recommend_from_favourites(liked, options.n, options.user_weight, options.content_weight,
+                                             options.filters)
+    return jsonify(liked=liked, recommendations=items)
+
+
+def _json_body() -> Any:
+    # force: a client that forgot the Content-Type header still gets an answer about its body, not a 415
+    # RecursionError: json gives up on a body nested thousands of levels deep, which fits in 64 KiB
+    try:
+        return request.get_json(force=True)
+    except (BadRequest, RecursionError) as error:
+        raise InvalidRequestError('the body is not valid JSON: send an object such as {"liked": [1, 5]}') from error

@@ -1,0 +1,190 @@
+"""The OpenAPI 3 description of the JSON API, built from the same limits the handlers enforce.
+
+When the engine is loaded, ``genre`` and ``type`` are published as enums of the catalogue's values, so a
+schema-driven fuzzer generates valid filters and the documented 400 covers everything else.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from src.recommender import Recommender, ServingConfig
+from src.web import params
+
+_NULLABLE_STRING = {"type": "string", "nullable": True}
+_NULLABLE_INTEGER = {"type": "integer", "nullable": True}
+_NULLABLE_NUMBER = {"type": "number", "nullable": True}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _ok(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description, **extra}
+
+
+def _filter_parameters(genre: dict[str, Any], type_schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        _query("genre", {"type": "array", "items": genre}, "Only anime having every listed genre (repeatable).",
+               style="form", explode=True),
+        _query("type", {"type": "array", "items": type_schema}, "Only anime of one of the listed types (repeatable).",
+               style="form", explode=True),
+        _query("min_score", {"type": "number", "minimum": params.SCORE_MIN, "maximum": params.SCORE_MAX},
+               "Only anime with at least this MyAnimeList score (anime without a score are left out)."),
+        _query("year_from", {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
+               "Only anime that premiered in or after this year; must not exceed year_to."),
+        _query("year_to", {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
+               "Only anime that premiered in or before this year."),
+    ]
+
+
+def _value_schemas(engine: Recommender | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    genre: dict[str, Any] = {"type": "string", "minLength": 1}
+    type_schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    if engine is not None and engine.genres:
+        genre = {"type": "string", "enum": list(engine.genres)}
+    if engine is not None and engine.types:
+        type_schema = {"type": "string", "enum": list(engine.types)}
+    return genre, type_schema
+
+
+def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str, Any]) -> dict[str, Any]:
+    anime_properties = {
+        "anime_id": {"type": "integer"},
+        "name": {"type": "string"},
+        "english_name": _NULLABLE_STRING,
+        "genres": {"type": "array", "items": {"type": "string"}},
+        "type": _NULLABLE_STRING,
+        "episodes": _NULLABLE_INTEGER,
+        "premiered": _NULLABLE_STRING,
+        "year": _NULLABLE_INTEGER,
+        "score": _NULLABLE_NUMBER,
+        "members": {"type": "integer"},
+        "synopsis": _NULLABLE_STRING,
+        "reasons": {"type": "array", "items": {"type": "string"}, "description": "Why this item is shown."},
+    }
+    weight = {"type": "number", "minimum": params.WEIGHT_MIN, "maximum": params.WEIGHT_MAX}
+    return {
+        "Anime": {"type": "object", "required": list(anime_properties), "properties": anime_properties},
+        "Recommendation": {"allOf": [{"$ref": "#/components/schemas/Anime"}, {
+            "type": "object", "required": ["match"],
+            "properties": {"match": {"type": "number", "minimum": 0, "maximum": 1,
+                                     "description": "Hybrid score: weighted mean of the normalised components."}}}]},
+        "SimilarAnime": {"allOf": [{"$ref": "#/components/schemas/Anime"}, {
+            "type": "object", "required": ["similarity"],
+            "properties": {"similarity": {"type": "number", "minimum": -1, "maximum": 1,
+                                          "description": "Cosine similarity of the anime embeddings."}}}]},
+        "UserRecommendations": {"type": "object", "required": ["user_id", "preferred_genres", "recommendations"],
+                                "properties": {"user_id": {"type": "integer"},
+                                               "preferred_genres": {"type": "array", "items": {"type": "string"}},
+                                               "recommendations": {"type": "array", "items": {"$ref": "#/components/schemas/Recommendation"}}}},
+        "SimilarResponse": {"type": "object", "required": ["anime", "similar"],
+                            "properties": {"anime": {"$ref": "#/components/schemas/Anime"},
+                                           "similar": {"type": "array", "items": {"$ref": "#/components/schemas/SimilarAnime"}}}},
+        "SearchResponse": {"type": "object", "required": ["query", "results"],
+                           "properties": {"query": {"type": "string"},
+                                          "results": {"type": "array", "items": {"$ref": "#/components/schemas/Anime"}}}},
+        "FavouritesRequest": {
+            "type": "object", "required": ["liked"], "additionalProperties": False,
+            "properties": {
+                "liked": {"type": "array", "minItems": 1, "maxItems": config.max_liked,
+                          "items": {"type": "integer", "minimum": 0, "maximum": params.MAX_ID},
+                          "description": "MyAnimeList ids of anime the person liked (find them with /api/anime/search)."},
+                "n": {"type": "integer", "minimum": 1, "maximum": config.max_n, "default": config.default_n},
+                "user_weight": {**weight, "default": config.user_weight},
+                "content_weight": {**weight, "default": config.content_weight},
+                "genre": {"oneOf": [genre, {"type": "array", "items": genre}]},
+                "type": {"oneOf": [type_schema, {"type": "array", "items": type_schema}]},
+                "min_score": {"type": "number", "minimum": params.SCORE_MIN, "maximum": params.SCORE_MAX},
+                "year_from": {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
+                "year_to": {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
+            },
+        },
+        "FavouritesResponse": {"type": "object", "required": ["liked", "recommendations"],
+                               "properties": {"liked": {"type": "array", "items": {"type": "integer"}},
+                                              "recommendations": {"type": "array", "items": {"$ref": "#/components/schemas/Recommendation"}}}},
+        "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+        "Ready": {"type": "object", "required": ["status"],
+                  "properties": {"status": {"type": "string", "enum": ["ready"]},
+                                 "users": {"type": "integer"}, "anime": {"type": "integer"}}},
+        "Unavailable": {"type": "object", "required": ["status", "reason"],
+                        "properties": {"status": {"type": "string", "enum": ["unavailable"]}, "reason": {"type": "string"}}},
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["status", "message"],
+            "properties": {"status": {"type": "integer", "minimum": 400, "maximum": 599},
+                           "message": {"type": "string", "description": "What was wrong and how to fix it."}}}}},
+    }
+
+
+def openapi_document(engine: Recommender | None, config: ServingConfig) -> dict[str, Any]:
+    """The OpenAPI 3.0 document; published at /api/openapi.json."""
+    genre, type_schema = _value_schemas(engine)
+    n = _query("n", {"type": "integer", "minimum": 1, "maximum": config.max_n, "default": config.default_n},
+               "How many items to return.")
+    weights = [
+        _query("user_weight", {"type": "number", "minimum": params.WEIGHT_MIN, "maximum": params.WEIGHT_MAX,
+                               "default": config.user_weight},
+               "Weight of the user-based part (anime preferred by similar users); relative to content_weight, "
+               "the two may not both be 0."),
+        _query("content_weight", {"type": "number", "minimum": params.WEIGHT_MIN, "maximum": params.WEIGHT_MAX,
+                                  "default": config.content_weight},
+               "Weight of the content-based part (anime similar to the user's preferred anime)."),
+    ]
+    filters = _filter_parameters(genre, type_schema)
+    unavailable = _error_response("Model artifacts are missing or inconsistent; the message says why.")
+    id_schema = {"type": "integer", "minimum": 0, "maximum": params.MAX_ID}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Anime recommender API", "version": "1.0.0",
+                 "description": "Hybrid anime recommendations (user-based + content-based) from NCF embeddings "
+                                "trained on MyAnimeList ratings. Errors are JSON {\"error\": {\"status\", \"message\"}}."},
+        "paths": {
+            "/api/users/{user_id}/recommendations": {"get": {
+                "operationId": "recommendForUser",
+                "summary": "Hybrid recommendations for a known MyAnimeList user; never anime they rated or watched.",
+                "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": id_schema}, n, *weights, *filters],
+                "responses": {"200": _ok("Recommendations, best first.", "UserRecommendations"),
+                              "400": _error_response("A malformed id or parameter, an unknown genre or type."),
+                              "404": _error_response("The user is not in the model."), "503": unavailable}}},
+            "/api/anime/{anime_id}/similar": {"get": {
+                "operationId": "similarAnime",
+                "summary": "Anime most similar to one anime (cosine over anime embeddings), itself excluded.",
+                "parameters": [{"name": "anime_id", "in": "path", "required": True, "schema": id_schema}, n, *filters],
+                "responses": {"200": _ok("The anime and its most similar anime.", "SimilarResponse"),
+                              "400": _error_response("A malformed id or parameter."),
+                              "404": _error_response("The anime is not in the model."), "503": unavailable}}},
+            "/api/anime/search": {"get": {
+                "operationId": "searchAnime",
+                "summary": "Find anime by original or English title: exact, then prefix, then substring; popular first.",
+                "parameters": [
+                    {"name": "q", "in": "query", "required": True, "description": "Part of a title.",
+                     "schema": {"type": "string", "minLength": 1, "maxLength": config.max_query_length, "pattern": r"\S"}},
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": config.max_n, "default": config.default_n},
+                           "How many results to return at most.")],
+                "responses": {"200": _ok("Matching anime, best first (possibly none).", "SearchResponse"),
+                              "400": _error_response("q missing, blank or too long, or limit out of range."),
+                              "503": unavailable}}},
+            "/api/recommendations": {"post": {
+                "operationId": "recommendFromFavourites",
+                "summary": "Cold start: recommendations for someone not in the data, from a few anime they liked.",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FavouritesRequest"}}}},
+                "responses": {"200": _ok("Recommendations, best first; the liked anime are never among them.", "FavouritesResponse"),
+                              "400": _error_response("Bad JSON, liked not a non-empty list of ids, or a bad option."),
+                              "404": _error_response("A liked anime is not in the model."),
+                              "413": _error_response("The body is larger than the server accepts."), "503": unavailable}}},
+            "/healthz": {"get": {"operationId": "healthz", "summary": "Liveness: the process answers.",
+                                 "responses": {"200": _ok("Alive.", "Health")}}},
+            "/readyz": {"get": {"operationId": "readyz", "summary": "Readiness: the model artifacts are loaded.",
+                                "responses": {"200": _ok("Ready to recommend.", "Ready"),
+                                              "503": {"description": "Not ready; reason says why.",
+                                                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Unavailable"}}}}}}},
+            "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document.",
+                                          "responses": {"200": {"description": "The OpenAPI document.",
+                                                                "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        },
+        "components": {"schemas": _schemas(config, genre, type_schema)},
+    }

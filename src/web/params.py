@@ -1,0 +1,185 @@
+"""Request parameters: parsed and range-checked once, shared by the JSON API and the HTML pages.
+
+Every problem raises ``InvalidRequestError`` whose message names the parameter, what was wrong and what is
+accepted, so both the API (400 JSON) and the pages (an inline message) can show it as is. The limits here are
+the ones the OpenAPI document publishes (src/web/openapi.py reads them from this module).
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from src.recommender import Filters, InvalidRequestError, ServingConfig
+
+MAX_ID = 2**63 - 1
+YEAR_MIN, YEAR_MAX = 1900, 2100
+SCORE_MIN, SCORE_MAX = 0.0, 10.0
+WEIGHT_MIN, WEIGHT_MAX = 0.0, 1.0
+FILTER_FIELDS = ("genre", "type", "min_score", "year_from", "year_to")
+WEIGHT_FIELDS = ("user_weight", "content_weight")
+FAVOURITES_FIELDS = ("liked", "n", *WEIGHT_FIELDS, *FILTER_FIELDS)
+# ASCII digits only: str.isdigit and int() also accept other scripts' digits, which no id is written in.
+_INTEGER = re.compile(r"[0-9]{1,19}", re.ASCII)
+_SIGNED_INTEGER = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
+# float() would also take "nan", "inf" and "1_0"; a plain decimal is all any client needs.
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?", re.ASCII)
+_ECHO_LENGTH = 40
+
+
+@dataclass(frozen=True)
+class RecommendationParams:
+    n: int
+    user_weight: float
+    content_weight: float
+    filters: Filters
+
+
+def _echo(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _ECHO_LENGTH else text[:_ECHO_LENGTH] + "…"
+
+
+def parse_id(text: str, what: str) -> int:
+    """A MyAnimeList id from a URL segment or form field."""
+    text = str(text).strip()
+    if not _INTEGER.fullmatch(text) or int(text) > MAX_ID:
+        raise InvalidRequestError(f"{what} id must be a whole number such as 1 or 12345, got {_echo(text)}")
+    return int(text)
+
+
+def _int_in_range(value: int, name: str, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {value}")
+    return value
+
+
+def _float_in_range(value: float, name: str, low: float, high: float) -> float:
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {_echo(value)}")
+    return value
+
+
+def _text_int(args: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
+    text = args.get(name)
+    if text is None:
+        return None
+    if not _SIGNED_INTEGER.fullmatch(text.strip()):
+        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {_echo(text)}")
+    return _int_in_range(int(text), name, low, high)
+
+
+def _text_float(args: Mapping[str, Any], name: str, low: float, high: float) -> float | None:
+    text = args.get(name)
+    if text is None:
+        return None
+    if not _DECIMAL.fullmatch(text.strip()):
+        raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {_echo(text)}")
+    return _float_in_range(float(text), name, low, high)
+
+
+def _json_int(body: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    # JSON Schema counts 10.0 as an integer; booleans are not numbers, although Python says they are.
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {_echo(value)}")
+    return _int_in_range(value, name, low, high)
+
+
+def _json_float(body: Mapping[str, Any], name: str, low: float, high: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {_echo(value)}")
+    return _float_in_range(float(value), name, low, high)
+
+
+def _weights(user_weight: float | None, content_weight: float | None, config: ServingConfig) -> tuple[float, float]:
+    user_weight = config.user_weight if user_weight is None else user_weight
+    content_weight = config.content_weight if content_weight is None else content_weight
+    if user_weight + content_weight <= 0:
+        raise InvalidRequestError("user_weight and content_weight cannot both be 0: raise either one")
+    return float(user_weight), float(content_weight)
+
+
+def _filters(genres: list[str], types: list[str], min_score: float | None, year_from: int | None,
+             year_to: int | None) -> Filters:
+    for name, values in (("genre", genres), ("type", types)):
+        if any(not value.strip() for value in values):
+            raise InvalidRequestError(f"{name} must not be empty: leave it out to allow any {name}")
+    if year_from is not None and year_to is not None and year_from > year_to:
+        raise InvalidRequestError(f"year_from ({year_from}) must not be after year_to ({year_to})")
+    return Filters(tuple(genres), tuple(types), year_from, year_to, min_score)
+
+
+def query_params(args: Any, config: ServingConfig) -> RecommendationParams:
+    """n, weights and filters from a query string or form (a werkzeug MultiDict)."""
+    n = _text_int(args, "n", 1, config.max_n)
+    weights = _weights(_text_float(args, "user_weight", WEIGHT_MIN, WEIGHT_MAX),
+                       _text_float(args, "content_weight", WEIGHT_MIN, WEIGHT_MAX), config)
+    filters = _filters(args.getlist("genre"), args.getlist("type"), _text_float(args, "min_score", SCORE_MIN, SCORE_MAX),
+                       _text_int(args, "year_from", YEAR_MIN, YEAR_MAX), _text_int(args, "year_to", YEAR_MIN, YEAR_MAX))
+    return RecommendationParams(config.default_n if n is None else n, *weights, filters)
+
+
+def similar_params(args: Any, config: ServingConfig) -> tuple[int, Filters]:
+    n = _text_int(args, "n", 1, config.max_n)
+    filters = _filters(args.getlist("genre"), args.getlist("type"), _text_float(args, "min_score", SCORE_MIN, SCORE_MAX),
+                       _text_int(args, "year_from", YEAR_MIN, YEAR_MAX), _text_int(args, "year_to", YEAR_MIN, YEAR_MAX))
+    return (config.default_n if n is None else n), filters
+
+
+def search_params(args: Any, config: ServingConfig) -> tuple[str, int]:
+    query = args.get("q")
+    if query is None or not query.strip() or len(query) > config.max_query_length:
+        raise InvalidRequestError(f"q must be 1 to {config.max_query_length} characters of a title, e.g. q=bebop")
+    limit = _text_int(args, "limit", 1, config.max_n)
+    return query, config.default_n if limit is None else limit
+
+
+def _string_list(body: Mapping[str, Any], name: str) -> list[str]:
+    value = body.get(name)
+    if value is None:
+        return []
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(item, str) for item in values):
+        raise InvalidRequestError(f"{name} must be a string or a list of strings, got {_echo(value)}")
+    return values
+
+
+def favourites_params(body: Any, config: ServingConfig) -> tuple[list[int], RecommendationParams]:
+    """The liked anime ids and options of a favourites-based request body (already decoded JSON)."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError('the body must be a JSON object such as {"liked": [1, 5], "n": 10}')
+    if unknown := sorted(set(body) - set(FAVOURITES_FIELDS)):
+        raise InvalidRequestError(f"unknown field(s) {', '.join(map(_echo, unknown))}: "
+                                  f"allowed are {', '.join(FAVOURITES_FIELDS)}")
+    liked = parse_liked(body.get("liked"), config)
+    n = _json_int(body, "n", 1, config.max_n)
+    weights = _weights(_json_float(body, "user_weight", WEIGHT_MIN, WEIGHT_MAX),
+                       _json_float(body, "content_weight", WEIGHT_MIN, WEIGHT_MAX), config)
+    filters = _filters(_string_list(body, "genre"), _string_list(body, "type"),
+                       _json_float(body, "min_score", SCORE_MIN, SCORE_MAX),
+                       _json_int(body, "year_from", YEAR_MIN, YEAR_MAX), _json_int(body, "year_to", YEAR_MIN, YEAR_MAX))
+    return liked, RecommendationParams(config.default_n if n is None else n, *weights, filters)
+
+
+def parse_liked(value: Any, config: ServingConfig) -> list[int]:
+    problem = f"liked must be a list of 1 to {config.max_liked} anime ids (whole numbers), e.g. [1, 5]"
+    if not isinstance(value, list) or not 1 <= len(value) <= config.max_liked:
+        raise InvalidRequestError(problem)
+    ids = []
+    for item in value:
+        if isinstance(item, float) and math.isfinite(item) and item.is_integer():
+            item = int(item)
+        if not isinstance(item, int) or isinstance(item, bool) or not 0 <= item <= MAX_ID:
+            raise InvalidRequestError(f"{problem}; got {_echo(item)}")
+        ids.append(item)
+    return ids

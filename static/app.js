@@ -1,0 +1,195 @@
+// Progressive enhancement only: every form works without this file.
+// - range sliders show their value;
+// - inputs with data-suggest fetch /api/anime/search as you type and show suggestions:
+//   data-suggest="navigate" opens the chosen anime's page, data-suggest="pick" adds it to the favourites list.
+// Text is always inserted with textContent, never as HTML.
+"use strict";
+
+(function () {
+  var SUGGESTION_LIMIT = 8;
+  var DEBOUNCE_MS = 150;
+
+  function debounce(fn, wait) {
+    var timer = null;
+    return function () {
+      var args = arguments;
+      clearTimeout(timer);
+      timer = setTimeout(function () { fn.apply(null, args); }, wait);
+    };
+  }
+
+  function title(item) {
+    return item.english_name || item.name;
+  }
+
+  function details(item) {
+    var parts = [];
+    if (item.english_name && item.english_name !== item.name) parts.push(item.name);
+    if (item.type) parts.push(item.type);
+    if (item.year) parts.push(String(item.year));
+    return parts.join(" · ");
+  }
+
+  function setupSliders() {
+    document.querySelectorAll("input[type=range][data-output]").forEach(function (slider) {
+      var output = document.getElementById(slider.dataset.output);
+      if (!output) return;
+      var show = function () { output.textContent = Number(slider.value).toFixed(2); };
+      slider.addEventListener("input", show);
+      show();
+    });
+  }
+
+  function setupSuggest(input) {
+    var list = document.getElementById(input.getAttribute("aria-controls"));
+    if (!list) return;
+    var items = [];
+    var active = -1;
+    var controller = null;
+
+    function hide() {
+      list.hidden = true;
+      input.setAttribute("aria-expanded", "false");
+      active = -1;
+    }
+
+    function highlight(index) {
+      var options = list.querySelectorAll("li[role=option]");
+      options.forEach(function (option, i) { option.setAttribute("aria-selected", i === index ? "true" : "false"); });
+      active = index;
+      if (options[index]) options[index].scrollIntoView({ block: "nearest" });
+    }
+
+    function choose(item) {
+      hide();
+      if (input.dataset.suggest === "navigate") {
+        window.location.href = "/anime/" + encodeURIComponent(item.anime_id);
+      } else {
+        addFavourite(item);
+        input.value = "";
+        input.focus();
+      }
+    }
+
+    function render(results) {
+      items = results;
+      list.replaceChildren();
+      if (!results.length) {
+        var empty = document.createElement("li");
+        empty.className = "empty";
+        empty.textContent = "No matching title";
+        list.appendChild(empty);
+      }
+      results.forEach(function (item, i) {
+        var option = document.createElement("li");
+        option.setAttribute("role", "option");
+        option.id = list.id + "-" + i;
+        option.dataset.animeId = item.anime_id;
+        option.textContent = title(item);
+        var small = document.createElement("small");
+        small.textContent = details(item);
+        option.appendChild(small);
+        // mousedown, not click: it fires before the input loses focus and hides the list
+        option.addEventListener("mousedown", function (event) { event.preventDefault(); choose(item); });
+        list.appendChild(option);
+      });
+      list.hidden = false;
+      input.setAttribute("aria-expanded", "true");
+      active = -1;
+    }
+
+    var lookup = debounce(function () {
+      var query = input.value.trim();
+      if (!query) { hide(); return; }
+      if (controller) controller.abort();
+      controller = new AbortController();
+      var url = "/api/anime/search?limit=" + SUGGESTION_LIMIT + "&q=" + encodeURIComponent(query);
+      fetch(url, { signal: controller.signal, headers: { Accept: "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : { results: [] }; })
+        .then(function (body) { render(body.results || []); })
+        .catch(function (error) { if (error.name !== "AbortError") hide(); });
+    }, DEBOUNCE_MS);
+
+    input.addEventListener("input", lookup);
+    input.addEventListener("blur", function () { setTimeout(hide, 100); });
+    input.addEventListener("keydown", function (event) {
+      if (list.hidden || !items.length) return;
+      if (event.key === "ArrowDown") {
+        event.preventDefault();
+        highlight((active + 1) % items.length);
+      } else if (event.key === "ArrowUp") {
+        event.preventDefault();
+        highlight((active - 1 + items.length) % items.length);
+      } else if (event.key === "Enter" && active >= 0) {
+        event.preventDefault();
+        choose(items[active]);
+      } else if (event.key === "Escape") {
+        hide();
+      }
+    });
+    // A "pick" box is not a form of its own: Enter without a highlighted suggestion takes the first one.
+    if (input.dataset.suggest === "pick") {
+      input.addEventListener("keydown", function (event) {
+        if (event.key === "Enter") {
+          event.preventDefault();
+          if (!list.hidden && items.length && active < 0) choose(items[0]);
+        }
+      });
+    }
+  }
+
+  function pickedList() {
+    return document.getElementById("picked");
+  }
+
+  function updatePicked() {
+    var picked = pickedList();
+    if (!picked) return;
+    var count = picked.querySelectorAll("li").length;
+    var empty = document.getElementById("picked-empty");
+    if (empty) empty.hidden = count > 0;
+    var submit = document.getElementById("favourites-submit");
+    if (submit) submit.disabled = count === 0;
+  }
+
+  function addFavourite(item) {
+    var picked = pickedList();
+    if (!picked) return;
+    var id = String(item.anime_id);
+    var max = Number(picked.dataset.max || 50);
+    if (picked.querySelector('li[data-anime-id="' + CSS.escape(id) + '"]')) return;
+    if (picked.querySelectorAll("li").length >= max) return;
+    var chip = document.createElement("li");
+    chip.dataset.animeId = id;
+    var label = document.createElement("span");
+    label.textContent = title(item);
+    var hidden = document.createElement("input");
+    hidden.type = "hidden";
+    hidden.name = "liked";
+    hidden.value = id;
+    var remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.setAttribute("aria-label", "Remove " + title(item));
+    remove.textContent = "×";
+    chip.append(label, hidden, remove);
+    picked.appendChild(chip);
+    updatePicked();
+  }
+
+  function setupPicked() {
+    var picked = pickedList();
+    if (!picked) return;
+    picked.addEventListener("click", function (event) {
+      var button = event.target.closest("button.remove");
+      if (!button) return;
+      button.closest("li").remove();
+      updatePicked();
+    });
+    updatePicked();
+  }
+
+  setupSliders();
+  setupPicked();
+  document.querySelectorAll("input[data-suggest]").forEach(setupSuggest);
+})();

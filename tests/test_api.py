@@ -1,0 +1,327 @@
+"""The JSON API, health probes and HTML pages through Flask's test client, on the tiny artifact set."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from serving_fixtures import (  # noqa: F401  (pytest fixtures are used by name)
+    GROUP_B_IDS, TEST_USER, TEST_USER_RATINGS, TEST_USER_UNSEEN_A, app, broken_app, client, missing_app,
+    serving_config, tiny_artifacts_root, tiny_model_dir,
+)
+
+ITEM_FIELDS = {"anime_id", "name", "english_name", "genres", "type", "score", "synopsis", "reasons",
+               "episodes", "year", "premiered", "members"}
+
+
+def assert_error(response, status: int) -> str:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json
+    body = response.get_json()
+    assert set(body) == {"error"} and body["error"]["status"] == status
+    message = body["error"]["message"]
+    assert isinstance(message, str) and len(message) > 10 and "Traceback" not in message
+    return message
+
+
+def assert_items(items: list[dict]) -> None:
+    for item in items:
+        assert ITEM_FIELDS <= item.keys()
+        assert isinstance(item["anime_id"], int) and isinstance(item["genres"], list)
+        assert item["reasons"] and all(isinstance(reason, str) for reason in item["reasons"])
+
+
+# ---------------------------------------------------------------------- health
+def test_healthz_and_readyz_when_ready(client) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["status"] == "ready"
+
+
+@pytest.mark.parametrize("fixture, reason", [("broken_app", "do not match"), ("missing_app", "training_pipeline")])
+def test_unloadable_artifacts_keep_the_app_up_but_not_ready(request, fixture: str, reason: str) -> None:
+    client = request.getfixturevalue(fixture).test_client()
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and reason in ready.get_json()["reason"]
+    for method, url, body in [("get", f"/api/users/{TEST_USER}/recommendations", None), ("get", "/api/anime/1/similar", None),
+                              ("get", "/api/anime/search?q=bebop", None), ("post", "/api/recommendations", {"liked": [1]})]:
+        assert reason in assert_error(getattr(client, method)(url, json=body), 503)
+    assert client.get("/api/openapi.json").status_code == 200
+    page = client.post("/", data={"userID": str(TEST_USER)})
+    assert page.status_code == 503 and b"Recommendations are unavailable" in page.data and b"Traceback" not in page.data
+    assert client.get("/favourites").status_code == 200
+
+
+# ---------------------------------------------------------------------- user recommendations
+def test_user_recommendations(client) -> None:
+    response = client.get(f"/api/users/{TEST_USER}/recommendations?n=2&user_weight=0.5&content_weight=0.5")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["user_id"] == TEST_USER
+    assert {item["anime_id"] for item in body["recommendations"]} == TEST_USER_UNSEEN_A
+    assert_items(body["recommendations"])
+
+
+def test_user_recommendations_default_n_and_never_known_anime(client) -> None:
+    body = client.get(f"/api/users/{TEST_USER}/recommendations?n=100").get_json()
+    assert len(body["recommendations"]) == 12 - len(TEST_USER_RATINGS)
+    assert not {item["anime_id"] for item in body["recommendations"]} & set(TEST_USER_RATINGS)
+    assert len(client.get(f"/api/users/{TEST_USER}/recommendations").get_json()["recommendations"]) == 6
+
+
+@pytest.mark.parametrize("query, check", [
+    ("genre=Romance", lambda item: "Romance" in item["genres"]),
+    ("genre=romance&genre=Drama", lambda item: {"Romance", "Drama"} <= set(item["genres"])),
+    ("type=Movie", lambda item: item["type"] == "Movie"),
+    ("type=Movie&type=TV", lambda item: item["type"] in {"Movie", "TV"}),
+    ("min_score=8.5", lambda item: item["score"] >= 8.5),
+    ("year_from=2005&year_to=2010", lambda item: 2005 <= item["year"] <= 2010),
+])
+def test_user_recommendation_filters(client, query: str, check) -> None:
+    body = client.get(f"/api/users/{TEST_USER}/recommendations?n=3&{query}").get_json()
+    assert body["recommendations"] and all(check(item) for item in body["recommendations"])
+
+
+BAD_USER_REQUESTS = [
+    ("/api/users/abc/recommendations", 400, "user id"),
+    ("/api/users/-5/recommendations", 400, "user id"),
+    ("/api/users/1.5/recommendations", 400, "user id"),
+    ("/api/users/%EF%BC%91/recommendations", 400, "user id"),  # a full-width digit one
+    ("/api/users/99999999999999999999999/recommendations", 400, "user id"),
+    ("/api/users/424242/recommendations", 404, "not in the model"),
+    (f"/api/users/{TEST_USER}/recommendations?n=0", 400, "n must"),
+    (f"/api/users/{TEST_USER}/recommendations?n=101", 400, "n must"),
+    (f"/api/users/{TEST_USER}/recommendations?n=ten", 400, "n must"),
+    (f"/api/users/{TEST_USER}/recommendations?n=", 400, "n must"),
+    (f"/api/users/{TEST_USER}/recommendations?user_weight=-0.1", 400, "user_weight"),
+    (f"/api/users/{TEST_USER}/recommendations?user_weight=nan", 400, "user_weight"),
+    (f"/api/users/{TEST_USER}/recommendations?content_weight=inf", 400, "content_weight"),
+    (f"/api/users/{TEST_USER}/recommendations?content_weight=1e999", 400, "content_weight"),
+    (f"/api/users/{TEST_USER}/recommendations?user_weight=1_0", 400, "user_weight"),
+    (f"/api/users/{TEST_USER}/recommendations?user_weight=2", 400, "user_weight"),
+    (f"/api/users/{TEST_USER}/recommendations?user_weight=0&content_weight=0", 400, "both be 0"),
+    (f"/api/users/{TEST_USER}/recommendations?genre=Horror", 400, "unknown genre"),
+    (f"/api/users/{TEST_USER}/recommendations?genre=", 400, "genre"),
+    (f"/api/users/{TEST_USER}/recommendations?type=Manga", 400, "unknown type"),
+    (f"/api/users/{TEST_USER}/recommendations?min_score=11", 400, "min_score"),
+    (f"/api/users/{TEST_USER}/recommendations?year_from=abc", 400, "year_from"),
+    (f"/api/users/{TEST_USER}/recommendations?year_from=2010&year_to=2000", 400, "year_from"),
+]
+
+
+@pytest.mark.parametrize("url, status, fragment", BAD_USER_REQUESTS)
+def test_bad_user_requests(client, url: str, status: int, fragment: str) -> None:
+    assert fragment in assert_error(client.get(url), status)
+
+
+# ---------------------------------------------------------------------- similar anime
+def test_similar_anime(client) -> None:
+    body = client.get("/api/anime/1/similar?n=3").get_json()
+    assert body["anime"]["anime_id"] == 1 and body["anime"]["name"] == "Cowboy Bebop"
+    assert len(body["similar"]) == 3 and 1 not in [item["anime_id"] for item in body["similar"]]
+    assert all(-1 <= item["similarity"] <= 1 for item in body["similar"])
+    assert_items(body["similar"])
+
+
+def test_similar_anime_with_a_filter(client) -> None:
+    body = client.get("/api/anime/1/similar?n=5&type=Movie").get_json()
+    assert [item["anime_id"] for item in body["similar"]] == [5, 104]
+
+
+@pytest.mark.parametrize("url, status", [
+    ("/api/anime/abc/similar", 400), ("/api/anime/-1/similar", 400), ("/api/anime/999/similar", 404),
+    ("/api/anime/1/similar?n=0", 400), ("/api/anime/1/similar?n=1000", 400), ("/api/anime/1/similar?genre=Nope", 400),
+])
+def test_bad_similar_requests(client, url: str, status: int) -> None:
+    assert_error(client.get(url), status)
+
+
+# ---------------------------------------------------------------------- search
+def test_search(client) -> None:
+    body = client.get("/api/anime/search?q=cowboy&limit=5").get_json()
+    assert [item["anime_id"] for item in body["results"]] == [1, 5]
+    assert client.get("/api/anime/search?q=nothing-like-this").get_json()["results"] == []
+
+
+@pytest.mark.parametrize("url", ["/api/anime/search", "/api/anime/search?q=", "/api/anime/search?q=%20%20",
+                                 "/api/anime/search?q=" + "x" * 101, "/api/anime/search?q=a&limit=0",
+                                 "/api/anime/search?q=a&limit=101", "/api/anime/search?q=a&limit=x"])
+def test_bad_search_requests(client, url: str) -> None:
+    assert_error(client.get(url), 400)
+
+
+# ---------------------------------------------------------------------- favourites
+def test_favourites_recommendations(client) -> None:
+    response = client.post("/api/recommendations", json={"liked": [101, 102], "n": 4})
+    assert response.status_code == 200
+    items = response.get_json()["recommendations"]
+    assert {item["anime_id"] for item in items} == set(GROUP_B_IDS) - {101, 102}
+    assert_items(items)
+
+
+def test_favourites_with_options_and_without_content_type(client) -> None:
+    body = {"liked": [1], "n": 2, "user_weight": 0.2, "content_weight": 0.8, "genre": ["Action"], "type": "TV",
+            "min_score": 7, "year_from": 1990, "year_to": 2010}
+    response = client.post("/api/recommendations", data=json.dumps(body))  # no Content-Type header
+    assert response.status_code == 200
+    items = response.get_json()["recommendations"]
+    assert len(items) == 2 and all("Action" in item["genres"] and item["type"] == "TV" for item in items)
+
+
+BAD_FAVOURITES = [
+    ('{"liked": [1', 400, "not valid JSON"),
+    ("", 400, "not valid JSON"),
+    ("[" * 30000 + "]" * 30000, 400, "not valid JSON"),  # deeper than json can recurse
+    ("[1, 2]", 400, "JSON object"),
+    ('{"liked": []}', 400, "liked must"),
+    ('{"liked": "1"}', 400, "liked must"),
+    ('{"liked": ["1"]}', 400, "liked must"),
+    ('{"liked": [true]}', 400, "liked must"),
+    ('{"liked": [1.5]}', 400, "liked must"),
+    ('{"liked": [-1]}', 400, "liked must"),
+    ('{"liked": [NaN]}', 400, "liked must"),
+    ('{"liked": null}', 400, "liked must"),
+    ("{}", 400, "liked must"),
+    ('{"liked": [' + ", ".join(["1"] * 51) + "]}", 400, "liked must"),
+    ('{"liked": [1], "n": 0}', 400, "n must"),
+    ('{"liked": [1], "n": "10"}', 400, "n must"),
+    ('{"liked": [1], "n": true}', 400, "n must"),
+    ('{"liked": [1], "user_weight": -1}', 400, "user_weight"),
+    ('{"liked": [1], "user_weight": NaN}', 400, "user_weight"),
+    ('{"liked": [1], "content_weight": Infinity}', 400, "content_weight"),
+    ('{"liked": [1], "user_weight": 0, "content_weight": 0}', 400, "both be 0"),
+    ('{"liked": [1], "genre": "Horror"}', 400, "unknown genre"),
+    ('{"liked": [1], "genre": [1]}', 400, "genre must"),
+    ('{"liked": [1], "type": "Manga"}', 400, "unknown type"),
+    ('{"liked": [1], "likes": [2]}', 400, "unknown field"),
+    ('{"liked": [1, 999]}', 404, "999"),
+]
+
+
+@pytest.mark.parametrize("body, status, fragment", BAD_FAVOURITES)
+def test_bad_favourites_requests(client, body: str, status: int, fragment: str) -> None:
+    response = client.post("/api/recommendations", data=body, content_type="application/json")
+    assert fragment in assert_error(response, status)
+
+
+def test_too_large_body_is_a_json_413(client) -> None:
+    response = client.post("/api/recommendations", data=b'{"liked": [' + b"1, " * 40000 + b"1]}",
+                           content_type="application/json")
+    assert_error(response, 413)
+
+
+# ---------------------------------------------------------------------- routing errors, headers, OpenAPI
+@pytest.mark.parametrize("method, url, status", [
+    ("get", "/api/nothing-here", 404), ("get", "/api", 404), ("delete", "/api/anime/search", 405),
+    ("get", "/api/recommendations", 405), ("put", "/api/users/1/recommendations", 405),
+])
+def test_api_routing_errors_are_json(client, method: str, url: str, status: int) -> None:
+    response = getattr(client, method)(url)
+    assert_error(response, status)
+    if status == 405:
+        assert response.headers["Allow"]
+
+
+def test_page_routing_errors_are_friendly_html(client) -> None:
+    response = client.get("/no-such-page")
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    assert b"couldn't find that page" in response.data
+
+
+def test_unexpected_errors_are_a_json_500_without_traceback(app, monkeypatch) -> None:
+    from src.recommender import Recommender
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("secret internals")
+    monkeypatch.setattr(Recommender, "similar_anime", explode)
+    response = app.test_client().get("/api/anime/1/similar")
+    message = assert_error(response, 500)
+    assert "secret" not in message
+
+
+def test_security_headers(client) -> None:
+    for url in ("/", "/api/anime/search?q=bebop"):
+        headers = client.get(url).headers
+        assert "default-src 'self'" in headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert "unsafe-inline" not in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"]
+
+
+def test_openapi_document_describes_every_endpoint(client) -> None:
+    document = client.get("/api/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    assert {"/api/users/{user_id}/recommendations", "/api/anime/{anime_id}/similar", "/api/anime/search",
+            "/api/recommendations", "/healthz", "/readyz"} <= set(document["paths"])
+    parameters = {p["name"]: p for p in document["paths"]["/api/users/{user_id}/recommendations"]["get"]["parameters"]}
+    assert parameters["n"]["schema"]["minimum"] == 1 and parameters["n"]["schema"]["maximum"] == 100
+    assert "Romance" in parameters["genre"]["schema"]["items"]["enum"]
+    body = document["components"]["schemas"]["FavouritesRequest"]
+    assert body["properties"]["liked"]["maxItems"] == 50 and body["required"] == ["liked"]
+
+
+def test_openapi_document_is_valid(client) -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(client.get("/api/openapi.json").get_json())
+
+
+# ---------------------------------------------------------------------- HTML pages
+def test_index_form_post_with_user_id(client) -> None:
+    response = client.post("/", data={"userID": str(TEST_USER), "user_weight": "0.5", "content_weight": "0.5",
+                                      "genre": "", "type": "", "min_score": "", "n": "10"})
+    assert response.status_code == 200
+    assert response.data.count(b'class="card"') == 6
+    assert b"Cowboy Bebop: The Movie" in response.data and b"liked by" in response.data
+
+
+@pytest.mark.parametrize("form, status, text", [
+    ({"userID": "424242"}, 404, b"Pick a few anime you liked"),
+    ({"userID": "abc"}, 400, b"User id must be a whole number"),
+    ({"userID": str(TEST_USER), "user_weight": "0", "content_weight": "0"}, 400, b"cannot both be 0"),
+    ({"userID": str(TEST_USER), "genre": "Mecha", "type": "Movie"}, 200, b"Nothing matches these filters"),
+    ({}, 400, b"Enter a user ID"),
+])
+def test_index_shows_inline_messages_not_error_pages(client, form: dict, status: int, text: bytes) -> None:
+    response = client.post("/", data=form)
+    assert response.status_code == status and text in response.data
+    assert b'id="user-form"' in response.data  # the form is still there to fix the input
+
+
+def test_anime_page_shows_similar_anime(client) -> None:
+    response = client.get("/anime/1")
+    assert response.status_code == 200 and b"Similar anime" in response.data
+    assert response.data.count(b'class="card"') == 10
+
+
+@pytest.mark.parametrize("url, status", [("/anime/999", 404), ("/anime/abc", 400), ("/anime/1?n=0", 400)])
+def test_anime_page_inline_errors(client, url: str, status: int) -> None:
+    response = client.get(url)
+    assert response.status_code == status and b'class="message error"' in response.data
+
+
+def test_search_page(client) -> None:
+    assert client.get("/search?q=bebop").data.count(b'class="card"') == 2
+    assert b"No title contains" in client.get("/search?q=zzzz").data
+    assert client.get("/search").status_code == 200
+
+
+def test_favourites_page(client) -> None:
+    assert client.get("/favourites").status_code == 200
+    response = client.post("/favourites", data={"liked": ["101", "102"], "n": "4"})
+    assert response.status_code == 200 and response.data.count(b'class="card"') == 4
+    assert b"which you liked" in response.data
+    assert b'name="liked" value="101"' in response.data  # the picks stay picked
+    assert b"Pick at least one anime" in client.post("/favourites", data={}).data
+    assert client.post("/favourites", data={"liked": "999"}).status_code == 404
+
+
+def test_pages_escape_user_input(client) -> None:
+    response = client.get("/search?q=%3Cscript%3Ealert(1)%3C/script%3E")
+    assert b"<script>alert(1)" not in response.data and b"&lt;script&gt;" in response.data
+
+
+def test_static_files_are_served(client) -> None:
+    for name in ("app.js", "style.css", "favicon.svg"):
+        assert client.get(f"/static/{name}").status_code == 200
