@@ -16,7 +16,9 @@ Ratings are streamed in blocks with pyarrow and held as int32/int8 arrays, so th
 """
 from __future__ import annotations
 
-import re
+import csv
+import gzip
+import io
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -84,12 +86,20 @@ def open_csv_source(path: Path) -> Iterator[Any]:
 
 
 def read_header(path: Path) -> list[str]:
+    """The column names on the first line of a plain, .gz or .zip CSV."""
     try:
-        with open_csv_source(path) as source:
-            reader = pv.open_csv(source, read_options=pv.ReadOptions(block_size=1 << 16))
-            return [name.strip() for name in reader.schema.names]
-    except (pa.ArrowInvalid, OSError, zipfile.BadZipFile, EOFError) as error:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
+                first_line = handle.readline()
+        elif path.suffix == ".zip":
+            with open_csv_source(path) as handle:
+                first_line = io.TextIOWrapper(handle, encoding="utf-8", newline="").readline()
+        else:
+            with path.open(encoding="utf-8", newline="") as handle:
+                first_line = handle.readline()
+    except (OSError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as error:
         raise UserError(f"cannot read {path.name}: {error}") from error
+    return [name.strip() for name in next(csv.reader([first_line]), [])]
 
 
 def read_ratings(path: Path, ratings_format: str, config: dict[str, Any]) -> Ratings:

@@ -1,0 +1,67 @@
+"""Shared fixtures: the project config made small and quiet, raw-data folders, and one real trained model."""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import paths_config
+from utils.common_functions import read_yaml
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SAMPLE = paths_config.SAMPLE_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def base_config() -> dict:
+    return read_yaml(paths_config.CONFIG_PATH)
+
+
+def small_training_config(config: dict) -> dict:
+    """The real config with a small, fast model: real training, just less of it."""
+    config = copy.deepcopy(config)
+    config["model"]["embedding_size"] = 16
+    config["training"].update(epochs=2, verbose=0, batch_size=4096)
+    config["training"]["learning_rate"].update(start=0.001, max=0.005, min=0.001)
+    return config
+
+
+@pytest.fixture
+def config(base_config: dict) -> dict:
+    return small_training_config(base_config)
+
+
+@pytest.fixture
+def sample_raw_dir(tmp_path: Path) -> Path:
+    """A raw folder holding the embedded real sample (2020 anime files, 2016 ratings of 5,000 users)."""
+    folder = tmp_path / "kaggle"
+    shutil.copytree(SAMPLE, folder)
+    return folder
+
+
+def run_pipeline(*args: str, artifacts: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the real training CLI in a fresh process, as a user would."""
+    env = {**os.environ, "ANIME_ARTIFACTS_DIR": str(artifacts), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, str(paths_config.PROJECT_ROOT / "pipeline" / "training_pipeline.py"), *args],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def trained_root(tmp_path_factory: pytest.TempPathFactory, base_config: dict) -> Path:
+    """An artifacts root trained for real on the embedded sample (150 users with >= 400 ratings, 2 epochs)."""
+    from src.data_ingestion import ingest
+    from src.data_processing import process
+    from src.model_training import train
+
+    root = tmp_path_factory.mktemp("artifacts")
+    config = small_training_config(base_config)
+    ingest(config, destination=paths_config.raw_dir(root))
+    process(config, raw_dir=paths_config.raw_dir(root), destination=paths_config.processed_dir(root))
+    train(config, processed_dir=paths_config.processed_dir(root), destination=paths_config.model_dir(root),
+          comet_directory=paths_config.comet_dir(root))
+    return root

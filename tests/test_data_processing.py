@@ -1,0 +1,151 @@
+"""Processing: unrated rows, the activity filter, scaling, id encoding, splits and the holdout."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION
+from src.data_processing import assign_splits, process
+from src.errors import UserError
+from src.model_training import scaled_targets
+from tests.raw_data import write_anime_2020, write_ratings
+
+
+def make_raw(folder, rows, anime_count=30):
+    write_anime_2020(folder, count=anime_count)
+    write_ratings(folder, rows)
+    return folder
+
+
+def hand_made_rows():
+    """User 10 rates 3 anime and marks 6 watched-unrated (-1); user 20 rates 5; user 30 rates 25, leaves 2 unrated."""
+    rows = [(10, a, 8) for a in (1, 2, 3)] + [(10, a, -1) for a in range(4, 10)]
+    rows += [(20, a, 1 + a) for a in range(1, 6)]
+    rows += [(30, a, 1 + a % 10) for a in range(1, 26)] + [(30, 26, -1), (30, 27, -1)]
+    return rows
+
+
+def run_process(tmp_path, config, rows, min_user_ratings, **settings):
+    raw = make_raw(tmp_path / "raw", rows)
+    for section, values in settings.items():
+        config[section].update(values)
+    summary = process(config, raw_dir=raw, destination=tmp_path / "processed", min_user_ratings=min_user_ratings)
+    table = pd.read_parquet(tmp_path / "processed" / "ratings.parquet")
+    user_ids = json.loads((tmp_path / "processed" / "user_ids.json").read_text())
+    anime_ids = json.loads((tmp_path / "processed" / "anime_ids.json").read_text())
+    return summary, table, np.array(user_ids), np.array(anime_ids)
+
+
+def test_unrated_rows_do_not_count_towards_the_filter(tmp_path, config):
+    # user 10 has 9 interactions but only 3 ratings: below a threshold of 5
+    summary, table, user_ids, _ = run_process(tmp_path, config, hand_made_rows(), 5)
+    assert sorted(user_ids) == [20, 30]
+    assert summary["users"] == 2
+
+
+def test_unrated_rows_are_kept_as_interactions_but_never_targets_or_test(tmp_path, config):
+    _, table, user_ids, anime_ids = run_process(tmp_path, config, hand_made_rows(), 1)
+    unrated = table[table["rating"] == 0]
+    assert len(unrated) == 8  # six of user 10, two of user 30
+    assert (unrated["split"] == SPLIT_TRAIN).all()
+    assert set(table["rating"]) <= set(range(0, 11))
+    assert not (table["rating"] < 0).any()
+
+
+def test_encoding_round_trip(tmp_path, config):
+    rows = hand_made_rows()
+    _, table, user_ids, anime_ids = run_process(tmp_path, config, rows, 1)
+    decoded = {(int(user_ids[u]), int(anime_ids[a]), int(r)) for u, a, r in
+               table[["user_index", "anime_index", "rating"]].itertuples(index=False)}
+    assert decoded == {(u, a, max(r, 0)) for u, a, r in rows}
+    assert list(user_ids) == sorted(user_ids) and list(anime_ids) == sorted(anime_ids)
+    assert table["user_index"].dtype == np.int32 and table["anime_index"].dtype == np.int32
+
+
+def test_holdout_is_twenty_percent_of_each_users_rated_anime(tmp_path, config):
+    _, table, user_ids, _ = run_process(tmp_path, config, hand_made_rows(), 1, processing={"validation_fraction": 0.0})
+    test_per_user = table[table["split"] == SPLIT_TEST].groupby("user_index").size()
+    by_id = dict(zip(user_ids[test_per_user.index], test_per_user.to_numpy()))
+    assert by_id == {10: 1, 20: 1, 30: 5}  # floor(0.2 * n), at least one: 3 -> 1, 5 -> 1, 25 -> 5
+
+
+def test_no_holdout_when_the_fraction_is_zero(tmp_path, config):
+    _, table, _, _ = run_process(tmp_path, config, hand_made_rows(), 1, evaluation={"holdout_fraction": 0.0})
+    assert not (table["split"] == SPLIT_TEST).any()
+
+
+def test_splits_are_deterministic_and_depend_on_the_seed(tmp_path, config):
+    rows = [(u, a, 1 + (u * a) % 10) for u in range(40) for a in range(1, 30)]
+    first = run_process(tmp_path / "a", config, rows, 1)[1]
+    second = run_process(tmp_path / "b", config, rows, 1)[1]
+    pd.testing.assert_frame_equal(first, second)
+    config["seed"] = 7
+    third = run_process(tmp_path / "c", config, rows, 1)[1]
+    assert not first.sort_values(["user_index", "anime_index"])["split"].reset_index(drop=True).equals(
+        third.sort_values(["user_index", "anime_index"])["split"].reset_index(drop=True))
+
+
+def test_held_out_pairs_never_reach_training(tmp_path, config):
+    rows = [(u, a, 1 + (u + a) % 10) for u in range(30) for a in range(1, 30)]
+    _, table, _, _ = run_process(tmp_path, config, rows, 1, processing={"validation_fraction": 0.1})
+    from src.model_training import prepare_training_data
+
+    data = prepare_training_data(config, tmp_path / "processed", seed=1)
+    test_pairs = set(map(tuple, table.loc[table["split"] == SPLIT_TEST, ["user_index", "anime_index"]].to_numpy()))
+    trained = set(zip(data.batches.users.tolist(), data.batches.anime.tolist()))
+    # Negatives (target 0) are drawn without knowledge of the test set, which is what keeps it unseen;
+    # what must never happen is a held-out pair used as a positive example.
+    positive = data.validation[1] > 0
+    validated = set(zip(data.validation[0]["user"][positive].tolist(), data.validation[0]["anime"][positive].tolist()))
+    assert test_pairs and not (test_pairs & trained) and not (test_pairs & validated)
+    assert len(trained) == ((table["split"] == SPLIT_TRAIN) & (table["rating"] > 0)).sum()
+    assert (table["split"] == SPLIT_VALIDATION).sum() > 0
+
+
+def test_assign_splits_only_holds_out_rated_rows():
+    users = np.repeat(np.arange(50, dtype=np.int32), 20)
+    rating = np.tile(np.array([0] * 5 + list(range(1, 11)) + [9] * 5, dtype=np.int8), 50)
+    split = assign_splits(users, rating, 0.2, 0.1, np.random.default_rng(0))
+    assert (split[rating == 0] == SPLIT_TRAIN).all()
+    assert (np.bincount(users[split == SPLIT_TEST]) == 3).all()  # floor(0.2 * 15 rated)
+
+
+@pytest.mark.parametrize("objective, expected", [("rating", [0.0, 0.5, 1.0]), ("ranking", [0.5, 0.75, 1.0])])
+def test_ratings_are_scaled_to_zero_one(config, objective, expected):
+    config["training"]["objective"] = objective
+    config["training"]["positive_target_floor"] = 0.5
+    targets = scaled_targets(np.array([1, 5.5, 10]), config)
+    np.testing.assert_allclose(targets, expected)
+    assert targets.dtype == np.float32
+
+
+def test_no_users_left_explains_and_suggests_a_threshold(tmp_path, config):
+    with pytest.raises(UserError) as error:
+        run_process(tmp_path, config, hand_made_rows(), 400)
+    message = str(error.value)
+    assert "no user has at least 400 rated anime" in message
+    assert "the most by one user is 25" in message and "try --min-user-ratings" in message
+
+
+def test_duplicate_pairs_keep_the_last_rating(tmp_path, config):
+    rows = [(1, 1, 3), (1, 2, 5), (1, 1, 9), (2, 1, 4), (2, 2, 4)]
+    summary, table, user_ids, anime_ids = run_process(tmp_path, config, rows, 1, evaluation={"holdout_fraction": 0.0})
+    assert summary["duplicates_dropped"] == 1
+    row = table[(user_ids[table["user_index"]] == 1) & (anime_ids[table["anime_index"]] == 1)]
+    assert row["rating"].tolist() == [9]
+
+
+def test_ratings_for_anime_without_metadata_are_dropped_and_counted(tmp_path, config):
+    rows = [(1, a, 7) for a in range(1, 6)] + [(1, 999, 8)]
+    summary, _, _, anime_ids = run_process(tmp_path, config, rows, 1)
+    assert 999 not in anime_ids and summary["rows_with_unknown_anime"] == 1
+
+
+def test_anime_table_is_aligned_with_the_anime_index(tmp_path, config):
+    run_process(tmp_path, config, hand_made_rows(), 1)
+    anime = pd.read_parquet(tmp_path / "processed" / "anime.parquet")
+    anime_ids = json.loads((tmp_path / "processed" / "anime_ids.json").read_text())
+    assert anime["anime_id"].tolist() == anime_ids
