@@ -24,6 +24,7 @@ def write_json(path: str | Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=path.name + TEMP_MARKER, dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes owner-only files; artifacts are read by other users (the container's)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2, sort_keys=True, default=str)
             handle.flush()
@@ -55,6 +56,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{TEMP_MARKER}", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes an owner-only folder; the published one must be readable by the server
     try:
         yield staging
         _fsync_tree(staging)
