@@ -29,7 +29,7 @@ COPY . ./
 ENV ANIME_ARTIFACTS_DIR=/build/artifacts
 # The load check fails the build on incomplete or inconsistent artifacts rather than the pods at start-up.
 # model.keras is left out: serving reads only the embeddings and tables, and the network (with its optimizer
-# state) is the biggest file of the set. chmod: training publishes folders as 0700 and the app is not root.
+# state) is the biggest file of the set. chmod: the app is not root, whatever modes the artifacts arrived with.
 RUN if [ -f artifacts/model/manifest.json ]; then \
         echo "Using the model artifacts from the build context"; \
     else \
