@@ -228,7 +228,7 @@ def excluded_from_build_context(path: str, patterns: list[tuple[bool, re.Pattern
 
 @pytest.mark.parametrize("path", [
     ".venv/bin/python", "venv/lib/site.py", "src/__pycache__/recommender.cpython-311.pyc", "__pycache__/x.pyc",
-    ".pytest_cache/v/cache", "artifacts/raw/rating.csv.gz", "artifacts/processed/ratings.parquet",
+    ".pytest_cache/v/cache", ".schemathesis/report.json", "artifacts/raw/rating.csv.gz", "artifacts/processed/ratings.parquet",
     "artifacts/reports/metrics.json", "artifacts/comet/run.zip", "data/raw/animelist.csv", ".git/HEAD",
     ".dvc/cache/files/md5/00/1", ".env", "gcp-key.json", "tests/test_deployment.py",
 ])
