@@ -23,8 +23,9 @@ keepalive = 5
 # Recycle workers now and then so a slow leak cannot grow without bound; jitter avoids restarting all at once.
 max_requests = 10000
 max_requests_jitter = 1000
-# Request-line and header limits; bodies are capped by the app (MAX_CONTENT_LENGTH).
-limit_request_line = 4094
+# Request-line and header limits (8190 is gunicorn's maximum; longer lines get a 414); bodies are capped by
+# the app (MAX_CONTENT_LENGTH).
+limit_request_line = 8190
 limit_request_fields = 100
 accesslog = "-"
 errorlog = "-"

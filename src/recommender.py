@@ -479,9 +479,11 @@ class Recommender:
     def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
         """Titles (original or English) matching ``query``: exact, then prefix, then substring; popular first."""
         limit = self._check_n(limit)
-        text = _normalise_query(query)
-        if not text or len(text) > self.config.max_query_length:
+        if not query or len(query) > self.config.max_query_length:
             raise InvalidRequestError(f"q must hold 1 to {self.config.max_query_length} characters of a title")
+        text = _normalise_query(query)
+        if not text:  # only whitespace or control characters: no title is "found" by that
+            return []
         labels = {3: "title is", 2: "title starts with", 1: "title contains"}
         return [self._item(j, [f'{labels[kind]} "{query.strip()}"']) for j, kind in self._titles.search(text, limit)]
 

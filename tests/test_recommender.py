@@ -156,10 +156,15 @@ def test_search_orders_by_match_kind_then_popularity(engine: Recommender) -> Non
     assert engine.search("zzz") == []
 
 
-@pytest.mark.parametrize("query", ["", "   ", "x" * 101])
-def test_search_refuses_blank_or_long_queries(engine: Recommender, query: str) -> None:
+@pytest.mark.parametrize("query", ["", "x" * 101])
+def test_search_refuses_empty_or_long_queries(engine: Recommender, query: str) -> None:
     with pytest.raises(InvalidRequestError):
         engine.search(query)
+
+
+@pytest.mark.parametrize("query", ["   ", "\x1d", "\t\n"])
+def test_search_for_whitespace_finds_nothing(engine: Recommender, query: str) -> None:
+    assert engine.search(query) == []
 
 
 # ---------------------------------------------------------------------- catalogue scoring for evaluation

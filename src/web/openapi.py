@@ -29,14 +29,14 @@ def _query(name: str, schema: dict[str, Any], description: str, **extra: Any) ->
 
 def _filter_parameters(genre: dict[str, Any], type_schema: dict[str, Any]) -> list[dict[str, Any]]:
     return [
-        _query("genre", {"type": "array", "items": genre}, "Only anime having every listed genre (repeatable).",
-               style="form", explode=True),
-        _query("type", {"type": "array", "items": type_schema}, "Only anime of one of the listed types (repeatable).",
-               style="form", explode=True),
+        _query("genre", {"type": "array", "items": genre, "maxItems": params.MAX_FILTER_VALUES},
+               "Only anime having every listed genre (repeatable).", style="form", explode=True),
+        _query("type", {"type": "array", "items": type_schema, "maxItems": params.MAX_FILTER_VALUES},
+               "Only anime of one of the listed types (repeatable).", style="form", explode=True),
         _query("min_score", {"type": "number", "minimum": params.SCORE_MIN, "maximum": params.SCORE_MAX},
                "Only anime with at least this MyAnimeList score (anime without a score are left out)."),
         _query("year_from", {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
-               "Only anime that premiered in or after this year; must not exceed year_to."),
+               "Only anime that premiered in or after this year (after year_to: an empty range, no results)."),
         _query("year_to", {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
                "Only anime that premiered in or before this year."),
     ]
@@ -90,6 +90,9 @@ def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str
                                           "results": {"type": "array", "items": {"$ref": "#/components/schemas/Anime"}}}},
         "FavouritesRequest": {
             "type": "object", "required": ["liked"], "additionalProperties": False,
+            # both weights 0 would leave nothing to rank by
+            "not": {"required": ["user_weight", "content_weight"],
+                    "properties": {"user_weight": {"enum": [0]}, "content_weight": {"enum": [0]}}},
             "properties": {
                 "liked": {"type": "array", "minItems": 1, "maxItems": config.max_liked,
                           "items": {"type": "integer", "minimum": 0, "maximum": params.MAX_ID},
@@ -97,8 +100,8 @@ def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str
                 "n": {"type": "integer", "minimum": 1, "maximum": config.max_n, "default": config.default_n},
                 "user_weight": {**weight, "default": config.user_weight},
                 "content_weight": {**weight, "default": config.content_weight},
-                "genre": {"oneOf": [genre, {"type": "array", "items": genre}]},
-                "type": {"oneOf": [type_schema, {"type": "array", "items": type_schema}]},
+                "genre": {"oneOf": [genre, {"type": "array", "items": genre, "maxItems": params.MAX_FILTER_VALUES}]},
+                "type": {"oneOf": [type_schema, {"type": "array", "items": type_schema, "maxItems": params.MAX_FILTER_VALUES}]},
                 "min_score": {"type": "number", "minimum": params.SCORE_MIN, "maximum": params.SCORE_MAX},
                 "year_from": {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
                 "year_to": {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
@@ -128,14 +131,15 @@ def openapi_document(engine: Recommender | None, config: ServingConfig) -> dict[
     weights = [
         _query("user_weight", {"type": "number", "minimum": params.WEIGHT_MIN, "maximum": params.WEIGHT_MAX,
                                "default": config.user_weight},
-               "Weight of the user-based part (anime preferred by similar users); relative to content_weight, "
-               "the two may not both be 0."),
+               "Weight of the user-based part (anime preferred by similar users), relative to content_weight. "
+               "The two may not both be 0 (answered with 400): OpenAPI cannot express that rule."),
         _query("content_weight", {"type": "number", "minimum": params.WEIGHT_MIN, "maximum": params.WEIGHT_MAX,
                                   "default": config.content_weight},
                "Weight of the content-based part (anime similar to the user's preferred anime)."),
     ]
     filters = _filter_parameters(genre, type_schema)
     unavailable = _error_response("Model artifacts are missing or inconsistent; the message says why.")
+    too_long = {"description": "The request line is longer than the server accepts (gunicorn: 8190 bytes)."}
     id_schema = {"type": "integer", "minimum": 0, "maximum": params.MAX_ID}
     return {
         "openapi": "3.0.3",
@@ -149,25 +153,25 @@ def openapi_document(engine: Recommender | None, config: ServingConfig) -> dict[
                 "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": id_schema}, n, *weights, *filters],
                 "responses": {"200": _ok("Recommendations, best first.", "UserRecommendations"),
                               "400": _error_response("A malformed id or parameter, an unknown genre or type."),
-                              "404": _error_response("The user is not in the model."), "503": unavailable}}},
+                              "404": _error_response("The user is not in the model."), "503": unavailable, "414": too_long}}},
             "/api/anime/{anime_id}/similar": {"get": {
                 "operationId": "similarAnime",
                 "summary": "Anime most similar to one anime (cosine over anime embeddings), itself excluded.",
                 "parameters": [{"name": "anime_id", "in": "path", "required": True, "schema": id_schema}, n, *filters],
                 "responses": {"200": _ok("The anime and its most similar anime.", "SimilarResponse"),
                               "400": _error_response("A malformed id or parameter."),
-                              "404": _error_response("The anime is not in the model."), "503": unavailable}}},
+                              "404": _error_response("The anime is not in the model."), "503": unavailable, "414": too_long}}},
             "/api/anime/search": {"get": {
                 "operationId": "searchAnime",
                 "summary": "Find anime by original or English title: exact, then prefix, then substring; popular first.",
                 "parameters": [
                     {"name": "q", "in": "query", "required": True, "description": "Part of a title.",
-                     "schema": {"type": "string", "minLength": 1, "maxLength": config.max_query_length, "pattern": r"\S"}},
+                     "schema": {"type": "string", "minLength": 1, "maxLength": config.max_query_length}},
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": config.max_n, "default": config.default_n},
                            "How many results to return at most.")],
                 "responses": {"200": _ok("Matching anime, best first (possibly none).", "SearchResponse"),
-                              "400": _error_response("q missing, blank or too long, or limit out of range."),
-                              "503": unavailable}}},
+                              "400": _error_response("q missing, empty or too long, or limit out of range."),
+                              "503": unavailable, "414": too_long}}},
             "/api/recommendations": {"post": {
                 "operationId": "recommendFromFavourites",
                 "summary": "Cold start: recommendations for someone not in the data, from a few anime they liked.",

@@ -73,6 +73,8 @@ def _sentence(text: str) -> str:
 
 
 def _no_results_message(filters: Filters) -> str:
+    if filters.year_from is not None and filters.year_to is not None and filters.year_from > filters.year_to:
+        return f"The year range {filters.year_from} to {filters.year_to} is empty: swap the two years."
     if not filters.is_empty():
         return "Nothing matches these filters. Loosen them (fewer genres, a wider year range or a lower minimum score)."
     return "We found nothing to recommend. Try picking a few anime you liked instead."
