@@ -62,7 +62,7 @@ ENV ANIME_ARTIFACTS_DIR=/opt/anime/artifacts \
     MPLCONFIGDIR=/tmp/matplotlib
 USER 10001:10001
 EXPOSE 5000
-# /healthz answers as soon as the worker is up; readiness (/readyz) is the orchestrator's business.
+# /healthz answers as soon as gunicorn serves; urlopen raises (exit 1) on a refused connection or an error status.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:5000/healthz', timeout=4).status != 200)"]
+    CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:5000/healthz', timeout=4)"]
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "application:create_app()"]

@@ -179,7 +179,8 @@ def test_jenkins_image_has_what_the_jenkinsfile_calls() -> None:
                     "make", "chromium-driver"):
         assert re.search(rf"\s{re.escape(package)}(\s|$)", text), f"{package} is not installed"
     assert "python3.11" in text
-    users = [arguments for keyword, arguments in final_stage(REPO / "custom_jenkins" / "Dockerfile") if keyword == "USER"]
+    jenkins_stage = final_stage(REPO / "custom_jenkins" / "Dockerfile")
+    users = [arguments for keyword, arguments in jenkins_stage if keyword == "USER"]
     assert users[-1] == "jenkins", "Jenkins itself must not run as root"
 
 
@@ -228,7 +229,8 @@ def excluded_from_build_context(path: str, patterns: list[tuple[bool, re.Pattern
 
 @pytest.mark.parametrize("path", [
     ".venv/bin/python", "venv/lib/site.py", "src/__pycache__/recommender.cpython-311.pyc", "__pycache__/x.pyc",
-    ".pytest_cache/v/cache", ".schemathesis/report.json", "artifacts/raw/rating.csv.gz", "artifacts/processed/ratings.parquet",
+    ".pytest_cache/v/cache", ".schemathesis/report.json", "artifacts/raw/rating.csv.gz",
+    "artifacts/processed/ratings.parquet",
     "artifacts/reports/metrics.json", "artifacts/comet/run.zip", "data/raw/animelist.csv", ".git/HEAD",
     ".dvc/cache/files/md5/00/1", ".env", "gcp-key.json", "tests/test_deployment.py",
 ])
@@ -576,6 +578,10 @@ def test_image_layout_serves_the_pipelines_model(reproduced: dict[str, object], 
     try:
         assert wait_until_ready(f"http://127.0.0.1:{port}", server), log_path.read_text()
         assert get_status(f"http://127.0.0.1:{port}/healthz") == 200
+        # The image's HEALTHCHECK command, pointed at this server's port.
+        healthcheck = [exec_form(a) for k, a in final_stage(REPO / "Dockerfile") if k == "HEALTHCHECK"][0]
+        healthcheck = [part.replace("127.0.0.1:5000", f"127.0.0.1:{port}") for part in healthcheck]
+        assert subprocess.run(healthcheck, env=env, timeout=30).returncode == 0
         # The manifest's memory request must hold what the pod really uses: master + every worker.
         resident_mib = serving_rss_mib(server.pid)
         request = memory_mib(container()["resources"]["requests"]["memory"])
@@ -626,7 +632,8 @@ SECRET_PATTERNS = {
     "GCP private key id": re.compile(r'"private_key' + r'_id"\s*:\s*"[0-9a-f]{20,}"'),
     "Comet API key literal": re.compile(r"(?i)\bapi_?key\b['\"]?\s*[:=]\s*['\"][A-Za-z0-9]{16,}['\"]"),
     "long hex or base64 secret": re.compile(
-        r"(?i)\b\w*(?:key|token|secret|password)\w*['\"]?\s*[:=]\s*['\"]?(?:[0-9a-f]{32,}|[A-Za-z0-9+/_-]{40,}={0,2})\b"),
+        r"(?i)\b\w*(?:key|token|secret|password)\w*['\"]?\s*[:=]\s*['\"]?"
+        r"(?:[0-9a-f]{32,}|[A-Za-z0-9+/_-]{40,}={0,2})\b"),
 }
 
 
