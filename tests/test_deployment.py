@@ -31,8 +31,12 @@ PLACEHOLDER = "IMAGE_PLACEHOLDER"
 TEST_IMAGE = "us-central1-docker.pkg.dev/example-project/anime-recommender/anime-recommender:0123456789abcdef"
 # GKE's channels run a couple of minor versions behind upstream; check one of those and the newest bundled one.
 GKE_KUBERNETES_VERSION = "1.33.0"
-# Small enough for CI: 150 users of the embedded sample, one epoch.
-SMALL_SETTING = {"processing": {"min_user_ratings": 400}, "training": {"epochs": 1}}
+# Small enough for CI: 150 users of the embedded sample, one epoch (also for the evaluation's comparison model).
+SMALL_SETTING = {
+    "processing.min_user_ratings": 400,
+    "training.epochs": 1,
+    "evaluation.original_objective.epochs": 1,
+}
 
 
 def tool(name: str) -> str:
@@ -468,8 +472,13 @@ def fresh_clone(destination: Path) -> Path:
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(destination)], check=True, timeout=300)
     config_path = destination / "config" / "config.yaml"
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    for section, values in SMALL_SETTING.items():
-        config[section].update(values)
+    for dotted, value in SMALL_SETTING.items():
+        *parents, key = dotted.split(".")
+        section = config
+        for name in parents:
+            section = section.get(name) if isinstance(section, dict) else None
+        if isinstance(section, dict):  # a setting this version of the config does not have is left alone
+            section[key] = value
     config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return destination
 
