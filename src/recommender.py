@@ -150,7 +150,7 @@ class Recommender:
         self._titles = _TitleIndex(self._names, self._english_names, self._members)
         self.manifest = artifacts.manifest
         logger.info("recommender ready: %d users, %d anime, %d known interactions, %d genres",
-                    self.n_users, self.n_anime, len(self._known_anime), len(self.genres))
+                    self.n_users, self.n_anime, self.n_interactions, len(self.genres))
 
     @classmethod
     def from_folder(cls, folder: str | Path | None = None, config: ServingConfig | None = None) -> Recommender:
@@ -210,6 +210,8 @@ class Recommender:
         for row, genres in enumerate(genre_lists):
             matrix[row, [genre_column[genre] for genre in genres]] = 1.0
         self._genre_matrix = matrix
+        # genre-major copy: a request touches a few genres, i.e. a few contiguous rows here
+        self._genre_rows = np.ascontiguousarray(matrix.T)
         self._genre_counts = matrix.sum(axis=1)
         type_values = [_clean_text(value) for value in anime["type"]]
         self.types = tuple(sorted({value for value in type_values if value}))
@@ -252,6 +254,11 @@ class Recommender:
     @property
     def n_anime(self) -> int:
         return len(self.anime_ids)
+
+    @property
+    def n_interactions(self) -> int:
+        """Distinct (user, anime) pairs known to the engine."""
+        return len(self._known_anime)
 
     def user_index(self, user_id: int) -> int:
         """Embedding row of a MyAnimeList user id; raises UnknownUserError."""
@@ -373,9 +380,8 @@ class Recommender:
         """1 + genre_boost * (share of each anime's genres that are among the preferred genres)."""
         if not preferred_genres or self.config.genre_boost == 0:
             return np.ones(self.n_anime, np.float32)
-        wanted = np.zeros(len(self.genres), np.float32)
-        wanted[[self.genres.index(genre) for genre in preferred_genres]] = 1.0
-        share = (self._genre_matrix @ wanted) / np.maximum(self._genre_counts, 1.0)
+        rows = [self.genres.index(genre) for genre in preferred_genres]
+        share = self._genre_rows[rows].sum(axis=0) / np.maximum(self._genre_counts, 1.0)
         return (1.0 + float(self.config.genre_boost) * share).astype(np.float32)
 
     # ------------------------------------------------------------------ ranking and filters
@@ -386,7 +392,7 @@ class Recommender:
         mask = np.ones(self.n_anime, dtype=bool)
         if filters.genres:
             columns = [self.genres.index(self.canonical_genre(genre)) for genre in filters.genres]
-            mask &= self._genre_matrix[:, columns].min(axis=1) > 0
+            mask &= self._genre_rows[columns].min(axis=0) > 0
         if filters.types:
             codes = [self.types.index(self.canonical_type(type_name)) for type_name in filters.types]
             mask &= np.isin(self._type_codes, codes)
