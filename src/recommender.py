@@ -163,15 +163,14 @@ class Recommender:
         users = ratings["user_index"].to_numpy(dtype=np.int64)
         anime = ratings["anime_index"].to_numpy(dtype=np.int64)
         values = np.nan_to_num(pd.to_numeric(ratings["rating"], errors="coerce").to_numpy(dtype=np.float64))
-        # One row per (user, anime), keeping the highest rating: duplicates would double-count a neighbour.
-        order = np.lexsort((-values, users * self.n_anime + anime))
-        pair = (users * self.n_anime + anime)[order]
-        first = np.ones(len(pair), dtype=bool)
-        first[1:] = pair[1:] != pair[:-1]
-        users, anime, values = users[order][first], anime[order][first], values[order][first]
         # CSR by user, best-rated first within a user (so reasons can name the favourite).
-        order = np.lexsort((-values, users))
+        order = self._user_best_first_order(users, anime, values)
         users, anime, values = users[order], anime[order], values[order]
+        # One row per (user, anime), keeping the first, i.e. highest, rating: a repeat would double-count.
+        _, first = np.unique(users * self.n_anime + anime, return_index=True)
+        if len(first) < len(users):
+            keep = np.sort(first)
+            users, anime, values = users[keep], anime[keep], values[keep]
         self._known_anime = anime.astype(np.int32)
         self._known_rating = values.astype(np.float32)
         self._known_offsets = np.searchsorted(users, np.arange(self.n_users + 1))
@@ -181,6 +180,17 @@ class Recommender:
         self._pref_anime = self._known_anime[preferred]
         self._pref_rating = self._known_rating[preferred]
         self._pref_offsets = np.searchsorted(users[preferred], np.arange(self.n_users + 1))
+
+    def _user_best_first_order(self, users: np.ndarray, anime: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Row order by user, then rating descending, then anime.
+
+        Ratings are small integers by contract, so one argsort over a packed int64 key does it; that is several
+        times faster than a lexsort on the tens of millions of rows a full dataset has.
+        """
+        if len(values) and np.array_equal(values, np.round(values)) and -16 < values.min() and values.max() < 16:
+            key = (users * 32 + (15 - values).astype(np.int64)) * self.n_anime + anime
+            return np.argsort(key)
+        return np.lexsort((anime, -values, users))
 
     def _preference_thresholds(self, users: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Each user's ``preference_percentile`` of their own ratings (numpy's linear method), vectorised.
@@ -227,24 +237,22 @@ class Recommender:
         ranks = np.empty(self.n_anime)
         ranks[np.argsort(self._members, kind="stable")] = np.arange(self.n_anime)
         self._popularity = ranks / max(self.n_anime - 1, 1)
-        self._items = [self._base_item(row, genres, type_values[row], anime)
-                       for row, genres in enumerate(genre_lists)]
-
-    def _base_item(self, row: int, genres: list[str], type_value: str | None, anime: pd.DataFrame) -> dict[str, Any]:
-        episodes = _optional_number(anime["episodes"].iat[row])
-        return {
+        # Plain JSON-ready dicts built once: a request only copies the few it returns (NaN/NA become None here).
+        episodes = _numeric(anime["episodes"])
+        premiered, synopses = anime["premiered"].tolist(), anime["synopsis"].tolist()
+        self._items = [{
             "anime_id": int(self.anime_ids[row]),
             "name": self._names[row],
             "english_name": self._english_names[row],
-            "genres": list(genres),
-            "type": type_value,
-            "episodes": int(episodes) if episodes is not None else None,
-            "premiered": _clean_text(anime["premiered"].iat[row]),
-            "year": int(self._years[row]) if math.isfinite(self._years[row]) else None,
+            "genres": genres,
+            "type": type_values[row],
+            "episodes": _optional_int(episodes[row]),
+            "premiered": _clean_text(premiered[row]),
+            "year": _optional_int(self._years[row]),
             "score": round(float(self._scores[row]), 2) if math.isfinite(self._scores[row]) else None,
             "members": int(self._members[row]),
-            "synopsis": _clean_text(anime["synopsis"].iat[row]),
-        }
+            "synopsis": _clean_text(synopses[row]),
+        } for row, genres in enumerate(genre_lists)]
 
     # ------------------------------------------------------------------ lookups
     @property
@@ -639,9 +647,5 @@ def _numeric(column: pd.Series) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _optional_number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+def _optional_int(value: float) -> int | None:
+    return int(value) if math.isfinite(value) else None

@@ -263,3 +263,25 @@ def test_written_artifacts_round_trip(tmp_path) -> None:
     folder = write_tiny_artifacts(tmp_path / "model")
     artifacts = load_model_artifacts(folder)
     assert isinstance(artifacts.anime, pd.DataFrame) and len(artifacts.anime) == 12
+
+
+def test_repeated_rows_count_once_and_keep_the_highest_rating(engine: Recommender, serving_config) -> None:
+    frames = tiny_frames()
+    ratings = frames["user_ratings"]
+    repeats = ratings[ratings["user_index"] == 0].assign(rating=1)  # the test user's rows again, rated 1
+    frames["user_ratings"] = pd.concat([repeats, ratings, repeats], ignore_index=True)
+    repeated = Recommender(ModelArtifacts(**frames), serving_config)
+    assert repeated.n_interactions == engine.n_interactions
+    user = repeated.user_index(TEST_USER)
+    assert repeated.user_preferences(user).threshold == pytest.approx(9.0)
+    np.testing.assert_allclose(repeated.score_catalogue(user, "hybrid"), engine.score_catalogue(user, "hybrid"), atol=1e-6)
+
+
+def test_fractional_ratings_take_the_general_sort(serving_config) -> None:
+    frames = tiny_frames()
+    frames["user_ratings"] = frames["user_ratings"].astype({"rating": np.float32})
+    frames["user_ratings"].loc[frames["user_ratings"]["user_index"] == 0, "rating"] += 0.5
+    engine = Recommender(ModelArtifacts(**frames), serving_config)
+    preferences = engine.user_preferences(engine.user_index(TEST_USER))
+    assert preferences.threshold == pytest.approx(9.5)  # ratings 10.5, 9.5, 9.5, 8.5, 3.5 (the 0.5 row is rated too)
+    assert list(preferences.ratings) == sorted(preferences.ratings, reverse=True)
