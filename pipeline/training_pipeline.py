@@ -1,4 +1,4 @@
-"""Train the recommender: ingest -> process -> train (-> evaluate), or one stage with --stage.
+"""Train the recommender: ingest -> process -> train -> evaluate, or one stage with --stage.
 
     python pipeline/training_pipeline.py                       # embedded sample, min 400 ratings per user
     python pipeline/training_pipeline.py --min-user-ratings 50 # more users from the sample
@@ -13,7 +13,7 @@ from cli import load_config, run_cli
 from src.data_ingestion import ingest
 from src.data_processing import process
 
-STAGES = ("ingest", "process", "train")
+STAGES = ("ingest", "process", "train", "evaluate")
 
 
 def parse_args() -> argparse.Namespace:
@@ -38,6 +38,19 @@ def main() -> None:
         from src.model_training import train  # imports TensorFlow: only when training, so errors above come fast
 
         train(config, epochs=args.epochs)
+    if "evaluate" in stages:
+        evaluate(config)
+
+
+def evaluate(config: dict) -> None:
+    """Score the new model on its held-out users next to the baselines (artifacts/reports/)."""
+    from src.logger import get_logger
+    from src.model_evaluation import evaluate_model
+
+    if float(config["evaluation"]["holdout_fraction"]) <= 0:
+        get_logger("training_pipeline").info("evaluation.holdout_fraction is 0: no held-out users, no evaluation")
+        return
+    evaluate_model(config)
 
 
 if __name__ == "__main__":

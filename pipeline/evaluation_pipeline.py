@@ -1,0 +1,38 @@
+"""Evaluate the trained model on its held-out users against baselines; write artifacts/reports/.
+
+    python pipeline/evaluation_pipeline.py            # metrics.json, evaluation.md, chart.png
+    python pipeline/evaluation_pipeline.py --quick    # skip retraining the original objective for comparison
+"""
+from __future__ import annotations
+
+import argparse
+
+from cli import load_config, run_cli
+
+from config import paths_config
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="config file (default config/config.yaml)")
+    parser.add_argument("--quick", action="store_true", help="do not train the original-objective model for comparison")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    config = load_config(args.config)
+    from src.experiment_tracking import finish_experiment, start_experiment  # comet before keras
+    from src.model_evaluation import evaluate_model
+
+    experiment = start_experiment(config, paths_config.comet_dir())
+    experiment.set_name("evaluation")
+    report = evaluate_model(config, compare_original=False if args.quick else None, experiment=experiment)
+    finish_experiment(experiment)
+    print((paths_config.reports_dir() / "evaluation.md").read_text(encoding="utf-8"))
+    best = max(report["methods"], key=lambda method: report["methods"][method]["recall"])
+    print(f"best Recall@{report['meta']['k']}: {best} {report['methods'][best]['recall']:.4f}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

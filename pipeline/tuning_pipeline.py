@@ -1,0 +1,38 @@
+"""Tune the model and hybrid weights on a validation split of the training rows (never the test set).
+
+    python pipeline/tuning_pipeline.py     # needs artifacts/processed/ (run the training pipeline first)
+
+Writes artifacts/reports/tuning.json and tuning.md; copy the best values into config/config.yaml.
+"""
+from __future__ import annotations
+
+import argparse
+
+from cli import load_config, run_cli
+
+from config import paths_config
+from utils.atomic import write_json
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="config file (default config/config.yaml)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    config = load_config(parse_args().config)
+    from src.tuning import tune
+
+    result = tune(config, paths_config.processed_dir())
+    reports = paths_config.reports_dir()
+    write_json(reports / "tuning.json", result)
+    lines = ["| setting | hybrid Recall@k (validation) |", "|---|---|"]
+    lines += [f"| {trial['setting']} | {trial['recall']:.4f} |" for trial in result["trials"]]
+    lines += ["", "Best: " + ", ".join(f"`{key}: {value}`" for key, value in result["best"].items())]
+    (reports / "tuning.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    run_cli(main)
