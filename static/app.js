@@ -50,6 +50,7 @@
     function hide() {
       list.hidden = true;
       input.setAttribute("aria-expanded", "false");
+      input.removeAttribute("aria-activedescendant");
       active = -1;
     }
 
@@ -57,7 +58,10 @@
       var options = list.querySelectorAll("li[role=option]");
       options.forEach(function (option, i) { option.setAttribute("aria-selected", i === index ? "true" : "false"); });
       active = index;
-      if (options[index]) options[index].scrollIntoView({ block: "nearest" });
+      if (options[index]) {
+        input.setAttribute("aria-activedescendant", options[index].id);
+        options[index].scrollIntoView({ block: "nearest" });
+      }
     }
 
     function choose(item) {
