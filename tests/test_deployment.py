@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 import pytest
@@ -414,11 +415,11 @@ def test_jenkinsfile_takes_project_settings_and_keys_from_jenkins() -> None:
 # Entry points the image runs
 # ---------------------------------------------------------------------------------------------------------
 
-def container_env(tmp_path: Path, artifacts_dir: Path) -> dict[str, str]:
-    """This environment plus the runtime stage's ENV, with /tmp mapped to a test folder."""
+def container_env(writable: Path, artifacts_dir: Path) -> dict[str, str]:
+    """This environment plus the runtime stage's ENV, with the container's /tmp mapped to ``writable``."""
     env = {name: value for name, value in os.environ.items() if not name.startswith(("COMET_", "ANIME_"))}
     for name, value in stage_env(REPO / "Dockerfile", "runtime").items():
-        env[name] = value.replace("/tmp", str(tmp_path), 1) if value.startswith("/tmp") else value
+        env[name] = value.replace("/tmp", str(writable), 1) if value.startswith("/tmp") else value
     env["ANIME_ARTIFACTS_DIR"] = str(artifacts_dir)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
@@ -576,14 +577,20 @@ def test_image_layout_serves_the_pipelines_model(reproduced: dict[str, object], 
     model = tmp_path / "opt" / "anime" / "artifacts" / "model"
     assert (model / "manifest.json").is_file() and not (model / "model.keras").exists()
     assert not (context / "artifacts").exists() and not (context / "data").exists()
+    # The app runs as uid 10001: everything it reads must be readable by others.
+    for path in [model, *model.iterdir()]:
+        needed = 0o005 if path.is_dir() else 0o004
+        assert path.stat().st_mode & needed == needed, f"{path.name} is not readable by the app's user"
 
     port = free_port()
-    env = container_env(tmp_path, model.parent)
+    writable = tmp_path / "container-tmp"
+    writable.mkdir()
+    env = container_env(writable, model.parent)
     env["GUNICORN_CMD_ARGS"] = f"--bind 127.0.0.1:{port}"  # a free loopback port instead of the image's 5000
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("w") as log:
-        server = subprocess.Popen(image_command(), cwd=context, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        server = subprocess.Popen([*read_only_root(writable), *image_command()], cwd=context, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         assert wait_until_ready(f"http://127.0.0.1:{port}", server), log_path.read_text()
         assert get_status(f"http://127.0.0.1:{port}/healthz") == 200
@@ -597,6 +604,20 @@ def test_image_layout_serves_the_pipelines_model(reproduced: dict[str, object], 
         assert resident_mib < request, f"gunicorn uses {resident_mib:.0f} MiB, the pod requests {request:.0f} MiB"
     finally:
         stop(server)
+
+
+def read_only_root(writable: Path) -> list[str]:
+    """A command prefix that runs the rest with / mounted read-only except ``writable``, like the pod's
+    readOnlyRootFilesystem with its /tmp emptyDir; empty where mount namespaces are not allowed (not root)."""
+    remount = f"mount --bind {shlex.quote(str(writable))} {shlex.quote(str(writable))} && mount -o remount,bind,ro /"
+    prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{remount} && exec "$@"', "sh"]
+    probe = f"! touch {shlex.quote(str(writable.parent))}/probe && touch {shlex.quote(str(writable))}/probe"
+    if shutil.which("unshare") and subprocess.run([*prefix, "sh", "-c", probe], capture_output=True,
+                                                  timeout=30).returncode == 0:
+        return prefix
+    warnings.warn("cannot mount / read-only here (needs root and mount namespaces): serving is checked on a "
+                  "writable root filesystem")
+    return []
 
 
 def wait_until_ready(base_url: str, server: subprocess.Popen, seconds: float = 180) -> bool:
