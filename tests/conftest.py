@@ -25,7 +25,7 @@ def base_config() -> dict:
 def small_training_config(config: dict) -> dict:
     """The real config with a small, fast model: real training, just less of it."""
     config = copy.deepcopy(config)
-    config["model"]["embedding_size"] = 16
+    config["model"].update(embedding_size=16, jit_compile=False)  # XLA compile time dominates tiny runs
     config["training"].update(epochs=2, verbose=0, batch_size=4096)
     config["training"]["learning_rate"].update(start=0.001, max=0.005, min=0.001)
     return config
@@ -60,6 +60,7 @@ def trained_root(tmp_path_factory: pytest.TempPathFactory, base_config: dict) ->
 
     root = tmp_path_factory.mktemp("artifacts")
     config = small_training_config(base_config)
+    config["model"]["jit_compile"] = base_config["model"]["jit_compile"]  # the production compile path, once
     ingest(config, destination=paths_config.raw_dir(root))
     process(config, raw_dir=paths_config.raw_dir(root), destination=paths_config.processed_dir(root))
     train(config, processed_dir=paths_config.processed_dir(root), destination=paths_config.model_dir(root),
