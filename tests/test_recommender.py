@@ -285,3 +285,26 @@ def test_fractional_ratings_take_the_general_sort(serving_config) -> None:
     preferences = engine.user_preferences(engine.user_index(TEST_USER))
     assert preferences.threshold == pytest.approx(9.5)  # ratings 10.5, 9.5, 9.5, 8.5, 3.5 (the 0.5 row is rated too)
     assert list(preferences.ratings) == sorted(preferences.ratings, reverse=True)
+
+
+# ---------------------------------------------------------------------- the real training output
+@pytest.mark.integration
+def test_engine_serves_a_really_trained_model(trained_root) -> None:
+    """The artifacts the training pipeline writes (conftest's small real run) load and answer sensibly."""
+    from config import paths_config
+
+    engine = Recommender.from_folder(paths_config.model_dir(trained_root), ServingConfig.from_yaml())
+    assert engine.n_users > 10 and engine.n_anime > 100 and engine.genres and engine.types
+    anime_id = int(engine.anime_ids[0])
+    similar = engine.similar_anime(anime_id, n=10)
+    assert len(similar) == 10 and anime_id not in ids(similar)
+    user_id = int(engine.user_ids[0])
+    known = {int(engine.anime_ids[j]) for j in engine.known_anime(0)}
+    items = engine.recommend_for_user(user_id, n=20)
+    assert len(items) == 20 and not known & set(ids(items)) and all(item["reasons"] for item in items)
+    title = engine.anime(anime_id)["name"]
+    assert anime_id in ids(engine.search(title, 5))
+    liked = [int(a) for a in engine.anime_ids[:3]]
+    assert not set(liked) & set(ids(engine.recommend_from_favourites(liked, n=10)))
+    for method in ("user", "content", "hybrid"):
+        assert engine.score_catalogue(0, method).shape == (engine.n_anime,)
