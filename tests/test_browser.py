@@ -161,7 +161,7 @@ def test_unknown_user_gets_an_inline_message_pointing_to_favourites(server: str,
     browser.find_element(By.ID, "userID").send_keys("424242")
     browser.find_element(By.CSS_SELECTOR, "#user-form button[type=submit]").click()
     message = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".message.error"))
-    assert "New here?" in message.text
+    assert "Pick a few anime you liked" in message.text
     assert message.find_element(By.TAG_NAME, "a").get_attribute("href").endswith("/favourites")
 
 

@@ -55,11 +55,11 @@ def _guard(result: PageResult, action) -> PageResult:
     """Run ``action`` and turn every problem the visitor can fix into an inline message."""
     try:
         action(result)
-    except EngineUnavailable as error:
-        result.fail(503, f"Recommendations are unavailable right now: {error}")
-    except UnknownUserError as error:
-        result.fail(404, f"We don't know that user ID ({error}). New here? Pick a few anime you liked instead.",
-                    suggest_favourites=True)
+    except EngineUnavailable:
+        result.status = 503  # the banner of every page already says why
+    except UnknownUserError:
+        result.fail(404, "We don't know that user ID. Check it, or if you are new here, start from a few anime "
+                         "you liked.", suggest_favourites=True)
     except UnknownAnimeError as error:
         result.fail(404, _sentence(str(error)))
     except RecommendationError as error:
