@@ -28,15 +28,17 @@ WORKDIR /build
 COPY . ./
 ENV ANIME_ARTIFACTS_DIR=/build/artifacts
 # The load check fails the build on incomplete or inconsistent artifacts rather than the pods at start-up.
+# (No evaluate stage: the image needs the model, not the report.)
 # model.keras is left out: serving reads only the embeddings and tables, and the network (with its optimizer
 # state) is the biggest file of the set. chmod: the app is not root, whatever modes the artifacts arrived with.
 RUN if [ -f artifacts/model/manifest.json ]; then \
         echo "Using the model artifacts from the build context"; \
     else \
         echo "No artifacts/model in the build context: training on the embedded sample"; \
-        python pipeline/training_pipeline.py --stage all \
-            ${TRAIN_EPOCHS:+--epochs "$TRAIN_EPOCHS"} \
-            ${MIN_USER_RATINGS:+--min-user-ratings "$MIN_USER_RATINGS"}; \
+        python pipeline/training_pipeline.py --stage ingest \
+        && python pipeline/training_pipeline.py --stage process \
+            ${MIN_USER_RATINGS:+--min-user-ratings "$MIN_USER_RATINGS"} \
+        && python pipeline/training_pipeline.py --stage train ${TRAIN_EPOCHS:+--epochs "$TRAIN_EPOCHS"}; \
     fi \
  && python -c "from src.artifacts import load_model_artifacts; load_model_artifacts('artifacts/model')" \
  && mkdir -p /opt/anime/artifacts \
