@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pv
+import pyarrow.parquet as pq
 
 from config import paths_config
 from src.artifacts import ANIME_COLUMNS, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, write_ids
@@ -54,6 +55,8 @@ ANIME_ALIASES = {
 }
 SYNOPSIS_COLUMNS = ("sypnopsis", "synopsis")  # "sypnopsis" (sic) in the 2020 files
 MISSING_MARKERS = ["Unknown", ""]
+# One block of validated ratings rows: (user_id int32, anime_id int32, rating int8).
+Block = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -104,6 +107,13 @@ def read_header(path: Path) -> list[str]:
 
 def read_ratings(path: Path, ratings_format: str, config: dict[str, Any]) -> Ratings:
     """Stream a ratings file into int32/int8 arrays, skipping and counting unreadable rows."""
+    blocks, skipped = read_rating_blocks(path, ratings_format, config)
+    return _concatenate(blocks, skipped)
+
+
+def read_rating_blocks(path: Path, ratings_format: str, config: dict[str, Any]) -> tuple[list[Block], dict[str, int]]:
+    """Like ``read_ratings`` but leave the rows in their blocks, so a caller can filter them block by block
+    without ever holding two full copies (the 109 M-row file is 1 GB as blocks)."""
     header = read_header(path)
     missing = [column for column in RATING_INPUT_COLUMNS if column not in header]
     if missing:
@@ -111,24 +121,25 @@ def read_ratings(path: Path, ratings_format: str, config: dict[str, Any]) -> Rat
                         f"expected at least {', '.join(RATING_INPUT_COLUMNS)}")
     block_size = int(config["data"]["block_size_bytes"])
     try:
-        ratings = _read_ratings_typed(path, ratings_format, block_size)
+        blocks, skipped = _read_ratings_typed(path, ratings_format, block_size)
     except pa.ArrowInvalid as error:
         # A non-numeric or overflowing value: re-read robustly, converting value by value.
         logger.warning("%s has values that are not integers (%s); re-reading row by row to skip them",
                        path.name, str(error).splitlines()[0])
-        ratings = _read_ratings_robust(path, ratings_format, block_size)
-    total = len(ratings.rating) + ratings.rows_skipped
+        blocks, skipped = _read_ratings_robust(path, ratings_format, block_size)
+    rows_skipped = sum(skipped.values())
+    total = sum(len(block[2]) for block in blocks) + rows_skipped
     if total == 0:
         raise UserError(f"{path.name} holds no ratings rows")
-    share = ratings.rows_skipped / total
-    if ratings.rows_skipped:
-        logger.warning("skipped %d of %d rows of %s (%.3f%%): %s", ratings.rows_skipped, total, path.name,
-                       100 * share, ", ".join(f"{count} {reason}" for reason, count in ratings.skipped.items()))
+    share = rows_skipped / total
+    if rows_skipped:
+        logger.warning("skipped %d of %d rows of %s (%.3f%%): %s", rows_skipped, total, path.name,
+                       100 * share, ", ".join(f"{count} {reason}" for reason, count in skipped.items()))
     limit = float(config["data"]["max_malformed_share"])
     if share > limit:
-        raise UserError(f"{ratings.rows_skipped} of {total} rows of {path.name} ({100 * share:.1f}%) are malformed, "
+        raise UserError(f"{rows_skipped} of {total} rows of {path.name} ({100 * share:.1f}%) are malformed, "
                         f"more than data.max_malformed_share ({100 * limit:g}%): check the file or raise the limit")
-    return ratings
+    return blocks, skipped
 
 
 def _csv_reader(source: Any, block_size: int, column_type: pa.DataType, skipped: dict[str, int]) -> pv.CSVStreamingReader:
@@ -145,17 +156,19 @@ def _csv_reader(source: Any, block_size: int, column_type: pa.DataType, skipped:
     )
 
 
-def _read_ratings_typed(path: Path, ratings_format: str, block_size: int) -> Ratings:
+def _read_ratings_typed(path: Path, ratings_format: str, block_size: int) -> tuple[list[Block], dict[str, int]]:
     skipped: dict[str, int] = {}
     blocks = []
     with open_csv_source(path) as source:
-        for batch in _csv_reader(source, block_size, pa.int64(), skipped):
+        # int32 straight from the parser: half the conversion work of int64; a value outside int32 (never a
+        # valid id or rating) raises ArrowInvalid and takes the robust path, which skips it as out of range.
+        for batch in _csv_reader(source, block_size, pa.int32(), skipped):
             blocks.append(_validate_block(*(batch.column(name).to_numpy(zero_copy_only=False)
                                             for name in RATING_INPUT_COLUMNS), ratings_format, skipped))
-    return _concatenate(blocks, skipped)
+    return blocks, skipped
 
 
-def _read_ratings_robust(path: Path, ratings_format: str, block_size: int) -> Ratings:
+def _read_ratings_robust(path: Path, ratings_format: str, block_size: int) -> tuple[list[Block], dict[str, int]]:
     skipped: dict[str, int] = {}
     blocks = []
     with open_csv_source(path) as source:
@@ -166,22 +179,25 @@ def _read_ratings_robust(path: Path, ratings_format: str, block_size: int) -> Ra
             if (~readable).any():
                 skipped["rows with a non-integer value"] = skipped.get("rows with a non-integer value", 0) + int((~readable).sum())
             blocks.append(_validate_block(*(c[readable].astype(np.int64) for c in columns), ratings_format, skipped))
-    return _concatenate(blocks, skipped)
+    return blocks, skipped
 
 
 def _validate_block(user_id: np.ndarray, anime_id: np.ndarray, rating: np.ndarray, ratings_format: str,
                     skipped: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     low, high = RATING_RANGES[ratings_format]
     int32_max = np.iinfo(np.int32).max
-    valid = (user_id >= 0) & (user_id <= int32_max) & (anime_id >= 0) & (anime_id <= int32_max) & (rating >= low) & (rating <= high)
+    valid = (user_id >= 0) & (anime_id >= 0) & (rating >= low) & (rating <= high)
+    if user_id.dtype != np.int32 or anime_id.dtype != np.int32:  # int32 input cannot exceed the int32 maximum
+        valid &= (user_id <= int32_max) & (anime_id <= int32_max)
     if not valid.all():
         skipped["rows with an id or rating out of range"] = skipped.get("rows with an id or rating out of range", 0) + int((~valid).sum())
         user_id, anime_id, rating = user_id[valid], anime_id[valid], rating[valid]
     # "Not rated" (-1 in 2016, 0 in 2020) becomes 0; real scores are 1..10.
-    return user_id.astype(np.int32), anime_id.astype(np.int32), np.maximum(rating, 0).astype(np.int8)
+    return (user_id.astype(np.int32, copy=False), anime_id.astype(np.int32, copy=False),
+            np.maximum(rating, 0).astype(np.int8))
 
 
-def _concatenate(blocks: list[tuple[np.ndarray, ...]], skipped: dict[str, int]) -> Ratings:
+def _concatenate(blocks: list[Block], skipped: dict[str, int]) -> Ratings:
     if not blocks:
         empty = np.empty(0, dtype=np.int32)
         return Ratings(empty, empty, empty.astype(np.int8), skipped)
@@ -190,12 +206,12 @@ def _concatenate(blocks: list[tuple[np.ndarray, ...]], skipped: dict[str, int]) 
 
 def read_anime_table(anime_path: Path, synopsis_path: Path | None) -> pd.DataFrame:
     """The anime metadata the app shows, one row per MyAnimeList id, columns as in ``ANIME_COLUMNS``."""
-    raw = _read_small_csv(anime_path)
+    raw = _read_small_csv(anime_path, set(ANIME_ALIASES))
     raw = raw.rename(columns={c: ANIME_ALIASES[c] for c in raw.columns if c in ANIME_ALIASES})
     for required in ("anime_id", "name"):
         if required not in raw.columns:
             raise UserError(f"{anime_path.name} lacks the {required} column (MAL_ID/anime_id, Name/name); "
-                            f"found {', '.join(raw.columns)}")
+                            f"found {', '.join(read_header(anime_path))}")
     anime = pd.DataFrame({"anime_id": pd.to_numeric(raw["anime_id"], errors="coerce")})
     anime["name"] = raw["name"]
     anime = anime[anime["anime_id"].notna() & anime["name"].notna()].copy()
@@ -216,19 +232,21 @@ def read_anime_table(anime_path: Path, synopsis_path: Path | None) -> pd.DataFra
     return anime[ANIME_COLUMNS]
 
 
-def _read_small_csv(path: Path) -> pd.DataFrame:
+def _read_small_csv(path: Path, columns: set[str]) -> pd.DataFrame:
+    """The named ``columns`` (those present) as strings; skipping the other columns halves the parsing."""
     try:
-        return pd.read_csv(path, dtype=str, na_values=MISSING_MARKERS, keep_default_na=True)
+        return pd.read_csv(path, dtype=str, na_values=MISSING_MARKERS, keep_default_na=True,
+                           usecols=lambda name: name in columns)
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
         raise UserError(f"cannot read {path.name}: {error}") from error
 
 
 def _read_synopses(path: Path) -> pd.Series:
-    raw = _read_small_csv(path)
+    raw = _read_small_csv(path, {*SYNOPSIS_COLUMNS, "MAL_ID", "anime_id"})
     column = next((c for c in SYNOPSIS_COLUMNS if c in raw.columns), None)
     id_column = next((c for c in ("MAL_ID", "anime_id") if c in raw.columns), None)
     if column is None or id_column is None:
-        raise UserError(f"{path.name} lacks MAL_ID or sypnopsis/synopsis columns; found {', '.join(raw.columns)}")
+        raise UserError(f"{path.name} lacks MAL_ID or sypnopsis/synopsis columns; found {', '.join(read_header(path))}")
     ids = pd.to_numeric(raw[id_column], errors="coerce")
     synopses = pd.Series(raw[column].to_numpy(), index=ids).loc[lambda s: s.index.notna()]
     synopses.index = synopses.index.astype(np.int64)
@@ -239,11 +257,26 @@ def _read_synopses(path: Path) -> pd.Series:
 # ------------------------------------------------------------------------------------------- processing
 def filter_active_users(ratings: Ratings, min_user_ratings: int) -> np.ndarray:
     """Boolean mask of rows whose user has at least ``min_user_ratings`` rated (1..10) rows."""
-    rated_per_user = np.bincount(ratings.user_id[ratings.rating > 0], minlength=int(ratings.user_id.max()) + 1)
+    _, rated_per_user = _count_per_user([(ratings.user_id, ratings.anime_id, ratings.rating)])
+    return _active_users(rated_per_user, min_user_ratings)[ratings.user_id]
+
+
+def _count_per_user(blocks: list[Block]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, rated rows) per user id, counted block by block."""
+    size = max((int(user_id.max()) + 1 for user_id, _, _ in blocks if len(user_id)), default=1)
+    rows, rated = np.zeros(size, np.int64), np.zeros(size, np.int64)
+    for user_id, _, rating in blocks:
+        rows += np.bincount(user_id, minlength=size)
+        rated += np.bincount(user_id[rating > 0], minlength=size)
+    return rows, rated
+
+
+def _active_users(rated_per_user: np.ndarray, min_user_ratings: int) -> np.ndarray:
+    """Boolean mask over user ids: at least ``min_user_ratings`` rated rows; raises UserError when none is."""
     kept_users = rated_per_user >= min_user_ratings
     if not kept_users.any():
         raise UserError(_no_users_message(rated_per_user, min_user_ratings))
-    return kept_users[ratings.user_id]
+    return kept_users
 
 
 def _no_users_message(rated_per_user: np.ndarray, min_user_ratings: int) -> str:
@@ -256,8 +289,35 @@ def _no_users_message(rated_per_user: np.ndarray, min_user_ratings: int) -> str:
             + f"; try --min-user-ratings {suggestion}")
 
 
+def _keep_rows(blocks: list[Block], kept_users: np.ndarray, known_anime: np.ndarray) -> tuple[Ratings, int]:
+    """The rows of kept users whose anime has metadata, as one set of arrays; also the number of kept users'
+    rows dropped for unknown anime. Empties ``blocks`` as it goes, so only the kept rows stay in memory."""
+    masks, unknown_anime_rows = [], 0
+    for user_id, anime_id, _ in blocks:
+        active = kept_users[user_id]
+        has_metadata = known_anime[anime_id]
+        unknown_anime_rows += int(np.count_nonzero(active & ~has_metadata))
+        masks.append(active & has_metadata)
+    total = sum(int(np.count_nonzero(mask)) for mask in masks)
+    kept = Ratings(np.empty(total, np.int32), np.empty(total, np.int32), np.empty(total, np.int8))
+    start = 0
+    while blocks:
+        block, mask = blocks.pop(0), masks.pop(0)
+        end = start + int(np.count_nonzero(mask))
+        for column, values in zip((kept.user_id, kept.anime_id, kept.rating), block):
+            column[start:end] = values[mask]
+        start = end
+    return kept, unknown_anime_rows
+
+
 def encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Map ids to dense indices 0..n-1 in ascending id order; return (ids, indices)."""
+    if len(values) and values.min() >= 0 and values.max() < 4 * len(values) + 2**20:
+        # Ids this dense (MyAnimeList's are): a lookup table is linear time, several times faster than sorting.
+        present = np.zeros(int(values.max()) + 1, dtype=bool)
+        present[values] = True
+        position = np.cumsum(present, dtype=np.int32) - 1
+        return np.flatnonzero(present).astype(np.int64), position[values]
     ids, indices = np.unique(values, return_inverse=True)
     return ids.astype(np.int64), indices.astype(np.int32)
 
@@ -273,17 +333,39 @@ def assign_splits(user_index: np.ndarray, rating: np.ndarray, holdout_fraction: 
     rated_rows = np.flatnonzero(rating > 0)
     if holdout_fraction > 0 and len(rated_rows):
         users = user_index[rated_rows]
-        order = np.lexsort((rng.random(len(rated_rows)), users))  # random order within each user
+        order = order_by_user_then_draw(users, rng.random(len(rated_rows)))  # random order within each user
         sorted_users = users[order]
-        group_start = np.searchsorted(sorted_users, sorted_users, side="left")
-        rank_in_user = np.arange(len(order)) - group_start
         per_user = np.bincount(users)
+        group_start = (np.cumsum(per_user) - per_user)[sorted_users]
+        rank_in_user = np.arange(len(order)) - group_start
         quota = np.floor(holdout_fraction * per_user).astype(np.int64)
         quota[(quota == 0) & (per_user >= 2)] = 1
         split[rated_rows[order[rank_in_user < quota[sorted_users]]]] = SPLIT_TEST
     trainable = np.flatnonzero((split == SPLIT_TRAIN) & (rating > 0))
     split[trainable[rng.random(len(trainable)) < validation_fraction]] = SPLIT_VALIDATION
     return split
+
+
+def order_by_user_then_draw(users: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Exactly ``np.lexsort((draws, users))`` for non-negative users and draws in [0, 1), several times faster:
+    one argsort of an int64 key holding the user in its high bits and the draw, truncated, in its low bits.
+
+    Truncation can tie two different draws of one user; those (rare) runs are then ordered by the exact draw
+    and row, as lexsort would.
+    """
+    user_bits = max(int(users.max(initial=0)), 1).bit_length()
+    draw_bits = 62 - user_bits
+    if len(users) == 0 or draw_bits < 24:  # ids too large to leave the draws useful bits: the plain lexsort
+        return np.lexsort((draws, users))
+    key = (users.astype(np.int64) << draw_bits) | (draws * float(2**draw_bits)).astype(np.int64)
+    order = np.argsort(key)
+    sorted_key = key[order]
+    tied = np.flatnonzero(sorted_key[1:] == sorted_key[:-1])
+    if len(tied):
+        positions = np.union1d(tied, tied + 1)  # every member of every run of equal keys, in sorted order
+        rows = order[positions]
+        order[positions] = rows[np.lexsort((rows, draws[rows], sorted_key[positions]))]
+    return order
 
 
 def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Path | None = None,
@@ -300,49 +382,49 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
 
     anime_table = read_anime_table(found["anime"], found["synopsis"])
     logger.info("read %d anime from %s", len(anime_table), found["anime"].name)
-    ratings = read_ratings(found["ratings"], found["ratings_format"], config)
-    rows_read, skipped = len(ratings.rating), dict(ratings.skipped)
-    logger.info("read %d ratings rows (%d rated) from %d users in %s", rows_read, int((ratings.rating > 0).sum()),
-                int(np.count_nonzero(np.bincount(ratings.user_id))), found["ratings"].name)
+    blocks, skipped = read_rating_blocks(found["ratings"], found["ratings_format"], config)
+    rows_read = sum(len(block[2]) for block in blocks)
+    rows_per_user, rated_per_user = _count_per_user(blocks)
+    logger.info("read %d ratings rows (%d rated) from %d users in %s", rows_read, int(rated_per_user.sum()),
+                int(np.count_nonzero(rows_per_user)), found["ratings"].name)
 
     # Activity is counted on the user's whole history, before rows without anime metadata are dropped.
-    keep = filter_active_users(ratings, min_user_ratings)
-    ratings = Ratings(ratings.user_id[keep], ratings.anime_id[keep], ratings.rating[keep], ratings.skipped)
-    known_anime = np.zeros(max(int(ratings.anime_id.max(initial=0)), int(anime_table["anime_id"].max())) + 1, dtype=bool)
+    kept_users = _active_users(rated_per_user, min_user_ratings)
+    max_anime_id = max((int(anime_id.max()) for _, anime_id, _ in blocks if len(anime_id)), default=0)
+    known_anime = np.zeros(max(max_anime_id, int(anime_table["anime_id"].max())) + 1, dtype=bool)
     known_anime[anime_table["anime_id"].to_numpy()] = True
-    has_metadata = known_anime[ratings.anime_id]
-    unknown_anime_rows = int((~has_metadata).sum())
+    ratings, unknown_anime_rows = _keep_rows(blocks, kept_users, known_anime)
     if unknown_anime_rows:
         logger.warning("dropping %d rows whose anime id is not in %s", unknown_anime_rows, found["anime"].name)
-        ratings = Ratings(ratings.user_id[has_metadata], ratings.anime_id[has_metadata], ratings.rating[has_metadata], ratings.skipped)
     if len(ratings.rating) == 0:
         raise UserError(f"no ratings row refers to an anime in {found['anime'].name}: are the files from the same dataset?")
 
     user_ids, user_index = encode(ratings.user_id)
     anime_ids, anime_index = encode(ratings.anime_id)
     rating = ratings.rating
-    del ratings, keep
+    del ratings
     user_index, anime_index, rating, duplicates = _drop_duplicate_pairs(user_index, anime_index, rating, len(anime_ids))
     split = assign_splits(user_index, rating, float(config["evaluation"]["holdout_fraction"]),
                           float(processing["validation_fraction"]), rng)
     order = rng.permutation(len(rating))  # a seeded shuffle, so training batches mix users
-    table = pd.DataFrame({"user_index": user_index[order], "anime_index": anime_index[order],
-                          "rating": rating[order], "split": split[order]})
+    table = pa.table({"user_index": user_index[order], "anime_index": anime_index[order],
+                      "rating": rating[order], "split": split[order]})
     anime_table = anime_table.set_index("anime_id").loc[anime_ids].reset_index()
 
+    split_counts = np.bincount(split, minlength=3)
     summary = {
         "source": read_json(raw_dir / "source.json") if (raw_dir / "source.json").is_file() else {"origin": str(raw_dir)},
         "ratings_file": found["ratings"].name, "ratings_format": found["ratings_format"],
         "rows_read": rows_read, "rows_skipped": sum(skipped.values()), "skip_reasons": skipped,
         "rows_with_unknown_anime": unknown_anime_rows,
         "min_user_ratings": min_user_ratings, "users": len(user_ids), "anime": len(anime_ids),
-        "interactions": len(table), "rated": int((table["rating"] > 0).sum()), "duplicates_dropped": duplicates,
-        "train": int((table["split"] == SPLIT_TRAIN).sum()), "validation": int((table["split"] == SPLIT_VALIDATION).sum()),
-        "test": int((table["split"] == SPLIT_TEST).sum()),
+        "interactions": len(rating), "rated": int(np.count_nonzero(rating)), "duplicates_dropped": duplicates,
+        "train": int(split_counts[SPLIT_TRAIN]), "validation": int(split_counts[SPLIT_VALIDATION]),
+        "test": int(split_counts[SPLIT_TEST]),
         "holdout_fraction": float(config["evaluation"]["holdout_fraction"]), "seed": int(config["seed"]),
     }
     with atomic_directory(destination) as staging:
-        table.to_parquet(staging / "ratings.parquet", index=False)
+        pq.write_table(table, staging / "ratings.parquet")
         anime_table.to_parquet(staging / "anime.parquet", index=False)
         write_ids(staging / "user_ids.json", user_ids)
         write_ids(staging / "anime_ids.json", anime_ids)
@@ -357,10 +439,12 @@ def _drop_duplicate_pairs(user_index: np.ndarray, anime_index: np.ndarray, ratin
                           n_anime: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Keep one row per (user, anime) pair: the last one in file order, as a later entry updates an earlier one."""
     key = user_index.astype(np.int64) * n_anime + anime_index
+    sorted_key = np.sort(key)
+    if not np.any(sorted_key[1:] == sorted_key[:-1]):  # the usual case, settled by a plain sort (no positions)
+        return user_index, anime_index, rating, 0
+    del sorted_key
     reversed_first = np.unique(key[::-1], return_index=True)[1]
     keep = np.sort(len(key) - 1 - reversed_first)
     duplicates = len(key) - len(keep)
-    if duplicates:
-        logger.warning("dropped %d duplicate (user, anime) rows, keeping the last of each", duplicates)
-        return user_index[keep], anime_index[keep], rating[keep], duplicates
-    return user_index, anime_index, rating, 0
+    logger.warning("dropped %d duplicate (user, anime) rows, keeping the last of each", duplicates)
+    return user_index[keep], anime_index[keep], rating[keep], duplicates
