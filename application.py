@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask
+from flask.helpers import get_debug_flag
 
 from config.paths_config import model_dir
 from src.logger import get_logger
@@ -26,6 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     The app starts even when the artifacts are missing or broken: /healthz answers, /readyz and the API
     report the reason with a 503, and the pages show it.
     """
+    refuse_debugger()
     app = Flask(__name__, template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
     app.config.from_mapping(
         ARTIFACTS_DIR=str(model_dir()),
@@ -44,6 +47,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages_bp)
     register_error_handlers(app)
     return app
+
+
+def refuse_debugger() -> None:
+    """Stop `flask run --debug` (or --debugger, or FLASK_DEBUG=1): the Werkzeug debugger it wraps around the app
+    runs Python for anyone who reaches it. The app cannot switch that wrapper off, so it refuses to be served by it.
+
+    Other run modes never enable it: `python application.py` passes debug=False, gunicorn has no debugger.
+    """
+    context = click.get_current_context(silent=True)
+    if context is None or context.info_name != "run":
+        return
+    if context.params.get("debugger") or get_debug_flag():
+        raise click.ClickException("this app is never served with the Werkzeug debugger or in debug mode: drop "
+                                   "--debug/--debugger and unset FLASK_DEBUG (`make run` serves it safely)")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ ANIME_COLUMNS = [
 ]
 RATING_COLUMNS = ["user_index", "anime_index", "rating", "split"]
 # What serving needs; model.keras is written too but serving never runs the network.
+_MAX_ID = 2**63 - 1
 SERVING_FILES = [
     "user_embeddings.npy", "anime_embeddings.npy", "user_ids.json",
     "anime_ids.json", "anime.parquet", "user_ratings.parquet", "manifest.json",
@@ -64,8 +65,10 @@ def write_ids(path: Path, ids: np.ndarray) -> None:
 
 def read_ids(path: Path) -> np.ndarray:
     ids = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-        raise ArtifactError(f"{path.name} must be a JSON list of integer ids")
+    # bool is an int to Python, and ids past int64 would overflow the array below
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= _MAX_ID
+                                            for i in ids):
+        raise ArtifactError(f"{path.name} must be a JSON list of integer ids from 0 to {_MAX_ID}; retrain")
     return np.asarray(ids, dtype=np.int64)
 
 
@@ -110,6 +113,8 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
         raise
     except Exception as error:  # any parse failure means a truncated or corrupt file
         raise ArtifactError(f"model artifacts in {folder} are unreadable ({type(error).__name__}: {error}); retrain") from error
+    if not isinstance(manifest, dict):
+        raise ArtifactError("manifest.json must be a JSON object; retrain")
     _check_consistency(user_embeddings, anime_embeddings, user_ids, anime_ids, anime, user_ratings)
     return ModelArtifacts(user_embeddings.astype(np.float32, copy=False), anime_embeddings.astype(np.float32, copy=False),
                           user_ids, anime_ids, anime, user_ratings, manifest)
@@ -117,30 +122,56 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
 
 def _check_consistency(user_embeddings: np.ndarray, anime_embeddings: np.ndarray, user_ids: np.ndarray,
                        anime_ids: np.ndarray, anime: pd.DataFrame, user_ratings: pd.DataFrame) -> None:
+    problems = (_embedding_problems(user_embeddings, anime_embeddings, user_ids, anime_ids)
+                + _anime_table_problems(anime, anime_ids) + _ratings_problems(user_ratings, user_ids, anime_ids))
+    if len(user_ids) == 0 or len(anime_ids) == 0:
+        problems.append("the model has no users or no anime")
+    if problems:
+        raise ArtifactError("model artifacts do not match each other: " + "; ".join(problems) + "; retrain")
+
+
+def _embedding_problems(user_embeddings: np.ndarray, anime_embeddings: np.ndarray, user_ids: np.ndarray,
+                        anime_ids: np.ndarray) -> list[str]:
+    matrices = (("user", user_embeddings, user_ids), ("anime", anime_embeddings, anime_ids))
+    # Shape and type first: the count and finiteness checks below assume real-valued matrices.
+    for name, matrix, _ in matrices:
+        if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.floating):
+            return [f"{name}_embeddings.npy must be a 2-dimensional float matrix, not {matrix.ndim}-dimensional "
+                    f"{matrix.dtype}"]
     problems = []
-    if user_embeddings.ndim != 2 or anime_embeddings.ndim != 2:
-        problems.append("embedding matrices must be 2-dimensional")
-    elif user_embeddings.shape[1] != anime_embeddings.shape[1]:
+    if user_embeddings.shape[1] != anime_embeddings.shape[1]:
         problems.append(f"user and anime embeddings differ in size ({user_embeddings.shape[1]} vs {anime_embeddings.shape[1]})")
-    if len(user_embeddings) != len(user_ids):
-        problems.append(f"{len(user_embeddings)} user embeddings but {len(user_ids)} user ids")
-    if len(anime_embeddings) != len(anime_ids):
-        problems.append(f"{len(anime_embeddings)} anime embeddings but {len(anime_ids)} anime ids")
+    elif user_embeddings.shape[1] == 0:
+        problems.append("the embeddings have no columns")
+    for name, matrix, ids in matrices:
+        if len(matrix) != len(ids):
+            problems.append(f"{len(matrix)} {name} embeddings but {len(ids)} {name} ids")
+        if matrix.size and not np.isfinite(matrix).all():
+            problems.append(f"{name} embeddings contain NaN or infinity")
+    return problems
+
+
+def _anime_table_problems(anime: pd.DataFrame, anime_ids: np.ndarray) -> list[str]:
+    if missing_columns := sorted(set(ANIME_COLUMNS) - set(anime.columns)):
+        return [f"anime.parquet lacks columns {missing_columns}"]
+    problems = []
     if len(anime) != len(anime_ids) or (len(anime) and not np.array_equal(anime["anime_id"].to_numpy(), anime_ids)):
         problems.append("anime.parquet rows do not match anime_ids.json")
-    if missing_columns := sorted(set(ANIME_COLUMNS) - set(anime.columns)):
-        problems.append(f"anime.parquet lacks columns {missing_columns}")
+    # genres are a comma-separated string or a list per anime; a numeric column means some other table
+    if pd.api.types.is_numeric_dtype(anime["genres"]):
+        problems.append(f"anime.parquet genres must be text or lists of text, not {anime['genres'].dtype}")
+    return problems
+
+
+def _ratings_problems(user_ratings: pd.DataFrame, user_ids: np.ndarray, anime_ids: np.ndarray) -> list[str]:
     if missing_columns := sorted(set(RATING_COLUMNS) - set(user_ratings.columns)):
-        problems.append(f"user_ratings.parquet lacks columns {missing_columns}")
-    elif len(user_ratings) and (
+        return [f"user_ratings.parquet lacks columns {missing_columns}"]
+    for column in ("user_index", "anime_index", "rating"):
+        if not pd.api.types.is_integer_dtype(user_ratings[column]):
+            return [f"user_ratings.parquet {column} must hold integers, not {user_ratings[column].dtype}"]
+    if len(user_ratings) and (
         user_ratings["user_index"].max() >= len(user_ids) or user_ratings["anime_index"].max() >= len(anime_ids)
         or user_ratings["user_index"].min() < 0 or user_ratings["anime_index"].min() < 0
     ):
-        problems.append("user_ratings.parquet refers to users or anime outside the id maps")
-    if len(user_ids) == 0 or len(anime_ids) == 0:
-        problems.append("the model has no users or no anime")
-    for name, matrix in (("user", user_embeddings), ("anime", anime_embeddings)):
-        if matrix.size and not np.isfinite(matrix).all():
-            problems.append(f"{name} embeddings contain NaN or infinity")
-    if problems:
-        raise ArtifactError("model artifacts do not match each other: " + "; ".join(problems) + "; retrain")
+        return ["user_ratings.parquet refers to users or anime outside the id maps"]
+    return []

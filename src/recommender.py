@@ -297,13 +297,13 @@ class Recommender:
     def canonical_genre(self, genre: str) -> str:
         found = self._genre_lookup.get(genre.strip().casefold())
         if found is None:
-            raise InvalidRequestError(f"unknown genre {genre!r}: use one of {', '.join(self.genres)}")
+            raise InvalidRequestError(f"unknown genre {_quoted(genre)}: use one of {', '.join(self.genres)}")
         return found
 
     def canonical_type(self, type_name: str) -> str:
         found = self._type_lookup.get(type_name.strip().casefold())
         if found is None:
-            raise InvalidRequestError(f"unknown type {type_name!r}: use one of {', '.join(self.types)}")
+            raise InvalidRequestError(f"unknown type {_quoted(type_name)}: use one of {', '.join(self.types)}")
         return found
 
     # ------------------------------------------------------------------ preferences and neighbours
@@ -611,6 +611,12 @@ def _position_map(ids: np.ndarray, source: str) -> dict[int, int]:
     if len(positions) != len(ids):
         raise ArtifactError(f"{source} lists an id more than once; the id maps must be unique: retrain")
     return positions
+
+
+def _quoted(value: str, limit: int = 40) -> str:
+    """A request value quoted in an error message, cut short: a 60 kB genre need not come back in full."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _scale_to_unit(values: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify, request
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from src.recommender import InvalidRequestError
 from src.web import params
@@ -76,9 +76,16 @@ def favourites_recommendations() -> Any:
 
 
 def _json_body() -> Any:
-    # force: a client that forgot the Content-Type header still gets an answer about its body, not a 415
+    # No Content-Type at all is taken as JSON (a bare client forgot it); a different type is a mistake worth a
+    # 415 that says which header to send, rather than a guess at what the body meant.
+    if request.mimetype and not _is_json(request.mimetype):
+        raise UnsupportedMediaType()
     # RecursionError: json gives up on a body nested thousands of levels deep, which fits in 64 KiB
     try:
         return request.get_json(force=True)
     except (BadRequest, RecursionError) as error:
         raise InvalidRequestError('the body is not valid JSON: send an object such as {"liked": [1, 5]}') from error
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype == "application/json" or mimetype.endswith("+json")

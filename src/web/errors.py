@@ -32,7 +32,7 @@ _HTTP_MESSAGES = {
     404: "there is nothing at this address: the API is described at /api/openapi.json",
     405: "this address does not accept that method",
     413: "the request body is too large: send at most {limit} bytes",
-    415: "send the body as JSON (Content-Type: application/json)",
+    415: "send the body as JSON with the header Content-Type: application/json",
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, render_template, request
 from werkzeug.datastructures import MultiDict
 
-from src.recommender import Filters, InvalidRequestError, RecommendationError, UnknownAnimeError, UnknownUserError
+from src.recommender import Filters, RecommendationError, UnknownAnimeError, UnknownUserError
 from src.web import params
 from src.web.state import EngineUnavailable, engine_state, get_engine
 
@@ -159,9 +159,7 @@ def favourites() -> Any:
 
     def recommend(result: PageResult) -> None:
         engine = get_engine()
-        liked = list(dict.fromkeys(params.parse_id(text, "anime") for text in liked_texts))
-        if len(liked) > engine.config.max_liked:
-            raise InvalidRequestError(f"pick at most {engine.config.max_liked} anime")
+        liked = params.parse_liked_texts(liked_texts, engine.config)
         picked.extend(engine.anime(anime_id) for anime_id in liked)
         options = params.query_params(form, engine.config)
         result.items = engine.recommend_from_favourites(liked, options.n, options.user_weight,

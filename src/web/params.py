@@ -53,14 +53,15 @@ def parse_id(text: str, what: str) -> int:
 
 def _int_in_range(value: int, name: str, low: int, high: int) -> int:
     if not low <= value <= high:
-        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {value}")
+        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {_echo(value)}")
     return value
 
 
-def _float_in_range(value: float, name: str, low: float, high: float) -> float:
-    if not math.isfinite(value) or not low <= value <= high:
+def _float_in_range(value: float | int, name: str, low: float, high: float) -> float:
+    # Compared before float(): an integer of a few hundred digits (valid JSON) overflows float() otherwise.
+    if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
         raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {_echo(value)}")
-    return value
+    return float(value)
 
 
 def _text_int(args: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
@@ -99,7 +100,7 @@ def _json_float(body: Mapping[str, Any], name: str, low: float, high: float) -> 
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {_echo(value)}")
-    return _float_in_range(float(value), name, low, high)
+    return _float_in_range(value, name, low, high)
 
 
 def _weights(user_weight: float | None, content_weight: float | None, config: ServingConfig) -> tuple[float, float]:
@@ -175,7 +176,8 @@ def favourites_params(body: Any, config: ServingConfig) -> tuple[list[int], Reco
 
 
 def parse_liked(value: Any, config: ServingConfig) -> list[int]:
-    problem = f"liked must be a list of 1 to {config.max_liked} anime ids (whole numbers), e.g. [1, 5]"
+    """The ``liked`` list of a JSON body: 1 to max_liked distinct anime ids."""
+    problem = f"liked must be a list of 1 to {config.max_liked} different anime ids (whole numbers), e.g. [1, 5]"
     if not isinstance(value, list) or not 1 <= len(value) <= config.max_liked:
         raise InvalidRequestError(problem)
     ids = []
@@ -185,4 +187,20 @@ def parse_liked(value: Any, config: ServingConfig) -> list[int]:
         if not isinstance(item, int) or isinstance(item, bool) or not 0 <= item <= MAX_ID:
             raise InvalidRequestError(f"{problem}; got {_echo(item)}")
         ids.append(item)
+    return _distinct(ids)
+
+
+def parse_liked_texts(texts: list[str], config: ServingConfig) -> list[int]:
+    """The ``liked`` fields of a form: the same rules as the JSON list, counted before anything is parsed."""
+    if len(texts) > config.max_liked:
+        raise InvalidRequestError(f"pick at most {config.max_liked} anime, not {len(texts)}")
+    return _distinct([parse_id(text, "anime") for text in texts])
+
+
+def _distinct(ids: list[int]) -> list[int]:
+    # A repeat is a client bug (the picker never sends one); saying so beats silently answering something else.
+    repeated = sorted({anime_id for anime_id in ids if ids.count(anime_id) > 1})
+    if repeated:
+        raise InvalidRequestError(f"liked lists anime {', '.join(map(str, repeated[:5]))} more than once: "
+                                  "list each anime once")
     return ids
