@@ -9,12 +9,17 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-trixie
 
-# ---- deps: Python dependencies only, so a code change does not reinstall them ----
-FROM ${PYTHON_IMAGE} AS deps
+# ---- serving-deps: what the web app needs at run time, in its own cached layer ----
+FROM ${PYTHON_IMAGE} AS serving-deps
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
+COPY requirements-serving.txt ./
+RUN pip install --no-cache-dir -r requirements-serving.txt
+
+# ---- deps: plus training (TensorFlow, comet-ml, DVC), only for the model stage; the runtime image stays small ----
+FROM serving-deps AS deps
 COPY requirements.txt ./
 RUN pip install --no-cache-dir -r requirements.txt
 
@@ -48,8 +53,8 @@ RUN if [ -f artifacts/model/manifest.json ]; then \
  && rm -rf artifacts data \
  && python -m compileall -q /build
 
-# ---- runtime: dependencies + code + model, run as a non-root user, nothing written outside /tmp ----
-FROM deps AS runtime
+# ---- runtime: serving dependencies + code + model, run as a non-root user, nothing written outside /tmp ----
+FROM serving-deps AS runtime
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can verify it (deployment.yaml uses the same ids).
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /tmp --no-create-home --shell /usr/sbin/nologin app

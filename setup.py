@@ -7,8 +7,15 @@ HERE = Path(__file__).parent
 
 
 def requirements(name: str) -> list[str]:
-    lines = (HERE / name).read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith(("#", "-r"))]
+    """The requirement lines of a pip requirements file, following its ``-r other.txt`` includes."""
+    found = []
+    for line in (HERE / name).read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line.startswith("-r "):
+            found += requirements(line[3:].strip())
+        elif line and not line.startswith("#"):
+            found.append(line)
+    return found
 
 
 setup(
@@ -21,5 +28,8 @@ setup(
     packages=find_packages(include=["src", "src.*", "config", "utils", "pipeline"]),
     py_modules=["application"],
     install_requires=requirements("requirements.txt"),
-    extras_require={"gcs": ["google-cloud-storage>=2.10,<4"], "dev": requirements("requirements-dev.txt")},
+    extras_require={
+        "gcs": ["google-cloud-storage>=2.10,<4", "dvc-gs>=3,<4"],  # a GCS bucket as data source and DVC remote
+        "dev": [r for r in requirements("requirements-dev.txt") if r not in requirements("requirements.txt")],
+    },
 )

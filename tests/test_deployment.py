@@ -142,17 +142,27 @@ def test_image_is_slim_python_311_non_root_on_port_5000_with_healthcheck() -> No
     assert exec_form(healthchecks[0])[0] == "python", "the slim image has no curl: the check uses Python"
 
 
-def test_dependencies_are_installed_in_their_own_cached_layer() -> None:
+@pytest.mark.parametrize("requirements", ["requirements-serving.txt", "requirements.txt"])
+def test_dependencies_are_installed_in_their_own_cached_layer(requirements: str) -> None:
     instructions = dockerfile_instructions(REPO / "Dockerfile")
     position = {}
     for index, (_, keyword, arguments) in enumerate(instructions):
-        if keyword == "COPY" and arguments.split()[0] == "requirements.txt":
+        if keyword == "COPY" and arguments.split()[0] == requirements:
             position.setdefault("copy requirements", index)
-        if keyword == "RUN" and "pip install" in arguments and "-r requirements.txt" in arguments:
+        if keyword == "RUN" and "pip install" in arguments and f"-r {requirements}" in arguments:
             position.setdefault("pip install", index)
         if keyword == "COPY" and arguments.split()[0] == ".":
             position.setdefault("copy everything", index)
     assert position["copy requirements"] < position["pip install"] < position["copy everything"]
+
+
+def test_runtime_image_installs_only_the_serving_dependencies() -> None:
+    """TensorFlow, comet-ml and DVC are for training; the served image leaves them out."""
+    runtime_base = [arguments for keyword, arguments in final_stage(REPO / "Dockerfile")
+                    if keyword == "FROM"]
+    assert runtime_base and runtime_base[0].split()[0] == "serving-deps"
+    serving = (REPO / "requirements-serving.txt").read_text()
+    assert "tensorflow" not in serving and "flask" in serving and "gunicorn" in serving
 
 
 def test_runtime_can_run_with_a_read_only_root_filesystem() -> None:
@@ -169,8 +179,10 @@ def test_image_serves_with_gunicorn_and_the_app_factory() -> None:
 
 
 def test_model_stage_trains_on_the_sample_only_when_no_artifacts_were_provided() -> None:
-    runs = [arguments for stage, keyword, arguments in dockerfile_instructions(REPO / "Dockerfile")
-            if stage == 1 and keyword == "RUN"]
+    instructions = dockerfile_instructions(REPO / "Dockerfile")
+    model_stage = next(stage for stage, keyword, arguments in instructions
+                       if keyword == "FROM" and arguments.split()[-1] == "model")
+    runs = [arguments for stage, keyword, arguments in instructions if stage == model_stage and keyword == "RUN"]
     script = " ".join(runs)
     assert "[ -f artifacts/model/manifest.json ]" in script
     for stage in ("ingest", "process", "train"):
@@ -245,7 +257,7 @@ def test_dockerignore_keeps_out(path: str) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    "requirements.txt", "application.py", "gunicorn.conf.py", "config/config.yaml", "src/recommender.py",
+    "requirements.txt", "requirements-serving.txt", "application.py", "gunicorn.conf.py", "config/config.yaml", "src/recommender.py",
     "pipeline/training_pipeline.py", "utils/atomic.py", "templates/index.html", "static/style.css",
     "data/sample/rating.csv.gz", "artifacts/model/manifest.json", "artifacts/model/anime_embeddings.npy",
 ])
