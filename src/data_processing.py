@@ -19,7 +19,9 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,14 +144,17 @@ def read_rating_blocks(path: Path, ratings_format: str, config: dict[str, Any]) 
     return blocks, skipped
 
 
-def _csv_reader(source: Any, block_size: int, column_type: pa.DataType, skipped: dict[str, int]) -> pv.CSVStreamingReader:
+def _csv_reader(source: Any, block_size: int, column_type: pa.DataType, skipped: dict[str, int],
+                column_names: list[str] | None = None) -> pv.CSVStreamingReader:
+    """A streaming reader of the three rating columns; ``column_names`` for a source without a header line."""
     def skip_row(row: Any) -> str:
         skipped["rows with the wrong number of fields"] = skipped.get("rows with the wrong number of fields", 0) + 1
         return "skip"
 
     return pv.open_csv(
         source,
-        read_options=pv.ReadOptions(block_size=block_size),
+        read_options=pv.ReadOptions(block_size=block_size, column_names=column_names,
+                                    use_threads=column_names is None),
         parse_options=pv.ParseOptions(invalid_row_handler=skip_row),
         convert_options=pv.ConvertOptions(include_columns=RATING_INPUT_COLUMNS,
                                           column_types={name: column_type for name in RATING_INPUT_COLUMNS}),
@@ -157,15 +162,77 @@ def _csv_reader(source: Any, block_size: int, column_type: pa.DataType, skipped:
 
 
 def _read_ratings_typed(path: Path, ratings_format: str, block_size: int) -> tuple[list[Block], dict[str, int]]:
+    ranges = _line_ranges(path, block_size)
+    if len(ranges) < 2:
+        with open_csv_source(path) as source:
+            return _read_typed(source, ratings_format, block_size)
+    # A big plain file is parsed as line-aligned byte ranges on parallel threads (pyarrow parses without the
+    # GIL; one streaming reader keeps about one core busy), then its blocks are put back in file order.
+    header = read_header(path)
+
+    def read_range(byte_range: tuple[int, int]) -> tuple[list[Block], dict[str, int]]:
+        with _ByteRange(path, *byte_range) as source:
+            return _read_typed(source, ratings_format, block_size, header)
+
+    with ThreadPoolExecutor(len(ranges)) as pool:
+        parts = list(pool.map(read_range, ranges))
+    skipped: dict[str, int] = {}
+    for _, part_skipped in parts:
+        for reason, count in part_skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + count
+    return [block for part_blocks, _ in parts for block in part_blocks], skipped
+
+
+def _read_typed(source: Any, ratings_format: str, block_size: int,
+                column_names: list[str] | None = None) -> tuple[list[Block], dict[str, int]]:
     skipped: dict[str, int] = {}
     blocks = []
-    with open_csv_source(path) as source:
-        # int32 straight from the parser: half the conversion work of int64; a value outside int32 (never a
-        # valid id or rating) raises ArrowInvalid and takes the robust path, which skips it as out of range.
-        for batch in _csv_reader(source, block_size, pa.int32(), skipped):
-            blocks.append(_validate_block(*(batch.column(name).to_numpy(zero_copy_only=False)
-                                            for name in RATING_INPUT_COLUMNS), ratings_format, skipped))
+    # int32 straight from the parser: half the conversion work of int64; a value outside int32 (never a
+    # valid id or rating) raises ArrowInvalid and takes the robust path, which skips it as out of range.
+    for batch in _csv_reader(source, block_size, pa.int32(), skipped, column_names):
+        blocks.append(_validate_block(*(batch.column(name).to_numpy(zero_copy_only=False)
+                                        for name in RATING_INPUT_COLUMNS), ratings_format, skipped))
     return blocks, skipped
+
+
+def _line_ranges(path: Path, block_size: int) -> list[tuple[int, int]]:
+    """Byte ranges of a plain CSV's rows (header excluded), one per core but none under a block, each
+    starting at a line start; [] for a compressed file, which can only be read from its beginning."""
+    if path.suffix in (".gz", ".zip"):
+        return []
+    size = path.stat().st_size
+    parts = max(1, min(os.cpu_count() or 1, size // max(block_size, 1)))
+    with path.open("rb") as handle:
+        handle.readline()
+        starts = [handle.tell()]
+        for part in range(1, parts):
+            handle.seek(max(size * part // parts, starts[-1]))
+            handle.readline()  # on to the start of the next line
+            starts.append(handle.tell())
+    starts.append(size)
+    return [(start, end) for start, end in zip(starts, starts[1:]) if end > start]
+
+
+class _ByteRange(io.RawIOBase):
+    """A read-only file object over bytes [start, end) of a file."""
+
+    def __init__(self, path: Path, start: int, end: int) -> None:
+        super().__init__()
+        self._file = path.open("rb")
+        self._file.seek(start)
+        self._left = end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._file.readinto(memoryview(buffer)[: self._left])
+        self._left -= count
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def _read_ratings_robust(path: Path, ratings_format: str, block_size: int) -> tuple[list[Block], dict[str, int]]:
