@@ -1,0 +1,498 @@
+"""Soak test: a bounded mix of valid and invalid requests against gunicorn on 127.0.0.1.
+
+    python bench/soak.py --seconds 120                    # make bench: 2 minutes, 32 connections
+    python bench/soak.py --seconds 10 --artifacts DIR     # the short run make test does (tests/test_soak.py)
+
+Starts gunicorn with gunicorn.conf.py on a free 127.0.0.1 port, serving the artifacts root given by --artifacts
+(else ANIME_ARTIFACTS_DIR, else artifacts/), drives it from --connections keep-alive connections, samples the
+workers' memory every second, and prints a JSON report on stdout (and to --output). The exit status is 0 when
+there was no 5xx, no dropped connection, no status other than the one each request should get, nothing logged
+as an error by the server, and worker memory grew less than --max-growth from the first to the last window
+(30 s, or a quarter of a shorter run).
+
+Two deliberate choices:
+- Worker recycling (gunicorn's max_requests) is off for the run: a recycled worker starts small again and would
+  hide a leak.
+- A request that fails on a keep-alive connection which already served others, before any response byte, is
+  retried once on a new connection (counted as "reconnects", with what the connection served last), as browsers
+  and HTTP libraries do: a server may close an idle keep-alive connection at any time. gunicorn does so after
+  answering a request whose unread body is over 64 KiB (the 413s here): it will not drain more. A request that
+  fails on a fresh connection, or twice, is a dropped connection.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"  # never anything else: this is a local test
+SEED = 7
+VALID_SHARE = 0.6
+CLIENT_TIMEOUT_SECONDS = 30
+SEARCH_TERMS = ["a", "no", "bebop", "gundam", "naruto", "kimi", "one", "ra", "love", "sword", "カ"]
+# An id no MyAnimeList user or anime has; the model cannot know it.
+UNKNOWN_ID = 2**62
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: str  # a short label for the report
+    method: str
+    path: str
+    expected: int
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The server
+# ---------------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def start_server(artifacts_root: Path, port: int, log_file: Any, workers: int | None, threads: int | None) -> subprocess.Popen:
+    """gunicorn as production runs it (gunicorn.conf.py), in its own process group, recycling off."""
+    env = {**os.environ, "ANIME_ARTIFACTS_DIR": str(artifacts_root), "GUNICORN_BIND": f"{HOST}:{port}"}
+    if workers:
+        env["WEB_CONCURRENCY"] = str(workers)
+    if threads:
+        env["GUNICORN_THREADS"] = str(threads)
+    command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--max-requests", "0"]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_ready(port: int, server: subprocess.Popen, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with status {server.returncode} before it was ready")
+        try:
+            status, body = _get(port, "/readyz")
+            if status == 200:
+                return
+            last = f"{status} {body[:200]}"
+        except OSError as error:
+            last = str(error)
+        time.sleep(0.25)
+    raise RuntimeError(f"gunicorn was not ready within {timeout:.0f} s: {last}")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """TERM to the server's own process group (graceful), KILL if it hangs."""
+    if server.poll() is not None:
+        return
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The request mix
+# ---------------------------------------------------------------------------------------------------------
+class RequestMix:
+    """Valid requests built from the served model's own ids, genres and types; invalid ones from issue 7's table."""
+
+    def __init__(self, user_ids: list[int], anime_ids: list[int], genres: list[str], types: list[str]) -> None:
+        self.user_ids, self.anime_ids, self.genres, self.types = user_ids, anime_ids, genres, types
+
+    @classmethod
+    def from_server(cls, artifacts_root: Path, port: int) -> RequestMix:
+        model = artifacts_root / "model"
+        user_ids = json.loads((model / "user_ids.json").read_text(encoding="utf-8"))
+        anime_ids = json.loads((model / "anime_ids.json").read_text(encoding="utf-8"))
+        document = json.loads(_get(port, "/api/openapi.json")[1])
+        parameters = {p["name"]: p for p in document["paths"]["/api/users/{user_id}/recommendations"]["get"]["parameters"]}
+        genres = parameters["genre"]["schema"]["items"].get("enum", [])
+        types = parameters["type"]["schema"]["items"].get("enum", [])
+        return cls(user_ids, anime_ids, genres, types)
+
+    def pick(self, rng: random.Random) -> Request:
+        builders = self._valid if rng.random() < VALID_SHARE else self._invalid
+        return rng.choice(builders)(rng)
+
+    # -- valid: every one must be a 200
+    @property
+    def _valid(self) -> list:
+        return [self._user_recommendations, self._similar, self._search, self._favourites, self._index_page,
+                self._user_form, self._anime_page, self._favourites_form, self._search_page, self._probe]
+
+    def _user_recommendations(self, rng: random.Random) -> Request:
+        query: dict[str, Any] = {"n": rng.randint(1, 20)}
+        if self.genres and rng.random() < 0.3:
+            query["genre"] = rng.choice(self.genres)
+        if self.types and rng.random() < 0.3:
+            query["type"] = rng.choice(self.types)
+        if rng.random() < 0.3:
+            query["user_weight"], query["content_weight"] = rng.choice([(1, 0), (0, 1), (0.3, 0.7)])
+        path = f"/api/users/{rng.choice(self.user_ids)}/recommendations?{urllib.parse.urlencode(query)}"
+        return Request("api user", "GET", path, 200)
+
+    def _similar(self, rng: random.Random) -> Request:
+        return Request("api similar", "GET", f"/api/anime/{rng.choice(self.anime_ids)}/similar?n={rng.randint(1, 20)}", 200)
+
+    def _search(self, rng: random.Random) -> Request:
+        query = urllib.parse.urlencode({"q": rng.choice(SEARCH_TERMS), "limit": rng.randint(1, 10)})
+        return Request("api search", "GET", f"/api/anime/search?{query}", 200)
+
+    def _favourites(self, rng: random.Random) -> Request:
+        liked = rng.sample(self.anime_ids, rng.randint(1, min(5, len(self.anime_ids))))
+        return _json_post("api favourites", {"liked": liked, "n": rng.randint(1, 20)}, 200)
+
+    def _index_page(self, rng: random.Random) -> Request:
+        return Request("page index", "GET", "/", 200)
+
+    def _user_form(self, rng: random.Random) -> Request:
+        return _form_post("page user form", "/", {"userID": rng.choice(self.user_ids)}, 200)
+
+    def _anime_page(self, rng: random.Random) -> Request:
+        return Request("page anime", "GET", f"/anime/{rng.choice(self.anime_ids)}", 200)
+
+    def _favourites_form(self, rng: random.Random) -> Request:
+        liked = rng.sample(self.anime_ids, min(2, len(self.anime_ids)))
+        return _form_post("page favourites form", "/favourites", {"liked": liked}, 200)
+
+    def _search_page(self, rng: random.Random) -> Request:
+        return Request("page search", "GET", "/search?" + urllib.parse.urlencode({"q": rng.choice(SEARCH_TERMS)}), 200)
+
+    def _probe(self, rng: random.Random) -> Request:
+        return Request("probe", "GET", rng.choice(["/healthz", "/readyz"]), 200)
+
+    # -- invalid: each must get its own 4xx
+    @property
+    def _invalid(self) -> list:
+        user = f"/api/users/{self.user_ids[0]}/recommendations"
+        anime = self.anime_ids[0]
+        fixed = [
+            Request("bad id", "GET", "/api/users/abc/recommendations", 400),
+            Request("huge id", "GET", f"/api/anime/{2**63}/similar", 400),
+            Request("unknown user", "GET", f"/api/users/{UNKNOWN_ID}/recommendations", 404),
+            Request("unknown anime", "GET", f"/api/anime/{UNKNOWN_ID}/similar", 404),
+            Request("bad n", "GET", f"{user}?n=abc", 400),
+            Request("n too large", "GET", f"{user}?n={10**9}", 400),
+            Request("NaN weight", "GET", f"{user}?user_weight=nan", 400),
+            Request("weights both 0", "GET", f"{user}?user_weight=0&content_weight=0", 400),
+            Request("unknown genre", "GET", f"{user}?genre=NoSuchGenre", 400),
+            Request("empty search", "GET", "/api/anime/search?q=", 400),
+            Request("long search", "GET", "/api/anime/search?q=" + "x" * 2000, 400),
+            _raw_post("invalid JSON", b'{"liked": [1', "application/json", 400),
+            _raw_post("JSON array", b"[1, 2]", "application/json", 400),
+            _raw_post("wrong content type", json.dumps({"liked": [anime]}).encode(), "text/plain", 415),
+            _json_post("empty liked", {"liked": []}, 400),
+            _json_post("duplicated liked", {"liked": [anime, anime]}, 400),
+            _json_post("unknown liked", {"liked": [UNKNOWN_ID]}, 404),
+            _raw_post("oversized body", b'{"liked": [' + b"1, " * 30_000 + b"1]}", "application/json", 413),
+            _form_post("page bad id", "/", {"userID": "<script>alert(1)</script>"}, 400),
+            _form_post("page unknown liked", "/favourites", {"liked": [UNKNOWN_ID]}, 404),
+            Request("page bad option", "GET", f"/anime/{anime}?n=0", 400),
+            Request("no such page", "GET", "/no-such-page", 404),
+            Request("wrong method", "DELETE", "/api/anime/search?q=a", 405),
+        ]
+        return [lambda rng, request=request: request for request in fixed]
+
+
+def _json_post(kind: str, body: dict[str, Any], expected: int) -> Request:
+    return _raw_post(kind, json.dumps(body).encode(), "application/json", expected)
+
+
+def _raw_post(kind: str, body: bytes, content_type: str, expected: int) -> Request:
+    """A POST to the favourites API (the one JSON endpoint that takes a body)."""
+    return Request(kind, "POST", "/api/recommendations", expected, body, {"Content-Type": content_type})
+
+
+def _form_post(kind: str, path: str, fields: dict[str, Any], expected: int) -> Request:
+    body = urllib.parse.urlencode(fields, doseq=True).encode()
+    return Request(kind, "POST", path, expected, body, {"Content-Type": "application/x-www-form-urlencoded"})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The clients
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class Tally:
+    """What the clients saw; one lock guards it (a few hundred updates a second at most)."""
+
+    statuses: Counter = field(default_factory=Counter)
+    kinds: Counter = field(default_factory=Counter)
+    unexpected: Counter = field(default_factory=Counter)
+    connection_errors: Counter = field(default_factory=Counter)
+    reconnects_after: Counter = field(default_factory=Counter)  # kind of the request before each reconnect
+    valid: int = 0
+    invalid: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, request: Request, status: int, seconds: float, reconnected_after: str | None) -> None:
+        with self.lock:
+            self.statuses[status] += 1
+            self.kinds[request.kind] += 1
+            if reconnected_after is not None:
+                self.reconnects_after[reconnected_after] += 1
+            if request.expected == 200:
+                self.valid += 1
+            else:
+                self.invalid += 1
+            if status != request.expected:
+                self.unexpected[f"{request.kind}: {request.method} {request.path[:80]} -> {status}, expected {request.expected}"] += 1
+            self.latencies_ms.append(seconds * 1000)
+
+    def error(self, request: Request, error: BaseException) -> None:
+        with self.lock:
+            self.connection_errors[f"{request.kind}: {type(error).__name__}: {error}"[:200]] += 1
+
+
+class Client:
+    """One keep-alive connection, used by one thread."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.connection: http.client.HTTPConnection | None = None
+        self.served = 0  # requests answered on the current connection
+        self.previous_kind = ""  # what the connection served last, to report what led to a reconnect
+
+    def send(self, request: Request) -> tuple[int, str | None]:
+        """(status, the previous request's kind if a stale keep-alive connection had to be replaced, else None).
+
+        Raises OSError or http.client.HTTPException when the connection drops.
+        """
+        for attempt in (0, 1):
+            if self.connection is None:
+                self.connection, self.served = http.client.HTTPConnection(HOST, self.port, timeout=CLIENT_TIMEOUT_SECONDS), 0
+            reused = self.served > 0
+            try:
+                self.connection.request(request.method, request.path, body=request.body, headers=request.headers)
+                response = self.connection.getresponse()
+                response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                if attempt == 0 and reused:
+                    continue  # the server closed this keep-alive connection between requests
+                raise
+            except (OSError, http.client.HTTPException):
+                self.close()
+                raise
+            self.served += 1
+            reconnected_after = self.previous_kind if attempt == 1 else None
+            self.previous_kind = request.kind
+            if response.will_close:
+                self.close()
+            return response.status, reconnected_after
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+        self.connection = None
+
+
+def client_loop(index: int, port: int, mix: RequestMix, deadline: float, tally: Tally) -> None:
+    rng = random.Random(SEED * 1000 + index)
+    client = Client(port)
+    while time.monotonic() < deadline:
+        request = mix.pick(rng)
+        started = time.perf_counter()
+        try:
+            status, reconnected_after = client.send(request)
+        except (OSError, http.client.HTTPException) as error:
+            tally.error(request, error)
+            continue
+        tally.record(request, status, time.perf_counter() - started, reconnected_after)
+    client.close()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Memory
+# ---------------------------------------------------------------------------------------------------------
+class MemorySampler(threading.Thread):
+    """Every second: the summed resident memory of the gunicorn workers (the master holds no requests)."""
+
+    def __init__(self, master_pid: int, interval: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.master = psutil.Process(master_pid)
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []  # (seconds since start, bytes)
+        self.worker_pids: set[int] = set()
+        self._stop_event = threading.Event()
+        self._start_time = time.monotonic()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            total = 0
+            try:
+                for worker in self.master.children():
+                    total += worker.memory_info().rss
+                    self.worker_pids.add(worker.pid)
+            except psutil.Error:
+                continue  # a worker came or went mid-sample: skip this one
+            self.samples.append((time.monotonic() - self._start_time, total))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def report(self, seconds: float) -> dict[str, Any]:
+        window = min(30.0, seconds / 4)
+        first = [rss for t, rss in self.samples if t <= window]
+        last = [rss for t, rss in self.samples if t >= seconds - window]
+        if not first or not last:
+            return {"window_seconds": window, "samples": len(self.samples), "growth": None}
+        first_mean, last_mean = statistics.fmean(first), statistics.fmean(last)
+        return {"window_seconds": window, "samples": len(self.samples), "workers": len(self.worker_pids),
+                "first_window_mb": round(first_mean / 2**20, 1), "last_window_mb": round(last_mean / 2**20, 1),
+                "peak_mb": round(max(rss for _, rss in self.samples) / 2**20, 1),
+                "growth": round(last_mean / first_mean - 1, 4)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------------------
+def server_log_errors(text: str) -> list[str]:
+    """Lines showing the server logged an error or a traceback (the app logs as 'LEVEL name:', gunicorn '[LEVEL]')."""
+    markers = ("Traceback", " ERROR ", "[ERROR]", " CRITICAL ", "[CRITICAL]")
+    return [line for line in text.splitlines() if any(marker in line for marker in markers)]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 1) if ordered else 0.0
+
+
+def run(artifacts_root: Path, seconds: float, connections: int, workers: int | None, threads: int | None,
+        max_growth: float) -> dict[str, Any]:
+    """Start gunicorn, load it for ``seconds``, stop it; return the report."""
+    port = free_port()
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
+        server = start_server(artifacts_root, port, log, workers, threads)
+        try:
+            wait_ready(port, server)
+            mix = RequestMix.from_server(artifacts_root, port)
+            tally, sampler = Tally(), MemorySampler(server.pid)
+            sampler.start()
+            started = time.monotonic()
+            clients = [threading.Thread(target=client_loop, args=(i, port, mix, started + seconds, tally), daemon=True)
+                       for i in range(connections)]
+            for thread in clients:
+                thread.start()
+            for thread in clients:
+                thread.join()
+            elapsed = time.monotonic() - started
+            sampler.stop()
+            server_alive = server.poll() is None
+            log.flush()
+            log.seek(0)
+            logged_errors = server_log_errors(log.read())  # read before stopping: shutdown notices are not errors
+        finally:
+            stop_server(server)
+    return build_report(tally, sampler.report(elapsed), elapsed, connections, logged_errors, server_alive, max_growth)
+
+
+def build_report(tally: Tally, memory: dict[str, Any], elapsed: float, connections: int, logged_errors: list[str],
+                 server_alive: bool, max_growth: float) -> dict[str, Any]:
+    requests = sum(tally.statuses.values())
+    server_errors = sum(count for status, count in tally.statuses.items() if status >= 500)
+    report = {
+        "seconds": round(elapsed, 1), "connections": connections, "requests": requests,
+        "requests_per_second": round(requests / elapsed, 1) if elapsed else 0.0,
+        "valid_requests": tally.valid, "invalid_requests": tally.invalid,
+        "statuses": {str(status): count for status, count in sorted(tally.statuses.items())},
+        "server_errors_5xx": server_errors,
+        "connection_errors": sum(tally.connection_errors.values()), "connection_error_kinds": dict(tally.connection_errors),
+        "reconnects": sum(tally.reconnects_after.values()), "reconnects_after": dict(tally.reconnects_after),
+        "unexpected_statuses": sum(tally.unexpected.values()), "unexpected_examples": dict(tally.unexpected.most_common(10)),
+        "latency_ms": {"p50": percentile(tally.latencies_ms, 0.50), "p95": percentile(tally.latencies_ms, 0.95),
+                       "p99": percentile(tally.latencies_ms, 0.99), "max": percentile(tally.latencies_ms, 1.0)},
+        "memory": memory, "server_log_errors": len(logged_errors), "server_log_error_lines": logged_errors[:10],
+        "server_alive": server_alive, "requests_by_kind": dict(sorted(tally.kinds.items())),
+    }
+    report["problems"] = problems(report, max_growth)
+    report["passed"] = not report["problems"]
+    return report
+
+
+def problems(report: dict[str, Any], max_growth: float) -> list[str]:
+    found = []
+    if report["requests"] == 0:
+        found.append("no request was answered")
+    for key, label in (("server_errors_5xx", "5xx answers"), ("connection_errors", "dropped connections"),
+                       ("unexpected_statuses", "unexpected statuses"), ("server_log_errors", "server log errors")):
+        if report[key]:
+            found.append(f"{report[key]} {label}")
+    if not report["server_alive"]:
+        found.append("gunicorn died during the run")
+    growth = report["memory"].get("growth")
+    if growth is None:
+        found.append("too few memory samples to measure growth")
+    elif growth >= max_growth:
+        found.append(f"worker memory grew {growth:.1%} (limit {max_growth:.0%})")
+    return found
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=120.0, help="how long to load the server (default 120)")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections (default 32)")
+    parser.add_argument("--artifacts", type=Path, help="artifacts root holding model/ (default: ANIME_ARTIFACTS_DIR or artifacts/)")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's)")
+    parser.add_argument("--threads", type=int, help="threads per worker (default: gunicorn.conf.py's)")
+    parser.add_argument("--max-growth", type=float, default=0.10, help="allowed worker memory growth (default 0.10)")
+    parser.add_argument("--output", type=Path, help="also write the JSON report here (e.g. bench/results/soak.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    root = args.artifacts or Path(os.environ.get("ANIME_ARTIFACTS_DIR", REPO / "artifacts"))
+    if not (root / "model" / "manifest.json").is_file():
+        print(f"error: no model artifacts under {root}: train first (make train) or pass --artifacts", file=sys.stderr)
+        return 2
+    report = run(root.resolve(), args.seconds, args.connections, args.workers, args.threads, args.max_growth)
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    print(text)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n", encoding="utf-8")
+    memory = report["memory"]
+    print(f"soak: {report['requests']} requests in {report['seconds']} s ({report['requests_per_second']}/s), "
+          f"{report['server_errors_5xx']} 5xx, {report['connection_errors']} dropped connections, "
+          f"{report['reconnects']} reconnects, memory growth {memory.get('growth')}: "
+          f"{'passed' if report['passed'] else 'FAILED: ' + '; '.join(report['problems'])}", file=sys.stderr)
+    return 0 if report["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
