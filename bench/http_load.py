@@ -1,0 +1,238 @@
+"""Serving over HTTP, and start-up: gunicorn as configured for production on 127.0.0.1, under a bounded load.
+
+    python bench/http_load.py                              # 30 s at 32 connections, 3 runs, trained artifacts
+    python bench/http_load.py --seconds 10 --repeats 1 --generator locust --artifacts-root DIR
+
+Each run starts a fresh ``gunicorn --config gunicorn.conf.py`` (preloaded app, its workers and threads) bound
+to a free port on 127.0.0.1 and times process start -> first 200 from /readyz. Then a load generator replays
+the endpoint mix of bench/request_mix.py on a fixed number of connections for a fixed time: Debian's wrk
+(bench/wrk_mix.lua; the default when installed) or locust headless (bench/locustfile.py; per-endpoint figures
+too). Reported: requests/s, p50/p99, errors (socket errors and non-2xx answers), the server's and the
+generator's CPU per request, and each worker's memory shortly before the load ends: RSS, PSS and USS, where
+USS (pages only that worker holds) is what a worker adds beyond what it shares with the preloading master.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psutil  # noqa: E402
+
+from bench.common import PROJECT_ROOT, free_port, median_of, save_json  # noqa: E402
+from bench.request_mix import MIX, make_requests, write_requests  # noqa: E402
+from config.paths_config import artifacts_root, model_dir  # noqa: E402
+
+LOCUSTFILE = PROJECT_ROOT / "bench" / "locustfile.py"
+WRK_SCRIPT = PROJECT_ROOT / "bench" / "wrk_mix.lua"
+MIB = 2**20
+
+
+def start_gunicorn(root: Path, port: int, log_path: Path) -> subprocess.Popen:
+    """gunicorn exactly as production configures it, but on 127.0.0.1 and with the artifacts under ``root``."""
+    env = {**os.environ, "ANIME_ARTIFACTS_DIR": str(root), "GUNICORN_BIND": f"127.0.0.1:{port}"}
+    env.pop("PORT", None)
+    with log_path.open("ab") as log:
+        # its own process group, so stopping it reaches the workers and nothing else
+        return subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"], cwd=PROJECT_ROOT,
+                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_ready(process: subprocess.Popen, port: int, started: float, timeout: float = 120) -> float:
+    """Seconds from ``started`` until /readyz answers 200; raise if gunicorn dies or the timeout passes."""
+    url = f"http://127.0.0.1:{port}/readyz"
+    while time.perf_counter() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"gunicorn was not ready within {timeout:.0f} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """TERM the gunicorn we started (its process group), KILL it if it has not gone after 20 s."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def memory(master_pid: int) -> dict:
+    """Master and per-worker memory in MiB: RSS (all resident pages), PSS (shared pages split between the
+    processes sharing them) and USS (pages held by this process alone)."""
+    master = psutil.Process(master_pid)
+
+    def figures(process: psutil.Process) -> dict:
+        info = process.memory_full_info()
+        return {"pid": process.pid, "rss_mib": round(info.rss / MIB, 1), "pss_mib": round(info.pss / MIB, 1),
+                "uss_mib": round(info.uss / MIB, 1)}
+
+    return {"master": figures(master), "workers": [figures(worker) for worker in master.children()]}
+
+
+def server_cpu_seconds(master_pid: int) -> float:
+    """CPU seconds (user + system) used so far by the gunicorn master and its live workers."""
+    master = psutil.Process(master_pid)
+    return sum(sum(process.cpu_times()[:2]) for process in [master, *master.children()])
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_locust(port: int, seconds: int, connections: int, requests_file: Path, scratch: Path) -> dict:
+    """A headless locust run (one user per connection); the aggregated and per-endpoint figures of its CSV."""
+    env = {**os.environ, "BENCH_REQUESTS_FILE": str(requests_file)}
+    csv_prefix = scratch / f"locust-{port}"
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(connections),
+               "-r", str(connections), "-t", f"{seconds}s", "--host", f"http://127.0.0.1:{port}", "--csv", str(csv_prefix),
+               "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=seconds + 120)
+    stats_file = Path(f"{csv_prefix}_stats.csv")
+    if not stats_file.is_file():
+        raise RuntimeError(f"locust wrote no statistics (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    with stats_file.open(newline="", encoding="utf-8") as handle:
+        rows = {row["Name"]: row for row in csv.DictReader(handle)}
+
+    def figures(row: dict) -> dict:
+        return {"requests": int(row["Request Count"]), "errors": int(row["Failure Count"]),
+                "requests_per_second": round(float(row["Requests/s"]), 1),
+                "p50_ms": float(row["50%"]), "p99_ms": float(row["99%"]), "max_ms": round(float(row["Max Response Time"]), 1)}
+
+    result = figures(rows.pop("Aggregated"))
+    result["endpoints"] = {name: figures(row) for name, row in rows.items()}
+    return result
+
+
+def run_wrk(port: int, seconds: int, connections: int, requests_file: Path, scratch: Path) -> dict:
+    """A wrk run (two threads, ``connections`` connections) replaying the mix; its aggregated figures."""
+    command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
+               "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}"]
+    done = subprocess.run(command, env={**os.environ, "BENCH_REQUESTS_FILE": str(requests_file)},
+                          capture_output=True, text=True, timeout=seconds + 60)
+    line = next((line for line in done.stdout.splitlines() if line.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    raw = json.loads(line.removeprefix("BENCH_JSON "))
+    return {"requests": raw["requests"],
+            # socket errors and non-2xx/3xx answers alike
+            "errors": sum(raw[key] for key in raw if key.startswith("errors_")),
+            "requests_per_second": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
+            "p50_ms": raw["p50_us"] / 1000, "p99_ms": raw["p99_us"] / 1000, "max_ms": raw["max_us"] / 1000,
+            "wrk": raw}
+
+
+GENERATORS = {"wrk": run_wrk, "locust": run_locust}
+
+
+def default_generator() -> str:
+    """wrk when installed (`make bench-deps`): it needs a tenth of locust's CPU, leaving the cores to gunicorn."""
+    return "wrk" if shutil.which("wrk") else "locust"
+
+
+def one_run(root: Path, generator: str, seconds: int, connections: int, requests_file: Path, scratch: Path) -> dict:
+    """Start gunicorn, time it to ready, load it, read its memory near the end and its CPU, stop it."""
+    port = free_port()
+    log_path = scratch / f"gunicorn-{port}.log"
+    started = time.perf_counter()
+    process = start_gunicorn(root, port, log_path)
+    try:
+        ready_seconds = wait_ready(process, port, started)
+        idle_memory = memory(process.pid)
+        sampled: dict = {}  # memory under load, read shortly before the load stops, from a timer thread
+        timer = threading.Timer(max(seconds - 3, 1), lambda: sampled.update(memory(process.pid)))
+        timer.start()
+        server_before, generator_before = server_cpu_seconds(process.pid), children_cpu_seconds()
+        try:
+            load = GENERATORS[generator](port, seconds, connections, requests_file, scratch)
+        finally:
+            timer.cancel()
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn died during the load:\n{log_path.read_text()[-3000:]}")
+        # CPU per request hardly depends on what else runs on the machine, unlike requests/s: it tells how
+        # much of the two cores the server (and the load generator) needs for this mix.
+        requests = max(load["requests"], 1)
+        load["server_cpu_ms_per_request"] = round(1000 * (server_cpu_seconds(process.pid) - server_before) / requests, 3)
+        load["generator_cpu_ms_per_request"] = round(1000 * (children_cpu_seconds() - generator_before) / requests, 3)
+    finally:
+        stop(process)
+    workers = (sampled or idle_memory)["workers"]
+    return {"ready_seconds": round(ready_seconds, 3), **load, "memory_idle": idle_memory,
+            "memory_under_load": sampled or None, "workers": len(workers),
+            "max_worker_uss_mib": max(worker["uss_mib"] for worker in workers),
+            "max_worker_rss_mib": max(worker["rss_mib"] for worker in workers),
+            "master_rss_mib": (sampled or idle_memory)["master"]["rss_mib"]}
+
+
+def measure(root: Path, seconds: int = 30, connections: int = 32, repeats: int = 3, seed: int = 42,
+            generator: str | None = None) -> dict:
+    generator = generator or default_generator()
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:
+        requests_file = write_requests(Path(scratch) / "requests.tsv", make_requests(model_dir(root), 50_000, seed))
+        runs = [one_run(root, generator, seconds, connections, requests_file, Path(scratch)) for _ in range(repeats)]
+    keys = ["requests_per_second", "p50_ms", "p99_ms", "errors", "requests", "ready_seconds",
+            "server_cpu_ms_per_request", "generator_cpu_ms_per_request",
+            "max_worker_uss_mib", "max_worker_rss_mib", "master_rss_mib"]
+    return {"generator": generator, "seconds": seconds, "connections": connections, "repeats": repeats,
+            "mix": MIX, "runs": runs, "median": median_of(runs, keys)}
+
+
+def measure_startup(root: Path, repeats: int = 3) -> dict:
+    """Process start -> /readyz 200, gunicorn as in production, ``repeats`` cold starts (no load)."""
+    seconds = []
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as scratch:
+        for _ in range(repeats):
+            port, started = free_port(), time.perf_counter()
+            process = start_gunicorn(root, port, Path(scratch) / "gunicorn.log")
+            try:
+                seconds.append(round(wait_ready(process, port, started), 3))
+            finally:
+                stop(process)
+    return {"runs": seconds, "median": median_of([{"ready_seconds": s} for s in seconds], ["ready_seconds"])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--artifacts-root", type=Path, default=None,
+                        help="artifacts root holding model/ (default: ANIME_ARTIFACTS_DIR or artifacts/)")
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--generator", choices=sorted(GENERATORS), help="default: wrk if installed, else locust")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args(argv)
+    result = measure(args.artifacts_root or artifacts_root(), args.seconds, args.connections, args.repeats, args.seed,
+                     args.generator)
+    print(json.dumps({key: value for key, value in result.items() if key != "runs"}, indent=2))
+    if args.output:
+        save_json(args.output, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Training: samples/s and seconds per epoch on the embedded sample, and the time to train the default model.
+
+    python bench/training.py                    # 6 epochs of throughput, then the default model, end to end
+    python bench/training.py --epochs 3 --skip-default
+
+Throughput: the embedded sample processed with ``--min-user-ratings 50`` (2,230 users, as artifacts/model),
+the configured model and batches (rated pairs plus freshly drawn negatives), fitted with Keras as
+``train()`` fits it. samples/s = training samples of an epoch (positives + negatives) / that epoch's seconds,
+validation included; the first epoch also compiles (XLA), so it is reported apart and the median is over the
+later epochs.
+Default model: a fresh process running ingest -> process -> train with config/config.yaml as it is, the time a
+new user waits for ``pipeline/training_pipeline.py`` before evaluation.
+Both run in child processes so TensorFlow's memory and threads leave with them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import PROJECT_ROOT, save_json  # noqa: E402
+
+HERE = Path(__file__).resolve()
+
+
+def throughput_child(root: Path, epochs: int, min_user_ratings: int) -> dict:
+    from config import paths_config
+    from src.data_ingestion import ingest
+    from src.data_processing import process
+    from src.model_training import prepare_training_data
+    from utils.common_functions import read_yaml
+
+    import keras  # after src.model_training, which imports comet first as comet asks
+
+    from src.base_model import build_model
+
+    config = read_yaml(paths_config.CONFIG_PATH)
+    config["training"]["verbose"] = 0
+    ingest(config, destination=paths_config.raw_dir(root))
+    process(config, raw_dir=paths_config.raw_dir(root), destination=paths_config.processed_dir(root),
+            min_user_ratings=min_user_ratings)
+    seed = int(config["seed"])
+    keras.utils.set_random_seed(seed)
+    data = prepare_training_data(config, paths_config.processed_dir(root), seed)
+    model = build_model(len(data.user_ids), len(data.anime_ids), config)
+    seconds: list[float] = []
+    samples: list[int] = []
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            samples.append(len(data.batches.epoch_users))  # negatives are redrawn, so the count can vary
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.started)
+
+    model.fit(data.batches, validation_data=data.validation, epochs=epochs, callbacks=[EpochTimer()], verbose=0)
+    rates = [n / s for n, s in zip(samples, seconds)]
+    later = slice(1, None) if epochs > 1 else slice(None)
+    return {"users": len(data.user_ids), "anime": len(data.anime_ids), "epochs": epochs,
+            "batch_size": int(config["training"]["batch_size"]), "jit_compile": bool(config["model"].get("jit_compile")),
+            "samples_per_epoch": samples, "epoch_seconds": [round(s, 3) for s in seconds],
+            "first_epoch_seconds": round(seconds[0], 3),
+            "seconds_per_epoch": round(statistics.median(seconds[later]), 3),
+            "samples_per_second": round(statistics.median(rates[later]))}
+
+
+def default_model_child(root: Path) -> dict:
+    """Ingest, process and train with the configuration as it is; seconds of each stage."""
+    started = time.perf_counter()
+    from config import paths_config
+    from src.data_ingestion import ingest
+    from src.data_processing import process
+    from src.model_training import train
+    from utils.common_functions import read_yaml
+
+    stages = {"imports": time.perf_counter() - started}
+    config = read_yaml(paths_config.CONFIG_PATH)
+    for name, step in [
+        ("ingest", lambda: ingest(config, destination=paths_config.raw_dir(root))),
+        ("process", lambda: process(config, raw_dir=paths_config.raw_dir(root), destination=paths_config.processed_dir(root))),
+        ("train", lambda: train(config, processed_dir=paths_config.processed_dir(root),
+                                destination=paths_config.model_dir(root), comet_directory=paths_config.comet_dir(root))),
+    ]:
+        begun = time.perf_counter()
+        result = step()
+        stages[name] = time.perf_counter() - begun
+    return {"seconds": round(time.perf_counter() - started, 2), "stages": {k: round(v, 2) for k, v in stages.items()},
+            "users": result["counts"]["users"], "epochs_run": result["training"]["epochs_run"]}
+
+
+def run_child(mode: str, *options: str, timeout: float = 1800) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-training-") as root:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT_ROOT)}
+        done = subprocess.run([sys.executable, str(HERE), "--child", mode, "--root", root, *options],
+                              capture_output=True, text=True, timeout=timeout, env=env, cwd=PROJECT_ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"training benchmark ({mode}) failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(epochs: int = 6, min_user_ratings: int = 50, default_model: bool = True) -> dict:
+    result = {"throughput": run_child("throughput", "--epochs", str(epochs), "--min-user-ratings", str(min_user_ratings))}
+    if default_model:
+        result["default_model"] = run_child("default")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=6, help="epochs timed for throughput (the first compiles)")
+    parser.add_argument("--min-user-ratings", type=int, default=50)
+    parser.add_argument("--skip-default", action="store_true", help="do not time the default model")
+    parser.add_argument("--output", type=Path)
+    parser.add_argument("--child", choices=["throughput", "default"], help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child == "throughput":
+        print(json.dumps(throughput_child(args.root, args.epochs, args.min_user_ratings)))
+        return 0
+    if args.child == "default":
+        print(json.dumps(default_model_child(args.root)))
+        return 0
+    result = measure(args.epochs, args.min_user_ratings, not args.skip_default)
+    print(json.dumps(result, indent=2))
+    if args.output:
+        save_json(args.output, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

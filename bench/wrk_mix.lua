@@ -1,0 +1,40 @@
+-- wrk script for the HTTP benchmark: replays the request mix bench/http_load.py wrote to BENCH_REQUESTS_FILE
+-- (one request a line: kind, method, path, body, tab-separated), each thread from its own starting point,
+-- and prints one line of JSON at the end for bench/http_load.py to read.
+
+local requests = {}
+local position = 0
+local thread_number = 0
+
+function setup(thread)
+  thread_number = thread_number + 1
+  thread:set("start", thread_number * 7919)
+end
+
+function init(args)
+  for line in io.lines(os.getenv("BENCH_REQUESTS_FILE")) do
+    local kind, method, path, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t?(.*)$")
+    if method then
+      table.insert(requests, {method = method, path = path, body = body})
+    end
+  end
+  position = (start or 0) % #requests
+end
+
+function request()
+  position = position % #requests + 1
+  local next_request = requests[position]
+  if next_request.method == "POST" then
+    return wrk.format("POST", next_request.path, {["Content-Type"] = "application/json"}, next_request.body)
+  end
+  return wrk.format("GET", next_request.path)
+end
+
+function done(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests": %d, "duration_us": %d, "errors_connect": %d, "errors_read": %d, "errors_write": %d, '
+    .. '"errors_status": %d, "errors_timeout": %d, "p50_us": %d, "p99_us": %d, "max_us": %d}\n',
+    summary.requests, summary.duration, errors.connect, errors.read, errors.write, errors.status, errors.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
