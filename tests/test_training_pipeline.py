@@ -72,6 +72,13 @@ def test_interrupted_training_leaves_the_previous_artifacts_usable(trained_root,
         process.wait()
     assert (paths_config.model_dir(root) / "manifest.json").read_bytes() == before
     assert len(load_model_artifacts(paths_config.model_dir(root)).user_ids) == 150
+    # ... and still serve: the app starts on them and recommends
+    from application import create_app
+    client = create_app({"TESTING": True, "ARTIFACTS_DIR": str(paths_config.model_dir(root))}).test_client()
+    assert client.get("/readyz").status_code == 200
+    user = json.loads((paths_config.model_dir(root) / "user_ids.json").read_text())[0]
+    response = client.get(f"/api/users/{user}/recommendations?n=5")
+    assert response.status_code == 200 and len(response.get_json()["recommendations"]) == 5
 
 
 def cli_error(result: subprocess.CompletedProcess) -> str:
