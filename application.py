@@ -3,12 +3,14 @@ development server on http://127.0.0.1:5000 (debug off); gunicorn.conf.py serves
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask
+from flask import Flask, current_app, request
 from flask.helpers import get_debug_flag
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from config.paths_config import model_dir
 from src.logger import get_logger
@@ -42,11 +44,33 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.debug = False  # never the interactive debugger: it would hand out a Python shell
     app.json.sort_keys = False  # keep fields in the documented order
     load_engine(app)
+    app.before_request(read_chunked_body)
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
     register_error_handlers(app)
     return app
+
+
+def read_chunked_body() -> None:
+    """Hold a chunked body (no Content-Length) to MAX_CONTENT_LENGTH too.
+
+    Werkzeug refuses a declared length over the cap up front, but reads a chunked body only up to the cap and
+    stops there without complaint: the JSON or form would be silently cut. Reading one byte past the cap here
+    turns that into a 413; a body within the cap is handed on as if it had been sent with its length.
+    """
+    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    stream, data = request.environ["wsgi.input"], b""
+    while len(data) <= limit:
+        chunk = stream.read(limit + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) > limit:
+        raise RequestEntityTooLarge()
+    request.environ.update({"wsgi.input": io.BytesIO(data), "CONTENT_LENGTH": str(len(data))})
 
 
 def refuse_debugger() -> None:

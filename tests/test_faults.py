@@ -57,7 +57,16 @@ def _empty(name: str) -> Mutation:
 
 
 def _save(name: str, array: np.ndarray) -> Mutation:
-    return lambda folder: np.save(folder / name, array, allow_pickle=True)  # pickling on purpose: the loader must refuse
+    return lambda folder: np.save(folder / name, array, allow_pickle=False)
+
+
+def _object_array(name: str) -> Mutation:
+    """What a pickled array looks like to np.load: an object-dtype header (the payload is never reached)."""
+    def mutate(folder: Path) -> None:
+        with (folder / name).open("wb") as handle:
+            np.lib.format.write_array_header_1_0(handle, {"descr": "|O", "fortran_order": False, "shape": (USERS,)})
+            handle.write(b"\x80\x04 not even a real pickle")
+    return mutate
 
 
 def _write(name: str, text: str) -> Mutation:
@@ -86,7 +95,7 @@ ARTIFACT_FAULTS: list[tuple[str, Mutation, str]] = [
     *[(f"missing-{name}", _remove(name), f"missing {name}") for name in SERVING_FILES],
     *[(f"truncated-{name}", _truncate(name), "unreadable") for name in SERVING_FILES],
     *[(f"empty-{name}", _empty(name), "unreadable") for name in SERVING_FILES],
-    ("pickled-object-array", _save("user_embeddings.npy", np.array([{"a": 1}] * USERS, dtype=object)), "allow_pickle=False"),
+    ("pickled-object-array", _object_array("user_embeddings.npy"), "allow_pickle=False"),
     ("text-embeddings", _save("user_embeddings.npy", np.array([["x"] * SIZE] * USERS)), "float matrix"),
     ("scalar-embeddings", _save("anime_embeddings.npy", np.float32(1.0)), "float matrix"),
     ("embeddings-from-another-model", _save("user_embeddings.npy", np.ones((USERS + 3, SIZE), np.float32)),
