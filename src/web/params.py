@@ -198,7 +198,7 @@ def parse_liked_texts(texts: list[str], config: ServingConfig) -> list[int]:
 
 
 def _distinct(ids: list[int]) -> list[int]:
-    # A repeat is a client bug (the picker never sends one); saying so beats silently answering something else.
+    # A repeat is a client bug (the picker never sends one): say so rather than quietly drop it.
     repeated = sorted({anime_id for anime_id in ids if ids.count(anime_id) > 1})
     if repeated:
         raise InvalidRequestError(f"liked lists anime {', '.join(map(str, repeated[:5]))} more than once: "
