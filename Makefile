@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARTIFACTS ?= artifacts
 
-.PHONY: install train run serve test browser-deps clean
+.PHONY: install train run serve test browser-deps clean bench bench-quick
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,19 @@ browser-deps:
 
 test: install browser-deps
 	$(PY) -m pytest
+
+# Benchmarks (bench/run.py): bench/results/bench.json and summary.md. The HTTP load generator is Debian's wrk,
+# installed here as browser-deps installs Chromium; without it (no root) the benchmark falls back to locust.
+# bench-quick (under 3 minutes) uses artifacts/model, or trains a small model first when there is none.
+bench: install
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
+	  || echo "wrk could not be installed: the HTTP benchmark uses locust"
+	$(PY) bench/run.py
+
+bench-quick: install
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
+	  || echo "wrk could not be installed: the HTTP benchmark uses locust"
+	$(PY) bench/run.py --quick
 
 clean:
 	rm -rf $(ARTIFACTS) .pytest_cache

@@ -14,7 +14,6 @@ USS (pages only that worker holds) is what a worker adds beyond what it shares w
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import resource
@@ -105,27 +104,48 @@ def children_cpu_seconds() -> float:
 
 
 def run_locust(port: int, seconds: int, connections: int, requests_file: Path, scratch: Path) -> dict:
-    """A headless locust run (one user per connection); the aggregated and per-endpoint figures of its CSV."""
+    """A headless locust run (one user per connection); aggregated and per-endpoint figures.
+
+    Read from ``--json-file``, written once the run has ended (the CSV files are only refreshed every
+    second, so they can miss the end of a run)."""
     env = {**os.environ, "BENCH_REQUESTS_FILE": str(requests_file)}
-    csv_prefix = scratch / f"locust-{port}"
+    json_prefix = scratch / f"locust-{port}"
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(connections),
-               "-r", str(connections), "-t", f"{seconds}s", "--host", f"http://127.0.0.1:{port}", "--csv", str(csv_prefix),
-               "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"]
+               "-r", str(connections), "-t", f"{seconds}s", "--host", f"http://127.0.0.1:{port}",
+               "--json-file", str(json_prefix), "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"]
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=seconds + 120)
-    stats_file = Path(f"{csv_prefix}_stats.csv")
+    stats_file = Path(f"{json_prefix}.json")
     if not stats_file.is_file():
         raise RuntimeError(f"locust wrote no statistics (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    with stats_file.open(newline="", encoding="utf-8") as handle:
-        rows = {row["Name"]: row for row in csv.DictReader(handle)}
-
-    def figures(row: dict) -> dict:
-        return {"requests": int(row["Request Count"]), "errors": int(row["Failure Count"]),
-                "requests_per_second": round(float(row["Requests/s"]), 1),
-                "p50_ms": float(row["50%"]), "p99_ms": float(row["99%"]), "max_ms": round(float(row["Max Response Time"]), 1)}
-
-    result = figures(rows.pop("Aggregated"))
-    result["endpoints"] = {name: figures(row) for name, row in rows.items()}
+    entries = json.loads(stats_file.read_text(encoding="utf-8"))
+    result = _locust_figures(entries)
+    result["endpoints"] = {entry["name"]: _locust_figures([entry]) for entry in entries}
     return result
+
+
+def _locust_figures(entries: list[dict]) -> dict:
+    """Requests, errors, requests/s and p50/p99 of locust stats entries merged (response times in ms,
+    histogram rounded as locust rounds them)."""
+    histogram: dict[float, int] = {}
+    for entry in entries:
+        for milliseconds, count in entry["response_times"].items():
+            histogram[float(milliseconds)] = histogram.get(float(milliseconds), 0) + count
+    requests = sum(entry["num_requests"] for entry in entries)
+    ends = [entry["last_request_timestamp"] for entry in entries if entry["last_request_timestamp"]]
+    span = max(ends, default=0) - min((entry["start_time"] for entry in entries), default=0)
+
+    def percentile(share: float) -> float | None:
+        total, wanted = 0, share * sum(histogram.values())
+        for milliseconds in sorted(histogram):
+            total += histogram[milliseconds]
+            if total >= wanted:
+                return milliseconds
+        return None
+
+    return {"requests": requests, "errors": sum(entry["num_failures"] for entry in entries),
+            "requests_per_second": round(requests / span, 1) if span > 0 else None,
+            "p50_ms": percentile(0.5), "p99_ms": percentile(0.99),
+            "max_ms": round(max((entry["max_response_time"] for entry in entries), default=0), 1)}
 
 
 def run_wrk(port: int, seconds: int, connections: int, requests_file: Path, scratch: Path) -> dict:

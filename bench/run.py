@@ -33,10 +33,17 @@ from bench.summary import summary_markdown  # noqa: E402
 from config.paths_config import artifacts_root, model_dir  # noqa: E402
 
 SECTIONS = ("serving", "http", "startup", "processing", "training")
-FULL = {"requests": 1000, "serving_repeats": 3, "http_seconds": 30, "http_repeats": 3, "startup_repeats": 5,
-        "rows": 20_000_000, "processing_repeats": 3, "epochs": 6, "default_model": True}
-QUICK = {"requests": 1000, "serving_repeats": 1, "http_seconds": 10, "http_repeats": 2, "startup_repeats": 0,
+FULL = {"requests": 1000, "warmup": 100, "serving_repeats": 3, "http_seconds": 30, "http_connections": 32,
+        "http_repeats": 3, "startup_repeats": 5, "rows": 20_000_000, "processing_repeats": 3,
+        "min_user_ratings": None, "training_min_user_ratings": 50, "epochs": 6, "default_model": True, "training_overrides": {}}
+QUICK = {**FULL, "serving_repeats": 1, "http_seconds": 10, "http_repeats": 2, "startup_repeats": 0,
          "rows": 2_000_000, "processing_repeats": 2, "epochs": 3, "default_model": False}
+# tests/test_bench.py: every code path, in seconds; the figures mean nothing.
+SMOKE = {**QUICK, "requests": 20, "warmup": 5, "http_seconds": 2, "http_connections": 4, "http_repeats": 1,
+         "startup_repeats": 1, "rows": 20_000, "processing_repeats": 1, "min_user_ratings": 10, "training_min_user_ratings": 400, "epochs": 2,
+         "default_model": True,
+         "training_overrides": {"model.embedding_size": 8, "model.jit_compile": False, "training.epochs": 1,
+                                "training.negatives_per_positive": 1, "training.batch_size": 4096}}
 
 
 def ensure_model(scratch: Path) -> tuple[Path, str]:
@@ -67,20 +74,24 @@ def run_sections(settings: dict, sections: list[str], root: Path, workdir: Path 
         results[name]["bench_seconds"] = round(time.perf_counter() - started, 1)
         results[name]["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
 
-    timed("serving", lambda: serving_latency.run(model_dir(root), settings["requests"], 100, 42,
+    timed("serving", lambda: serving_latency.run(model_dir(root), settings["requests"], settings["warmup"], 42,
                                                   settings["serving_repeats"]))
-    timed("http", lambda: http_load.measure(root, settings["http_seconds"], 32, settings["http_repeats"]))
+    timed("http", lambda: http_load.measure(root, settings["http_seconds"], settings["http_connections"],
+                                            settings["http_repeats"]))
     if settings["startup_repeats"]:
         timed("startup", lambda: http_load.measure_startup(root, settings["startup_repeats"]))
     timed("processing", lambda: processing.measure(settings["rows"], settings["processing_repeats"],
-                                                   workdir=workdir))
-    timed("training", lambda: training.measure(settings["epochs"], default_model=settings["default_model"]))
+                                                   min_user_ratings=settings["min_user_ratings"], workdir=workdir))
+    timed("training", lambda: training.measure(settings["epochs"], settings["training_min_user_ratings"],
+                                               default_model=settings["default_model"],
+                                               overrides=settings["training_overrides"]))
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the short version (make bench-quick)")
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tests/test_bench.py
     parser.add_argument("--rows", type=int, help="rows of the synthetic animelist.csv (default 20 M, quick 2 M)")
     parser.add_argument("--repeats", type=int, help="runs of every section (default 3, quick 1-2)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run these sections only")
@@ -88,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
 
-    settings = dict(QUICK if args.quick else FULL)
+    settings = dict(SMOKE if args.smoke else QUICK if args.quick else FULL)
     if args.rows:
         settings["rows"] = args.rows
     if args.repeats:
@@ -98,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = args.only or list(SECTIONS)
     started = time.perf_counter()
     report = {"command": "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "mode": "quick" if args.quick else "full", "settings": settings, "started_at": now(),
+              "mode": "smoke" if args.smoke else "quick" if args.quick else "full", "settings": settings, "started_at": now(),
               "machine": machine()}
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         root, origin = ensure_model(Path(scratch)) if set(sections) & {"serving", "http", "startup"} else (None, None)

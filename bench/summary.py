@@ -49,19 +49,23 @@ def _http_rows(http: dict) -> list[str]:
     ]
 
 
+def _rows_text(rows: int) -> str:
+    return f"{rows / 1e6:,.0f} M rows" if rows >= 1e6 else f"{rows:,} rows"
+
+
 def _processing_rows(result: dict) -> list[str]:
     median = result["median"]
     rows = result["runs"][0]["rows"]
     peak_gb = median["peak_rss_bytes"] / 1e9
-    runs = f"{len(result['runs'])} x {rows / 1e6:,.0f} M rows"
+    runs = f"{len(result['runs'])} x {_rows_text(rows)}"
     if rows >= FULL_SIZE_ROWS:
-        return [_row(f"processing {rows / 1e6:,.0f} M rows: seconds (rows/s)",
+        return [_row(f"processing {_rows_text(rows)}: seconds (rows/s)",
                      f"{median['seconds']:.1f} ({median['rows_per_second'] / 1e6:.2f} M/s)", "<= 180 s",
                      _verdict(median["seconds"], 180), runs),
                 _row("processing full size: peak RSS", f"{peak_gb:.2f} GB", "<= 6 GB", _verdict(peak_gb, 6), runs)]
     at_target = rows == TARGET_ROWS
     note = "" if at_target else " (target at 20 M)"
-    return [_row(f"processing {rows / 1e6:,.0f} M rows: rows/s (seconds; CPU seconds)",
+    return [_row(f"processing {_rows_text(rows)}: rows/s (seconds; CPU seconds)",
                  f"{median['rows_per_second'] / 1e6:.2f} M ({median['seconds']:.1f} s; {median['cpu_seconds']:.1f} s)",
                  ">= 2 M/s" + note, _verdict(median["rows_per_second"], 2e6, at_most=False) if at_target else "", runs),
             _row("processing: peak RSS", f"{peak_gb:.2f} GB", "<= 1.5 GB" + note,

@@ -1,0 +1,95 @@
+"""Smoke tests of the benchmarks (bench/): every code path runs on tiny inputs, so none of it can rot.
+
+Timings are never asserted: only that each benchmark produces its figures and the report holds together.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import http_load, run, serving_latency
+from bench.request_mix import MIX, make_requests, read_requests, write_requests
+from bench.synthetic_animelist import make_raw_folder, write_animelist
+from src.data_processing import read_ratings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifacts root with a tiny random model over the real anime table (no training needed)."""
+    root = tmp_path_factory.mktemp("bench-artifacts")
+    serving_latency.synthetic_artifacts(root / "model", n_users=60, seed=1, embedding_size=8, ratings_per_user=30)
+    return root
+
+
+def test_synthetic_animelist_has_the_asked_shape(tmp_path):
+    written = write_animelist(tmp_path / "animelist.csv", rows=30_000, seed=3)
+    table = pd.read_csv(tmp_path / "animelist.csv")
+    assert list(table.columns) == ["user_id", "anime_id", "rating", "watching_status", "watched_episodes"]
+    assert len(table) == written["rows"] == 30_000
+    assert table["user_id"].nunique() == written["users"] and table["user_id"].is_monotonic_increasing
+    assert not table.duplicated(["user_id", "anime_id"]).any()
+    assert 0.35 < (table["rating"] == 0).mean() < 0.45
+    rated = table.loc[table["rating"] > 0, "rating"]
+    assert rated.between(1, 10).all() and rated.isin([7, 8, 9]).mean() > 0.5
+    # Zipf-like popularity: the most listed anime is in far more lists than the median one
+    counts = table["anime_id"].value_counts()
+    assert counts.iloc[0] > 20 * counts.median()
+
+
+def test_synthetic_animelist_is_seeded(tmp_path):
+    write_animelist(tmp_path / "a.csv", rows=5_000, seed=9)
+    write_animelist(tmp_path / "b.csv", rows=5_000, seed=9)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+def test_a_big_file_read_in_parallel_ranges_equals_one_stream(tmp_path, config):
+    raw = tmp_path / "raw"
+    make_raw_folder(raw, rows=40_000, seed=5)
+    config["data"]["block_size_bytes"] = 1 << 16  # several blocks, so several line-aligned ranges
+    parallel = read_ratings(raw / "animelist.csv", "animelist2020", config)
+    config["data"]["block_size_bytes"] = 1 << 30  # one range: the plain streaming reader
+    serial = read_ratings(raw / "animelist.csv", "animelist2020", config)
+    for column in ("user_id", "anime_id", "rating"):
+        np.testing.assert_array_equal(getattr(parallel, column), getattr(serial, column))
+    assert len(serial.rating) == 40_000
+
+
+def test_request_mix_round_trips_and_covers_every_kind(tiny_root, tmp_path):
+    requests = make_requests(tiny_root / "model", 500, seed=2)
+    assert read_requests(write_requests(tmp_path / "mix.tsv", requests)) == requests
+    assert {kind for kind, *_ in requests} == set(MIX)
+    favourites = next(request for request in requests if request[0] == "favourites")
+    assert favourites[1] == "POST" and json.loads(favourites[3])["liked"]
+
+
+def test_http_load_with_locust(tiny_root):
+    result = http_load.measure(tiny_root, seconds=2, connections=4, repeats=1, generator="locust")
+    figures = result["runs"][0]
+    assert figures["requests"] > 0 and figures["errors"] == 0
+    assert set(figures["endpoints"]) == set(MIX)
+    assert figures["workers"] >= 1 and figures["max_worker_uss_mib"] > 0
+
+
+def test_the_whole_benchmark_in_smoke_mode(tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ANIME_ARTIFACTS_DIR", str(tiny_root))
+    assert run.main(["--smoke", "--output-dir", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    results = report["results"]
+    assert set(results) == {"serving", "http", "startup", "processing", "training"}
+    assert report["machine"]["cpu_count"] >= 1 and report["model"].startswith("existing model")
+    assert set(results["serving"]["results"]) == {"hybrid", "user_based", "similar_anime", "search", "favourites"}
+    assert results["http"]["median"]["errors"] == 0 and results["http"]["median"]["requests"] > 0
+    assert results["startup"]["median"]["ready_seconds"] > 0
+    assert results["processing"]["runs"][0]["rows"] == 20_000 and results["processing"]["median"]["peak_rss_bytes"] > 0
+    assert results["training"]["throughput"]["samples_per_second"] > 0
+    assert results["training"]["default_model"]["epochs_run"] == 1
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary in capsys.readouterr().out
+    for figure in ("hybrid", "requests/s", "readyz", "rows/s", "samples/s", "default model"):
+        assert figure in summary
