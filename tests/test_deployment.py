@@ -75,6 +75,14 @@ def dockerfile_instructions(path: Path) -> list[tuple[int, str, str]]:
     return instructions
 
 
+def model_stage_runs(path: Path) -> list[str]:
+    """The RUN scripts of the stage named `model` (found by name: stages are added and reordered)."""
+    instructions = dockerfile_instructions(path)
+    model_stage = next(stage for stage, keyword, arguments in instructions
+                       if keyword == "FROM" and arguments.split()[-1] == "model")
+    return [arguments for stage, keyword, arguments in instructions if stage == model_stage and keyword == "RUN"]
+
+
 def final_stage(path: Path) -> list[tuple[str, str]]:
     instructions = dockerfile_instructions(path)
     last = max(stage for stage, _, _ in instructions)
@@ -179,11 +187,7 @@ def test_image_serves_with_gunicorn_and_the_app_factory() -> None:
 
 
 def test_model_stage_trains_on_the_sample_only_when_no_artifacts_were_provided() -> None:
-    instructions = dockerfile_instructions(REPO / "Dockerfile")
-    model_stage = next(stage for stage, keyword, arguments in instructions
-                       if keyword == "FROM" and arguments.split()[-1] == "model")
-    runs = [arguments for stage, keyword, arguments in instructions if stage == model_stage and keyword == "RUN"]
-    script = " ".join(runs)
+    script = " ".join(model_stage_runs(REPO / "Dockerfile"))
     assert "[ -f artifacts/model/manifest.json ]" in script
     for stage in ("ingest", "process", "train"):
         assert f"pipeline/training_pipeline.py --stage {stage}" in script
@@ -581,7 +585,7 @@ def test_image_layout_serves_the_pipelines_model(reproduced: dict[str, object], 
             (context / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(clone / name, context / name)
     # The model stage's RUN, with its absolute paths moved under tmp_path (we are not inside an image).
-    script = [a for s, k, a in dockerfile_instructions(REPO / "Dockerfile") if s == 1 and k == "RUN"][0]
+    script = model_stage_runs(REPO / "Dockerfile")[0]
     script = script.replace("/opt/anime", str(tmp_path / "opt" / "anime")).replace("/build", str(context))
     env = container_env(tmp_path, context / "artifacts")
     built = subprocess.run(["sh", "-c", script], cwd=context, env=env, capture_output=True, text=True, timeout=600)
