@@ -333,3 +333,8 @@ def test_pages_escape_user_input(client) -> None:
 def test_static_files_are_served(client) -> None:
     for name in ("app.js", "style.css", "favicon.svg"):
         assert client.get(f"/static/{name}").status_code == 200
+
+
+def test_the_form_suggests_user_ids_that_exist(client) -> None:
+    page = client.get("/").get_data(as_text=True)
+    assert 'placeholder="e.g. 1001 or 1002"' in page  # the first ids of the loaded model, not made-up ones

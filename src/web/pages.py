@@ -105,8 +105,11 @@ def index() -> Any:
     elif request.method == "POST":
         result.fail(400, "Enter a user ID (a whole number such as 1001), or pick a few anime you liked instead.",
                     suggest_favourites=True)
+    engine = engine_state().recommender
+    # Real ids from the loaded model, so the placeholder is one that works.
+    example_ids = [int(user_id) for user_id in engine.user_ids[:2]] if engine else []
     return render_template("index.html", result=result, user_id=user_text, preferred_genres=preferred_genres,
-                           **_page_context(form)), result.status
+                           example_ids=example_ids, **_page_context(form)), result.status
 
 
 @pages_bp.get("/anime/<anime_id>")
