@@ -93,9 +93,14 @@ def memory(master_pid: int) -> dict:
 
 
 def server_cpu_seconds(master_pid: int) -> float:
-    """CPU seconds (user + system) used so far by the gunicorn master and its live workers."""
+    """CPU seconds (user + system) used so far by the gunicorn master and its workers, live or recycled.
+
+    gunicorn recycles a worker after ``max_requests``; once the master has reaped it, its CPU time is in the
+    master's children times, so the total keeps counting it."""
     master = psutil.Process(master_pid)
-    return sum(sum(process.cpu_times()[:2]) for process in [master, *master.children()])
+    times = master.cpu_times()
+    own = times.user + times.system + times.children_user + times.children_system
+    return own + sum(sum(worker.cpu_times()[:2]) for worker in master.children())
 
 
 def children_cpu_seconds() -> float:
@@ -187,6 +192,7 @@ def one_run(root: Path, generator: str, seconds: int, connections: int, requests
         timer = threading.Timer(max(seconds - 3, 1), lambda: sampled.update(memory(process.pid)))
         timer.start()
         server_before, generator_before = server_cpu_seconds(process.pid), children_cpu_seconds()
+        workers_before = {worker.pid for worker in psutil.Process(process.pid).children()}
         try:
             load = GENERATORS[generator](port, seconds, connections, requests_file, scratch)
         finally:
@@ -198,6 +204,9 @@ def one_run(root: Path, generator: str, seconds: int, connections: int, requests
         requests = max(load["requests"], 1)
         load["server_cpu_ms_per_request"] = round(1000 * (server_cpu_seconds(process.pid) - server_before) / requests, 3)
         load["generator_cpu_ms_per_request"] = round(1000 * (children_cpu_seconds() - generator_before) / requests, 3)
+        # max_requests in gunicorn.conf.py restarts a worker now and then; a restart during the load shows in p99
+        workers_after = {worker.pid for worker in psutil.Process(process.pid).children()}
+        load["workers_recycled"] = len(workers_after - workers_before)
     finally:
         stop(process)
     workers = (sampled or idle_memory)["workers"]

@@ -36,8 +36,8 @@ SECTIONS = ("serving", "http", "startup", "processing", "training")
 FULL = {"requests": 1000, "warmup": 100, "serving_repeats": 3, "http_seconds": 30, "http_connections": 32,
         "http_repeats": 3, "startup_repeats": 5, "rows": 20_000_000, "processing_repeats": 3,
         "min_user_ratings": None, "training_min_user_ratings": 50, "epochs": 6, "default_model": True, "training_overrides": {}}
-QUICK = {**FULL, "serving_repeats": 1, "http_seconds": 10, "http_repeats": 2, "startup_repeats": 0,
-         "rows": 2_000_000, "processing_repeats": 2, "epochs": 3, "default_model": False}
+QUICK = {**FULL, "serving_repeats": 1, "http_seconds": 8, "http_repeats": 2, "startup_repeats": 0,
+         "rows": 2_000_000, "processing_repeats": 2, "epochs": 2, "default_model": False}
 # tests/test_bench.py: every code path, in seconds; the figures mean nothing.
 SMOKE = {**QUICK, "requests": 20, "warmup": 5, "http_seconds": 2, "http_connections": 4, "http_repeats": 1,
          "startup_repeats": 1, "rows": 20_000, "processing_repeats": 1, "min_user_ratings": 10, "training_min_user_ratings": 400, "epochs": 2,
