@@ -67,6 +67,21 @@ def wait_ready(process: subprocess.Popen, port: int, started: float, timeout: fl
     raise RuntimeError(f"gunicorn was not ready within {timeout:.0f} s")
 
 
+def wait_for_workers(master_pid: int, timeout: float = 10) -> set[int]:
+    """The worker pids once every worker has been forked: /readyz answers as soon as the first one is up,
+    so wait until the set of workers has not changed for half a second."""
+    master, started = psutil.Process(master_pid), time.perf_counter()
+    workers, stable_since = set(), time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        current = {worker.pid for worker in master.children()}
+        if current != workers:
+            workers, stable_since = current, time.perf_counter()
+        elif workers and time.perf_counter() - stable_since >= 0.5:
+            break
+        time.sleep(0.05)
+    return workers
+
+
 def stop(process: subprocess.Popen) -> None:
     """TERM the gunicorn we started (its process group), KILL it if it has not gone after 20 s."""
     if process.poll() is not None:
@@ -187,12 +202,12 @@ def one_run(root: Path, generator: str, seconds: int, connections: int, requests
     process = start_gunicorn(root, port, log_path)
     try:
         ready_seconds = wait_ready(process, port, started)
+        workers_before = wait_for_workers(process.pid)
         idle_memory = memory(process.pid)
         sampled: dict = {}  # memory under load, read shortly before the load stops, from a timer thread
         timer = threading.Timer(max(seconds - 3, 1), lambda: sampled.update(memory(process.pid)))
         timer.start()
         server_before, generator_before = server_cpu_seconds(process.pid), children_cpu_seconds()
-        workers_before = {worker.pid for worker in psutil.Process(process.pid).children()}
         try:
             load = GENERATORS[generator](port, seconds, connections, requests_file, scratch)
         finally:
