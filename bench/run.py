@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         settings["startup_repeats"] = max(args.repeats, settings["startup_repeats"])
     sections = args.only or list(SECTIONS)
     started = time.perf_counter()
-    report = {"command": "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    report = {"command": " ".join(["python bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
               "mode": "smoke" if args.smoke else "quick" if args.quick else "full", "settings": settings, "started_at": now(),
               "machine": machine()}
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
