@@ -1,11 +1,14 @@
-"""Small helpers every benchmark shares: medians over repeated runs, machine description, JSON output."""
+"""Small helpers every benchmark shares: medians over repeated runs, machine description, JSON output,
+stopping a server we started."""
 from __future__ import annotations
 
 import json
 import os
 import platform
+import signal
 import socket
 import statistics
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -52,3 +55,15 @@ def save_json(path: Path, content: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(content, indent=2, default=str), encoding="utf-8")
     return path
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
+    """End a server started with ``start_new_session=True``: TERM to its process group (graceful), KILL if it hangs."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil  # noqa: E402
 
-from bench.common import PROJECT_ROOT, free_port, median_of, save_json  # noqa: E402
+from bench.common import PROJECT_ROOT, free_port, median_of, save_json, stop_process_group  # noqa: E402
 from bench.request_mix import MIX, make_requests, write_requests  # noqa: E402
 from config.paths_config import artifacts_root, model_dir  # noqa: E402
 
@@ -80,18 +80,6 @@ def wait_for_workers(master_pid: int, timeout: float = 10) -> set[int]:
             break
         time.sleep(0.05)
     return workers
-
-
-def stop(process: subprocess.Popen) -> None:
-    """TERM the gunicorn we started (its process group), KILL it if it has not gone after 20 s."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 def memory(master_pid: int) -> dict:
@@ -223,7 +211,7 @@ def one_run(root: Path, generator: str, seconds: int, connections: int, requests
         workers_after = {worker.pid for worker in psutil.Process(process.pid).children()}
         load["workers_recycled"] = len(workers_after - workers_before)
     finally:
-        stop(process)
+        stop_process_group(process)
     workers = (sampled or idle_memory)["workers"]
     return {"ready_seconds": round(ready_seconds, 3), **load, "memory_idle": idle_memory,
             "memory_under_load": sampled or None, "workers": len(workers),
@@ -255,7 +243,7 @@ def measure_startup(root: Path, repeats: int = 3) -> dict:
             try:
                 seconds.append(round(wait_ready(process, port, started), 3))
             finally:
-                stop(process)
+                stop_process_group(process)
     return {"runs": seconds, "median": median_of([{"ready_seconds": s} for s in seconds], ["ready_seconds"])}
 
 

@@ -40,6 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python bench/soak.py` from a clone
+
+from bench.common import stop_process_group  # noqa: E402
+
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
@@ -98,18 +102,6 @@ def wait_ready(port: int, server: subprocess.Popen, timeout: float = 180.0) -> N
             last = str(error)
         time.sleep(0.25)
     raise RuntimeError(f"gunicorn was not ready within {timeout:.0f} s: {last}")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    """TERM to the server's own process group (graceful), KILL if it hangs."""
-    if server.poll() is not None:
-        return
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -417,7 +409,7 @@ def run(artifacts_root: Path, seconds: float, connections: int, workers: int | N
             log.seek(0)
             logged_errors = server_log_errors(log.read())  # read before stopping: shutdown notices are not errors
         finally:
-            stop_server(server)
+            stop_process_group(server)
     return build_report(tally, sampler.report(elapsed), elapsed, connections, logged_errors, server_alive, max_growth)
 
 

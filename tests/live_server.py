@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.common import stop_process_group
+
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 
@@ -58,7 +60,7 @@ def gunicorn(artifacts_root: Path, log_path: Path, timeout: float = 120.0) -> It
         _wait_answering(server, timeout)
         yield server
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 def _wait_answering(server: LiveServer, timeout: float) -> None:
@@ -73,12 +75,3 @@ def _wait_answering(server: LiveServer, timeout: float) -> None:
     raise RuntimeError(f"gunicorn did not answer /healthz within {timeout:.0f} s:\n{server.log()[-3000:]}")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """TERM to the server's own process group (graceful), KILL if it hangs."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()

@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.common import stop_process_group
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 PLACEHOLDER = "IMAGE_PLACEHOLDER"
@@ -620,7 +622,7 @@ def test_image_layout_serves_the_pipelines_model(reproduced: dict[str, object], 
         request = memory_mib(container()["resources"]["requests"]["memory"])
         assert resident_mib < request, f"gunicorn uses {resident_mib:.0f} MiB, the pod requests {request:.0f} MiB"
     finally:
-        stop(server)
+        stop_process_group(server)
 
 
 def read_only_root(writable: Path) -> list[str]:
@@ -654,16 +656,6 @@ def serving_rss_mib(master_pid: int) -> float:
 
     master = psutil.Process(master_pid)
     return sum(process.memory_info().rss for process in [master, *master.children(recursive=True)]) / 2**20
-
-
-def stop(server: subprocess.Popen) -> None:
-    """End the gunicorn we started: its own process group, TERM first (graceful), KILL if it hangs."""
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
 
 # ---------------------------------------------------------------------------------------------------------
