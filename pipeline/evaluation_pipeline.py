@@ -22,13 +22,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     config = load_config(args.config)
-    from src.experiment_tracking import finish_experiment, start_experiment  # comet before keras
-    from src.model_evaluation import evaluate_model
+    from src.model_evaluation import evaluate_and_track
 
-    experiment = start_experiment(config, paths_config.comet_dir())
-    experiment.set_name("evaluation")
-    report = evaluate_model(config, compare_original=False if args.quick else None, experiment=experiment)
-    finish_experiment(experiment)
+    report = evaluate_and_track(config, compare_original=False if args.quick else None)
     print((paths_config.reports_dir() / "evaluation.md").read_text(encoding="utf-8"))
     best = max(report["methods"], key=lambda method: report["methods"][method]["recall"])
     print(f"best Recall@{report['meta']['k']}: {best} {report['methods'][best]['recall']:.4f}")

@@ -45,12 +45,12 @@ def main() -> None:
 def evaluate(config: dict) -> None:
     """Score the new model on its held-out users next to the baselines (artifacts/reports/)."""
     from src.logger import get_logger
-    from src.model_evaluation import evaluate_model
+    from src.model_evaluation import evaluate_and_track
 
     if float(config["evaluation"]["holdout_fraction"]) <= 0:
         get_logger("training_pipeline").info("evaluation.holdout_fraction is 0: no held-out users, no evaluation")
         return
-    evaluate_model(config)
+    evaluate_and_track(config)
 
 
 if __name__ == "__main__":

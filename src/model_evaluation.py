@@ -95,3 +95,15 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
     files = write_reports(results, reports_dir, meta)
     log_to_comet(experiment, results, files.values())
     return {"methods": results, "meta": meta}
+
+
+def evaluate_and_track(config: dict[str, Any], compare_original: bool | None = None) -> dict[str, Any]:
+    """``evaluate_model`` with its metrics and reports logged to a Comet experiment of its own (online or offline)."""
+    from src.experiment_tracking import finish_experiment, start_experiment  # imports comet_ml, then keras
+
+    experiment = start_experiment(config, paths_config.comet_dir())
+    experiment.set_name("evaluation")
+    try:
+        return evaluate_model(config, compare_original=compare_original, experiment=experiment)
+    finally:
+        finish_experiment(experiment)
