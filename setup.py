@@ -28,6 +28,12 @@ setup(
     packages=find_packages(include=["src", "src.*", "config", "utils", "pipeline"]),
     py_modules=["application"],
     install_requires=requirements("requirements.txt"),
+    entry_points={"console_scripts": [
+        "anime-train = pipeline.training_pipeline:run",
+        "anime-evaluate = pipeline.evaluation_pipeline:run",
+        "anime-tune = pipeline.tuning_pipeline:run",
+        "anime-recommend = pipeline.prediction_pipeline:run",
+    ]},
     extras_require={
         "gcs": ["google-cloud-storage>=2.10,<4", "dvc-gs>=3,<4"],  # a GCS bucket as data source and DVC remote
         "dev": [r for r in requirements("requirements-dev.txt") if r not in requirements("requirements.txt")],

@@ -188,7 +188,7 @@ def run(folder: Path, requests: int = 1000, warmup: int = 100, seed: int = 42, r
     measured = measure_engine(engine, app.test_client(), requests, warmup, seed, repeats)
     return {
         "artifacts": str(folder), "data_source": engine.manifest.get("data_source"),
-        "n_users": engine.n_users, "n_anime": engine.n_anime, "n_interactions": int(engine.n_interactions),
+        "n_users": engine.n_users, "n_anime": engine.n_anime, "n_interactions": len(engine.interactions),
         "embedding_size": int(engine.anime_embeddings.shape[1]), "load_seconds": round(load_seconds, 3),
         "requests_per_kind": requests, "warmup_per_kind": warmup, "repeats": repeats, "seed": seed,
         "targets_p99_ms": TARGETS_MS, "results": measured["median"], "runs": measured["runs"],

@@ -1,24 +1,23 @@
 """What every command-line entry point shares: config loading and turning errors into one readable line."""
 from __future__ import annotations
 
-import contextlib
 import errno
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python pipeline/x.py` from a clone
-
-from config import paths_config  # noqa: E402
-from src.errors import UserError  # noqa: E402
-from utils.common_functions import read_yaml  # noqa: E402
+from config import paths_config
+from config.loader import ConfigError
+from config.loader import load_config as _load_config
+from src.errors import UserError
 
 
 def load_config(path: str | Path | None) -> dict[str, Any]:
+    """The project config (config/config.yaml, with ``path`` laid over it); problems become a UserError."""
     try:
-        return read_yaml(path or paths_config.CONFIG_PATH)
-    except (OSError, ValueError) as error:
+        return _load_config(path)
+    except (OSError, ValueError, ConfigError) as error:
         raise UserError(str(error)) from error
 
 
@@ -26,16 +25,17 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
 _NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
-def run_cli(main: Callable[[], None]) -> None:
+def run_cli(main: Callable[[], int | None]) -> None:
     """Run ``main``; user errors, interrupts and I/O failures end with one line on stderr and a non-zero exit."""
     try:
-        main()
+        status = main()
     except UserError as error:
         _fail(f"error: {error}", 2)
     except KeyboardInterrupt:
         _fail("interrupted: nothing was published, the previous artifacts are untouched", 130)
     except OSError as error:  # full disk, unwritable folder, ...
         _fail(f"error: {describe_os_error(error)}; the previous artifacts are untouched", 1)
+    sys.exit(status or 0)
 
 
 def describe_os_error(error: OSError) -> str:
@@ -48,18 +48,5 @@ def describe_os_error(error: OSError) -> str:
 
 
 def _fail(line: str, status: int) -> NoReturn:
-    _end_experiment_tracking()
     print(line, file=sys.stderr)
     sys.exit(status)
-
-
-def _end_experiment_tracking() -> None:
-    """A Comet experiment left running by the failure prints its own lines at exit; end it now, so the error line
-    is the last thing on the screen. Best effort: on a full disk ending it may fail too."""
-    comet = sys.modules.get("comet_ml")
-    if comet is None:
-        return
-    with contextlib.suppress(Exception):
-        experiment = comet.get_running_experiment()
-        if experiment is not None:
-            experiment.end()

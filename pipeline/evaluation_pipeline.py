@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from cli import load_config, run_cli
-
 from config import paths_config
+from pipeline.cli import load_config, run_cli
 
 
 def parse_args() -> argparse.Namespace:
@@ -30,5 +29,10 @@ def main() -> None:
     print(f"best Recall@{report['meta']['k']}: {best} {report['methods'][best]['recall']:.4f}")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    run()

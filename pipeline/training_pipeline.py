@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from cli import load_config, run_cli
-
+from pipeline.cli import load_config, run_cli
 from src.data_ingestion import ingest
 from src.data_processing import process
 
@@ -53,5 +52,10 @@ def evaluate(config: dict) -> None:
     evaluate_and_track(config)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    run()

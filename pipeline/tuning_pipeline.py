@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from cli import load_config, run_cli
-
 from config import paths_config
+from pipeline.cli import load_config, run_cli
 from utils.atomic import write_json
 
 
@@ -34,5 +33,10 @@ def main() -> None:
     print("\n".join(lines))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from src.errors import ArtifactError
+from utils.atomic import write_json
 
 SPLIT_TRAIN = 0
 SPLIT_VALIDATION = 1
@@ -81,6 +82,16 @@ def save_embeddings(folder: Path, user_embeddings: np.ndarray, anime_embeddings:
     write_ids(folder / "anime_ids.json", anime_ids)
 
 
+def write_tables(folder: Path, anime: pd.DataFrame, user_ratings: pd.DataFrame) -> None:
+    """The anime metadata and the users' ratings, in the artifact layout."""
+    anime[ANIME_COLUMNS].to_parquet(folder / "anime.parquet", index=False)
+    user_ratings[RATING_COLUMNS].to_parquet(folder / "user_ratings.parquet", index=False)
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    write_json(folder / "manifest.json", manifest)
+
+
 def write_model_artifacts(folder: str | Path, user_embeddings: np.ndarray, anime_embeddings: np.ndarray,
                           user_ids: np.ndarray, anime_ids: np.ndarray, anime: pd.DataFrame,
                           user_ratings: pd.DataFrame, manifest: dict[str, Any]) -> None:
@@ -88,9 +99,8 @@ def write_model_artifacts(folder: str | Path, user_embeddings: np.ndarray, anime
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_embeddings(folder, user_embeddings, anime_embeddings, user_ids, anime_ids)
-    anime[ANIME_COLUMNS].to_parquet(folder / "anime.parquet", index=False)
-    user_ratings[RATING_COLUMNS].to_parquet(folder / "user_ratings.parquet", index=False)
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    write_tables(folder, anime, user_ratings)
+    write_manifest(folder, manifest)
 
 
 def load_model_artifacts(folder: str | Path) -> ModelArtifacts:

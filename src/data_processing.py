@@ -21,11 +21,12 @@ import gzip
 import io
 import os
 import zipfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,8 +36,9 @@ import pyarrow.parquet as pq
 
 from config import paths_config
 from src.artifacts import ANIME_COLUMNS, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, write_ids
-from src.data_ingestion import SYNOPSIS_FILE, describe_raw_folder
+from src.data_ingestion import describe_raw_folder
 from src.errors import UserError
+from src.evaluation.splitting import assign_splits
 from src.logger import get_logger
 from utils.atomic import atomic_directory, write_json
 from utils.common_functions import read_json
@@ -322,12 +324,6 @@ def _read_synopses(path: Path) -> pd.Series:
 
 
 # ------------------------------------------------------------------------------------------- processing
-def filter_active_users(ratings: Ratings, min_user_ratings: int) -> np.ndarray:
-    """Boolean mask of rows whose user has at least ``min_user_ratings`` rated (1..10) rows."""
-    _, rated_per_user = _count_per_user([(ratings.user_id, ratings.anime_id, ratings.rating)])
-    return _active_users(rated_per_user, min_user_ratings)[ratings.user_id]
-
-
 def _count_per_user(blocks: list[Block]) -> tuple[np.ndarray, np.ndarray]:
     """(rows, rated rows) per user id, counted block by block."""
     size = max((int(user_id.max()) + 1 for user_id, _, _ in blocks if len(user_id)), default=1)
@@ -387,52 +383,6 @@ def encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.flatnonzero(present).astype(np.int64), position[values]
     ids, indices = np.unique(values, return_inverse=True)
     return ids.astype(np.int64), indices.astype(np.int32)
-
-
-def assign_splits(user_index: np.ndarray, rating: np.ndarray, holdout_fraction: float,
-                  validation_fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Per-user test holdout of rated rows, then a random validation share of the remaining rated rows.
-
-    Each user with n rated anime gets floor(holdout_fraction * n) of them (at least one when the fraction is
-    positive and n >= 2) chosen at random as test; unrated rows always stay in training.
-    """
-    split = np.full(len(user_index), SPLIT_TRAIN, dtype=np.int8)
-    rated_rows = np.flatnonzero(rating > 0)
-    if holdout_fraction > 0 and len(rated_rows):
-        users = user_index[rated_rows]
-        order = order_by_user_then_draw(users, rng.random(len(rated_rows)))  # random order within each user
-        sorted_users = users[order]
-        per_user = np.bincount(users)
-        group_start = (np.cumsum(per_user) - per_user)[sorted_users]
-        rank_in_user = np.arange(len(order)) - group_start
-        quota = np.floor(holdout_fraction * per_user).astype(np.int64)
-        quota[(quota == 0) & (per_user >= 2)] = 1
-        split[rated_rows[order[rank_in_user < quota[sorted_users]]]] = SPLIT_TEST
-    trainable = np.flatnonzero((split == SPLIT_TRAIN) & (rating > 0))
-    split[trainable[rng.random(len(trainable)) < validation_fraction]] = SPLIT_VALIDATION
-    return split
-
-
-def order_by_user_then_draw(users: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """Exactly ``np.lexsort((draws, users))`` for non-negative users and draws in [0, 1), several times faster:
-    one argsort of an int64 key holding the user in its high bits and the draw, truncated, in its low bits.
-
-    Truncation can tie two different draws of one user; those (rare) runs are then ordered by the exact draw
-    and row, as lexsort would.
-    """
-    user_bits = max(int(users.max(initial=0)), 1).bit_length()
-    draw_bits = 62 - user_bits
-    if len(users) == 0 or draw_bits < 24:  # ids too large to leave the draws useful bits: the plain lexsort
-        return np.lexsort((draws, users))
-    key = (users.astype(np.int64) << draw_bits) | (draws * float(2**draw_bits)).astype(np.int64)
-    order = np.argsort(key)
-    sorted_key = key[order]
-    tied = np.flatnonzero(sorted_key[1:] == sorted_key[:-1])
-    if len(tied):
-        positions = np.union1d(tied, tied + 1)  # every member of every run of equal keys, in sorted order
-        rows = order[positions]
-        order[positions] = rows[np.lexsort((rows, draws[rows], sorted_key[positions]))]
-    return order
 
 
 def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Path | None = None,

@@ -4,7 +4,10 @@ The key is read from the environment only; it never appears in code or config.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +39,32 @@ def start_experiment(config: dict[str, Any], offline_directory: Path) -> comet_m
                                       workspace=workspace, **_QUIET)
 
 
-def finish_experiment(experiment: comet_ml.BaseExperiment) -> Path | None:
-    """End the experiment; return the offline archive written, if any."""
-    experiment.end()
-    directory = getattr(experiment, "offline_directory", None)
-    if directory is None:
-        return None
-    archive = Path(directory) / f"{experiment.get_key()}.zip"
-    return archive if archive.is_file() else None
+@contextlib.contextmanager
+def tracked_experiment(config: dict[str, Any], offline_directory: Path, name: str | None = None) -> Iterator[Tracked]:
+    """A Comet experiment for the ``with`` block, ended when the block ends, whether it succeeds or fails.
+
+    After the block, ``tracked.archive`` is the offline archive written (None when logging online).
+    """
+    tracked = Tracked(start_experiment(config, offline_directory))
+    if name:
+        tracked.experiment.set_name(name)
+    try:
+        yield tracked
+    finally:
+        tracked.experiment.end()
+        directory = getattr(tracked.experiment, "offline_directory", None)
+        archive = Path(directory) / f"{tracked.experiment.get_key()}.zip" if directory else None
+        tracked.archive = archive if archive is not None and archive.is_file() else None
+
+
+@dataclass
+class Tracked:
+    experiment: comet_ml.BaseExperiment
+    archive: Path | None = None
+
+    @property
+    def key(self) -> str:
+        return self.experiment.get_key()
 
 
 class CometEpochLogger(keras.callbacks.Callback):

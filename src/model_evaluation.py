@@ -21,12 +21,12 @@ import numpy as np
 from config import paths_config
 from src.artifacts import ModelArtifacts, load_model_artifacts, read_ids
 from src.errors import UserError
-from src.evaluation import (
-    baseline_scorers, embedding_scorer, engine_scorers, evaluate_methods, held_out_users, log_to_comet,
-    settings_from_config, split_interactions, without_held_out, write_reports,
-)
+from src.evaluation.baselines import baseline_scorers, embedding_scorer
+from src.evaluation.protocol import engine_rankers, evaluate_methods, scorer_rankers, settings_from_config
+from src.evaluation.reports import log_to_comet, write_reports
+from src.evaluation.splitting import held_out_users, split_interactions, without_held_out
 from src.logger import get_logger
-from src.recommender import Recommender, ServingConfig
+from src.recommender import METHODS, Recommender, ServingConfig
 
 logger = get_logger(__name__)
 
@@ -56,7 +56,8 @@ def train_original_objective(config: dict[str, Any], processed_dir: Path, artifa
 
 
 def engine_for(artifacts: ModelArtifacts, config: dict[str, Any]) -> Recommender:
-    return Recommender(without_held_out(artifacts), ServingConfig.from_mapping(config["serving"]))
+    """The serving engine, built the way the web app builds it, from everything but the held-out rows."""
+    return Recommender(without_held_out(artifacts), ServingConfig.from_config(config))
 
 
 def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, processed_dir: Path | None = None,
@@ -74,15 +75,20 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
     n_users, n_anime = len(artifacts.user_ids), len(artifacts.anime_ids)
     settings = settings_from_config(config)
 
+    engine = engine_for(artifacts, config)
     scorers = baseline_scorers(known, n_anime, n_users, settings.seed)
     scorers["ncf_direct"] = embedding_scorer(artifacts.user_embeddings, artifacts.anime_embeddings)
-    scorers.update(engine_scorers(engine_for(artifacts, config)))
+    # Every method is cut by the same top_k and tie-break as serving; the engine's methods by serving's own code.
+    rankers = scorer_rankers(scorers, known, n_anime, n_users, engine.catalogue.popularity_order)
+    rankers.update(engine_rankers(engine, METHODS))
     if config["evaluation"]["compare_original_objective"] if compare_original is None else compare_original:
         original = train_original_objective(config, processed_dir, artifacts)
-        scorers["original_direct"] = embedding_scorer(original.user_embeddings, original.anime_embeddings)
-        scorers["original_hybrid"] = engine_scorers(engine_for(original, config), ("hybrid",))["hybrid"]
+        rankers.update(scorer_rankers({"original_direct": embedding_scorer(original.user_embeddings,
+                                                                           original.anime_embeddings)},
+                                      known, n_anime, n_users, engine.catalogue.popularity_order))
+        rankers["original_hybrid"] = engine_rankers(engine_for(original, config), ["hybrid"])["hybrid"]
 
-    results = evaluate_methods(scorers, known, test, n_anime, settings)
+    results = evaluate_methods(rankers, known, test, n_anime, settings)
     data = artifacts.manifest.get("data", {})
     meta = {
         "k": settings.k, "seed": settings.seed, "users_evaluated": len(held_out_users(test, settings.max_users, settings.seed)),
@@ -99,11 +105,7 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
 
 def evaluate_and_track(config: dict[str, Any], compare_original: bool | None = None) -> dict[str, Any]:
     """``evaluate_model`` with its metrics and reports logged to a Comet experiment of its own (online or offline)."""
-    from src.experiment_tracking import finish_experiment, start_experiment  # imports comet_ml, then keras
+    from src.experiment_tracking import tracked_experiment  # imports comet_ml, then keras
 
-    experiment = start_experiment(config, paths_config.comet_dir())
-    experiment.set_name("evaluation")
-    try:
-        return evaluate_model(config, compare_original=compare_original, experiment=experiment)
-    finally:
-        finish_experiment(experiment)
+    with tracked_experiment(config, paths_config.comet_dir(), name="evaluation") as tracked:
+        return evaluate_model(config, compare_original=compare_original, experiment=tracked.experiment)

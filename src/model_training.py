@@ -9,27 +9,33 @@ Two objectives (``training.objective``):
 """
 from __future__ import annotations
 
-import json
 import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from src.experiment_tracking import CometEpochLogger, finish_experiment, start_experiment  # comet before keras
 
 import keras
 import numpy as np
 import pandas as pd
 
 from config import paths_config
-from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, read_ids, write_model_artifacts
+from src.artifacts import (
+    SPLIT_TEST,
+    SPLIT_TRAIN,
+    SPLIT_VALIDATION,
+    read_ids,
+    save_embeddings,
+    write_manifest,
+    write_tables,
+)
 from src.base_model import build_model, extract_embeddings
 from src.errors import UserError
+from src.experiment_tracking import CometEpochLogger, tracked_experiment  # comet before keras
 from src.logger import get_logger
-from utils.atomic import atomic_directory
+from utils.atomic import atomic_directory, write_json
 from utils.common_functions import read_json
 
 logger = get_logger(__name__)
@@ -192,47 +198,50 @@ def train(config: dict[str, Any], processed_dir: Path | None = None, destination
                 training["objective"], epochs, len(data.user_ids), len(data.anime_ids))
 
     model = build_model(len(data.user_ids), len(data.anime_ids), config)
-    experiment = start_experiment(config, comet_directory or paths_config.comet_dir())
-    experiment.log_parameters(flatten(config))
-    experiment.log_others({f"data.{key}": value for key, value in data.summary.items() if not isinstance(value, dict)})
     monitor = "val_loss" if data.validation is not None else "loss"
-    started = time.perf_counter()
     with atomic_directory(destination) as staging:
-        callbacks = [
-            keras.callbacks.LearningRateScheduler(learning_rate_schedule(training["learning_rate"])),
-            keras.callbacks.ModelCheckpoint(str(staging / "model.keras"), monitor=monitor, save_best_only=True),
-            keras.callbacks.EarlyStopping(monitor=monitor, patience=int(training["early_stopping_patience"]),
-                                          restore_best_weights=True),
-            CometEpochLogger(experiment),
-        ]
-        history = model.fit(data.batches, validation_data=data.validation, epochs=epochs, callbacks=callbacks,
-                            verbose=training.get("verbose", 2)).history
-        seconds = time.perf_counter() - started
-        model.save(staging / "model.keras")
-        user_embeddings, anime_embeddings = extract_embeddings(model)
-        best_epoch = int(np.argmin(history[monitor]))
-        final = {"epochs_run": len(history["loss"]), "best_epoch": best_epoch + 1, "training_seconds": round(seconds, 2),
-                 **{f"best_{name}": float(values[best_epoch]) for name, values in history.items()}}
-        manifest = _manifest(config, data, final, processed_dir)
-        write_model_artifacts(staging, user_embeddings, anime_embeddings, data.user_ids, data.anime_ids,
-                              data.anime, data.ratings, manifest)
-        (staging / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")
-        experiment.log_metrics(final)
-        for name in ("user_embeddings.npy", "anime_embeddings.npy", "user_ids.json", "anime_ids.json", "manifest.json"):
-            experiment.log_asset(str(staging / name))
-        archive = finish_experiment(experiment)
-        manifest["comet"] = {"experiment_key": experiment.get_key(), "offline_archive": str(archive) if archive else None}
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
+        with tracked_experiment(config, comet_directory or paths_config.comet_dir()) as tracked:
+            experiment = tracked.experiment
+            experiment.log_parameters(flatten(config))
+            experiment.log_others({f"data.{key}": value for key, value in data.summary.items()
+                                   if not isinstance(value, dict)})
+            # EarlyStopping puts the best epoch's weights back at the end, so the model is saved once, after fit.
+            callbacks = [
+                keras.callbacks.LearningRateScheduler(learning_rate_schedule(training["learning_rate"])),
+                keras.callbacks.EarlyStopping(monitor=monitor, patience=int(training["early_stopping_patience"]),
+                                              restore_best_weights=True),
+                CometEpochLogger(experiment),
+            ]
+            started = time.perf_counter()
+            history = model.fit(data.batches, validation_data=data.validation, epochs=epochs, callbacks=callbacks,
+                                verbose=training["verbose"]).history
+            seconds = time.perf_counter() - started
+            model.save(staging / "model.keras")
+            user_embeddings, anime_embeddings = extract_embeddings(model)
+            best_epoch = int(np.argmin(history[monitor]))
+            final = {"epochs_run": len(history["loss"]), "best_epoch": best_epoch + 1,
+                     "training_seconds": round(seconds, 2),
+                     **{f"best_{name}": float(values[best_epoch]) for name, values in history.items()}}
+            save_embeddings(staging, user_embeddings, anime_embeddings, data.user_ids, data.anime_ids)
+            experiment.log_metrics(final)
+            for name in ("user_embeddings.npy", "anime_embeddings.npy", "user_ids.json", "anime_ids.json"):
+                experiment.log_asset(str(staging / name))
+        manifest = _manifest(config, data, final)
+        manifest["comet"] = {"experiment_key": tracked.key,
+                             "offline_archive": str(tracked.archive) if tracked.archive else None}
+        write_tables(staging, data.anime, data.ratings)
+        write_manifest(staging, manifest)
+        write_json(staging / "history.json", history)
     logger.info("published model artifacts to %s after %d epochs in %.1f s (best %s %.4f at epoch %d)", destination,
                 final["epochs_run"], seconds, monitor, final[f"best_{monitor}"], final["best_epoch"])
     return manifest
 
 
-def _manifest(config: dict[str, Any], data: TrainingData, final: dict[str, Any], processed_dir: Path) -> dict[str, Any]:
+def _manifest(config: dict[str, Any], data: TrainingData, final: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     return {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": data.summary,
         "counts": {"users": len(data.user_ids), "anime": len(data.anime_ids), "interactions": len(data.ratings),
                    "training_pairs": len(data.batches.users)},

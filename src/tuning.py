@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from src.artifacts import SPLIT_TEST, load_model_artifacts
-from src.data_processing import assign_splits
-from src.evaluation import engine_scorers, evaluate_methods, settings_from_config, split_interactions
+from src.artifacts import load_model_artifacts
+from src.evaluation.protocol import engine_rankers, evaluate_methods, settings_from_config
+from src.evaluation.splitting import carve_validation, split_interactions
 from src.logger import get_logger
 from src.model_evaluation import engine_for
 
@@ -32,13 +31,10 @@ PROCESSED_FILES = ("anime.parquet", "user_ids.json", "anime_ids.json", "summary.
 def carve_validation_split(processed_dir: Path, destination: Path, config: dict[str, Any]) -> None:
     """Write a processed folder whose 'test' rows are a per-user holdout of the original training rows."""
     destination.mkdir(parents=True, exist_ok=True)
-    ratings = pd.read_parquet(processed_dir / "ratings.parquet")
-    ratings = ratings[ratings["split"].to_numpy() != SPLIT_TEST].reset_index(drop=True)
-    rng = np.random.default_rng(int(config["seed"]) + 1000)
-    ratings["split"] = assign_splits(ratings["user_index"].to_numpy(), ratings["rating"].to_numpy(),
-                                     float(config["evaluation"]["holdout_fraction"]),
-                                     float(config["processing"]["validation_fraction"]), rng)
-    ratings.to_parquet(destination / "ratings.parquet", index=False)
+    carved = carve_validation(pd.read_parquet(processed_dir / "ratings.parquet"),
+                              float(config["evaluation"]["holdout_fraction"]),
+                              float(config["processing"]["validation_fraction"]), int(config["seed"]) + 1000)
+    carved.to_parquet(destination / "ratings.parquet", index=False)
     for name in PROCESSED_FILES:
         shutil.copy(processed_dir / name, destination / name)
 
@@ -69,8 +65,8 @@ def run_trial(config: dict[str, Any], validation_dir: Path, scratch: Path) -> tu
 def score_engine(config: dict[str, Any], model_dir: Path, methods: tuple[str, ...] = ("content", "user", "hybrid")) -> dict[str, Any]:
     artifacts = load_model_artifacts(model_dir)
     known, test = split_interactions(artifacts.user_ratings)
-    scorers = engine_scorers(engine_for(artifacts, config), methods)
-    return evaluate_methods(scorers, known, test, len(artifacts.anime_ids), settings_from_config(config))
+    rankers = engine_rankers(engine_for(artifacts, config), methods)
+    return evaluate_methods(rankers, known, test, len(artifacts.anime_ids), settings_from_config(config))
 
 
 def tune(config: dict[str, Any], processed_dir: Path) -> dict[str, Any]:

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from config import paths_config
-from utils.common_functions import read_yaml
+from config.loader import load_config
+
+# Fixture modules shared by many test files, registered once here rather than imported by name.
+pytest_plugins = ["tests.serving_fixtures", "tests.log_checks"]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE = paths_config.SAMPLE_DATA_DIR
@@ -19,7 +22,7 @@ SAMPLE = paths_config.SAMPLE_DATA_DIR
 
 @pytest.fixture(scope="session")
 def base_config() -> dict:
-    return read_yaml(paths_config.CONFIG_PATH)
+    return load_config()
 
 
 def small_training_config(config: dict) -> dict:

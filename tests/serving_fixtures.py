@@ -3,7 +3,7 @@
 Two clearly separated worlds: six action/sci-fi anime ("group A") and six romance/slice-of-life anime
 ("group B"), eight users who love group A and eight who love group B. Embeddings point along axis 0 for
 group A and axis 1 for group B (plus a little seeded noise), so cosine similarity is ~1 inside a group and
-~0 across. Test modules import the fixtures they use from here (conftest.py belongs to the whole suite).
+~0 across. tests/conftest.py registers this module, so every test module can use its fixtures by name.
 """
 from __future__ import annotations
 
@@ -124,7 +124,8 @@ def tiny_model_dir(tiny_artifacts_root: Path) -> Path:
 def serving_config() -> ServingConfig:
     """The defaults of config.yaml, pinned here so a config tweak does not silently change the known answers."""
     return ServingConfig(similar_users=10, preference_percentile=75, genre_boost=0.5, preferred_genres=5,
-                         default_n=10, max_n=100, user_weight=0.5, content_weight=0.5, max_liked=50)
+                         default_n=10, max_n=100, user_weight=0.5, content_weight=0.5, max_liked=50,
+                         max_query_length=100)
 
 
 @pytest.fixture(scope="session")

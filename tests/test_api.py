@@ -5,10 +5,7 @@ import json
 
 import pytest
 
-from serving_fixtures import (  # noqa: F401  (pytest fixtures are used by name)
-    GROUP_B_IDS, TEST_USER, TEST_USER_RATINGS, TEST_USER_UNSEEN_A, app, broken_app, client, missing_app,
-    serving_config, tiny_artifacts_root, tiny_model_dir,
-)
+from tests.serving_fixtures import GROUP_B_IDS, TEST_USER, TEST_USER_RATINGS, TEST_USER_UNSEEN_A
 
 ITEM_FIELDS = {"anime_id", "name", "english_name", "genres", "type", "score", "synopsis", "reasons",
                "episodes", "year", "premiered", "members"}

@@ -21,8 +21,8 @@ from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from application import create_app
-from log_checks import app_log, errors_logged  # noqa: F401  (pytest fixture used by name)
-from serving_fixtures import GROUP_A_IDS, GROUP_A_USERS, GROUP_B_IDS, GROUP_B_USERS, write_tiny_artifacts
+from tests.log_checks import errors_logged
+from tests.serving_fixtures import GROUP_A_IDS, GROUP_A_USERS, GROUP_B_IDS, GROUP_B_USERS, write_tiny_artifacts
 
 # Per operation and generation mode: enough to find the classic mistakes, bounded so the run takes seconds.
 MAX_EXAMPLES = 60

@@ -19,10 +19,8 @@ from typing import Any
 import pytest
 from markupsafe import escape
 
-from log_checks import app_log, errors_logged  # noqa: F401  (pytest fixture used by name)
-from serving_fixtures import (  # noqa: F401  (pytest fixtures are used by name)
-    TEST_USER, app, client, serving_config, tiny_artifacts_root, tiny_model_dir,
-)
+from tests.log_checks import errors_logged
+from tests.serving_fixtures import TEST_USER
 
 USER_URL = f"/api/users/{TEST_USER}/recommendations"
 SIMILAR_URL = "/api/anime/1/similar"

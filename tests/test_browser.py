@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from serving_fixtures import tiny_artifacts_root  # noqa: F401  (pytest fixture used by name)
-
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,17 +9,45 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from config.paths_config import CONFIG_PATH
+from config.loader import load_config
 from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, ModelArtifacts
+from src.engine.ranking import top_k
 from src.errors import UserError
-from src.evaluation import (
-    EvaluationSettings, als_scorer, baseline_scorers, batch_metrics, catalogue_coverage, embedding_scorer,
-    engine_scorers, evaluate_methods, evaluate_scorer, held_out_users, hit_rate_at_k, item_knn_scorer,
-    log_to_comet, mean_popularity_rank, ndcg_at_k, per_user_scorer, popularity_ranks, popularity_scorer,
-    recall_at_k, recommend_top_k, settings_from_config, split_interactions, top_k_items, without_held_out,
-    write_reports,
+from src.evaluation.baselines import (
+    als_scorer,
+    baseline_scorers,
+    embedding_scorer,
+    item_knn_scorer,
+    popularity_scorer,
 )
-from utils.common_functions import read_yaml
+from src.evaluation.metrics import (
+    batch_metrics,
+    catalogue_coverage,
+    hit_rate_at_k,
+    mean_popularity_rank,
+    ndcg_at_k,
+    popularity_ranks,
+    recall_at_k,
+)
+from src.evaluation.protocol import (
+    EvaluationSettings,
+    engine_rankers,
+    evaluate_methods,
+    evaluate_scorer,
+    recommend_top_k,
+    scorer_rankers,
+    settings_from_config,
+)
+from src.evaluation.reports import log_to_comet, write_reports
+from src.evaluation.splitting import held_out_users, split_interactions, without_held_out
+
+SETTINGS = EvaluationSettings(k=10, batch_size=1024, max_users=None, seed=42)
+
+
+def lists_of(score_fn, train: pd.DataFrame, users: np.ndarray, n_anime: int, k: int) -> np.ndarray:
+    """The top-k lists the evaluator scores for ``score_fn``, training anime excluded."""
+    n_users = max(int(train["user_index"].max()) + 1, int(users.max()) + 1)
+    return recommend_top_k(scorer_rankers({"method": score_fn}, train, n_anime, n_users)["method"], users, k)
 
 
 def frame(pairs: list[tuple[int, int]], rating: int = 8, split: int = SPLIT_TRAIN) -> pd.DataFrame:
@@ -124,16 +152,16 @@ def test_batch_metrics_match_the_per_user_functions():
 
 def test_top_k_orders_best_first_breaks_ties_by_index_and_pads():
     scores = np.array([[0.1, 0.9, 0.5, 0.9, -np.inf], [1.0, 1.0, 1.0, 1.0, 1.0]])
-    assert top_k_items(scores, 3).tolist() == [[1, 3, 2], [0, 1, 2]]
-    assert top_k_items(scores, 7).tolist() == [[1, 3, 2, 0, -1, -1, -1], [0, 1, 2, 3, 4, -1, -1]]
-    assert top_k_items(np.array([[np.inf, 0.0, -np.inf]]), 3).tolist() == [[0, 1, -1]]  # only -inf is excluded
+    assert top_k(scores, 3).tolist() == [[1, 3, 2], [0, 1, 2]]
+    assert top_k(scores, 7).tolist() == [[1, 3, 2, 0, -1, -1, -1], [0, 1, 2, 3, 4, -1, -1]]
+    assert top_k(np.array([[np.inf, 0.0, -np.inf]]), 3).tolist() == [[0, 1, -1]]  # only -inf is excluded
     with pytest.raises(ValueError, match="k must be"):
-        top_k_items(scores, 0)
+        top_k(scores, 0)
     # ties at the k-th place are resolved by index too, whatever order argpartition leaves them in
     rng = np.random.default_rng(1)
     many = rng.integers(0, 3, size=(50, 500)).astype(float)
     expected = np.lexsort((np.tile(np.arange(500), (50, 1)), -many), axis=1)[:, :10]
-    assert np.array_equal(top_k_items(many, 10), expected)
+    assert np.array_equal(top_k(many, 10), expected)
 
 
 def test_nan_scores_are_never_recommended():
@@ -155,7 +183,7 @@ def test_training_items_are_never_recommended():
         return 100 * known[users] + relevant[users]
 
     users = held_out_users(test)
-    lists = recommend_top_k(cheater, train, users, n_anime, k=10)
+    lists = lists_of(cheater, train, users, n_anime, k=10)
     for user, recommended in zip(users, lists):
         assert not set(recommended[recommended >= 0]) & set(np.flatnonzero(known[user]))
     metrics = evaluate_scorer(cheater, train, test, n_anime, k=10)
@@ -180,7 +208,7 @@ def test_evaluator_equals_per_user_metrics_and_ignores_batch_size():
         return table[users]
 
     users = held_out_users(test)
-    lists = recommend_top_k(score, train, users, 40, k=10)
+    lists = lists_of(score, train, users, 40, k=10)
     relevant = test.groupby("user_index")["anime_index"].apply(set)
     expected = {
         "hr": np.mean([hit_rate_at_k(lst, relevant[u], 10) for u, lst in zip(users, lists)]),
@@ -212,7 +240,7 @@ def test_popularity_recommends_the_most_interacted_unseen_anime_first():
     train = frame([(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (3, 2)])
     test = frame([(3, 0), (2, 3)], split=SPLIT_TEST)
     scorer = popularity_scorer(train, 4)
-    assert recommend_top_k(scorer, train, np.array([3, 2]), 4, k=3).tolist() == [[0, 1, 3], [1, 2, 3]]
+    assert lists_of(scorer, train, np.array([3, 2]), 4, k=3).tolist() == [[0, 1, 3], [1, 2, 3]]
     metrics = evaluate_scorer(scorer, train, test, 4, k=1)
     assert metrics["hr"] == 0.5 and metrics["recall"] == 0.5       # user 3 gets anime 0; user 2 gets anime 1
     assert metrics["coverage"] == 0.5 and metrics["mean_popularity_rank"] == 1.5  # ranks 1 and 2
@@ -222,14 +250,14 @@ def test_item_knn_ranks_the_held_out_checkerboard_item_first():
     train, test, held = checkerboard()
     scorer = item_knn_scorer(train, 10, n_users=10)
     users = np.arange(10)
-    assert recommend_top_k(scorer, train, users, 10, k=1)[:, 0].tolist() == [held[u] for u in users]
+    assert lists_of(scorer, train, users, 10, k=1)[:, 0].tolist() == [held[u] for u in users]
     metrics = evaluate_scorer(scorer, train, test, 10, k=1)
     assert metrics["hr"] == metrics["recall"] == metrics["ndcg"] == 1.0
 
 
 def test_asking_for_more_items_than_exist_is_handled():
     train, test, held = checkerboard()
-    lists = recommend_top_k(item_knn_scorer(train, 10), train, np.arange(10), 10, k=25)
+    lists = lists_of(item_knn_scorer(train, 10), train, np.arange(10), 10, k=25)
     assert lists.shape == (10, 25)
     for user, recommended in enumerate(lists):
         shown = recommended[recommended >= 0]
@@ -238,16 +266,10 @@ def test_asking_for_more_items_than_exist_is_handled():
     assert metrics["recall"] == 1.0 and metrics["coverage"] == 1.0
 
 
-def test_als_baseline_is_skipped_without_implicit_and_works_with_it():
+def test_als_baseline_ranks_the_held_out_checkerboard_item_first():
     train, test, held = checkerboard()
-    try:
-        import implicit  # noqa: F401
-    except ImportError:
-        assert als_scorer(train, 10) is None
-        assert set(baseline_scorers(train, 10)) == {"popularity", "item_knn"}
-        return
     scorer = als_scorer(train, 10, factors=2, regularization=0.01, iterations=20)
-    assert "als" in baseline_scorers(train, 10)
+    assert set(baseline_scorers(train, 10)) == {"popularity", "item_knn", "als"}
     assert evaluate_scorer(scorer, train, test, 10, k=1)["hr"] == 1.0
 
 
@@ -262,18 +284,17 @@ def test_embedding_scorer_is_the_cosine_of_normalised_embeddings():
     assert scores.argmax(axis=1).tolist() == [1, 0]
 
 
-def test_any_per_user_engine_plugs_in():
-    class Engine:  # the shape of Recommender.score_catalogue(user_index, method)
-        def score_catalogue(self, user_index: int, method: str) -> np.ndarray:
-            scores = np.zeros(10)
-            scores[(user_index + (1 if method == "content" else 0)) % 10] = 1.0
-            return scores
+def test_the_engine_plugs_in_through_its_own_ranking():
+    class Engine:  # the shape of Recommender.rank_users(user_rows, k, method)
+        def rank_users(self, users: np.ndarray, k: int, method: str) -> np.ndarray:
+            scores = np.zeros((len(users), 10))
+            scores[np.arange(len(users)), (users + (1 if method == "content" else 0)) % 10] = 1.0
+            return top_k(scores, k)
 
     train, test, held = checkerboard()
-    scorers = engine_scorers(Engine(), methods=("content", "hybrid"))
-    assert scorers["hybrid"](np.array([3, 4])).argmax(axis=1).tolist() == [3, 4]
-    assert per_user_scorer(lambda user: np.arange(10.0) * user)(np.array([0, 2])).shape == (2, 10)
-    results = evaluate_methods(scorers, train, test, 10, EvaluationSettings(k=10))
+    rankers = engine_rankers(Engine(), methods=("content", "hybrid"))
+    assert rankers["hybrid"](np.array([3, 4]), 1)[:, 0].tolist() == [3, 4]
+    results = evaluate_methods(rankers, train, test, 10, SETTINGS)
     assert set(results) == {"content", "hybrid"}
 
 
@@ -295,7 +316,8 @@ def test_whole_evaluation_is_deterministic_with_a_fixed_seed(tmp_path):
     settings = EvaluationSettings(k=10, batch_size=16, max_users=30, seed=5)
 
     def run(folder):
-        results = evaluate_methods(baseline_scorers(train, 40, n_users=80, seed=5), train, test, 40, settings)
+        results = evaluate_methods(scorer_rankers(baseline_scorers(train, 40, n_users=80, seed=5), train, 40, 80),
+                                   train, test, 40, settings)
         write_reports(results, folder, {"k": 10, "seed": 5, "users_evaluated": results["popularity"]["users"]})
         return results
 
@@ -307,9 +329,10 @@ def test_whole_evaluation_is_deterministic_with_a_fixed_seed(tmp_path):
 
 
 def test_settings_come_from_the_evaluation_section():
-    settings = settings_from_config(read_yaml(CONFIG_PATH))
+    settings = settings_from_config(load_config())
     assert settings.k == 10 and settings.batch_size >= 1 and settings.seed == 42
-    assert settings_from_config({"seed": 3, "evaluation": {"k": 5, "max_users": 100}}) == EvaluationSettings(5, 1024, 100, 3)
+    assert settings_from_config({"seed": 3, "evaluation": {"k": 5, "batch_size": 1024, "max_users": 100}}) == \
+        EvaluationSettings(5, 1024, 100, 3)
 
 
 def test_reports_are_written_and_parseable(tmp_path):

@@ -28,12 +28,11 @@ import yaml
 
 from application import create_app
 from config import paths_config
-from live_server import gunicorn
-from log_checks import app_log  # noqa: F401  (pytest fixture used by name)
-from serving_fixtures import TEST_USER, tiny_artifacts_root, tiny_model_dir  # noqa: F401  (fixtures by name)
 from src.artifacts import SERVING_FILES
 from tests.conftest import small_training_config
+from tests.live_server import gunicorn
 from tests.raw_data import write_anime_2020, write_ratings
+from tests.serving_fixtures import TEST_USER
 
 Mutation = Callable[[Path], None]
 

@@ -14,7 +14,7 @@ from src.tuning import carve_validation_split, set_path, tune
 from tests.conftest import small_training_config
 
 pytestmark = pytest.mark.integration
-METHODS = {"popularity", "item_knn", "ncf_direct", "content", "user", "hybrid", "original_direct", "original_hybrid"}
+METHODS = {"popularity", "item_knn", "als", "ncf_direct", "content", "user", "hybrid", "original_direct", "original_hybrid"}
 
 
 @pytest.fixture

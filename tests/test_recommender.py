@@ -5,14 +5,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving_fixtures import (  # noqa: F401  (pytest fixtures are used by name)
-    GROUP_A_IDS, GROUP_B_IDS, GROUP_B_USERS, TEST_USER, TEST_USER_RATINGS, TEST_USER_UNSEEN_A, engine,
-    serving_config, tiny_artifacts_root, tiny_frames, tiny_model_dir, write_tiny_artifacts,
-)
+from config.loader import load_config
 from src.artifacts import SPLIT_TEST, ModelArtifacts, load_model_artifacts
-from src.errors import ArtifactError
-from src.recommender import (
-    Filters, InvalidRequestError, Recommender, ServingConfig, UnknownAnimeError, UnknownUserError,
+from src.engine.validation import InvalidRequestError, UnknownAnimeError, UnknownUserError
+from src.errors import ArtifactError, UserError
+from src.recommender import Filters, Recommender, ServingConfig
+from tests.serving_fixtures import (
+    GROUP_A_IDS,
+    GROUP_B_IDS,
+    GROUP_B_USERS,
+    TEST_USER,
+    TEST_USER_RATINGS,
+    TEST_USER_UNSEEN_A,
+    tiny_frames,
+    write_tiny_artifacts,
 )
 
 
@@ -103,18 +109,17 @@ def test_similar_anime_stay_in_their_group_and_exclude_the_anime_itself(engine: 
 
 
 def test_similar_users_stay_in_their_group(engine: Recommender) -> None:
-    neighbours, similarity = engine.similar_users(engine.user_index(TEST_USER), k=7)
-    assert engine.user_index(TEST_USER) not in neighbours
-    assert all(1001 <= engine.user_ids[i] <= 1008 for i in neighbours)
-    assert np.all(np.diff(similarity) <= 0)
+    neighbours = engine.similar_users(TEST_USER, k=7)
+    assert len(neighbours) == 7 and TEST_USER not in {user for user, _ in neighbours}
+    assert all(1001 <= user <= 1008 for user, _ in neighbours)
+    assert np.all(np.diff([similarity for _, similarity in neighbours]) <= 0)
 
 
 def test_user_preferences_use_the_75th_percentile_of_their_own_ratings(engine: Recommender) -> None:
-    preferences = engine.user_preferences(engine.user_index(TEST_USER))
     # ratings 10, 9, 9, 8, 3 (the 0 is "watched", not a rating): 75th percentile = 9
-    assert preferences.threshold == pytest.approx(9.0)
-    assert {int(engine.anime_ids[j]) for j in preferences.anime_indices} == {1, 6, 21}
-    assert {"Action", "Sci-Fi"} <= set(preferences.genres)
+    assert engine.interactions.threshold(engine.user_index(TEST_USER)) == pytest.approx(9.0)
+    assert engine.preferred_anime(TEST_USER) == [(1, 10.0), (6, 9.0), (21, 9.0)]  # best first
+    assert {"Action", "Sci-Fi"} <= set(engine.preferred_genres(TEST_USER))
 
 
 # ---------------------------------------------------------------------- favourites (cold start)
@@ -125,10 +130,12 @@ def test_favourites_of_group_b_give_group_b_anime(engine: Recommender) -> None:
     assert any("which you liked" in reason for item in items for reason in item["reasons"])
 
 
-def test_favourites_never_return_the_liked_anime_and_dedupe(engine: Recommender) -> None:
-    items = engine.recommend_from_favourites([1, 1, 5], n=100)
+def test_favourites_never_return_the_liked_anime_and_refuse_repeats(engine: Recommender) -> None:
+    items = engine.recommend_from_favourites([1, 5], n=100)
     assert not {1, 5} & set(ids(items))
     assert len(items) == engine.n_anime - 2
+    with pytest.raises(InvalidRequestError, match="more than once"):  # as the API refuses them
+        engine.recommend_from_favourites([1, 1, 5], n=100)
 
 
 def test_favourites_with_unknown_anime_are_refused(engine: Recommender) -> None:
@@ -170,7 +177,7 @@ def test_search_for_whitespace_finds_nothing(engine: Recommender, query: str) ->
 # ---------------------------------------------------------------------- catalogue scoring for evaluation
 @pytest.mark.parametrize("method", ["user", "content", "hybrid"])
 def test_score_catalogue_is_float32_over_the_whole_catalogue_in_unit_range(engine: Recommender, method: str) -> None:
-    scores = engine.score_catalogue(engine.user_index(TEST_USER), method)
+    scores = engine.score_users([engine.user_index(TEST_USER)], method)[0]
     assert scores.dtype == np.float32 and scores.shape == (engine.n_anime,)
     assert scores.min() >= 0.0 and scores.max() <= 1.0 + 1e-6
     if method != "hybrid":  # each component is scaled by its maximum; the hybrid is their weighted mean
@@ -178,16 +185,16 @@ def test_score_catalogue_is_float32_over_the_whole_catalogue_in_unit_range(engin
 
 
 def test_score_catalogue_matches_what_serving_ranks_by(engine: Recommender) -> None:
-    scores = engine.score_catalogue(engine.user_index(TEST_USER), "hybrid", 0.7, 0.3)
+    scores = engine.score_users([engine.user_index(TEST_USER)], "hybrid", 0.7, 0.3)[0]
     items = engine.recommend_for_user(TEST_USER, n=100, user_weight=0.7, content_weight=0.3)
     for item in items:
         assert item["match"] == pytest.approx(scores[engine.anime_index(item["anime_id"])], abs=1e-4)
 
 
 def test_hybrid_is_the_weighted_mean_of_the_components(engine: Recommender) -> None:
-    user = engine.user_index(TEST_USER)
-    mixed = engine.score_catalogue(user, "hybrid", 0.25, 0.75)
-    expected = 0.25 * engine.score_catalogue(user, "user") + 0.75 * engine.score_catalogue(user, "content")
+    user = [engine.user_index(TEST_USER)]
+    mixed = engine.score_users(user, "hybrid", 0.25, 0.75)
+    expected = 0.25 * engine.score_users(user, "user") + 0.75 * engine.score_users(user, "content")
     np.testing.assert_allclose(mixed, expected, atol=1e-6)
 
 
@@ -197,15 +204,15 @@ def test_engine_derives_preferences_from_the_ratings_it_is_given(tiny_model_dir,
     train_only = ModelArtifacts(**{**artifacts.__dict__,
                                    "user_ratings": artifacts.user_ratings[artifacts.user_ratings["split"] != SPLIT_TEST]})
     engine = Recommender(train_only, serving_config)
-    user = engine.user_index(TEST_USER)
-    assert 21 not in {int(engine.anime_ids[j]) for j in engine.known_anime(user)}
-    assert 21 not in {int(engine.anime_ids[j]) for j in engine.user_preferences(user).anime_indices}
+    known = engine.interactions.profiles([engine.user_index(TEST_USER)]).known_of(0)
+    assert 21 not in {int(engine.anime_ids[j]) for j in known}
+    assert 21 not in {anime_id for anime_id, _ in engine.preferred_anime(TEST_USER)}
     assert 21 in ids(engine.recommend_for_user(TEST_USER, n=100))
 
 
 def test_unknown_method_is_refused(engine: Recommender) -> None:
     with pytest.raises(InvalidRequestError):
-        engine.score_catalogue(0, "popularity")
+        engine.score_users([0], "popularity")
 
 
 # ---------------------------------------------------------------------- bad input and bad artifacts
@@ -242,9 +249,9 @@ def test_duplicate_ids_are_refused(serving_config) -> None:
         Recommender(ModelArtifacts(**frames), serving_config)
 
 
-def test_missing_artifacts_raise_an_artifact_error(tmp_path) -> None:
+def test_missing_artifacts_raise_an_artifact_error(tmp_path, serving_config) -> None:
     with pytest.raises(ArtifactError, match="training_pipeline"):
-        Recommender.from_folder(tmp_path / "nothing-here")
+        Recommender.from_folder(tmp_path / "nothing-here", serving_config)
 
 
 def test_genres_may_come_as_comma_separated_text(tmp_path, serving_config) -> None:
@@ -255,8 +262,16 @@ def test_genres_may_come_as_comma_separated_text(tmp_path, serving_config) -> No
 
 
 def test_serving_config_reads_the_yaml_section() -> None:
-    config = ServingConfig.from_yaml()
+    config = ServingConfig.from_config(load_config())
     assert config.max_n >= config.default_n >= 1 and config.max_liked >= 1
+
+
+def test_serving_config_refuses_unknown_and_missing_keys() -> None:
+    section = load_config()["serving"]
+    with pytest.raises(UserError, match="simlar_users"):
+        ServingConfig.from_mapping({**section, "simlar_users": 5})
+    with pytest.raises(UserError, match="missing setting.*max_n"):
+        ServingConfig.from_mapping({key: value for key, value in section.items() if key != "max_n"})
 
 
 def test_written_artifacts_round_trip(tmp_path) -> None:
@@ -271,10 +286,10 @@ def test_repeated_rows_count_once_and_keep_the_highest_rating(engine: Recommende
     repeats = ratings[ratings["user_index"] == 0].assign(rating=1)  # the test user's rows again, rated 1
     frames["user_ratings"] = pd.concat([repeats, ratings, repeats], ignore_index=True)
     repeated = Recommender(ModelArtifacts(**frames), serving_config)
-    assert repeated.n_interactions == engine.n_interactions
+    assert len(repeated.interactions) == len(engine.interactions)
     user = repeated.user_index(TEST_USER)
-    assert repeated.user_preferences(user).threshold == pytest.approx(9.0)
-    np.testing.assert_allclose(repeated.score_catalogue(user, "hybrid"), engine.score_catalogue(user, "hybrid"), atol=1e-6)
+    assert repeated.interactions.threshold(user) == pytest.approx(9.0)
+    np.testing.assert_allclose(repeated.score_users([user], "hybrid"), engine.score_users([user], "hybrid"), atol=1e-6)
 
 
 def test_fractional_ratings_take_the_general_sort(serving_config) -> None:
@@ -282,9 +297,9 @@ def test_fractional_ratings_take_the_general_sort(serving_config) -> None:
     frames["user_ratings"] = frames["user_ratings"].astype({"rating": np.float32})
     frames["user_ratings"].loc[frames["user_ratings"]["user_index"] == 0, "rating"] += 0.5
     engine = Recommender(ModelArtifacts(**frames), serving_config)
-    preferences = engine.user_preferences(engine.user_index(TEST_USER))
-    assert preferences.threshold == pytest.approx(9.5)  # ratings 10.5, 9.5, 9.5, 8.5, 3.5 (the 0.5 row is rated too)
-    assert list(preferences.ratings) == sorted(preferences.ratings, reverse=True)
+    assert engine.interactions.threshold(engine.user_index(TEST_USER)) == pytest.approx(9.5)  # 10.5, 9.5, 9.5, 8.5, 3.5
+    ratings = [rating for _, rating in engine.preferred_anime(TEST_USER)]
+    assert ratings == sorted(ratings, reverse=True)
 
 
 # ---------------------------------------------------------------------- the real training output
@@ -293,13 +308,13 @@ def test_engine_serves_a_really_trained_model(trained_root) -> None:
     """The artifacts the training pipeline writes (conftest's small real run) load and answer sensibly."""
     from config import paths_config
 
-    engine = Recommender.from_folder(paths_config.model_dir(trained_root), ServingConfig.from_yaml())
+    engine = Recommender.from_folder(paths_config.model_dir(trained_root), ServingConfig.from_config(load_config()))
     assert engine.n_users > 10 and engine.n_anime > 100 and engine.genres and engine.types
     anime_id = int(engine.anime_ids[0])
     similar = engine.similar_anime(anime_id, n=10)
     assert len(similar) == 10 and anime_id not in ids(similar)
     user_id = int(engine.user_ids[0])
-    known = {int(engine.anime_ids[j]) for j in engine.known_anime(0)}
+    known = {int(engine.anime_ids[j]) for j in engine.interactions.profiles([0]).known_of(0)}
     items = engine.recommend_for_user(user_id, n=20)
     assert len(items) == 20 and not known & set(ids(items)) and all(item["reasons"] for item in items)
     title = engine.anime(anime_id)["name"]
@@ -307,4 +322,4 @@ def test_engine_serves_a_really_trained_model(trained_root) -> None:
     liked = [int(a) for a in engine.anime_ids[:3]]
     assert not set(liked) & set(ids(engine.recommend_from_favourites(liked, n=10)))
     for method in ("user", "content", "hybrid"):
-        assert engine.score_catalogue(0, method).shape == (engine.n_anime,)
+        assert engine.score_users([0], method).shape == (1, engine.n_anime)

@@ -19,11 +19,9 @@ from pathlib import Path
 import pytest
 
 from application import MAX_BODY_BYTES, create_app
-from live_server import LiveServer, free_port, gunicorn
-from serving_fixtures import (  # noqa: F401  (pytest fixtures are used by name)
-    TEST_USER, app, client, missing_app, serving_config, tiny_artifacts_root, tiny_frames, tiny_model_dir,
-)
 from src.artifacts import write_model_artifacts
+from tests.live_server import LiveServer, free_port, gunicorn
+from tests.serving_fixtures import tiny_frames
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

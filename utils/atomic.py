@@ -18,15 +18,15 @@ TEMP_MARKER = ".tmp-"
 OLD_MARKER = ".old-"
 
 
-def write_json(path: str | Path, data: Any) -> None:
-    """Write JSON next to its destination, fsync it, then rename it into place."""
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` next to its destination, fsync it, then rename it into place (mode 0644)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=path.name + TEMP_MARKER, dir=path.parent)
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes owner-only files; artifacts are read by other users (the container's)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True, default=str)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)
@@ -34,6 +34,11 @@ def write_json(path: str | Path, data: Any) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as JSON, atomically (see ``write_bytes``)."""
+    write_bytes(path, json.dumps(data, indent=2, sort_keys=True, default=str).encode("utf-8"))
 
 
 def remove_stale_temporaries(target: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-from src.recommender import InvalidRequestError
+from src.engine.validation import InvalidRequestError
 from src.web import params
 from src.web.openapi import openapi_document
 from src.web.state import engine_state, get_engine
@@ -47,8 +47,7 @@ def user_recommendations(user_id: str) -> Any:
     user = params.parse_id(user_id, "user")
     options = params.query_params(request.args, engine.config)
     items = engine.recommend_for_user(user, options.n, options.user_weight, options.content_weight, options.filters)
-    preferences = engine.user_preferences(engine.user_index(user))
-    return jsonify(user_id=user, preferred_genres=list(preferences.genres), recommendations=items)
+    return jsonify(user_id=user, preferred_genres=list(engine.preferred_genres(user)), recommendations=items)
 
 
 @api_bp.get("/anime/search")

@@ -11,8 +11,8 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from src.engine.validation import RecommendationError, UnknownAnimeError, UnknownUserError
 from src.logger import get_logger
-from src.recommender import RecommendationError, UnknownAnimeError, UnknownUserError
 from src.web.state import EngineUnavailable
 
 logger = get_logger(__name__)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from src.recommender import Recommender, ServingConfig
+from src.engine.serving_config import ServingConfig
+from src.recommender import Recommender
 from src.web import params
 
 _NULLABLE_STRING = {"type": "string", "nullable": True}

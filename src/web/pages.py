@@ -11,7 +11,8 @@ from typing import Any
 from flask import Blueprint, render_template, request
 from werkzeug.datastructures import MultiDict
 
-from src.recommender import Filters, RecommendationError, UnknownAnimeError, UnknownUserError
+from src.engine.catalogue import Filters
+from src.engine.validation import RecommendationError, UnknownAnimeError, UnknownUserError
 from src.web import params
 from src.web.state import EngineUnavailable, engine_state, get_engine
 
@@ -95,7 +96,7 @@ def index() -> Any:
         options = params.query_params(form, engine.config)
         result.items = engine.recommend_for_user(user, options.n, options.user_weight, options.content_weight,
                                                  options.filters)
-        preferred_genres = engine.user_preferences(engine.user_index(user)).genres
+        preferred_genres = engine.preferred_genres(user)
         if not result.items:
             result.message = _no_results_message(options.filters)
             result.suggest_favourites = options.filters.is_empty()

@@ -1,8 +1,9 @@
-"""Request parameters: parsed and range-checked once, shared by the JSON API and the HTML pages.
+"""Request parameters: text and JSON turned into typed values, shared by the JSON API and the HTML pages.
 
 Every problem raises ``InvalidRequestError`` whose message names the parameter, what was wrong and what is
-accepted, so both the API (400 JSON) and the pages (an inline message) can show it as is. The limits here are
-the ones the OpenAPI document publishes (src/web/openapi.py reads them from this module).
+accepted, so both the API (400 JSON) and the pages (an inline message) can show it as is. What the engine also
+checks (n, weights, the query, the liked list) is checked by the engine's own functions in
+src/engine/validation.py; the other limits here are the ones the OpenAPI document publishes.
 """
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from src.recommender import Filters, InvalidRequestError, ServingConfig
+from src.engine import validation
+from src.engine.catalogue import Filters
+from src.engine.serving_config import ServingConfig
+from src.engine.validation import InvalidRequestError
 
 MAX_ID = 2**63 - 1
 YEAR_MIN, YEAR_MAX = 1900, 2100
@@ -27,7 +31,6 @@ _INTEGER = re.compile(r"[0-9]{1,19}", re.ASCII)
 _SIGNED_INTEGER = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
 # float() would also take "nan", "inf" and "1_0"; a plain decimal is all any client needs.
 _DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?", re.ASCII)
-_ECHO_LENGTH = 40
 
 
 @dataclass(frozen=True)
@@ -38,29 +41,24 @@ class RecommendationParams:
     filters: Filters
 
 
-def _echo(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= _ECHO_LENGTH else text[:_ECHO_LENGTH] + "…"
-
-
 def parse_id(text: str, what: str) -> int:
     """A MyAnimeList id from a URL segment or form field."""
     text = str(text).strip()
     if not _INTEGER.fullmatch(text) or int(text) > MAX_ID:
-        raise InvalidRequestError(f"{what} id must be a whole number such as 1 or 12345, got {_echo(text)}")
+        raise InvalidRequestError(f"{what} id must be a whole number such as 1 or 12345, got {validation.quoted(text)}")
     return int(text)
 
 
 def _int_in_range(value: int, name: str, low: int, high: int) -> int:
     if not low <= value <= high:
-        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {_echo(value)}")
+        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {validation.quoted(value)}")
     return value
 
 
 def _float_in_range(value: float | int, name: str, low: float, high: float) -> float:
     # Compared before float(): an integer of a few hundred digits (valid JSON) overflows float() otherwise.
     if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
-        raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {_echo(value)}")
+        raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {validation.quoted(value)}")
     return float(value)
 
 
@@ -69,7 +67,7 @@ def _text_int(args: Mapping[str, Any], name: str, low: int, high: int) -> int | 
     if text is None:
         return None
     if not _SIGNED_INTEGER.fullmatch(text.strip()):
-        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {_echo(text)}")
+        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {validation.quoted(text)}")
     return _int_in_range(int(text), name, low, high)
 
 
@@ -78,7 +76,7 @@ def _text_float(args: Mapping[str, Any], name: str, low: float, high: float) -> 
     if text is None:
         return None
     if not _DECIMAL.fullmatch(text.strip()):
-        raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {_echo(text)}")
+        raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {validation.quoted(text)}")
     return _float_in_range(float(text), name, low, high)
 
 
@@ -90,7 +88,7 @@ def _json_int(body: Mapping[str, Any], name: str, low: int, high: int) -> int | 
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {_echo(value)}")
+        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {validation.quoted(value)}")
     return _int_in_range(value, name, low, high)
 
 
@@ -99,15 +97,14 @@ def _json_float(body: Mapping[str, Any], name: str, low: float, high: float) -> 
     if value is None:
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {_echo(value)}")
+        raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {validation.quoted(value)}")
     return _float_in_range(value, name, low, high)
 
 
 def _weights(user_weight: float | None, content_weight: float | None, config: ServingConfig) -> tuple[float, float]:
+    validation.weights(user_weight, content_weight, config)  # refuses both 0, as the engine would
     user_weight = config.user_weight if user_weight is None else user_weight
     content_weight = config.content_weight if content_weight is None else content_weight
-    if user_weight + content_weight <= 0:
-        raise InvalidRequestError("user_weight and content_weight cannot both be 0: raise either one")
     return float(user_weight), float(content_weight)
 
 
@@ -141,9 +138,7 @@ def similar_params(args: Any, config: ServingConfig) -> tuple[int, Filters]:
 
 
 def search_params(args: Any, config: ServingConfig) -> tuple[str, int]:
-    query = args.get("q")
-    if not query or len(query) > config.max_query_length:
-        raise InvalidRequestError(f"q must be 1 to {config.max_query_length} characters of a title, e.g. q=bebop")
+    query = validation.check_query(args.get("q"), config)
     limit = _text_int(args, "limit", 1, config.max_n)
     return query, config.default_n if limit is None else limit
 
@@ -154,7 +149,7 @@ def _string_list(body: Mapping[str, Any], name: str) -> list[str]:
         return []
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, list) or not all(isinstance(item, str) for item in values):
-        raise InvalidRequestError(f"{name} must be a string or a list of strings, got {_echo(value)}")
+        raise InvalidRequestError(f"{name} must be a string or a list of strings, got {validation.quoted(value)}")
     return values
 
 
@@ -163,7 +158,7 @@ def favourites_params(body: Any, config: ServingConfig) -> tuple[list[int], Reco
     if not isinstance(body, dict):
         raise InvalidRequestError('the body must be a JSON object such as {"liked": [1, 5], "n": 10}')
     if unknown := sorted(set(body) - set(FAVOURITES_FIELDS)):
-        raise InvalidRequestError(f"unknown field(s) {', '.join(map(_echo, unknown))}: "
+        raise InvalidRequestError(f"unknown field(s) {', '.join(map(validation.quoted, unknown))}: "
                                   f"allowed are {', '.join(FAVOURITES_FIELDS)}")
     liked = parse_liked(body.get("liked"), config)
     n = _json_int(body, "n", 1, config.max_n)
@@ -177,7 +172,7 @@ def favourites_params(body: Any, config: ServingConfig) -> tuple[list[int], Reco
 
 def parse_liked(value: Any, config: ServingConfig) -> list[int]:
     """The ``liked`` list of a JSON body: 1 to max_liked distinct anime ids."""
-    problem = f"liked must be a list of 1 to {config.max_liked} different anime ids (whole numbers), e.g. [1, 5]"
+    problem = validation.liked_problem(config)
     if not isinstance(value, list) or not 1 <= len(value) <= config.max_liked:
         raise InvalidRequestError(problem)
     ids = []
@@ -185,22 +180,13 @@ def parse_liked(value: Any, config: ServingConfig) -> list[int]:
         if isinstance(item, float) and math.isfinite(item) and item.is_integer():
             item = int(item)
         if not isinstance(item, int) or isinstance(item, bool) or not 0 <= item <= MAX_ID:
-            raise InvalidRequestError(f"{problem}; got {_echo(item)}")
+            raise InvalidRequestError(f"{problem}; got {validation.quoted(item)}")
         ids.append(item)
-    return _distinct(ids)
+    return validation.check_liked(ids, config)
 
 
 def parse_liked_texts(texts: list[str], config: ServingConfig) -> list[int]:
     """The ``liked`` fields of a form: the same rules as the JSON list, counted before anything is parsed."""
     if len(texts) > config.max_liked:
         raise InvalidRequestError(f"pick at most {config.max_liked} anime, not {len(texts)}")
-    return _distinct([parse_id(text, "anime") for text in texts])
-
-
-def _distinct(ids: list[int]) -> list[int]:
-    # A repeat is a client bug (the picker never sends one): say so rather than quietly drop it.
-    repeated = sorted({anime_id for anime_id in ids if ids.count(anime_id) > 1})
-    if repeated:
-        raise InvalidRequestError(f"liked lists anime {', '.join(map(str, repeated[:5]))} more than once: "
-                                  "list each anime once")
-    return ids
+    return validation.check_liked([parse_id(text, "anime") for text in texts], config)

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from flask import Flask, current_app
 
+from config.loader import load_config
+from src.engine.serving_config import ServingConfig
 from src.errors import UserError
 from src.logger import get_logger
-from src.recommender import Recommender, ServingConfig
+from src.recommender import Recommender
 
 logger = get_logger(__name__)
 EXTENSION_KEY = "anime_recommender"
@@ -30,16 +32,19 @@ class EngineUnavailable(Exception):
 
 
 def load_engine(app: Flask) -> EngineState:
-    """Build the recommender from ``app.config['ARTIFACTS_DIR']`` and keep it on the app."""
-    state = _build_state(Path(app.config["ARTIFACTS_DIR"]), app.config.get("SERVING_CONFIG"))
+    """Build the recommender from ``app.config['ARTIFACTS_DIR']`` and keep it on the app.
+
+    The serving settings are ``app.config['SERVING_CONFIG']`` when given (tests), otherwise the project config,
+    read exactly as the command-line tools read it.
+    """
+    config = _serving_config(app.config.get("SERVING_CONFIG"), app.config.get("CONFIG_PATH"))
+    state = _build_state(Path(app.config["ARTIFACTS_DIR"]), config)
     app.extensions[EXTENSION_KEY] = state
     return state
 
 
-def _build_state(folder: Path, given_config: ServingConfig | dict | None) -> EngineState:
-    config = ServingConfig()
+def _build_state(folder: Path, config: ServingConfig) -> EngineState:
     try:
-        config = _serving_config(given_config)
         return EngineState(Recommender.from_folder(folder, config), None, config)
     except UserError as error:
         logger.error("not serving recommendations: %s", error)
@@ -61,12 +66,10 @@ def get_engine() -> Recommender:
     return state.recommender
 
 
-def _serving_config(given: ServingConfig | dict | None) -> ServingConfig:
+def _serving_config(given: ServingConfig | dict | None, config_path: str | None) -> ServingConfig:
+    """The serving settings; a broken config file stops the app with its reason (nothing sensible to serve)."""
     if isinstance(given, ServingConfig):
         return given
     if isinstance(given, dict):
         return ServingConfig.from_mapping(given)
-    try:
-        return ServingConfig.from_yaml()
-    except (OSError, ValueError) as error:
-        raise UserError(f"cannot read the serving section of config/config.yaml ({error}): fix the file") from error
+    return ServingConfig.from_config(load_config(config_path))

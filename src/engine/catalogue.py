@@ -1,0 +1,179 @@
+"""The catalogue: every anime the engine can show, its metadata, filters, genres and the title index.
+
+Row j of every array here is anime index j, the same index the model's embeddings use. Items are built once
+as JSON-ready dicts, so a request only copies the few it returns.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from src.engine import validation
+from src.engine.ranking import top_k
+from src.engine.title_index import TitleIndex, normalise_title
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Catalogue filters, applied before the top-n cut. Genres: an anime must have every one listed."""
+
+    genres: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    year_from: int | None = None
+    year_to: int | None = None
+    min_score: float | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.genres or self.types or self.year_from is not None or self.year_to is not None
+                    or self.min_score is not None)
+
+
+class Catalogue:
+    """Metadata of the anime in ``anime`` (row j = anime index j), read-only after construction."""
+
+    def __init__(self, anime: pd.DataFrame, anime_ids: np.ndarray) -> None:
+        self.anime_ids = np.asarray(anime_ids, dtype=np.int64)
+        self._position = {int(anime_id): j for j, anime_id in enumerate(self.anime_ids)}
+        genre_lists = [_as_genre_list(value) for value in anime["genres"]]
+        self.genres = tuple(sorted({genre for genres in genre_lists for genre in genres}))
+        self._genre_lookup = {genre.casefold(): genre for genre in self.genres}
+        column = {genre: j for j, genre in enumerate(self.genres)}
+        matrix = np.zeros((len(self.anime_ids), len(self.genres)), dtype=np.float32)
+        for row, genres in enumerate(genre_lists):
+            matrix[row, [column[genre] for genre in genres]] = 1.0
+        self.genre_matrix = matrix
+        # genre-major copy: a filter touches a few genres, i.e. a few contiguous rows here
+        self._genre_rows = np.ascontiguousarray(matrix.T)
+        type_values = [clean_text(value) for value in anime["type"]]
+        self.types = tuple(sorted({value for value in type_values if value}))
+        self._type_lookup = {value.casefold(): value for value in self.types}
+        type_code = {value: code for code, value in enumerate(self.types)}
+        self._type_codes = np.array([type_code.get(value, -1) for value in type_values], dtype=np.int16)
+        self._years = _numeric(anime["year"])
+        self._scores = _numeric(anime["score"])
+        self.members = np.nan_to_num(_numeric(anime["members"])).astype(np.int64)
+        # The ranking tie-break: among equal scores, the anime with more members comes first.
+        self.popularity_order = np.argsort(-self.members, kind="stable")
+        names = [clean_text(value) or f"Anime {anime_id}" for value, anime_id in zip(anime["name"], self.anime_ids)]
+        english_names = [clean_text(value) for value in anime["english_name"]]
+        self.titles_shown = [english or name for english, name in zip(english_names, names)]
+        self.title_index = TitleIndex(list(zip(names, [e or "" for e in english_names])), self.members)
+        episodes = _numeric(anime["episodes"])
+        premiered, synopses = anime["premiered"].tolist(), anime["synopsis"].tolist()
+        self._items = [{
+            "anime_id": int(self.anime_ids[row]),
+            "name": names[row],
+            "english_name": english_names[row],
+            "genres": genres,
+            "type": type_values[row],
+            "episodes": _optional_int(episodes[row]),
+            "premiered": clean_text(premiered[row]),
+            "year": _optional_int(self._years[row]),
+            "score": round(float(self._scores[row]), 2) if math.isfinite(self._scores[row]) else None,
+            "members": int(self.members[row]),
+            "synopsis": clean_text(synopses[row]),
+        } for row, genres in enumerate(genre_lists)]
+
+    def __len__(self) -> int:
+        return len(self.anime_ids)
+
+    def index_of(self, anime_id: int) -> int | None:
+        """Anime index of a MyAnimeList id, None when the catalogue does not have it."""
+        return self._position.get(int(anime_id))
+
+    def item(self, index: int, reasons: list[str] | None = None) -> dict[str, Any]:
+        """A fresh JSON-ready copy of one anime's item, with its reasons."""
+        item = dict(self._items[index])
+        item["genres"] = list(item["genres"])
+        item["reasons"] = list(reasons or [])
+        return item
+
+    def item_genres(self, index: int) -> list[str]:
+        return self._items[index]["genres"]
+
+    # ------------------------------------------------------------------ genres and types
+    def canonical_genre(self, genre: str) -> str:
+        found = self._genre_lookup.get(genre.strip().casefold())
+        if found is None:
+            raise validation.InvalidRequestError(
+                f"unknown genre {validation.quoted(genre)}: use one of {', '.join(self.genres)}")
+        return found
+
+    def canonical_type(self, type_name: str) -> str:
+        found = self._type_lookup.get(type_name.strip().casefold())
+        if found is None:
+            raise validation.InvalidRequestError(
+                f"unknown type {validation.quoted(type_name)}: use one of {', '.join(self.types)}")
+        return found
+
+    def top_genres(self, preferred: sp.spmatrix, count: int) -> list[tuple[str, ...]]:
+        """For each row of ``preferred`` (n x anime, non-zero = preferred): its ``count`` most frequent genres,
+        most frequent first, alphabetical among equals."""
+        counts = np.asarray((preferred != 0).astype(np.float32) @ self.genre_matrix)
+        if not self.genres:
+            return [() for _ in range(preferred.shape[0])]
+        top = top_k(np.where(counts > 0, counts, -np.inf), min(count, len(self.genres)))
+        return [tuple(self.genres[j] for j in row if j >= 0) for row in top]
+
+    def genre_share(self, genre_sets: list[tuple[str, ...]]) -> np.ndarray:
+        """(n x anime): for each set of genres, the share of each anime's genres that are in the set."""
+        chosen = np.zeros((len(genre_sets), len(self.genres)), dtype=np.float32)
+        column = {genre: j for j, genre in enumerate(self.genres)}
+        for row, genres in enumerate(genre_sets):
+            chosen[row, [column[genre] for genre in genres]] = 1.0
+        per_anime = np.maximum(self.genre_matrix.sum(axis=1), 1.0)
+        return (chosen @ self._genre_rows) / per_anime
+
+    # ------------------------------------------------------------------ filters and search
+    def filter_mask(self, filters: Filters | None) -> np.ndarray | None:
+        """Boolean mask of the anime passing ``filters`` (None when there are none); validates genres and types."""
+        if filters is None or filters.is_empty():
+            return None
+        mask = np.ones(len(self), dtype=bool)
+        if filters.genres:
+            columns = [self.genres.index(self.canonical_genre(genre)) for genre in filters.genres]
+            mask &= self._genre_rows[columns].min(axis=0) > 0
+        if filters.types:
+            codes = [self.types.index(self.canonical_type(type_name)) for type_name in filters.types]
+            mask &= np.isin(self._type_codes, codes)
+        if filters.year_from is not None:
+            mask &= self._years >= filters.year_from  # unknown year (NaN) fails any year bound
+        if filters.year_to is not None:
+            mask &= self._years <= filters.year_to
+        if filters.min_score is not None:
+            mask &= self._scores >= filters.min_score
+        return mask
+
+    def search(self, text: str, limit: int) -> list[tuple[int, int]]:
+        """[(anime index, match kind)] for a title query, best first (see TitleIndex.search)."""
+        normalised = normalise_title(text)
+        return self.title_index.search(normalised, limit) if normalised else []
+
+
+def clean_text(value: Any) -> str | None:
+    """A metadata string, or None for the dataset's many spellings of "missing"."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value).strip()
+    return text if text and text.casefold() not in {"unknown", "nan", "none"} else None
+
+
+def _as_genre_list(value: Any) -> list[str]:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    genres = [str(item).strip() for item in items if item is not None]
+    return list(dict.fromkeys(genre for genre in genres if genre and genre.casefold() != "unknown"))
+
+
+def _numeric(column: pd.Series) -> np.ndarray:
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _optional_int(value: float) -> int | None:
+    return int(value) if math.isfinite(value) else None

@@ -1,0 +1,74 @@
+"""The ``serving:`` section of config/config.yaml as a typed, validated object.
+
+There are no defaults here: config/config.yaml is the one source of them. A missing or unknown key is refused
+with its name, so a typo cannot quietly fall back to some other value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from src.errors import UserError
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    similar_users: int
+    preference_percentile: float
+    genre_boost: float
+    preferred_genres: int
+    default_n: int
+    max_n: int
+    user_weight: float
+    content_weight: float
+    max_liked: int
+    max_query_length: int
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any] | None) -> ServingConfig:
+        """Build from the ``serving:`` mapping; raises UserError naming any missing or unknown key."""
+        mapping = dict(mapping or {})
+        names = [f.name for f in fields(cls)]
+        if unknown := sorted(set(mapping) - set(names)):
+            raise UserError(f"config serving section: unknown setting(s) {', '.join(unknown)}; "
+                            f"known are {', '.join(names)}")
+        if missing := [name for name in names if name not in mapping]:
+            raise UserError(f"config serving section: missing setting(s) {', '.join(missing)}")
+        config = cls(**mapping)
+        config.validate()
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ServingConfig:
+        """From a whole project config (as ``config.loader.load_config`` returns it)."""
+        return cls.from_mapping(config.get("serving"))
+
+    def validate(self) -> None:
+        problems = []
+        if not (_is_int(self.similar_users) and self.similar_users >= 1):
+            problems.append("similar_users must be an integer >= 1")
+        if not (_is_number(self.preference_percentile) and 0 <= self.preference_percentile <= 100):
+            problems.append("preference_percentile must be between 0 and 100")
+        if not (_is_number(self.genre_boost) and self.genre_boost >= 0):
+            problems.append("genre_boost must be >= 0")
+        if not (_is_int(self.preferred_genres) and self.preferred_genres >= 1):
+            problems.append("preferred_genres must be an integer >= 1")
+        if not (_is_int(self.max_n) and _is_int(self.default_n) and 1 <= self.default_n <= self.max_n):
+            problems.append("default_n must be an integer between 1 and max_n")
+        if not (_is_number(self.user_weight) and _is_number(self.content_weight) and self.user_weight >= 0
+                and self.content_weight >= 0 and self.user_weight + self.content_weight > 0):
+            problems.append("user_weight and content_weight must be >= 0 and not both 0")
+        if not (_is_int(self.max_liked) and self.max_liked >= 1):
+            problems.append("max_liked must be an integer >= 1")
+        if not (_is_int(self.max_query_length) and self.max_query_length >= 1):
+            problems.append("max_query_length must be an integer >= 1")
+        if problems:
+            raise UserError("config serving section: " + "; ".join(problems))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN != NaN

@@ -1,0 +1,147 @@
+"""The held-out protocol: rank the catalogue for each held-out user with a method, average the metrics.
+
+A method is a *ranker*: ``rank_fn(user_rows, k) -> (len(user_rows) x k)`` anime indices, best first, -1 padded,
+never listing anything the user already has. The serving engine is one directly (``Recommender.rank_users``,
+the very code serving runs); a baseline scorer becomes one through ``ranker``, which cuts its scores with the
+same ``top_k`` and tie-break.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from src.engine.ranking import top_k
+from src.errors import UserError
+from src.evaluation.baselines import ScoreFn, interaction_matrix, n_users_of
+from src.evaluation.metrics import batch_metrics, popularity_ranks
+from src.evaluation.splitting import held_out_users
+from src.logger import get_logger
+
+logger = get_logger(__name__)
+
+RankFn = Callable[[np.ndarray, int], np.ndarray]
+RANKING_METRICS = ("hr", "recall", "ndcg")
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    k: int
+    batch_size: int
+    max_users: int | None
+    seed: int
+
+
+def settings_from_config(config: Mapping[str, Any]) -> EvaluationSettings:
+    """The ``evaluation:`` section (k, batch_size, max_users) and the global seed of the project config."""
+    section = config["evaluation"]
+    return EvaluationSettings(k=int(section["k"]), batch_size=int(section["batch_size"]),
+                              max_users=section["max_users"], seed=int(config["seed"]))
+
+
+def ranker(score_fn: ScoreFn, known: sp.csr_matrix, tiebreak: np.ndarray | None = None) -> RankFn:
+    """A scorer's rankings: its scores with the user's known anime (rows of ``known``) excluded, cut by ``top_k``."""
+    def rank(users: np.ndarray, k: int) -> np.ndarray:
+        scores = np.asarray(score_fn(users))
+        if scores.shape != (len(users), known.shape[1]):
+            raise ValueError(f"score_fn returned shape {scores.shape}, expected ({len(users)}, {known.shape[1]})")
+        return top_k(scores, k, exclude=known[users], tiebreak=tiebreak)
+    return rank
+
+
+def scorer_rankers(scorers: Mapping[str, ScoreFn], train_interactions: pd.DataFrame, n_anime: int,
+                   n_users: int | None = None, tiebreak: np.ndarray | None = None) -> dict[str, RankFn]:
+    """``ranker`` for each scorer, excluding each user's training (non-test) anime."""
+    known = interaction_matrix(train_interactions, n_users or n_users_of(train_interactions), n_anime)
+    return {name: ranker(score_fn, known, tiebreak) for name, score_fn in scorers.items()}
+
+
+def engine_rankers(engine: Any, methods: Sequence[str]) -> dict[str, RankFn]:
+    """The serving engine's own ranking for each method (build the engine from ``without_held_out`` artifacts)."""
+    return {method: (lambda users, k, method=method: engine.rank_users(users, k, method)) for method in methods}
+
+
+def _batches(rank_fn: RankFn, users: np.ndarray, k: int, batch_size: int) -> Iterator[tuple[slice, np.ndarray]]:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    for start in range(0, len(users), batch_size):
+        batch = slice(start, start + batch_size)
+        lists = np.asarray(rank_fn(users[batch], k))
+        if lists.shape != (len(users[batch]), k):
+            raise ValueError(f"a ranker returned shape {lists.shape}, expected ({len(users[batch])}, {k})")
+        yield batch, lists
+
+
+def recommend_top_k(rank_fn: RankFn, users: np.ndarray, k: int = 10, batch_size: int = 1024) -> np.ndarray:
+    """The (len(users) x k) top-k lists the evaluator scores; -1 pads short lists."""
+    users = np.asarray(users, dtype=np.int64)
+    lists = np.empty((len(users), k), dtype=np.int64)
+    for batch, top in _batches(rank_fn, users, k, batch_size):
+        lists[batch] = top
+    return lists
+
+
+def evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_interactions: pd.DataFrame,
+                    n_anime: int, k: int = 10, batch_size: int = 1024, users: np.ndarray | None = None) -> dict[str, float]:
+    """Rank the catalogue for each test user and return the metrics of src/evaluation/metrics.py.
+
+    ``train_interactions`` holds every known (non-test) row, ``test_interactions`` the held-out rows; both need
+    ``user_index`` and ``anime_index``. ``users`` restricts the evaluation to some test users (default: all).
+    Returns ``hr``, ``recall``, ``ndcg`` (means over users), ``coverage``, ``mean_popularity_rank`` and ``users``.
+    """
+    n_users = n_users_of(train_interactions, test_interactions)
+    relevant = interaction_matrix(test_interactions, n_users, n_anime)
+    users = held_out_users(test_interactions) if users is None else np.asarray(users, dtype=np.int64)
+    users = users[(users >= 0) & (users < n_users)]
+    users = users[np.diff(relevant.indptr)[users] > 0]  # metrics are undefined without held-out anime
+    if len(users) == 0:
+        raise UserError("no users with held-out test ratings: set evaluation.holdout_fraction > 0 and rerun training")
+    pop_rank = popularity_ranks(train_interactions, n_anime)
+    totals = dict.fromkeys(RANKING_METRICS, 0.0)
+    recommended = np.zeros(n_anime, dtype=bool)
+    rank_sum, n_recommended = 0.0, 0
+    for batch, top in _batches(rank_fn, users, k, batch_size):
+        relevant_rows = relevant[users[batch]]
+        hits = np.take_along_axis(relevant_rows.toarray() > 0, np.maximum(top, 0), axis=1) & (top >= 0)
+        for name, values in batch_metrics(hits, np.diff(relevant_rows.indptr), k).items():
+            totals[name] += float(values.sum())
+        shown = top[top >= 0]
+        recommended[shown] = True
+        rank_sum += float(pop_rank[shown].sum())
+        n_recommended += shown.size
+    metrics = {name: total / len(users) for name, total in totals.items()}
+    metrics["coverage"] = float(recommended.sum() / n_anime)
+    metrics["mean_popularity_rank"] = rank_sum / n_recommended if n_recommended else float("nan")
+    metrics["users"] = int(len(users))
+    return metrics
+
+
+def evaluate_scorer(score_fn: ScoreFn, train_interactions: pd.DataFrame, test_interactions: pd.DataFrame,
+                    n_anime: int, k: int = 10, batch_size: int = 1024, users: np.ndarray | None = None,
+                    tiebreak: np.ndarray | None = None) -> dict[str, float]:
+    """``evaluate_ranker`` for a scorer, its known anime excluded as serving excludes them."""
+    n_users = n_users_of(train_interactions, test_interactions)
+    known = interaction_matrix(train_interactions, n_users, n_anime)
+    return evaluate_ranker(ranker(score_fn, known, tiebreak), train_interactions, test_interactions, n_anime, k,
+                           batch_size, users)
+
+
+def evaluate_methods(rankers: Mapping[str, RankFn], train_interactions: pd.DataFrame,
+                     test_interactions: pd.DataFrame, n_anime: int,
+                     settings: EvaluationSettings) -> dict[str, dict[str, float]]:
+    """Evaluate every method on the same (seeded) set of test users; method -> metric -> value."""
+    users = held_out_users(test_interactions, settings.max_users, settings.seed)
+    results = {}
+    for method, rank_fn in rankers.items():
+        started = time.perf_counter()
+        results[method] = evaluate_ranker(rank_fn, train_interactions, test_interactions, n_anime,
+                                          settings.k, settings.batch_size, users)
+        logger.info("%s: HR@%d %.4f, Recall@%d %.4f, NDCG@%d %.4f over %d users (%.1f s)", method,
+                    settings.k, results[method]["hr"], settings.k, results[method]["recall"], settings.k,
+                    results[method]["ndcg"], results[method]["users"], time.perf_counter() - started)
+    return results

@@ -1,0 +1,90 @@
+"""Splitting: the per-user holdout that processing writes, the validation carve tuning uses, and the views of the
+data each side may see. Nothing here reads the test rows for anything but holding them out."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, ModelArtifacts
+
+
+def assign_splits(user_index: np.ndarray, rating: np.ndarray, holdout_fraction: float,
+                  validation_fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Per-user test holdout of rated rows, then a random validation share of the remaining rated rows.
+
+    Each user with n rated anime gets floor(holdout_fraction * n) of them (at least one when the fraction is
+    positive and n >= 2) chosen at random as test; unrated rows always stay in training.
+    """
+    split = np.full(len(user_index), SPLIT_TRAIN, dtype=np.int8)
+    rated_rows = np.flatnonzero(rating > 0)
+    if holdout_fraction > 0 and len(rated_rows):
+        users = user_index[rated_rows]
+        order = order_by_user_then_draw(users, rng.random(len(rated_rows)))  # random order within each user
+        sorted_users = users[order]
+        per_user = np.bincount(users)
+        group_start = (np.cumsum(per_user) - per_user)[sorted_users]
+        rank_in_user = np.arange(len(order)) - group_start
+        quota = np.floor(holdout_fraction * per_user).astype(np.int64)
+        quota[(quota == 0) & (per_user >= 2)] = 1
+        split[rated_rows[order[rank_in_user < quota[sorted_users]]]] = SPLIT_TEST
+    trainable = np.flatnonzero((split == SPLIT_TRAIN) & (rating > 0))
+    split[trainable[rng.random(len(trainable)) < validation_fraction]] = SPLIT_VALIDATION
+    return split
+
+
+def order_by_user_then_draw(users: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Exactly ``np.lexsort((draws, users))`` for non-negative users and draws in [0, 1), several times faster:
+    one argsort of an int64 key holding the user in its high bits and the draw, truncated, in its low bits.
+
+    Truncation can tie two different draws of one user; those (rare) runs are then ordered by the exact draw
+    and row, as lexsort would.
+    """
+    user_bits = max(int(users.max(initial=0)), 1).bit_length()
+    draw_bits = 62 - user_bits
+    if len(users) == 0 or draw_bits < 24:  # ids too large to leave the draws useful bits: the plain lexsort
+        return np.lexsort((draws, users))
+    key = (users.astype(np.int64) << draw_bits) | (draws * float(2**draw_bits)).astype(np.int64)
+    order = np.argsort(key)
+    sorted_key = key[order]
+    tied = np.flatnonzero(sorted_key[1:] == sorted_key[:-1])
+    if len(tied):
+        positions = np.union1d(tied, tied + 1)  # every member of every run of equal keys, in sorted order
+        rows = order[positions]
+        order[positions] = rows[np.lexsort((rows, draws[rows], sorted_key[positions]))]
+    return order
+
+
+def carve_validation(ratings: pd.DataFrame, holdout_fraction: float, validation_fraction: float,
+                     seed: int) -> pd.DataFrame:
+    """The non-test rows, re-split the way processing splits: their 'test' rows are a per-user holdout of the
+    original training rows, so settings can be chosen without ever reading the real test set."""
+    carved = ratings[ratings["split"].to_numpy() != SPLIT_TEST].reset_index(drop=True)
+    carved["split"] = assign_splits(carved["user_index"].to_numpy(), carved["rating"].to_numpy(), holdout_fraction,
+                                    validation_fraction, np.random.default_rng(seed))
+    return carved
+
+
+def split_interactions(ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(known rows, held-out rows): test = ``split == SPLIT_TEST``; known = everything else, unrated rows too."""
+    is_test = ratings["split"].to_numpy() == SPLIT_TEST
+    return ratings[~is_test], ratings[is_test]
+
+
+def without_held_out(artifacts: ModelArtifacts) -> ModelArtifacts:
+    """The same artifacts with the test rows dropped from ``user_ratings``: what an engine may know offline.
+
+    The serving engine builds user profiles and neighbour preferences from every row it is given; an engine
+    built from the full artifacts would see the held-out anime it is being evaluated on.
+    """
+    ratings = artifacts.user_ratings
+    return dataclasses.replace(artifacts, user_ratings=ratings[ratings["split"].to_numpy() != SPLIT_TEST])
+
+
+def held_out_users(test_interactions: pd.DataFrame, max_users: int | None = None, seed: int = 42) -> np.ndarray:
+    """Sorted user indices with held-out anime; a seeded random subset of ``max_users`` of them if given."""
+    users = np.unique(test_interactions["user_index"].to_numpy(np.int64))
+    if max_users is not None and 0 < max_users < len(users):
+        users = np.sort(np.random.default_rng(seed).choice(users, size=max_users, replace=False))
+    return users
