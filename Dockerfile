@@ -40,10 +40,10 @@ RUN if [ -f artifacts/model/manifest.json ]; then \
         echo "Using the model artifacts from the build context"; \
     else \
         echo "No artifacts/model in the build context: training on the embedded sample"; \
-        python pipeline/training_pipeline.py --stage ingest \
-        && python pipeline/training_pipeline.py --stage process \
+        python -m pipeline.training_pipeline --stage ingest \
+        && python -m pipeline.training_pipeline --stage process \
             ${MIN_USER_RATINGS:+--min-user-ratings "$MIN_USER_RATINGS"} \
-        && python pipeline/training_pipeline.py --stage train ${TRAIN_EPOCHS:+--epochs "$TRAIN_EPOCHS"}; \
+        && python -m pipeline.training_pipeline --stage train ${TRAIN_EPOCHS:+--epochs "$TRAIN_EPOCHS"}; \
     fi \
  && python -c "from src.artifacts import load_model_artifacts; load_model_artifacts('artifacts/model')" \
  && mkdir -p /opt/anime/artifacts \
