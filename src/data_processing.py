@@ -5,6 +5,8 @@ Written atomically to ``artifacts/processed/``:
 - ``ratings.parquet``: every interaction of the kept users, shuffled with the seed: ``user_index``,
   ``anime_index`` (dense, int32), ``rating`` (int8; 1..10, 0 = watched or listed but not rated) and
   ``split`` (``SPLIT_TRAIN``, ``SPLIT_VALIDATION``, ``SPLIT_TEST``; see src/artifacts.py).
+- ``newcomers.parquet``: every interaction of the newcomers, a seeded ``evaluation.newcomer_fraction`` of the
+  kept users held out of training entirely (``user_id``, ``anime_index``, ``rating``) for the cold-start evaluation.
 - ``anime.parquet``: metadata of the encoded anime, row j = anime index j.
 - ``user_ids.json``, ``anime_ids.json``: index -> MyAnimeList id.
 - ``summary.json``: counts, skipped rows and why, the settings used.
@@ -38,7 +40,7 @@ from config import paths_config
 from src.artifacts import ANIME_COLUMNS, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, write_ids
 from src.data_ingestion import describe_raw_folder
 from src.errors import UserError
-from src.evaluation.splitting import assign_splits
+from src.evaluation.splitting import assign_splits, select_newcomers
 from src.logger import get_logger
 from utils.atomic import atomic_directory, write_json
 from utils.common_functions import read_json
@@ -421,6 +423,12 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
     rating = ratings.rating
     del ratings
     user_index, anime_index, rating, duplicates = _drop_duplicate_pairs(user_index, anime_index, rating, len(anime_ids))
+    # Newcomers: a seeded share of users held out of training entirely, for the cold-start evaluation.
+    newcomer = select_newcomers(len(user_ids), float(config["evaluation"]["newcomer_fraction"]), rng)[user_index]
+    newcomers = pa.table({"user_id": user_ids[user_index[newcomer]].astype(np.int64),
+                          "anime_index": anime_index[newcomer], "rating": rating[newcomer]})
+    user_ids, user_index = encode(user_ids[user_index[~newcomer]])
+    anime_index, rating = anime_index[~newcomer], rating[~newcomer]
     split = assign_splits(user_index, rating, float(config["evaluation"]["holdout_fraction"]),
                           float(processing["validation_fraction"]), rng)
     order = rng.permutation(len(rating))  # a seeded shuffle, so training batches mix users
@@ -438,10 +446,12 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
         "interactions": len(rating), "rated": int(np.count_nonzero(rating)), "duplicates_dropped": duplicates,
         "train": int(split_counts[SPLIT_TRAIN]), "validation": int(split_counts[SPLIT_VALIDATION]),
         "test": int(split_counts[SPLIT_TEST]),
+        "newcomers": int(len(np.unique(newcomers.column("user_id").to_numpy()))), "newcomer_interactions": newcomers.num_rows,
         "holdout_fraction": float(config["evaluation"]["holdout_fraction"]), "seed": int(config["seed"]),
     }
     with atomic_directory(destination) as staging:
         pq.write_table(table, staging / "ratings.parquet")
+        pq.write_table(newcomers, staging / "newcomers.parquet")
         anime_table.to_parquet(staging / "anime.parquet", index=False)
         write_ids(staging / "user_ids.json", user_ids)
         write_ids(staging / "anime_ids.json", anime_ids)

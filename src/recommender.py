@@ -135,14 +135,23 @@ class Recommender:
     def recommend_from_favourites(self, liked_anime_ids: Sequence[int], n: int | None = None,
                                   user_weight: float | None = None, content_weight: float | None = None,
                                   filters: Filters | None = None) -> list[dict[str, Any]]:
-        """Cold start without retraining: the liked anime make a profile, recommended for like a user's."""
+        """Cold start without retraining: the liked anime make a profile, recommended for like a user's.
+
+        Ids the catalogue does not know are skipped (``unknown_anime`` lists them); only when none is known is
+        the request refused.
+        """
         n = validation.check_n(self.config.default_n if n is None else n, self.config)
         liked = validation.check_liked(liked_anime_ids, self.config)
-        if unknown := [anime_id for anime_id in liked if self.catalogue.index_of(anime_id) is None]:
-            raise UnknownAnimeError(f"unknown anime id(s) {', '.join(map(str, unknown[:10]))}: "
+        known = [self.catalogue.index_of(anime_id) for anime_id in liked if self.catalogue.index_of(anime_id) is not None]
+        if not known:
+            raise UnknownAnimeError(f"none of the anime id(s) {', '.join(map(str, liked[:10]))} is known: "
                                     "search a title to find valid ids")
-        profiles = Profiles.from_favourites([np.array([self.catalogue.index_of(i) for i in liked])], self.n_anime)
+        profiles = Profiles.from_favourites([np.array(known)], self.n_anime)
         return self._recommend(profiles, n, validation.weights(user_weight, content_weight, self.config), filters)
+
+    def unknown_anime(self, anime_ids: Sequence[int]) -> list[int]:
+        """The ids among ``anime_ids`` that the catalogue does not have, in the order given."""
+        return [int(anime_id) for anime_id in anime_ids if self.catalogue.index_of(anime_id) is None]
 
     def similar_anime(self, anime_id: int, n: int | None = None, filters: Filters | None = None) -> list[dict[str, Any]]:
         """The n anime closest to ``anime_id`` by cosine over anime embeddings, itself excluded."""

@@ -162,6 +162,15 @@ def test_favourites_recommendations(client) -> None:
     assert_items(items)
 
 
+def test_favourites_skip_unknown_ids_and_list_them(client) -> None:
+    response = client.post("/api/recommendations", json={"liked": [101, 999, 102, 998], "n": 4})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["ignored"] == [999, 998]
+    assert {item["anime_id"] for item in body["recommendations"]} == set(GROUP_B_IDS) - {101, 102}
+    assert client.post("/api/recommendations", json={"liked": [101]}).get_json()["ignored"] == []
+
+
 def test_favourites_with_options_and_without_content_type(client) -> None:
     body = {"liked": [1], "n": 2, "user_weight": 0.2, "content_weight": 0.8, "genre": ["Action"], "type": "TV",
             "min_score": 7, "year_from": 1990, "year_to": 2010}
@@ -197,7 +206,7 @@ BAD_FAVOURITES = [
     ('{"liked": [1], "genre": [1]}', 400, "genre must"),
     ('{"liked": [1], "type": "Manga"}', 400, "unknown type"),
     ('{"liked": [1], "likes": [2]}', 400, "unknown field"),
-    ('{"liked": [1, 999]}', 404, "999"),
+    ('{"liked": [998, 999]}', 404, "999"),
 ]
 
 

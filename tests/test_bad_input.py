@@ -149,7 +149,7 @@ def _favourites_cases() -> list[Case]:
         _body("liked-nested", '{"liked": [[1]]}', 400, "liked must"),
         _body("liked-null-item", '{"liked": [null]}', 400, "liked must"),
         _body("liked-unknown-only", '{"liked": [999, 998]}', 404, "999, 998"),
-        _body("liked-one-unknown", '{"liked": [1, 999]}', 404, "999"),
+        _body("liked-none-known", '{"liked": [998, 999]}', 404, "999"),
         _body("liked-duplicated", '{"liked": [1, 5, 1]}', 400, "more than once"),
         _body("liked-51", many(51), 400, "liked must"),
         _body("liked-100000", many(100_000), 413, "too large"),

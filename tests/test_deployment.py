@@ -191,7 +191,7 @@ def test_model_stage_trains_on_the_sample_only_when_no_artifacts_were_provided()
     script = " ".join(model_stage_runs(REPO / "Dockerfile"))
     assert "[ -f artifacts/model/manifest.json ]" in script
     for stage in ("ingest", "process", "train"):
-        assert f"pipeline/training_pipeline.py --stage {stage}" in script
+        assert f"-m pipeline.training_pipeline --stage {stage}" in script
     assert "load_model_artifacts('artifacts/model')" in script
 
 

@@ -138,9 +138,12 @@ def test_favourites_never_return_the_liked_anime_and_refuse_repeats(engine: Reco
         engine.recommend_from_favourites([1, 1, 5], n=100)
 
 
-def test_favourites_with_unknown_anime_are_refused(engine: Recommender) -> None:
+def test_favourites_skip_unknown_anime_and_refuse_only_when_none_is_known(engine: Recommender) -> None:
+    assert engine.unknown_anime([1, 999, 5, 998]) == [999, 998]
+    with_unknown = engine.recommend_from_favourites([1, 999, 5], n=5)
+    assert ids(with_unknown) == ids(engine.recommend_from_favourites([1, 5], n=5))
     with pytest.raises(UnknownAnimeError, match="999"):
-        engine.recommend_from_favourites([1, 999])
+        engine.recommend_from_favourites([999, 998])
 
 
 # ---------------------------------------------------------------------- search

@@ -34,6 +34,13 @@ def assign_splits(user_index: np.ndarray, rating: np.ndarray, holdout_fraction: 
     return split
 
 
+def select_newcomers(n_users: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask of a seeded ``floor(fraction * n_users)`` users, held out of training entirely (newcomers)."""
+    chosen = np.zeros(n_users, dtype=bool)
+    chosen[rng.permutation(n_users)[:int(np.floor(fraction * n_users))]] = True
+    return chosen
+
+
 def order_by_user_then_draw(users: np.ndarray, draws: np.ndarray) -> np.ndarray:
     """Exactly ``np.lexsort((draws, users))`` for non-negative users and draws in [0, 1), several times faster:
     one argsort of an int64 key holding the user in its high bits and the draw, truncated, in its low bits.

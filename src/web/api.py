@@ -71,7 +71,7 @@ def favourites_recommendations() -> Any:
     liked, options = params.favourites_params(_json_body(), engine.config)
     items = engine.recommend_from_favourites(liked, options.n, options.user_weight, options.content_weight,
                                              options.filters)
-    return jsonify(liked=liked, recommendations=items)
+    return jsonify(liked=liked, ignored=engine.unknown_anime(liked), recommendations=items)
 
 
 def _json_body() -> Any:

@@ -108,8 +108,11 @@ def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str
                 "year_to": {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
             },
         },
-        "FavouritesResponse": {"type": "object", "required": ["liked", "recommendations"],
+        "FavouritesResponse": {"type": "object", "required": ["liked", "ignored", "recommendations"],
                                "properties": {"liked": {"type": "array", "items": {"type": "integer"}},
+                                              "ignored": {"type": "array", "items": {"type": "integer"},
+                                                          "description": "Liked ids the catalogue does not know: "
+                                                                         "skipped."},
                                               "recommendations": {"type": "array", "items": {"$ref": "#/components/schemas/Recommendation"}}}},
         "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
         "Ready": {"type": "object", "required": ["status"],
