@@ -35,21 +35,22 @@ browser-deps:
 test: install browser-deps
 	$(PY) -m pytest
 
-# Benchmarks (bench/run.py): bench/results/bench.json and summary.md; `make bench` adds the soak (soak.json). The HTTP load generator is Debian's wrk,
-# installed here as browser-deps installs Chromium; without it (no root) the benchmark falls back to locust.
+# Benchmarks (python -m bench.run, from the repository root): bench/results/bench.json and summary.md;
+# `make bench` adds the soak (soak.json). The HTTP load generator is Debian's wrk, installed here as
+# browser-deps installs Chromium; without it (no root) the benchmark falls back to locust.
 # bench-quick (under 3 minutes) uses artifacts/model, or trains a small model first when there is none.
 bench: install
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
 	  || echo "wrk could not be installed: the HTTP benchmark uses locust"
-	$(PY) bench/run.py
+	$(PY) -m bench.run
 	@# The 2-minute soak (issue 7) against the served model: zero 5xx, no dropped connection, flat memory.
-	@test -f $(ARTIFACTS)/model/manifest.json || $(PY) pipeline/training_pipeline.py
-	$(PY) bench/soak.py --seconds 120 --artifacts $(ARTIFACTS) --output bench/results/soak.json
+	@test -f $(ARTIFACTS)/model/manifest.json || $(PY) -m pipeline.training_pipeline
+	$(PY) -m bench.soak --seconds 120 --artifacts $(ARTIFACTS) --output bench/results/soak.json
 
 bench-quick: install
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
 	  || echo "wrk could not be installed: the HTTP benchmark uses locust"
-	$(PY) bench/run.py --quick
+	$(PY) -m bench.run --quick
 
 clean:
 	rm -rf $(ARTIFACTS) .pytest_cache

@@ -1,17 +1,16 @@
 """Processing at full size: the project's own processing stage on a synthetic 2020 ``animelist.csv``.
 
-    python bench/processing.py --rows 20000000 --repeats 3       # generate in a temp folder, process 3 times
-    python bench/processing.py --raw-dir /tmp/raw --repeats 1    # an existing raw folder (e.g. the 109 M file)
+    python -m bench.processing --rows 20000000 --repeats 3       # generate in a temp folder, process 3 times
+    python -m bench.processing --raw-dir /tmp/raw --repeats 1    # an existing raw folder (e.g. the 109 M file)
 
-Each run is a fresh child process (``--child``), so its peak RSS (``ru_maxrss``) is that of the stage alone
-and nothing is cached between runs but the operating system's page cache. rows/s = rows in the file / seconds
-of ``process()``; the child's start-up (imports) is reported apart.
+Run from the repository root. Each run is a fresh child process (``--child``), so its peak RSS (``ru_maxrss``)
+is that of the stage alone and nothing is cached between runs but the operating system's page cache.
+rows/s = rows in the file / seconds of ``process()``; the child's start-up (imports) is reported apart.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -20,21 +19,16 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import median_of, save_json  # noqa: E402
-
-HERE = Path(__file__).resolve()
+from bench.common import PROJECT_ROOT, median_of, save_json
 
 
 def child(raw_dir: Path, destination: Path, min_user_ratings: int | None) -> dict:
     """Run processing once in this process; return its timing, peak memory and summary."""
     imported = time.perf_counter()
-    from config.paths_config import CONFIG_PATH
+    from config.loader import load_config
     from src.data_processing import process
-    from utils.common_functions import read_yaml
 
-    config = read_yaml(CONFIG_PATH)
+    config = load_config()
     cpu_before = _cpu_seconds()
     started = time.perf_counter()
     summary = process(config, raw_dir=raw_dir, destination=destination, min_user_ratings=min_user_ratings)
@@ -57,12 +51,12 @@ def _cpu_seconds() -> float:
 
 
 def run_once(raw_dir: Path, destination: Path, min_user_ratings: int | None = None, timeout: float = 900) -> dict:
-    command = [sys.executable, str(HERE), "--child", "--raw-dir", str(raw_dir), "--destination", str(destination)]
+    command = [sys.executable, "-m", "bench.processing", "--child", "--raw-dir", str(raw_dir.resolve()),
+               "--destination", str(destination.resolve())]
     if min_user_ratings is not None:
         command += ["--min-user-ratings", str(min_user_ratings)]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(HERE.parent.parent)})
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"processing failed ({done.returncode}):\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])

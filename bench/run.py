@@ -1,8 +1,10 @@
 """Every benchmark of issue 6 in one go: one JSON file of results and a short readable summary.
 
-    python bench/run.py             # make bench: 3 runs of each, processing at 20 M rows (about 7 minutes)
-    python bench/run.py --quick     # make bench-quick: fewer and shorter runs, 2 M rows (under 3 minutes)
-    python bench/run.py --rows 109224747 --only processing --repeats 1 --workdir /tmp   # the full-size file
+    python -m bench.run             # make bench: 3 runs of each, processing at 20 M rows (about 7 minutes)
+    python -m bench.run --quick     # make bench-quick: fewer and shorter runs, 2 M rows (under 3 minutes)
+    python -m bench.run --rows 109224747 --only processing --repeats 1 --workdir /tmp   # the full-size file
+
+Run from the repository root, as every benchmark here (``python -m bench.<name>``).
 
 Sections: serving in process (bench/serving_latency.py), serving over HTTP and start-up (bench/http_load.py),
 processing on a synthetic animelist.csv (bench/processing.py), training (bench/training.py). Every figure is
@@ -25,9 +27,7 @@ from pathlib import Path
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench import http_load, processing, serving_latency, training  # noqa: E402
+from bench import http_load, processing, serving_latency, training  # noqa: E402  (after the BLAS settings)
 from bench.common import PROJECT_ROOT, RESULTS_DIR, machine, now, save_json  # noqa: E402
 from bench.summary import summary_markdown  # noqa: E402
 from config.paths_config import artifacts_root, model_dir  # noqa: E402
@@ -35,13 +35,14 @@ from config.paths_config import artifacts_root, model_dir  # noqa: E402
 SECTIONS = ("serving", "http", "startup", "processing", "training")
 FULL = {"requests": 1000, "warmup": 100, "serving_repeats": 3, "http_seconds": 30, "http_connections": 32,
         "http_repeats": 3, "startup_repeats": 5, "rows": 20_000_000, "processing_repeats": 3,
-        "min_user_ratings": None, "training_min_user_ratings": 50, "epochs": 6, "default_model": True, "training_overrides": {}}
+        "min_user_ratings": None, "training_min_user_ratings": 50, "epochs": 6, "default_model": True,
+        "training_overrides": {}}
 QUICK = {**FULL, "serving_repeats": 1, "http_seconds": 8, "http_repeats": 2, "startup_repeats": 0,
          "rows": 2_000_000, "processing_repeats": 2, "epochs": 2, "default_model": False}
 # tests/test_bench.py: every code path, in seconds; the figures mean nothing.
 SMOKE = {**QUICK, "requests": 20, "warmup": 5, "http_seconds": 2, "http_connections": 4, "http_repeats": 1,
-         "startup_repeats": 1, "rows": 20_000, "processing_repeats": 1, "min_user_ratings": 10, "training_min_user_ratings": 400, "epochs": 2,
-         "default_model": True,
+         "startup_repeats": 1, "rows": 20_000, "processing_repeats": 1, "min_user_ratings": 10,
+         "training_min_user_ratings": 400, "epochs": 2, "default_model": True,
          "training_overrides": {"model.embedding_size": 8, "model.jit_compile": False, "training.epochs": 1,
                                 "training.negatives_per_positive": 1, "training.batch_size": 4096}}
 
@@ -53,7 +54,7 @@ def ensure_model(scratch: Path) -> tuple[Path, str]:
         return root, f"existing model in {model_dir(root)}"
     root = scratch / "artifacts"
     env = {**os.environ, "ANIME_ARTIFACTS_DIR": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cli = [sys.executable, str(PROJECT_ROOT / "pipeline" / "training_pipeline.py")]
+    cli = [sys.executable, "-m", "pipeline.training_pipeline"]
     print(f"no trained model in {model_dir()}: training one epoch on the embedded sample into {root}", flush=True)
     for stage in (["--stage", "ingest"], ["--stage", "process", "--min-user-ratings", "50"],
                   ["--stage", "train", "--epochs", "1"]):
@@ -108,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         settings["startup_repeats"] = max(args.repeats, settings["startup_repeats"])
     sections = args.only or list(SECTIONS)
     started = time.perf_counter()
-    report = {"command": " ".join(["python bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
-              "mode": "smoke" if args.smoke else "quick" if args.quick else "full", "settings": settings, "started_at": now(),
-              "machine": machine()}
+    report = {"command": " ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
+              "mode": "smoke" if args.smoke else "quick" if args.quick else "full", "settings": settings,
+              "started_at": now(), "machine": machine()}
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         root, origin = ensure_model(Path(scratch)) if set(sections) & {"serving", "http", "startup"} else (None, None)
         report["model"] = origin

@@ -1,8 +1,8 @@
 """In-process serving latency: p50 / p95 / p99 per request kind, engine alone and through the Flask app.
 
-    python bench/serving_latency.py                          # the trained artifacts (config/paths_config.py)
-    python bench/serving_latency.py --artifacts DIR -r 2000 --repeats 3
-    python bench/serving_latency.py --synthetic 20000        # no trained model yet: 20,000 random users over
+    python -m bench.serving_latency                          # the trained artifacts (config/paths_config.py)
+    python -m bench.serving_latency --artifacts DIR -r 2000 --repeats 3
+    python -m bench.serving_latency --synthetic 20000        # no trained model yet: 20,000 random users over
                                                              # the embedded sample's real anime table
 
 Each kind gets ``--requests`` random valid requests (seeded) after ``--warmup`` unmeasured ones. "engine" times
@@ -26,8 +26,6 @@ from pathlib import Path
 # As under gunicorn (gunicorn.conf.py): one BLAS thread per process, set before numpy is imported.
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -166,7 +164,8 @@ def measure_engine(engine, client, requests: int, warmup: int, seed: int, repeat
     runs = []
     for repeat in range(repeats):
         rng = np.random.default_rng(seed + repeat)
-        runs.append({kind: measure(make, client, requests, warmup) for kind, make in request_makers(engine, rng).items()})
+        makers = request_makers(engine, rng)
+        runs.append({kind: measure(make, client, requests, warmup) for kind, make in makers.items()})
     medians = {kind: {layer: {stat: float(np.median([run[kind][layer][stat] for run in runs]))
                               for stat in runs[0][kind][layer]}
                       for layer in runs[0][kind]}

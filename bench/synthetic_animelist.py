@@ -1,6 +1,6 @@
 """A synthetic Kaggle 2020 ``animelist.csv`` of any size, shaped like the real 109 M-row file.
 
-    python bench/synthetic_animelist.py /tmp/raw --rows 20000000       # + anime.csv(.zip) beside it
+    python -m bench.synthetic_animelist /tmp/raw --rows 20000000       # + anime.csv(.zip) beside it
 
 Shape (all seeded):
 - users: about 325k at 109 M rows (scaled with the row count unless ``--users`` is given), long-tailed activity
@@ -25,9 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pv
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from config.paths_config import SAMPLE_DATA_DIR  # noqa: E402
+from config.paths_config import SAMPLE_DATA_DIR
 
 FULL_ROWS = 109_224_747   # the real animelist.csv
 FULL_USERS = 325_772      # its users

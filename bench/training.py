@@ -1,7 +1,9 @@
 """Training: samples/s and seconds per epoch on the embedded sample, and the time to train the default model.
 
-    python bench/training.py                    # the default model end to end, then 6 epochs of throughput
-    python bench/training.py --epochs 3 --skip-default
+    python -m bench.training                    # the default model end to end, then 6 epochs of throughput
+    python -m bench.training --epochs 3 --skip-default
+
+Run from the repository root.
 
 Throughput: the embedded sample processed with ``--min-user-ratings 50`` (2,230 users, as artifacts/model),
 the configured model and batches (rated pairs plus freshly drawn negatives), fitted with Keras as
@@ -26,37 +28,33 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import PROJECT_ROOT, save_json  # noqa: E402
-
-HERE = Path(__file__).resolve()
+from bench.common import PROJECT_ROOT, save_json
 
 
 def load_config(overrides: dict[str, Any]) -> dict[str, Any]:
-    """config/config.yaml with ``overrides`` ({"section.key": value}) applied; the smoke test makes it tiny."""
-    from config import paths_config
-    from utils.common_functions import read_yaml
+    """The project's config (config.loader) with ``overrides`` ({"section.key": value}) laid over it, unknown
+    keys refused as for a user's config file; the smoke test makes it tiny."""
+    from config.loader import load_config as project_config
+    from config.loader import merge
 
-    config = read_yaml(paths_config.CONFIG_PATH)
+    nested: dict[str, Any] = {}
     for dotted, value in overrides.items():
         *sections, key = dotted.split(".")
-        node = config
+        node = nested
         for section in sections:
-            node = node[section]
+            node = node.setdefault(section, {})
         node[key] = value
-    return config
+    return merge(project_config(), nested, source="the benchmark's overrides")
 
 
 def throughput_child(root: Path, epochs: int, min_user_ratings: int, overrides: dict[str, Any]) -> dict:
+    import keras
+
     from config import paths_config
+    from src.base_model import build_model
     from src.data_ingestion import ingest
     from src.data_processing import process
     from src.model_training import prepare_training_data
-
-    import keras  # after src.model_training, which imports comet first as comet asks
-
-    from src.base_model import build_model
 
     config = load_config(overrides)
     config["training"]["verbose"] = 0
@@ -79,10 +77,11 @@ def throughput_child(root: Path, epochs: int, min_user_ratings: int, overrides: 
             seconds.append(time.perf_counter() - self.started)
 
     model.fit(data.batches, validation_data=data.validation, epochs=epochs, callbacks=[EpochTimer()], verbose=0)
-    rates = [n / s for n, s in zip(samples, seconds)]
+    rates = [n / s for n, s in zip(samples, seconds, strict=True)]
     later = slice(1, None) if epochs > 1 else slice(None)
     return {"users": len(data.user_ids), "anime": len(data.anime_ids), "epochs": epochs,
-            "batch_size": int(config["training"]["batch_size"]), "jit_compile": bool(config["model"].get("jit_compile")),
+            "batch_size": int(config["training"]["batch_size"]),
+            "jit_compile": bool(config["model"].get("jit_compile")),
             "samples_per_epoch": samples, "epoch_seconds": [round(s, 3) for s in seconds],
             "first_epoch_seconds": round(seconds[0], 3),
             "seconds_per_epoch": round(statistics.median(seconds[later]), 3),
@@ -102,9 +101,11 @@ def default_model_child(root: Path, overrides: dict[str, Any]) -> dict:
     config["training"]["verbose"] = 0
     for name, step in [
         ("ingest", lambda: ingest(config, destination=paths_config.raw_dir(root))),
-        ("process", lambda: process(config, raw_dir=paths_config.raw_dir(root), destination=paths_config.processed_dir(root))),
+        ("process", lambda: process(config, raw_dir=paths_config.raw_dir(root),
+                                    destination=paths_config.processed_dir(root))),
         ("train", lambda: train(config, processed_dir=paths_config.processed_dir(root),
-                                destination=paths_config.model_dir(root), comet_directory=paths_config.comet_dir(root))),
+                                destination=paths_config.model_dir(root),
+                                comet_directory=paths_config.comet_dir(root))),
     ]:
         begun = time.perf_counter()
         result = step()
@@ -129,8 +130,8 @@ def measure(epochs: int = 6, min_user_ratings: int = 50, default_model: bool = T
     options = ["--epochs", str(epochs), "--min-user-ratings", str(min_user_ratings),
                "--overrides", json.dumps(overrides or {}), *([] if default_model else ["--skip-default"])]
     with tempfile.TemporaryDirectory(prefix="bench-training-") as root:
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(PROJECT_ROOT)}
-        done = subprocess.run([sys.executable, str(HERE), "--child", "--root", root, *options],
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        done = subprocess.run([sys.executable, "-m", "bench.training", "--child", "--root", root, *options],
                               capture_output=True, text=True, timeout=timeout, env=env, cwd=PROJECT_ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"training benchmark failed ({done.returncode}):\n{done.stderr[-3000:]}")

@@ -1,6 +1,7 @@
 """The short soak: bench/soak.py for 10 seconds against real gunicorn on 127.0.0.1, on the tiny artifacts.
 
-`make bench` runs the same script for 2 minutes on the real model; this is the version `make test` can afford.
+`make bench` runs the same module (`python -m bench.soak`) for 2 minutes on the real model; this is the version
+`make test` can afford.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_ten_second_soak_has_no_5xx_no_dropped_connection_and_flat_memory(tiny_artifacts_root: Path) -> None:
-    result = subprocess.run([sys.executable, str(REPO / "bench" / "soak.py"), "--seconds", "10",
+    result = subprocess.run([sys.executable, "-m", "bench.soak", "--seconds", "10",
                              "--artifacts", str(tiny_artifacts_root)],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.stdout, result.stderr[-3000:]
