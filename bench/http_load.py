@@ -1,11 +1,12 @@
 """Serving over HTTP, and start-up: gunicorn as configured for production on 127.0.0.1, under a bounded load.
 
-    python bench/http_load.py                              # 30 s at 32 connections, 3 runs, trained artifacts
-    python bench/http_load.py --seconds 10 --repeats 1 --generator locust --artifacts-root DIR
+    python -m bench.http_load                              # 30 s at 32 connections, 3 runs, trained artifacts
+    python -m bench.http_load --seconds 10 --repeats 1 --generator locust --artifacts-root DIR
 
-Each run starts a fresh ``gunicorn --config gunicorn.conf.py`` (preloaded app, its workers and threads) bound
-to a free port on 127.0.0.1 and times process start -> first 200 from /readyz. Then a load generator replays
-the endpoint mix of bench/request_mix.py on a fixed number of connections for a fixed time: Debian's wrk
+Run from the repository root. Each run starts a fresh ``gunicorn --config gunicorn.conf.py`` (preloaded app,
+its workers and threads; bench/servers.py) bound to a free port on 127.0.0.1 and times process start -> first
+200 from /readyz. Then a load generator replays the throughput mix of bench/request_mix.py on a fixed number
+of connections for a fixed time: Debian's wrk
 (bench/wrk_mix.lua; the default when installed) or locust headless (bench/locustfile.py; per-endpoint figures
 too). Reported: requests/s, p50/p99, errors (socket errors and non-2xx answers), the server's and the
 generator's CPU per request, and each worker's memory shortly before the load ends: RSS, PSS and USS, where
@@ -18,53 +19,29 @@ import json
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import psutil
 
-import psutil  # noqa: E402
-
-from bench.common import PROJECT_ROOT, free_port, median_of, save_json, stop_process_group  # noqa: E402
-from bench.request_mix import MIX, make_requests, write_requests  # noqa: E402
-from config.paths_config import artifacts_root, model_dir  # noqa: E402
+from bench.common import PROJECT_ROOT, median_of, save_json
+from bench.request_mix import MIX, make_requests, write_requests
+from bench.servers import free_port, start_gunicorn, stop_process_group, wait_until
+from config.paths_config import artifacts_root, model_dir
 
 LOCUSTFILE = PROJECT_ROOT / "bench" / "locustfile.py"
 WRK_SCRIPT = PROJECT_ROOT / "bench" / "wrk_mix.lua"
 MIB = 2**20
 
 
-def start_gunicorn(root: Path, port: int, log_path: Path) -> subprocess.Popen:
-    """gunicorn exactly as production configures it, but on 127.0.0.1 and with the artifacts under ``root``."""
-    env = {**os.environ, "ANIME_ARTIFACTS_DIR": str(root), "GUNICORN_BIND": f"127.0.0.1:{port}"}
-    env.pop("PORT", None)
-    with log_path.open("ab") as log:
-        # its own process group, so stopping it reaches the workers and nothing else
-        return subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"], cwd=PROJECT_ROOT,
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_ready(process: subprocess.Popen, port: int, started: float, timeout: float = 120) -> float:
-    """Seconds from ``started`` until /readyz answers 200; raise if gunicorn dies or the timeout passes."""
-    url = f"http://127.0.0.1:{port}/readyz"
-    while time.perf_counter() - started < timeout:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return time.perf_counter() - started
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.02)
-    raise RuntimeError(f"gunicorn was not ready within {timeout:.0f} s")
+def seconds_to_ready(process: subprocess.Popen, port: int, started: float, log_path: Path) -> float:
+    """Seconds from ``started`` (just before gunicorn was started) until /readyz answers 200."""
+    wait_until(port, "/readyz", process, timeout=120, log_path=log_path, interval=0.02)
+    return time.perf_counter() - started
 
 
 def wait_for_workers(master_pid: int, timeout: float = 10) -> set[int]:
@@ -116,7 +93,9 @@ def run_locust(port: int, seconds: int, connections: int, requests_file: Path, s
 
     Read from ``--json-file``, written once the run has ended (the CSV files are only refreshed every
     second, so they can miss the end of a run)."""
-    env = {**os.environ, "BENCH_REQUESTS_FILE": str(requests_file)}
+    # locust loads bench/locustfile.py by path: the repository root on PYTHONPATH makes `bench` importable there
+    env = {**os.environ, "BENCH_REQUESTS_FILE": str(requests_file),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
     json_prefix = scratch / f"locust-{port}"
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(connections),
                "-r", str(connections), "-t", f"{seconds}s", "--host", f"http://127.0.0.1:{port}",
@@ -164,7 +143,8 @@ def run_wrk(port: int, seconds: int, connections: int, requests_file: Path, scra
                           capture_output=True, text=True, timeout=seconds + 60)
     line = next((line for line in done.stdout.splitlines() if line.startswith("BENCH_JSON ")), None)
     if line is None:
-        raise RuntimeError(f"wrk printed no result (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        raise RuntimeError(f"wrk printed no result (exit {done.returncode}):\n"
+                           f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
     raw = json.loads(line.removeprefix("BENCH_JSON "))
     return {"requests": raw["requests"],
             # socket errors and non-2xx/3xx answers alike
@@ -178,7 +158,8 @@ GENERATORS = {"wrk": run_wrk, "locust": run_locust}
 
 
 def default_generator() -> str:
-    """wrk when installed (`make bench-deps`): it needs a tenth of locust's CPU, leaving the cores to gunicorn."""
+    """wrk when installed (`make bench` installs it): it needs a tenth of locust's CPU, leaving the cores to
+    gunicorn."""
     return "wrk" if shutil.which("wrk") else "locust"
 
 
@@ -189,7 +170,7 @@ def one_run(root: Path, generator: str, seconds: int, connections: int, requests
     started = time.perf_counter()
     process = start_gunicorn(root, port, log_path)
     try:
-        ready_seconds = wait_ready(process, port, started)
+        ready_seconds = seconds_to_ready(process, port, started, log_path)
         workers_before = wait_for_workers(process.pid)
         idle_memory = memory(process.pid)
         sampled: dict = {}  # memory under load, read shortly before the load stops, from a timer thread
@@ -205,7 +186,8 @@ def one_run(root: Path, generator: str, seconds: int, connections: int, requests
         # CPU per request hardly depends on what else runs on the machine, unlike requests/s: it tells how
         # much of the two cores the server (and the load generator) needs for this mix.
         requests = max(load["requests"], 1)
-        load["server_cpu_ms_per_request"] = round(1000 * (server_cpu_seconds(process.pid) - server_before) / requests, 3)
+        server_seconds = server_cpu_seconds(process.pid) - server_before
+        load["server_cpu_ms_per_request"] = round(1000 * server_seconds / requests, 3)
         load["generator_cpu_ms_per_request"] = round(1000 * (children_cpu_seconds() - generator_before) / requests, 3)
         # max_requests in gunicorn.conf.py restarts a worker now and then; a restart during the load shows in p99
         workers_after = {worker.pid for worker in psutil.Process(process.pid).children()}
@@ -239,9 +221,10 @@ def measure_startup(root: Path, repeats: int = 3) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as scratch:
         for _ in range(repeats):
             port, started = free_port(), time.perf_counter()
-            process = start_gunicorn(root, port, Path(scratch) / "gunicorn.log")
+            log_path = Path(scratch) / "gunicorn.log"
+            process = start_gunicorn(root, port, log_path)
             try:
-                seconds.append(round(wait_ready(process, port, started), 3))
+                seconds.append(round(seconds_to_ready(process, port, started, log_path), 3))
             finally:
                 stop_process_group(process)
     return {"runs": seconds, "median": median_of([{"ready_seconds": s} for s in seconds], ["ready_seconds"])}

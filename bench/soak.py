@@ -1,14 +1,15 @@
 """Soak test: a bounded mix of valid and invalid requests against gunicorn on 127.0.0.1.
 
-    python bench/soak.py --seconds 120                    # make bench: 2 minutes, 32 connections
-    python bench/soak.py --seconds 10 --artifacts DIR     # the short run make test does (tests/test_soak.py)
+    python -m bench.soak --seconds 120                    # make bench: 2 minutes, 32 connections
+    python -m bench.soak --seconds 10 --artifacts DIR     # the short run make test does (tests/test_soak.py)
 
-Starts gunicorn with gunicorn.conf.py on a free 127.0.0.1 port, serving the artifacts root given by --artifacts
-(else ANIME_ARTIFACTS_DIR, else artifacts/), drives it from --connections keep-alive connections, samples the
-workers' memory every second, and prints a JSON report on stdout (and to --output). The exit status is 0 when
-there was no 5xx, no dropped connection, no status other than the one each request should get, nothing logged
-as an error by the server, and worker memory grew less than --max-growth from the first to the last window
-(30 s, or a quarter of a shorter run).
+Run from the repository root. Starts gunicorn with gunicorn.conf.py on a free 127.0.0.1 port
+(bench/servers.py), serving the artifacts root given by --artifacts (else ANIME_ARTIFACTS_DIR, else
+artifacts/), drives it from --connections keep-alive connections with the mix below,
+samples the workers' memory every second, and prints a JSON report on stdout (and to --output). The exit
+status is 0 when there was no 5xx, no dropped connection, no status other than the one each request should
+get, nothing logged as an error by the server, and worker memory grew less than --max-growth from the first to
+the last window (30 s, or a quarter of a shorter run).
 
 Two deliberate choices:
 - Worker recycling (gunicorn's max_requests) is off for the run: a recycled worker starts small again and would
@@ -24,12 +25,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,14 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python bench/soak.py` from a clone
-
-from bench.common import stop_process_group  # noqa: E402
-
 import psutil
 
-REPO = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"  # never anything else: this is a local test
+from bench.servers import HOST, free_port, request, start_gunicorn, stop_process_group, wait_until
+from config.paths_config import artifacts_root, model_dir
+
 SEED = 7
 VALID_SHARE = 0.6
 CLIENT_TIMEOUT_SECONDS = 30
@@ -67,54 +61,6 @@ class Request:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The server
-# ---------------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def start_server(artifacts_root: Path, port: int, log_file: Any, workers: int | None, threads: int | None) -> subprocess.Popen:
-    """gunicorn as production runs it (gunicorn.conf.py), in its own process group, recycling off."""
-    env = {**os.environ, "ANIME_ARTIFACTS_DIR": str(artifacts_root), "GUNICORN_BIND": f"{HOST}:{port}"}
-    if workers:
-        env["WEB_CONCURRENCY"] = str(workers)
-    if threads:
-        env["GUNICORN_THREADS"] = str(threads)
-    command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--max-requests", "0"]
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def wait_ready(port: int, server: subprocess.Popen, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with status {server.returncode} before it was ready")
-        try:
-            status, body = _get(port, "/readyz")
-            if status == 200:
-                return
-            last = f"{status} {body[:200]}"
-        except OSError as error:
-            last = str(error)
-        time.sleep(0.25)
-    raise RuntimeError(f"gunicorn was not ready within {timeout:.0f} s: {last}")
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    connection = http.client.HTTPConnection(HOST, port, timeout=10)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read().decode("utf-8", "replace")
-    finally:
-        connection.close()
-
-
-# ---------------------------------------------------------------------------------------------------------
 # The request mix
 # ---------------------------------------------------------------------------------------------------------
 class RequestMix:
@@ -128,8 +74,9 @@ class RequestMix:
         model = artifacts_root / "model"
         user_ids = json.loads((model / "user_ids.json").read_text(encoding="utf-8"))
         anime_ids = json.loads((model / "anime_ids.json").read_text(encoding="utf-8"))
-        document = json.loads(_get(port, "/api/openapi.json")[1])
-        parameters = {p["name"]: p for p in document["paths"]["/api/users/{user_id}/recommendations"]["get"]["parameters"]}
+        document = json.loads(request(port, "GET", "/api/openapi.json")[2])
+        operation = document["paths"]["/api/users/{user_id}/recommendations"]["get"]
+        parameters = {p["name"]: p for p in operation["parameters"]}
         genres = parameters["genre"]["schema"]["items"].get("enum", [])
         types = parameters["type"]["schema"]["items"].get("enum", [])
         return cls(user_ids, anime_ids, genres, types)
@@ -156,7 +103,8 @@ class RequestMix:
         return Request("api user", "GET", path, 200)
 
     def _similar(self, rng: random.Random) -> Request:
-        return Request("api similar", "GET", f"/api/anime/{rng.choice(self.anime_ids)}/similar?n={rng.randint(1, 20)}", 200)
+        path = f"/api/anime/{rng.choice(self.anime_ids)}/similar?n={rng.randint(1, 20)}"
+        return Request("api similar", "GET", path, 200)
 
     def _search(self, rng: random.Random) -> Request:
         query = urllib.parse.urlencode({"q": rng.choice(SEARCH_TERMS), "limit": rng.randint(1, 10)})
@@ -180,7 +128,8 @@ class RequestMix:
         return _form_post("page favourites form", "/favourites", {"liked": liked}, 200)
 
     def _search_page(self, rng: random.Random) -> Request:
-        return Request("page search", "GET", "/search?" + urllib.parse.urlencode({"q": rng.choice(SEARCH_TERMS)}), 200)
+        path = "/search?" + urllib.parse.urlencode({"q": rng.choice(SEARCH_TERMS)})
+        return Request("page search", "GET", path, 200)
 
     def _probe(self, rng: random.Random) -> Request:
         return Request("probe", "GET", rng.choice(["/healthz", "/readyz"]), 200)
@@ -260,7 +209,8 @@ class Tally:
             else:
                 self.invalid += 1
             if status != request.expected:
-                self.unexpected[f"{request.kind}: {request.method} {request.path[:80]} -> {status}, expected {request.expected}"] += 1
+                seen = f"{request.kind}: {request.method} {request.path[:80]} -> {status}, expected {request.expected}"
+                self.unexpected[seen] += 1
             self.latencies_ms.append(seconds * 1000)
 
     def error(self, request: Request, error: BaseException) -> None:
@@ -284,7 +234,8 @@ class Client:
         """
         for attempt in (0, 1):
             if self.connection is None:
-                self.connection, self.served = http.client.HTTPConnection(HOST, self.port, timeout=CLIENT_TIMEOUT_SECONDS), 0
+                self.connection = http.client.HTTPConnection(HOST, self.port, timeout=CLIENT_TIMEOUT_SECONDS)
+                self.served = 0
             reused = self.served > 0
             try:
                 self.connection.request(request.method, request.path, body=request.body, headers=request.headers)
@@ -384,19 +335,30 @@ def percentile(values: list[float], share: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 1) if ordered else 0.0
 
 
-def run(artifacts_root: Path, seconds: float, connections: int, workers: int | None, threads: int | None,
+def run(root: Path, seconds: float, connections: int, workers: int | None, threads: int | None,
         max_growth: float) -> dict[str, Any]:
     """Start gunicorn, load it for ``seconds``, stop it; return the report."""
     port = free_port()
+    env = {}  # gunicorn.conf.py's workers and threads unless asked otherwise
+    if workers:
+        env["WEB_CONCURRENCY"] = str(workers)
+    if threads:
+        env["GUNICORN_THREADS"] = str(threads)
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
-        server = start_server(artifacts_root, port, log, workers, threads)
+        # as production runs it (gunicorn.conf.py), recycling off
+        server = start_gunicorn(root, port, log, env=env, extra_args=["--max-requests", "0"])
         try:
-            wait_ready(port, server)
-            mix = RequestMix.from_server(artifacts_root, port)
+            try:
+                wait_until(port, "/readyz", server, timeout=180)
+            except RuntimeError as error:
+                log.seek(0)
+                raise RuntimeError(f"{error}\n{log.read()[-3000:]}") from None
+            mix = RequestMix.from_server(root, port)
             tally, sampler = Tally(), MemorySampler(server.pid)
             sampler.start()
             started = time.monotonic()
-            clients = [threading.Thread(target=client_loop, args=(i, port, mix, started + seconds, tally), daemon=True)
+            clients = [threading.Thread(target=client_loop, args=(i, port, mix, started + seconds, tally),
+                                        daemon=True)
                        for i in range(connections)]
             for thread in clients:
                 thread.start()
@@ -423,9 +385,11 @@ def build_report(tally: Tally, memory: dict[str, Any], elapsed: float, connectio
         "valid_requests": tally.valid, "invalid_requests": tally.invalid,
         "statuses": {str(status): count for status, count in sorted(tally.statuses.items())},
         "server_errors_5xx": server_errors,
-        "connection_errors": sum(tally.connection_errors.values()), "connection_error_kinds": dict(tally.connection_errors),
+        "connection_errors": sum(tally.connection_errors.values()),
+        "connection_error_kinds": dict(tally.connection_errors),
         "reconnects": sum(tally.reconnects_after.values()), "reconnects_after": dict(tally.reconnects_after),
-        "unexpected_statuses": sum(tally.unexpected.values()), "unexpected_examples": dict(tally.unexpected.most_common(10)),
+        "unexpected_statuses": sum(tally.unexpected.values()),
+        "unexpected_examples": dict(tally.unexpected.most_common(10)),
         "latency_ms": {"p50": percentile(tally.latencies_ms, 0.50), "p95": percentile(tally.latencies_ms, 0.95),
                        "p99": percentile(tally.latencies_ms, 0.99), "max": percentile(tally.latencies_ms, 1.0)},
         "memory": memory, "server_log_errors": len(logged_errors), "server_log_error_lines": logged_errors[:10],
@@ -458,7 +422,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=120.0, help="how long to load the server (default 120)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections (default 32)")
-    parser.add_argument("--artifacts", type=Path, help="artifacts root holding model/ (default: ANIME_ARTIFACTS_DIR or artifacts/)")
+    parser.add_argument("--artifacts", type=Path,
+                        help="artifacts root holding model/ (default: ANIME_ARTIFACTS_DIR or artifacts/)")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's)")
     parser.add_argument("--threads", type=int, help="threads per worker (default: gunicorn.conf.py's)")
     parser.add_argument("--max-growth", type=float, default=0.10, help="allowed worker memory growth (default 0.10)")
@@ -468,8 +433,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    root = args.artifacts or Path(os.environ.get("ANIME_ARTIFACTS_DIR", REPO / "artifacts"))
-    if not (root / "model" / "manifest.json").is_file():
+    root = args.artifacts or artifacts_root()
+    if not (model_dir(root) / "manifest.json").is_file():
         print(f"error: no model artifacts under {root}: train first (make train) or pass --artifacts", file=sys.stderr)
         return 2
     report = run(root.resolve(), args.seconds, args.connections, args.workers, args.threads, args.max_growth)

@@ -5,22 +5,16 @@ Screenshots go to tests/output/ (git-ignored).
 """
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bench.servers import gunicorn
+
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-REPO = Path(__file__).resolve().parent.parent
 OUTPUT = Path(__file__).resolve().parent / "output"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_SECONDS = 15
@@ -30,46 +24,12 @@ def _chromium_binary() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}: {process.stdout.read()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url}/readyz did not answer 200 within {timeout:.0f} s")
-
-
 @pytest.fixture(scope="module")
-def server(tiny_artifacts_root: Path) -> Iterator[str]:
-    """The real thing: gunicorn with gunicorn.conf.py, on a free local port."""
-    port = _free_port()
-    env = {**os.environ, "ANIME_ARTIFACTS_DIR": str(tiny_artifacts_root), "GUNICORN_BIND": f"127.0.0.1:{port}",
-           "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def server(tiny_artifacts_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real thing: gunicorn with gunicorn.conf.py, on a free local port, serving the model (/readyz 200)."""
+    log_path = tmp_path_factory.mktemp("browser-server") / "gunicorn.log"
+    with gunicorn(tiny_artifacts_root, log_path, timeout=60, ready_path="/readyz") as live:
+        yield live.url
 
 
 @pytest.fixture(scope="module")

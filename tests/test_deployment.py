@@ -13,19 +13,15 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import warnings
 from pathlib import Path
 
 import pytest
 import yaml
 
-from bench.common import stop_process_group
+from bench.servers import free_port, request, stop_process_group, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -262,9 +258,10 @@ def test_dockerignore_keeps_out(path: str) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    "requirements.txt", "requirements-serving.txt", "application.py", "gunicorn.conf.py", "config/config.yaml", "src/recommender.py",
-    "pipeline/training_pipeline.py", "utils/atomic.py", "templates/index.html", "static/style.css",
-    "data/sample/rating.csv.gz", "artifacts/model/manifest.json", "artifacts/model/anime_embeddings.npy",
+    "requirements.txt", "requirements-serving.txt", "application.py", "gunicorn.conf.py", "config/config.yaml",
+    "src/recommender.py", "pipeline/training_pipeline.py", "utils/atomic.py", "templates/index.html",
+    "static/style.css", "data/sample/rating.csv.gz", "artifacts/model/manifest.json",
+    "artifacts/model/anime_embeddings.npy",
 ])
 def test_dockerignore_lets_in(path: str) -> None:
     assert not excluded_from_build_context(path, dockerignore_patterns())
@@ -559,20 +556,6 @@ def test_outputs_travel_through_the_default_local_remote(reproduced: dict[str, o
         assert f"Running stage '{stage}'" not in output, "pulled outputs must not be recomputed"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def get_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
 @pytest.mark.integration
 def test_image_layout_serves_the_pipelines_model(reproduced: dict[str, object], tmp_path: Path) -> None:
     """The Dockerfile's model stage script and runtime command, run without Docker on the DVC clone's model."""
@@ -610,16 +593,17 @@ def test_image_layout_serves_the_pipelines_model(reproduced: dict[str, object], 
         server = subprocess.Popen([*read_only_root(writable), *image_command()], cwd=context, env=env,
                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        assert wait_until_ready(f"http://127.0.0.1:{port}", server), log_path.read_text()
-        assert get_status(f"http://127.0.0.1:{port}/healthz") == 200
+        wait_until(port, "/readyz", server, timeout=180, log_path=log_path)
+        assert request(port, "GET", "/healthz")[0] == 200
         # The image's HEALTHCHECK command, pointed at this server's port.
         healthcheck = [exec_form(a) for k, a in final_stage(REPO / "Dockerfile") if k == "HEALTHCHECK"][0]
         healthcheck = [part.replace("127.0.0.1:5000", f"127.0.0.1:{port}") for part in healthcheck]
         assert subprocess.run(healthcheck, env=env, timeout=30).returncode == 0
         # The manifest's memory request must hold what the pod really uses: master + every worker.
         resident_mib = serving_rss_mib(server.pid)
-        request = memory_mib(container()["resources"]["requests"]["memory"])
-        assert resident_mib < request, f"gunicorn uses {resident_mib:.0f} MiB, the pod requests {request:.0f} MiB"
+        requested_mib = memory_mib(container()["resources"]["requests"]["memory"])
+        assert resident_mib < requested_mib, \
+            f"gunicorn uses {resident_mib:.0f} MiB, the pod requests {requested_mib:.0f} MiB"
     finally:
         stop_process_group(server)
 
@@ -634,20 +618,8 @@ def read_only_root(writable: Path) -> list[str]:
                                                   timeout=30).returncode == 0:
         return prefix
     warnings.warn("cannot mount / read-only here (needs root and mount namespaces): serving is checked on a "
-                  "writable root filesystem")
+                  "writable root filesystem", stacklevel=2)
     return []
-
-
-def wait_until_ready(base_url: str, server: subprocess.Popen, seconds: float = 180) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            if get_status(f"{base_url}/readyz") == 200:
-                return True
-        except OSError:  # not listening yet
-            pass
-        time.sleep(1)
-    return False
 
 
 def serving_rss_mib(master_pid: int) -> float:

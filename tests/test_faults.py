@@ -27,10 +27,10 @@ import pytest
 import yaml
 
 from application import create_app
+from bench.servers import gunicorn
 from config import paths_config
 from src.artifacts import SERVING_FILES
 from tests.conftest import small_training_config
-from tests.live_server import gunicorn
 from tests.raw_data import write_anime_2020, write_ratings
 from tests.serving_fixtures import TEST_USER
 

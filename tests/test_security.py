@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from application import MAX_BODY_BYTES, create_app
+from bench.servers import LiveServer, free_port, gunicorn
 from src.artifacts import write_model_artifacts
-from tests.live_server import LiveServer, free_port, gunicorn
 from tests.serving_fixtures import tiny_frames
 
 REPO = Path(__file__).resolve().parent.parent
