@@ -1,25 +1,23 @@
-"""Locust load for the HTTP benchmark: the endpoint mix of bench/request_mix.py, replayed without think time.
+"""Locust load for the HTTP benchmark: the throughput mix of bench/request_mix.py, replayed without think time.
 
-    locust -f bench/locustfile.py --headless -u 32 -r 32 -t 30s --host http://127.0.0.1:5000 --csv out
+    PYTHONPATH=. locust -f bench/locustfile.py --headless -u 32 -r 32 -t 30s --host http://127.0.0.1:5000
 
-Every simulated user sends its next request as soon as the previous answer arrives, so 32 users keep 32
-connections busy. The requests come from ``BENCH_REQUESTS_FILE`` when bench/http_load.py prepared one,
-otherwise they are drawn here from the model artifacts (``BENCH_ARTIFACTS_DIR``, default the model dir).
+Locust loads this file by path, so the repository root must be importable: bench/http_load.py runs locust
+from the repository root with it on PYTHONPATH. Every simulated user sends its next request as soon as the
+previous answer arrives, so 32 users keep 32 connections busy. The requests come from ``BENCH_REQUESTS_FILE``
+when bench/http_load.py prepared one, otherwise they are drawn here from the model artifacts
+(``BENCH_ARTIFACTS_DIR``, default the model dir).
 """
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import sys
 from pathlib import Path
 
 from locust import FastHttpUser, constant, task
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.request_mix import make_requests, read_requests  # noqa: E402
-from config.paths_config import model_dir  # noqa: E402
+from bench.request_mix import make_requests, read_requests
+from config.paths_config import model_dir
 
 if os.environ.get("BENCH_REQUESTS_FILE"):
     REQUESTS = read_requests(Path(os.environ["BENCH_REQUESTS_FILE"]))
@@ -39,8 +37,6 @@ class RecommenderUser(FastHttpUser):
 
     @task
     def next_request(self) -> None:
-        kind, method, path, body = next(self.requests)
-        if method == "POST":
-            self.client.post(path, data=body, headers={"Content-Type": "application/json"}, name=kind)
-        else:
-            self.client.get(path, name=kind)
+        request = next(self.requests)
+        self.client.request(request.method, request.path, data=request.body, headers=request.headers,
+                            name=request.kind)

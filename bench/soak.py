@@ -5,7 +5,7 @@
 
 Run from the repository root. Starts gunicorn with gunicorn.conf.py on a free 127.0.0.1 port
 (bench/servers.py), serving the artifacts root given by --artifacts (else ANIME_ARTIFACTS_DIR, else
-artifacts/), drives it from --connections keep-alive connections with the mix below,
+artifacts/), drives it from --connections keep-alive connections with the soak mix of bench/request_mix.py,
 samples the workers' memory every second, and prints a JSON report on stdout (and to --output). The exit
 status is 0 when there was no 5xx, no dropped connection, no status other than the one each request should
 get, nothing logged as an error by the server, and worker memory grew less than --max-growth from the first to
@@ -31,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,146 +38,13 @@ from typing import Any
 
 import psutil
 
-from bench.servers import HOST, free_port, request, start_gunicorn, stop_process_group, wait_until
+from bench.request_mix import Request, ServedModel, SoakMix
+from bench.servers import HOST, free_port, start_gunicorn, stop_process_group, wait_until
 from config.paths_config import artifacts_root, model_dir
 
 SEED = 7
 VALID_SHARE = 0.6
 CLIENT_TIMEOUT_SECONDS = 30
-SEARCH_TERMS = ["a", "no", "bebop", "gundam", "naruto", "kimi", "one", "ra", "love", "sword", "カ"]
-# An id no MyAnimeList user or anime has; the model cannot know it.
-UNKNOWN_ID = 2**62
-
-
-@dataclass(frozen=True)
-class Request:
-    kind: str  # a short label for the report
-    method: str
-    path: str
-    expected: int
-    body: bytes | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The request mix
-# ---------------------------------------------------------------------------------------------------------
-class RequestMix:
-    """Valid requests built from the served model's own ids, genres and types; invalid ones from issue 7's table."""
-
-    def __init__(self, user_ids: list[int], anime_ids: list[int], genres: list[str], types: list[str]) -> None:
-        self.user_ids, self.anime_ids, self.genres, self.types = user_ids, anime_ids, genres, types
-
-    @classmethod
-    def from_server(cls, artifacts_root: Path, port: int) -> RequestMix:
-        model = artifacts_root / "model"
-        user_ids = json.loads((model / "user_ids.json").read_text(encoding="utf-8"))
-        anime_ids = json.loads((model / "anime_ids.json").read_text(encoding="utf-8"))
-        document = json.loads(request(port, "GET", "/api/openapi.json")[2])
-        operation = document["paths"]["/api/users/{user_id}/recommendations"]["get"]
-        parameters = {p["name"]: p for p in operation["parameters"]}
-        genres = parameters["genre"]["schema"]["items"].get("enum", [])
-        types = parameters["type"]["schema"]["items"].get("enum", [])
-        return cls(user_ids, anime_ids, genres, types)
-
-    def pick(self, rng: random.Random) -> Request:
-        builders = self._valid if rng.random() < VALID_SHARE else self._invalid
-        return rng.choice(builders)(rng)
-
-    # -- valid: every one must be a 200
-    @property
-    def _valid(self) -> list:
-        return [self._user_recommendations, self._similar, self._search, self._favourites, self._index_page,
-                self._user_form, self._anime_page, self._favourites_form, self._search_page, self._probe]
-
-    def _user_recommendations(self, rng: random.Random) -> Request:
-        query: dict[str, Any] = {"n": rng.randint(1, 20)}
-        if self.genres and rng.random() < 0.3:
-            query["genre"] = rng.choice(self.genres)
-        if self.types and rng.random() < 0.3:
-            query["type"] = rng.choice(self.types)
-        if rng.random() < 0.3:
-            query["user_weight"], query["content_weight"] = rng.choice([(1, 0), (0, 1), (0.3, 0.7)])
-        path = f"/api/users/{rng.choice(self.user_ids)}/recommendations?{urllib.parse.urlencode(query)}"
-        return Request("api user", "GET", path, 200)
-
-    def _similar(self, rng: random.Random) -> Request:
-        path = f"/api/anime/{rng.choice(self.anime_ids)}/similar?n={rng.randint(1, 20)}"
-        return Request("api similar", "GET", path, 200)
-
-    def _search(self, rng: random.Random) -> Request:
-        query = urllib.parse.urlencode({"q": rng.choice(SEARCH_TERMS), "limit": rng.randint(1, 10)})
-        return Request("api search", "GET", f"/api/anime/search?{query}", 200)
-
-    def _favourites(self, rng: random.Random) -> Request:
-        liked = rng.sample(self.anime_ids, rng.randint(1, min(5, len(self.anime_ids))))
-        return _json_post("api favourites", {"liked": liked, "n": rng.randint(1, 20)}, 200)
-
-    def _index_page(self, rng: random.Random) -> Request:
-        return Request("page index", "GET", "/", 200)
-
-    def _user_form(self, rng: random.Random) -> Request:
-        return _form_post("page user form", "/", {"userID": rng.choice(self.user_ids)}, 200)
-
-    def _anime_page(self, rng: random.Random) -> Request:
-        return Request("page anime", "GET", f"/anime/{rng.choice(self.anime_ids)}", 200)
-
-    def _favourites_form(self, rng: random.Random) -> Request:
-        liked = rng.sample(self.anime_ids, min(2, len(self.anime_ids)))
-        return _form_post("page favourites form", "/favourites", {"liked": liked}, 200)
-
-    def _search_page(self, rng: random.Random) -> Request:
-        path = "/search?" + urllib.parse.urlencode({"q": rng.choice(SEARCH_TERMS)})
-        return Request("page search", "GET", path, 200)
-
-    def _probe(self, rng: random.Random) -> Request:
-        return Request("probe", "GET", rng.choice(["/healthz", "/readyz"]), 200)
-
-    # -- invalid: each must get its own 4xx
-    @property
-    def _invalid(self) -> list:
-        user = f"/api/users/{self.user_ids[0]}/recommendations"
-        anime = self.anime_ids[0]
-        fixed = [
-            Request("bad id", "GET", "/api/users/abc/recommendations", 400),
-            Request("huge id", "GET", f"/api/anime/{2**63}/similar", 400),
-            Request("unknown user", "GET", f"/api/users/{UNKNOWN_ID}/recommendations", 404),
-            Request("unknown anime", "GET", f"/api/anime/{UNKNOWN_ID}/similar", 404),
-            Request("bad n", "GET", f"{user}?n=abc", 400),
-            Request("n too large", "GET", f"{user}?n={10**9}", 400),
-            Request("NaN weight", "GET", f"{user}?user_weight=nan", 400),
-            Request("weights both 0", "GET", f"{user}?user_weight=0&content_weight=0", 400),
-            Request("unknown genre", "GET", f"{user}?genre=NoSuchGenre", 400),
-            Request("empty search", "GET", "/api/anime/search?q=", 400),
-            Request("long search", "GET", "/api/anime/search?q=" + "x" * 2000, 400),
-            _raw_post("invalid JSON", b'{"liked": [1', "application/json", 400),
-            _raw_post("JSON array", b"[1, 2]", "application/json", 400),
-            _raw_post("wrong content type", json.dumps({"liked": [anime]}).encode(), "text/plain", 415),
-            _json_post("empty liked", {"liked": []}, 400),
-            _json_post("duplicated liked", {"liked": [anime, anime]}, 400),
-            _json_post("unknown liked", {"liked": [UNKNOWN_ID]}, 404),
-            _raw_post("oversized body", b'{"liked": [' + b"1, " * 30_000 + b"1]}", "application/json", 413),
-            _form_post("page bad id", "/", {"userID": "<script>alert(1)</script>"}, 400),
-            _form_post("page unknown liked", "/favourites", {"liked": [UNKNOWN_ID]}, 404),
-            Request("page bad option", "GET", f"/anime/{anime}?n=0", 400),
-            Request("no such page", "GET", "/no-such-page", 404),
-            Request("wrong method", "DELETE", "/api/anime/search?q=a", 405),
-        ]
-        return [lambda rng, request=request: request for request in fixed]
-
-
-def _json_post(kind: str, body: dict[str, Any], expected: int) -> Request:
-    return _raw_post(kind, json.dumps(body).encode(), "application/json", expected)
-
-
-def _raw_post(kind: str, body: bytes, content_type: str, expected: int) -> Request:
-    """A POST to the favourites API (the one JSON endpoint that takes a body)."""
-    return Request(kind, "POST", "/api/recommendations", expected, body, {"Content-Type": content_type})
-
-
-def _form_post(kind: str, path: str, fields: dict[str, Any], expected: int) -> Request:
-    body = urllib.parse.urlencode(fields, doseq=True).encode()
-    return Request(kind, "POST", path, expected, body, {"Content-Type": "application/x-www-form-urlencoded"})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -263,7 +129,7 @@ class Client:
         self.connection = None
 
 
-def client_loop(index: int, port: int, mix: RequestMix, deadline: float, tally: Tally) -> None:
+def client_loop(index: int, port: int, mix: SoakMix, deadline: float, tally: Tally) -> None:
     rng = random.Random(SEED * 1000 + index)
     client = Client(port)
     while time.monotonic() < deadline:
@@ -353,7 +219,7 @@ def run(root: Path, seconds: float, connections: int, workers: int | None, threa
             except RuntimeError as error:
                 log.seek(0)
                 raise RuntimeError(f"{error}\n{log.read()[-3000:]}") from None
-            mix = RequestMix.from_server(root, port)
+            mix = SoakMix(ServedModel.from_folder(model_dir(root)), VALID_SHARE)
             tally, sampler = Tally(), MemorySampler(server.pid)
             sampler.start()
             started = time.monotonic()

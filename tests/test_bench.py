@@ -5,6 +5,7 @@ Timings are never asserted: only that each benchmark produces its figures and th
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 
 from bench import http_load, run, serving_latency
-from bench.request_mix import MIX, make_requests, read_requests, write_requests
+from bench.request_mix import MIX, ServedModel, SoakMix, make_requests, read_requests, write_requests
 from bench.synthetic_animelist import make_raw_folder, write_animelist
 from src.data_processing import read_ratings
 
@@ -63,9 +64,26 @@ def test_a_big_file_read_in_parallel_ranges_equals_one_stream(tmp_path, config):
 def test_request_mix_round_trips_and_covers_every_kind(tiny_root, tmp_path):
     requests = make_requests(tiny_root / "model", 500, seed=2)
     assert read_requests(write_requests(tmp_path / "mix.tsv", requests)) == requests
-    assert {kind for kind, *_ in requests} == set(MIX)
-    favourites = next(request for request in requests if request[0] == "favourites")
-    assert favourites[1] == "POST" and json.loads(favourites[3])["liked"]
+    assert {request.kind for request in requests} == set(MIX)
+    favourites = next(request for request in requests if request.kind == "favourites")
+    assert favourites.method == "POST" and json.loads(favourites.body)["liked"]
+    assert favourites.headers == {"Content-Type": "application/json"}
+
+
+def test_soak_mix_draws_from_the_same_model_and_expects_a_status_for_each(tiny_root):
+    model = ServedModel.from_folder(tiny_root / "model")
+    assert model.genres and model.types and len(model.titles) == len(model.anime_ids)
+    mix = SoakMix(model)
+    requests = [mix.pick(random.Random(seed)) for seed in range(2000)]
+    valid = [request for request in requests if request.expected == 200]
+    invalid = [request for request in requests if request.expected != 200]
+    assert valid and invalid and {request.expected for request in invalid} <= {400, 404, 405, 413, 415}
+    assert {request.kind for request in valid} >= {"api user", "api similar", "api search", "api favourites",
+                                                    "page index", "page anime", "probe"}
+    # the valid API requests use the model's own ids and the genres its catalogue accepts
+    users = [request.path for request in valid if request.kind == "api user"]
+    assert all(int(path.split("/")[3]) in model.user_ids for path in users)
+    assert any("genre=" in path for path in users)
 
 
 def test_http_load_with_locust(tiny_root):
