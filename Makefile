@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARTIFACTS ?= artifacts
 
-.PHONY: install train run serve test browser-deps clean bench bench-quick
+.PHONY: install train run serve test test-fast lint browser-deps clean bench bench-quick
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,16 @@ browser-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: install browser-deps
+# Everything: the lint, then every test tier (unit, integration with real training and servers, browser).
+test: install browser-deps lint
 	$(PY) -m pytest
+
+# The unit tier alone, in under a minute: no training, no gunicorn or browser (markers in pytest.ini).
+test-fast: install
+	$(PY) -m pytest -m "not integration and not browser"
+
+lint: install
+	$(VENV)/bin/ruff check .
 
 # Benchmarks (python -m bench.run, from the repository root): bench/results/bench.json and summary.md;
 # `make bench` adds the soak (soak.json). The HTTP load generator is Debian's wrk, installed here as

@@ -41,8 +41,9 @@ def test_unloadable_artifacts_keep_the_app_up_but_not_ready(request, fixture: st
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
     assert ready.status_code == 503 and reason in ready.get_json()["reason"]
-    for method, url, body in [("get", f"/api/users/{TEST_USER}/recommendations", None), ("get", "/api/anime/1/similar", None),
-                              ("get", "/api/anime/search?q=bebop", None), ("post", "/api/recommendations", {"liked": [1]})]:
+    for method, url, body in [("get", f"/api/users/{TEST_USER}/recommendations", None),
+                              ("get", "/api/anime/1/similar", None), ("get", "/api/anime/search?q=bebop", None),
+                              ("post", "/api/recommendations", {"liked": [1]})]:
         assert reason in assert_error(getattr(client, method)(url, json=body), 503)
     assert client.get("/api/openapi.json").status_code == 200
     page = client.post("/", data={"userID": str(TEST_USER)})

@@ -68,7 +68,8 @@ def both_weights_zero(case) -> bool:
 
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                 HealthCheck.function_scoped_fixture])
 def test_api_never_fails_and_matches_its_document(case, app_log) -> None:
     use_known_ids(case)
     response = case.call()

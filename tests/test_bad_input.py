@@ -99,7 +99,8 @@ def _query_cases(prefix: str, url: str, id_url: str, what: str) -> list[Case]:
 
 def _user_cases() -> list[Case]:
     cases = _query_cases("user", USER_URL, "/api/users/{}/recommendations", "user")
-    cases += [Case(f"user-{name}-{value}", "GET", f"{USER_URL}?{name}={value}", 400, name) for name, value in BAD_WEIGHTS]
+    cases += [Case(f"user-{name}-{value}", "GET", f"{USER_URL}?{name}={value}", 400, name)
+              for name, value in BAD_WEIGHTS]
     cases.append(Case("user-weights-both-zero", "GET", f"{USER_URL}?user_weight=0&content_weight=0", 400, "both be 0"))
     return cases
 
@@ -133,7 +134,8 @@ def _favourites_cases() -> list[Case]:
         _body("null", "null", 400, "JSON object"),
         _body("text-plain", '{"liked": [1]}', 415, "Content-Type: application/json", "text/plain"),
         _body("form-urlencoded", "liked=1", 415, "Content-Type: application/json", "application/x-www-form-urlencoded"),
-        _body("multipart", "--x\r\n\r\n1\r\n--x--", 415, "Content-Type: application/json", "multipart/form-data; boundary=x"),
+        _body("multipart", "--x\r\n\r\n1\r\n--x--", 415, "Content-Type: application/json",
+              "multipart/form-data; boundary=x"),
         _body("xml", "<liked>1</liked>", 415, "Content-Type: application/json", "application/xml"),
         _body("liked-missing", "{}", 400, "liked must"),
         _body("liked-empty", '{"liked": []}', 400, "liked must"),

@@ -68,7 +68,7 @@ def test_encoding_round_trip(tmp_path, config):
 def test_holdout_is_twenty_percent_of_each_users_rated_anime(tmp_path, config):
     _, table, user_ids, _ = run_process(tmp_path, config, hand_made_rows(), 1, processing={"validation_fraction": 0.0})
     test_per_user = table[table["split"] == SPLIT_TEST].groupby("user_index").size()
-    by_id = dict(zip(user_ids[test_per_user.index], test_per_user.to_numpy()))
+    by_id = dict(zip(user_ids[test_per_user.index], test_per_user.to_numpy(), strict=True))
     assert by_id == {10: 1, 20: 1, 30: 5}  # floor(0.2 * n), at least one: 3 -> 1, 5 -> 1, 25 -> 5
 
 
@@ -95,11 +95,12 @@ def test_held_out_pairs_never_reach_training(tmp_path, config):
 
     data = prepare_training_data(config, tmp_path / "processed", seed=1)
     test_pairs = set(map(tuple, table.loc[table["split"] == SPLIT_TEST, ["user_index", "anime_index"]].to_numpy()))
-    trained = set(zip(data.batches.users.tolist(), data.batches.anime.tolist()))
+    trained = set(zip(data.batches.users.tolist(), data.batches.anime.tolist(), strict=True))
     # Negatives (target 0) are drawn without knowledge of the test set, which is what keeps it unseen;
     # what must never happen is a held-out pair used as a positive example.
     positive = data.validation[1] > 0
-    validated = set(zip(data.validation[0]["user"][positive].tolist(), data.validation[0]["anime"][positive].tolist()))
+    validated = set(zip(data.validation[0]["user"][positive].tolist(), data.validation[0]["anime"][positive].tolist(),
+                        strict=True))
     assert test_pairs and not (test_pairs & trained) and not (test_pairs & validated)
     assert len(trained) == ((table["split"] == SPLIT_TRAIN) & (table["rating"] > 0)).sum()
     assert (table["split"] == SPLIT_VALIDATION).sum() > 0

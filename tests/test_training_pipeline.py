@@ -127,12 +127,13 @@ def test_cli_trains_from_a_local_kaggle_folder_in_2020_format(tmp_path, base_con
     raw = tmp_path / "kaggle"
     write_anime_2020(raw, count=40)
     rng = np.random.default_rng(0)
-    rows = [(u, a, int(rng.integers(0, 11)), 2, 1) for u in range(60) for a in rng.choice(np.arange(1, 41), 25, replace=False)]
+    rows = [(u, a, int(rng.integers(0, 11)), 2, 1)
+            for u in range(60) for a in rng.choice(np.arange(1, 41), 25, replace=False)]
     write_ratings(raw, rows, name="animelist.csv", header="user_id,anime_id,rating,watching_status,watched_episodes")
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(small_training_config(base_config)))
-    result = run_pipeline("--raw-dir", str(raw), "--min-user-ratings", "10", "--epochs", "1", "--config", str(config_path),
-                          artifacts=tmp_path / "artifacts")
+    result = run_pipeline("--raw-dir", str(raw), "--min-user-ratings", "10", "--epochs", "1",
+                          "--config", str(config_path), artifacts=tmp_path / "artifacts")
     assert result.returncode == 0, result.stderr[-2000:]
     artifacts = load_model_artifacts(tmp_path / "artifacts" / "model")
     assert artifacts.manifest["data"]["ratings_format"] == "animelist2020"
