@@ -339,7 +339,8 @@ def test_pages_escape_user_input(client) -> None:
 
 def test_static_files_are_served(client) -> None:
     for name in ("app.js", "style.css", "favicon.svg"):
-        assert client.get(f"/static/{name}").status_code == 200
+        with client.get(f"/static/{name}") as response:  # closed: a static file is streamed from an open file
+            assert response.status_code == 200
 
 
 def test_the_form_suggests_user_ids_that_exist(client) -> None:

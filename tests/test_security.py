@@ -204,7 +204,8 @@ RESPONSES = [
 
 @pytest.mark.parametrize("label, method, url, kwargs", RESPONSES, ids=[row[0] for row in RESPONSES])
 def test_every_response_carries_the_security_headers(client, label: str, method: str, url: str, kwargs: dict) -> None:
-    assert_security_headers(getattr(client, method)(url, **kwargs).headers)
+    with getattr(client, method)(url, **kwargs) as response:  # closed: a static file is an open file
+        assert_security_headers(response.headers)
 
 
 def test_unavailable_and_500_responses_carry_them_too(missing_app, app, monkeypatch) -> None:
