@@ -6,11 +6,11 @@
 Run from the repository root. Each run starts a fresh ``gunicorn --config gunicorn.conf.py`` (preloaded app,
 its workers and threads; bench/servers.py) bound to a free port on 127.0.0.1 and times process start -> first
 200 from /readyz. Then a load generator replays the throughput mix of bench/request_mix.py on a fixed number
-of connections for a fixed time: Debian's wrk
-(bench/wrk_mix.lua; the default when installed) or locust headless (bench/locustfile.py; per-endpoint figures
-too). Reported: requests/s, p50/p99, errors (socket errors and non-2xx answers), the server's and the
-generator's CPU per request, and each worker's memory shortly before the load ends: RSS, PSS and USS, where
-USS (pages only that worker holds) is what a worker adds beyond what it shares with the preloading master.
+of connections for a fixed time: Debian's wrk (bench/wrk_mix.lua; the default when installed) or locust
+headless (bench/locustfile.py; per-endpoint figures too). Reported: requests/s, p50/p99, errors (socket errors
+and non-2xx answers), the server's and the generator's CPU per request, and each worker's memory shortly
+before the load ends: RSS, PSS and USS, where USS (pages only that worker holds) is what a worker adds beyond
+what it shares with the preloading master.
 """
 from __future__ import annotations
 
