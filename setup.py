@@ -33,6 +33,7 @@ setup(
         "anime-evaluate = pipeline.evaluation_pipeline:run",
         "anime-tune = pipeline.tuning_pipeline:run",
         "anime-recommend = pipeline.prediction_pipeline:run",
+        "anime-models = pipeline.models_pipeline:run",
     ]},
     extras_require={
         "gcs": ["google-cloud-storage>=2.10,<4", "dvc-gs>=3,<4"],  # a GCS bucket as data source and DVC remote

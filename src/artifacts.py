@@ -1,6 +1,7 @@
 """The model artifact set: the contract between training and serving.
 
-One folder (``artifacts/model/``), written by training as a whole and swapped in atomically:
+One folder per published model version, written by training as a whole and made current atomically
+(``artifacts/model`` points at the current one in ``artifacts/models/``; src/model_registry.py):
 
 | file | content |
 |---|---|
@@ -17,6 +18,7 @@ Everything loads with ``allow_pickle=False``; nothing here is a pickle.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,8 +106,14 @@ def write_model_artifacts(folder: str | Path, user_embeddings: np.ndarray, anime
 
 
 def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
-    """Load and cross-check a model artifact set; raise ArtifactError saying what is wrong."""
+    """Load and cross-check a model artifact set; raise ArtifactError saying what is wrong.
+
+    A symlinked folder (the ``artifacts/model`` pointer to the current version, src/model_registry.py) is resolved
+    once, so every file comes from the same version even if another is published meanwhile.
+    """
     folder = Path(folder)
+    if folder.is_symlink():
+        folder = Path(os.path.realpath(folder))
     if not folder.is_dir():
         raise ArtifactError(f"no model artifacts at {folder}: run `python pipeline/training_pipeline.py` first")
     missing = [name for name in SERVING_FILES if not (folder / name).is_file()]

@@ -35,7 +35,8 @@ from src.base_model import build_model, extract_embeddings
 from src.errors import UserError
 from src.experiment_tracking import CometEpochLogger, tracked_experiment  # comet before keras
 from src.logger import get_logger
-from utils.atomic import atomic_directory, write_json
+from src.model_registry import publish_model
+from utils.atomic import write_json
 from utils.common_functions import read_json
 
 logger = get_logger(__name__)
@@ -199,7 +200,7 @@ def train(config: dict[str, Any], processed_dir: Path | None = None, destination
 
     model = build_model(len(data.user_ids), len(data.anime_ids), config)
     monitor = "val_loss" if data.validation is not None else "loss"
-    with atomic_directory(destination) as staging:
+    with publish_model(destination, config) as staging:
         with tracked_experiment(config, comet_directory or paths_config.comet_dir()) as tracked:
             experiment = tracked.experiment
             experiment.log_parameters(flatten(config))

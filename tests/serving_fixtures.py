@@ -125,7 +125,7 @@ def serving_config() -> ServingConfig:
     """The defaults of config.yaml, pinned here so a config tweak does not silently change the known answers."""
     return ServingConfig(similar_users=10, preference_percentile=75, genre_boost=0.5, preferred_genres=5,
                          default_n=10, max_n=100, user_weight=0.5, content_weight=0.5, max_liked=50,
-                         max_query_length=100)
+                         max_query_length=100, keep_versions=2)
 
 
 @pytest.fixture(scope="session")

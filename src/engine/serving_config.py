@@ -23,6 +23,7 @@ class ServingConfig:
     content_weight: float
     max_liked: int
     max_query_length: int
+    keep_versions: int  # models kept besides the current one (src/model_registry.py checks it)
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any] | None) -> ServingConfig:

@@ -1,0 +1,257 @@
+"""Versioned model artifacts (src/model_registry.py) and the `anime-models` command.
+
+Real files, real symlinks, real subprocesses.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from config import paths_config
+from src.artifacts import load_model_artifacts, write_model_artifacts
+from src.errors import ArtifactError, UserError
+from src.model_registry import (
+    current_version,
+    inputs_hash,
+    is_version_id,
+    list_versions,
+    new_version_id,
+    publish_model,
+    resolve_model_dir,
+    rollback,
+    versions_dir,
+)
+from tests.serving_fixtures import tiny_frames, write_tiny_artifacts
+
+REPO = paths_config.PROJECT_ROOT
+MARK = " [B]"
+
+
+def publish_tiny(pointer: Path, config: dict, note: str = "", mark: str = "", break_ids: bool = False) -> str:
+    """Publish the tiny artifact set (titles marked with ``mark``) as the current version; return its id."""
+    frames = tiny_frames()
+    frames["manifest"] = {**frames["manifest"], "data": {"note": note}, "created_at": "2025-01-01T00:00:00+00:00"}
+    if mark:
+        frames["anime"] = frames["anime"].assign(name=frames["anime"]["name"] + mark)
+    with publish_model(pointer, config) as staging:
+        write_model_artifacts(staging, **frames)
+        if break_ids:
+            (staging / "anime_ids.json").write_text("[1, 5, 6]", encoding="utf-8")
+    return current_version(pointer)
+
+
+@pytest.fixture
+def versions_config(base_config: dict) -> dict:
+    return {**base_config, "serving": {**base_config["serving"], "keep_versions": 2}}
+
+
+@pytest.fixture
+def pointer(tmp_path: Path) -> Path:
+    return paths_config.model_dir(tmp_path / "artifacts")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Publishing
+# ---------------------------------------------------------------------------------------------------------
+def test_a_published_model_gets_a_version_folder_and_the_pointer_names_it(pointer: Path, versions_config) -> None:
+    version = publish_tiny(pointer, versions_config, "a")
+    assert is_version_id(version)
+    assert pointer.is_symlink() and os.readlink(pointer) == f"models/{version}", "a relative link: the root can move"
+    folder = versions_dir(pointer) / version
+    assert resolve_model_dir(pointer) == folder.resolve()
+    manifest = json.loads((pointer / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["version"] == version and manifest["published_at"]
+    assert len(load_model_artifacts(pointer).user_ids) == 16  # readers keep using artifacts/model as before
+    assert sorted(p.name for p in pointer.parent.iterdir() if not p.name.endswith(".lock")) == ["model", "models"]
+
+
+def test_the_version_id_is_the_utc_time_and_a_hash_of_the_data_and_config() -> None:
+    manifest = {"data": {"users": 150}, "config": {"seed": 42}, "training": {"best_loss": 0.3}}
+    when = datetime(2025, 3, 2, 9, 0, 0, tzinfo=UTC)
+    version = new_version_id(manifest, when)
+    assert version == f"20250302T090000Z-{inputs_hash(manifest)}" and is_version_id(version)
+    # the hash names the inputs: what training produced does not change it, the data or the config does
+    assert inputs_hash({**manifest, "training": {"best_loss": 0.1}}) == inputs_hash(manifest)
+    assert inputs_hash({**manifest, "config": {"seed": 7}}) != inputs_hash(manifest)
+    assert inputs_hash({**manifest, "data": {"users": 151}}) != inputs_hash(manifest)
+
+
+def test_two_publishes_of_the_same_inputs_in_one_second_get_distinct_versions(pointer, versions_config) -> None:
+    first, second = publish_tiny(pointer, versions_config, "same"), publish_tiny(pointer, versions_config, "same")
+    assert first != second and first.split("-")[1] == second.split("-")[1]
+
+
+def test_a_failed_run_leaves_the_current_model_and_no_temporary_folder(pointer: Path, versions_config) -> None:
+    version = publish_tiny(pointer, versions_config, "a")
+    with pytest.raises(RuntimeError), publish_model(pointer, versions_config) as staging:
+        write_tiny_artifacts(staging)
+        raise RuntimeError("crash mid-run")
+    assert current_version(pointer) == version
+    assert [v.version for v in list_versions(pointer)] == [version]
+    assert not list(pointer.parent.glob(".model.tmp-*"))
+
+
+def test_a_model_that_fails_the_load_checks_is_never_made_current(pointer: Path, versions_config) -> None:
+    version = publish_tiny(pointer, versions_config, "a")
+    with pytest.raises(ArtifactError, match="fails the load checks, so it was not made current.*do not match"):
+        publish_tiny(pointer, versions_config, "broken", break_ids=True)
+    assert current_version(pointer) == version
+    assert [v.version for v in list_versions(pointer)] == [version]
+    assert not list(pointer.parent.glob(".model.tmp-*"))
+
+
+def test_a_killed_publish_never_becomes_current_and_its_leftovers_are_cleaned(pointer, versions_config,
+                                                                                tmp_path) -> None:
+    version = publish_tiny(pointer, versions_config, "a")
+    script = textwrap.dedent(f"""
+        import os, signal
+        from config.loader import load_config
+        from src.model_registry import publish_model
+        from tests.serving_fixtures import write_tiny_artifacts
+        with publish_model({str(pointer)!r}, load_config()) as staging:
+            write_tiny_artifacts(staging)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    killed = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    assert list(pointer.parent.glob(".model.tmp-*")), "the killed run's folder is left (nothing could clean it)"
+    assert current_version(pointer) == version and [v.version for v in list_versions(pointer)] == [version]
+    publish_tiny(pointer, versions_config, "b")
+    assert not list(pointer.parent.glob(".model.tmp-*")), "the next publish cleans up"
+
+
+def test_the_current_and_keep_versions_earlier_ones_are_kept(pointer: Path, versions_config) -> None:
+    published = [publish_tiny(pointer, versions_config, str(i)) for i in range(4)]
+    assert [v.version for v in list_versions(pointer)] == published[::-1][:3]
+    assert not (versions_dir(pointer) / published[0]).exists()
+    config = {**versions_config, "serving": {**versions_config["serving"], "keep_versions": 0}}
+    latest = publish_tiny(pointer, config, "only")
+    assert [v.version for v in list_versions(pointer)] == [latest]
+
+
+def test_a_version_another_pointer_links_to_is_never_deleted(pointer: Path, versions_config) -> None:
+    kept = publish_tiny(pointer, versions_config, "pinned")
+    os.symlink(f"models/{kept}", pointer.with_name("model-pinned"))  # e.g. a tuning trial's model
+    config = {**versions_config, "serving": {**versions_config["serving"], "keep_versions": 0}}
+    for note in ("b", "c"):
+        publish_tiny(pointer, config, note)
+    assert (versions_dir(pointer) / kept).is_dir()
+
+
+@pytest.mark.parametrize("value", [-1, "2", 1.5, True, None])
+def test_keep_versions_must_be_a_whole_number(pointer: Path, versions_config, value) -> None:
+    config = {**versions_config, "serving": {**versions_config["serving"], "keep_versions": value}}
+    with pytest.raises(UserError, match="serving.keep_versions must be a whole number"):
+        publish_tiny(pointer, config)
+    assert not pointer.parent.exists() or not list(pointer.parent.iterdir())
+
+
+def test_a_model_folder_from_before_versions_serves_and_is_adopted_on_the_next_publish(pointer, versions_config):
+    write_tiny_artifacts(pointer)  # the old layout: a real folder at artifacts/model, no version in its manifest
+    legacy = current_version(pointer)
+    assert legacy and [(v.version, v.current) for v in list_versions(pointer)] == [(legacy, True)]
+    new = publish_tiny(pointer, versions_config, "new")
+    assert pointer.is_symlink() and current_version(pointer) == new
+    assert [v.version for v in list_versions(pointer)] == [new, legacy]
+    assert rollback(pointer, versions_config) == (new, legacy)
+    assert json.loads((pointer / "manifest.json").read_text())["version"] == legacy
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rolling back
+# ---------------------------------------------------------------------------------------------------------
+def test_rollback_goes_to_the_previous_version_or_any_kept_one(pointer: Path, versions_config) -> None:
+    first, second, third = (publish_tiny(pointer, versions_config, note) for note in "abc")
+    assert rollback(pointer, versions_config) == (third, second)
+    assert rollback(pointer, versions_config) == (second, first)
+    assert rollback(pointer, versions_config, third) == (first, third)  # forward again
+    assert [v.version for v in list_versions(pointer) if v.current] == [third]
+
+
+def test_rollback_refuses_what_it_cannot_serve(pointer: Path, versions_config) -> None:
+    with pytest.raises(UserError, match="no earlier model version"):
+        rollback(pointer, versions_config)
+    first = publish_tiny(pointer, versions_config, "a")
+    with pytest.raises(UserError, match="no earlier model version"):
+        rollback(pointer, versions_config)
+    with pytest.raises(UserError, match=f"no kept model version 'nope'.*kept: {first}"):
+        rollback(pointer, versions_config, "nope")
+    second = publish_tiny(pointer, versions_config, "b")
+    (versions_dir(pointer) / first / "anime_ids.json").write_text("[1]", encoding="utf-8")  # corrupted on disk
+    with pytest.raises(ArtifactError, match=f"model version {first} .* fails the load checks"):
+        rollback(pointer, versions_config)
+    assert current_version(pointer) == second
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------------------
+def models_cli(*args: str, root: Path, console_script: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANIME_ARTIFACTS_DIR": str(root), "ANIME_LOG_LEVEL": "WARNING"}
+    script = Path(sys.executable).parent / "anime-models"
+    command = [str(script)] if console_script else [sys.executable, "-m", "pipeline.models_pipeline"]
+    return subprocess.run([*command, *args], cwd=REPO if not console_script else root.parent, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_anime_models_lists_and_rolls_back(pointer: Path, versions_config) -> None:
+    root = pointer.parent
+    first, second = publish_tiny(pointer, versions_config, "a"), publish_tiny(pointer, versions_config, "b")
+    listed = models_cli("list", root=root)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["VERSION", "PUBLISHED", "(UTC)", "USERS", "ANIME"]
+    assert re.match(rf"\*\s+{second}\s+\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\s+16\s+12$", lines[1])
+    assert lines[2].split()[0] == first
+    back = models_cli("rollback", root=root)
+    assert back.returncode == 0, back.stderr
+    assert f"model version {first} is now current" in back.stdout and "kill -HUP" in back.stdout
+    assert current_version(pointer) == first
+    again = models_cli("rollback", second, root=root)
+    assert again.returncode == 0 and current_version(pointer) == second
+
+
+@pytest.mark.skipif(not (Path(sys.executable).parent / "anime-models").exists(),
+                    reason="the console script appears with `pip install -e .` (make install)")
+def test_the_console_script_runs_from_anywhere(pointer: Path, versions_config) -> None:
+    version = publish_tiny(pointer, versions_config, "a")
+    listed = models_cli("list", root=pointer.parent, console_script=True)
+    assert listed.returncode == 0 and version in listed.stdout, listed.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("rollback",), "no earlier model version to roll back to"),
+    (("rollback", "20000101T000000Z-00000000"), "there is no kept model version '20000101T000000Z-00000000'"),
+])
+def test_anime_models_fails_with_one_readable_line(pointer: Path, versions_config, args, message) -> None:
+    publish_tiny(pointer, versions_config, "a")
+    result = models_cli(*args, root=pointer.parent)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
+
+
+def test_anime_models_list_without_any_model_says_what_to_do(tmp_path: Path) -> None:
+    result = models_cli("list", root=tmp_path / "empty")
+    assert result.returncode == 0 and "no published model" in result.stdout and "anime-train" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training publishes through the registry
+# ---------------------------------------------------------------------------------------------------------
+@pytest.mark.integration
+def test_training_publishes_a_version(trained_root: Path) -> None:
+    pointer = paths_config.model_dir(trained_root)
+    assert pointer.is_symlink()
+    version = current_version(pointer)
+    assert is_version_id(version) and resolve_model_dir(pointer).name == version
+    manifest = json.loads((pointer / "manifest.json").read_text(encoding="utf-8"))
+    assert version.endswith(inputs_hash(manifest)) and (pointer / "model.keras").is_file()
