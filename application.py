@@ -17,7 +17,7 @@ from src.logger import get_logger
 from src.web.api import api_bp, health_bp
 from src.web.errors import register_error_handlers
 from src.web.pages import pages_bp
-from src.web.state import load_engine
+from src.web.state import load_engine, pin_engine
 
 logger = get_logger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -25,10 +25,12 @@ MAX_BODY_BYTES = 64 * 1024  # a favourites request is a few hundred bytes; anyth
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the app and load the model artifacts once (``ARTIFACTS_DIR``, default the model dir).
+    """Build the app and load the model artifacts (``ARTIFACTS_DIR``, default the model dir: the pointer to the
+    current version, src/model_registry.py).
 
     The app starts even when the artifacts are missing or broken: /healthz answers, /readyz and the API
-    report the reason with a 503, and the pages show it.
+    report the reason with a 503, and the pages show it. Under gunicorn a HUP takes up the current version
+    (``reload_engine`` in gunicorn.conf.py); every response names its version in X-Model-Version.
     """
     refuse_debugger()
     app = Flask(__name__, template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
@@ -44,6 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.debug = False  # never the interactive debugger: it would hand out a Python shell
     app.json.sort_keys = False  # keep fields in the documented order
     load_engine(app)
+    app.before_request(pin_engine)  # first: everything after it, error pages included, sees one model version
     app.before_request(read_chunked_body)
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)

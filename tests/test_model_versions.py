@@ -1,12 +1,14 @@
-"""Versioned model artifacts (src/model_registry.py) and the `anime-models` command.
+"""Versioned model artifacts (src/model_registry.py), the `anime-models` command, and what the app says about
+versions: /readyz, the X-Model-Version header, the page footer, the reload a gunicorn HUP runs in the master.
 
-Real files, real symlinks, real subprocesses.
+Real files, real symlinks, real subprocesses; the server under load is tests/test_hot_swap.py.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +32,7 @@ from src.model_registry import (
     rollback,
     versions_dir,
 )
-from tests.serving_fixtures import tiny_frames, write_tiny_artifacts
+from tests.serving_fixtures import TEST_USER, tiny_frames, write_tiny_artifacts
 
 REPO = paths_config.PROJECT_ROOT
 MARK = " [B]"
@@ -242,6 +244,97 @@ def test_anime_models_fails_with_one_readable_line(pointer: Path, versions_confi
 def test_anime_models_list_without_any_model_says_what_to_do(tmp_path: Path) -> None:
     result = models_cli("list", root=tmp_path / "empty")
     assert result.returncode == 0 and "no published model" in result.stdout and "anime-train" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What the app says: /readyz, X-Model-Version, the footer; the reload a HUP runs in the master
+# ---------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def versioned_app(pointer: Path, versions_config, serving_config):
+    from application import create_app
+
+    version = publish_tiny(pointer, versions_config, "a")
+    app = create_app({"TESTING": True, "ARTIFACTS_DIR": str(pointer), "SERVING_CONFIG": serving_config})
+    return app, version
+
+
+def test_every_response_names_the_model_version(versioned_app) -> None:
+    app, version = versioned_app
+    client = app.test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["version"] == version
+    assert ready.get_json()["loaded_at"] and "refused" not in ready.get_json()
+    for response in (ready, client.get("/healthz"), client.get(f"/api/users/{TEST_USER}/recommendations"),
+                     client.get("/api/anime/search?q=bebop"), client.get("/api/anime/999999/similar"),
+                     client.get("/api/users/x/recommendations"), client.get("/api/nowhere"),
+                     client.delete("/api/anime/search"), client.post("/api/recommendations", data="x",
+                                                                     content_type="text/plain"),
+                     client.get("/api/openapi.json"), client.get("/")):
+        assert response.headers["X-Model-Version"] == version, (response.request.path, response.status_code)
+    page = client.get(f"/?userID={TEST_USER}").get_data(as_text=True)
+    assert f'<code id="model-version">{version}</code>' in page
+
+
+def test_without_a_model_the_header_says_none_and_the_footer_no_version(missing_app) -> None:
+    client = missing_app.test_client()
+    for response in (client.get("/readyz"), client.get(f"/api/users/{TEST_USER}/recommendations"),
+                     client.get(f"/?userID={TEST_USER}")):
+        assert response.status_code == 503 and response.headers["X-Model-Version"] == "none"
+    assert client.get("/readyz").get_json()["version"] is None
+    assert 'id="model-version"' not in client.get("/").get_data(as_text=True)
+
+
+def test_reload_takes_up_the_current_version_and_refuses_a_broken_one(versioned_app, pointer, versions_config):
+    from src.web.state import EXTENSION_KEY, reload_engine
+
+    app, first = versioned_app
+    client = app.test_client()
+    engine = app.extensions[EXTENSION_KEY].recommender
+    assert reload_engine(app).recommender is engine, "the same files: nothing is rebuilt"
+
+    second = publish_tiny(pointer, versions_config, "b", mark=MARK)
+    assert reload_engine(app).version == second
+    response = client.get(f"/api/users/{TEST_USER}/recommendations")
+    assert response.headers["X-Model-Version"] == second
+    assert all(item["name"].endswith(MARK) for item in response.get_json()["recommendations"])
+
+    broken = versions_dir(pointer) / "29990101T000000Z-0badbad0"
+    shutil.copytree(resolve_model_dir(pointer), broken)
+    (broken / "anime_ids.json").write_text("[1, 5, 6]", encoding="utf-8")
+    os.symlink(f"models/{broken.name}", pointer.with_name("link"))
+    os.replace(pointer.with_name("link"), pointer)
+    state = reload_engine(app)
+    assert state.version == second and state.recommender is not None
+    ready = client.get("/readyz").get_json()
+    assert ready["version"] == second and "do not match" in ready["refused"] and broken.name in ready["refused"]
+    assert client.get(f"/api/users/{TEST_USER}/recommendations").headers["X-Model-Version"] == second
+
+    rollback(pointer, versions_config, first)
+    assert reload_engine(app).version == first and "refused" not in client.get("/readyz").get_json()
+
+
+def test_a_request_keeps_the_model_it_started_with(versioned_app, pointer, versions_config) -> None:
+    from src.web.state import EXTENSION_KEY, engine_state, pin_engine, reload_engine
+
+    app, first = versioned_app
+    with app.test_request_context("/api/anime/search?q=bebop"):
+        pin_engine()
+        publish_tiny(pointer, versions_config, "b")
+        reload_engine(app)  # as if the engine were swapped while this request runs
+        assert app.extensions[EXTENSION_KEY].version != first
+        assert engine_state().version == first
+
+
+def test_a_server_started_on_a_broken_pointer_serves_once_a_good_model_is_current(pointer, versions_config,
+                                                                                 serving_config) -> None:
+    from application import create_app
+    from src.web.state import reload_engine
+
+    app = create_app({"TESTING": True, "ARTIFACTS_DIR": str(pointer), "SERVING_CONFIG": serving_config})
+    assert app.test_client().get("/readyz").status_code == 503
+    version = publish_tiny(pointer, versions_config, "a")
+    assert reload_engine(app).version == version
+    assert app.test_client().get("/readyz").get_json()["version"] == version
 
 
 # ---------------------------------------------------------------------------------------------------------

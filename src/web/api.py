@@ -27,12 +27,19 @@ def healthz() -> Any:
 
 @health_bp.get("/readyz")
 def readyz() -> Any:
-    """200 once the artifacts are in memory; 503 with the reason otherwise (keeps a load balancer away)."""
+    """200 once a model is in memory, with its version; 503 with the reason otherwise (keeps a load balancer away).
+
+    ``refused`` says why a newer model was not taken up on the last reload (the version shown still serves).
+    """
     state = engine_state()
     if state.recommender is None:
-        return jsonify(status="unavailable", reason=state.reason), 503
+        return jsonify(status="unavailable", reason=state.reason, version=None), 503
     engine = state.recommender
-    return jsonify(status="ready", users=engine.n_users, anime=engine.n_anime)
+    body = {"status": "ready", "version": state.version, "users": engine.n_users, "anime": engine.n_anime,
+            "loaded_at": state.loaded_at}
+    if state.refused:
+        body["refused"] = state.refused
+    return jsonify(body)
 
 
 @api_bp.get("/openapi.json")

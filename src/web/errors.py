@@ -1,4 +1,4 @@
-"""Error handlers and security headers.
+"""Error handlers, security headers and the X-Model-Version header.
 
 Under /api and the health probes every error is JSON ``{"error": {"status", "message"}}``; elsewhere it is a
 friendly HTML page. Unexpected exceptions are logged with their traceback and answered with a generic 500,
@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from src.engine.validation import RecommendationError, UnknownAnimeError, UnknownUserError
 from src.logger import get_logger
-from src.web.state import EngineUnavailable
+from src.web.state import EngineUnavailable, engine_state
 
 logger = get_logger(__name__)
 
@@ -27,6 +27,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+MODEL_VERSION_HEADER = "X-Model-Version"
 _HTTP_MESSAGES = {
     400: "the request could not be understood: check its parameters",
     404: "there is nothing at this address: the API is described at /api/openapi.json",
@@ -59,6 +60,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     app.after_request(_security_headers)
+    app.after_request(_model_version_header)
 
 
 def _unavailable(error: EngineUnavailable) -> Any:
@@ -87,4 +89,11 @@ def _unexpected(error: Exception) -> Any:
 def _security_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    return response
+
+
+def _model_version_header(response: Response) -> Response:
+    """Every response names the model version that answered it ("none" while no model is loaded): the one the
+    request pinned when it started (src/web/state.py), so the header and the body always agree."""
+    response.headers[MODEL_VERSION_HEADER] = engine_state().header_version
     return response

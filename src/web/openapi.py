@@ -115,11 +115,17 @@ def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str
                                                                          "skipped."},
                                               "recommendations": {"type": "array", "items": {"$ref": "#/components/schemas/Recommendation"}}}},
         "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
-        "Ready": {"type": "object", "required": ["status"],
+        "Ready": {"type": "object", "required": ["status", "version"],
                   "properties": {"status": {"type": "string", "enum": ["ready"]},
-                                 "users": {"type": "integer"}, "anime": {"type": "integer"}}},
+                                 "version": {"type": "string", "description": "The serving model's version id "
+                                             "(also in every response's X-Model-Version header)."},
+                                 "users": {"type": "integer"}, "anime": {"type": "integer"},
+                                 "loaded_at": {"type": "string", "description": "When this server loaded it (UTC)."},
+                                 "refused": {"type": "string", "description": "Why a newer model was not taken up "
+                                             "on the last reload; the version above still serves."}}},
         "Unavailable": {"type": "object", "required": ["status", "reason"],
-                        "properties": {"status": {"type": "string", "enum": ["unavailable"]}, "reason": {"type": "string"}}},
+                        "properties": {"status": {"type": "string", "enum": ["unavailable"]},
+                                       "reason": {"type": "string"}, "version": {"type": "string", "nullable": True}}},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["status", "message"],
             "properties": {"status": {"type": "integer", "minimum": 400, "maximum": 599},

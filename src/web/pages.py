@@ -42,9 +42,11 @@ def _filled(form: MultiDict) -> MultiDict:
 
 @pages_bp.app_context_processor
 def _engine_context() -> dict[str, Any]:
-    """Every template (error pages included) knows the limits and whether the engine is unavailable."""
+    """Every template (error pages included) knows the limits, whether the engine is unavailable, and the model
+    version that answers (the footer shows it)."""
     state = engine_state()
-    return {"serving": state.config, "unavailable": state.reason}
+    return {"serving": state.config, "unavailable": state.reason,
+            "model_version": state.version if state.recommender is not None else None}
 
 
 def _page_context(form: MultiDict) -> dict[str, Any]:
