@@ -29,7 +29,9 @@ FROM deps AS model
 ARG TRAIN_EPOCHS=""
 ARG MIN_USER_RATINGS=""
 WORKDIR /build
-# .dockerignore lets in only code, config, data/sample and artifacts/model (no raw or processed data).
+# .dockerignore lets in only code, config, data/sample and the model (no raw or processed data). artifacts/model
+# is the pointer to the current version in artifacts/models/ (src/model_registry.py): that version is baked in,
+# as a plain folder with its version id in its manifest (the X-Model-Version the pods answer with).
 COPY . ./
 ENV ANIME_ARTIFACTS_DIR=/build/artifacts
 # The load check fails the build on incomplete or inconsistent artifacts rather than the pods at start-up.
@@ -47,7 +49,7 @@ RUN if [ -f artifacts/model/manifest.json ]; then \
     fi \
  && python -c "from src.artifacts import load_model_artifacts; load_model_artifacts('artifacts/model')" \
  && mkdir -p /opt/anime/artifacts \
- && mv artifacts/model /opt/anime/artifacts/model \
+ && mv "$(readlink -f artifacts/model)" /opt/anime/artifacts/model \
  && rm -f /opt/anime/artifacts/model/model.keras \
  && chmod -R a+rX /opt/anime/artifacts \
  && rm -rf artifacts data \

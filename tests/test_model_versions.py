@@ -348,3 +348,35 @@ def test_training_publishes_a_version(trained_root: Path) -> None:
     assert is_version_id(version) and resolve_model_dir(pointer).name == version
     manifest = json.loads((pointer / "manifest.json").read_text(encoding="utf-8"))
     assert version.endswith(inputs_hash(manifest)) and (pointer / "model.keras").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The image bakes the version the pointer names
+# ---------------------------------------------------------------------------------------------------------
+def test_the_image_build_context_and_model_stage_take_the_current_version(tmp_path: Path, versions_config) -> None:
+    """The Dockerfile's model stage script, run without Docker on a context whose artifacts/model is the pointer."""
+    from tests.test_deployment import (
+        container_env,
+        dockerignore_patterns,
+        excluded_from_build_context,
+        model_stage_runs,
+    )
+
+    context = tmp_path / "build"
+    for name in ("src", "config", "utils", "pipeline"):
+        shutil.copytree(REPO / name, context / name, ignore=shutil.ignore_patterns("__pycache__"))
+    pointer = paths_config.model_dir(context / "artifacts")
+    publish_tiny(pointer, versions_config, "old")
+    version = publish_tiny(pointer, versions_config, "current")
+    patterns = dockerignore_patterns()
+    for path in ("artifacts/model", f"artifacts/models/{version}/manifest.json"):
+        assert not excluded_from_build_context(path, patterns), f"{path} must reach the build context"
+    script = model_stage_runs(REPO / "Dockerfile")[0]
+    script = script.replace("/opt/anime", str(tmp_path / "opt" / "anime")).replace("/build", str(context))
+    built = subprocess.run(["sh", "-c", script], cwd=context, env=container_env(tmp_path, context / "artifacts"),
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "Using the model artifacts from the build context" in built.stdout
+    baked = tmp_path / "opt" / "anime" / "artifacts" / "model"
+    assert baked.is_dir() and not baked.is_symlink()
+    assert json.loads((baked / "manifest.json").read_text(encoding="utf-8"))["version"] == version
