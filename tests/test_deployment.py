@@ -478,6 +478,8 @@ def test_gunicorn_listens_on_all_interfaces_port_5000_in_the_container(tmp_path:
 def dvc(clone: Path, *arguments: str, timeout: int = 1200) -> subprocess.CompletedProcess[str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith(("COMET_", "ANIME_"))}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"  # the stages' `python` is this virtualenv's
+    # ...running the clone's code: the virtualenv's editable install would otherwise import this working tree's
+    env["PYTHONPATH"] = str(clone)
     result = subprocess.run([tool("dvc"), *arguments], cwd=clone, env=env, capture_output=True, text=True,
                             timeout=timeout)
     assert result.returncode == 0, f"dvc {' '.join(arguments)} failed:\n{result.stdout}\n{result.stderr}"
