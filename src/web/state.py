@@ -12,6 +12,7 @@ Each request pins the state it started with (``pin_engine``), so one response ne
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +109,7 @@ def _build_state(folder: Path, config: ServingConfig) -> EngineState:
     signature = model_signature(folder)
     source = Path(signature[0]) if signature else resolve_model_dir(folder)
     loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
+    started = time.perf_counter()
     try:
         recommender = Recommender.from_folder(source, config)
     except UserError as error:
@@ -119,7 +121,7 @@ def _build_state(folder: Path, config: ServingConfig) -> EngineState:
                                  "see the server log, then retrain or fix the artifacts", config,
                            source=str(source), loaded_at=loaded_at, signature=signature)
     version = version_of(recommender.manifest)
-    logger.info("loaded model version %s from %s", version, source)
+    logger.info("loaded model version %s from %s in %.2f s", version, source, time.perf_counter() - started)
     return EngineState(recommender, None, config, version=version, source=str(source), loaded_at=loaded_at,
                        signature=signature)
 
