@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARTIFACTS ?= artifacts
 
-.PHONY: install train run serve test test-fast lint browser-deps clean bench bench-quick
+.PHONY: install train run serve test test-fast lint browser-deps docker-deps image-test clean bench bench-quick
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,21 @@ browser-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-# Everything: the lint, then every test tier (unit, integration with real training and servers, browser).
-test: install browser-deps lint
+# A Docker engine for the image test, as browser-deps installs Chromium: Debian's docker.io and debootstrap
+# installed and dockerd started when none answers (root; docker/engine.sh). Without root and without an engine it
+# does nothing, and tests/test_image.py skips with one line.
+docker-deps:
+	@docker/engine.sh
+
+# The real container image (tests/test_image.py): built from a clean export of HEAD by docker/build-image.sh (the
+# Jenkinsfile's command; on the stand-in base of docker/standin-base.sh where no registry answers), then run as
+# deployment.yaml runs the pod, and checked from outside and inside. `make test` runs it too.
+image-test: install docker-deps
+	$(PY) -m pytest tests/test_image.py
+
+# Everything: the lint, then every test tier (unit, integration with real training and servers, the container
+# image, browser).
+test: install browser-deps docker-deps lint
 	$(PY) -m pytest
 
 # The unit tier alone, in under a minute: no training, no gunicorn or browser (markers in pytest.ini).
