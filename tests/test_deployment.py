@@ -401,8 +401,9 @@ def test_jenkinsfile_runs_the_stages_in_order() -> None:
     stages = re.findall(r"stage\('([^']+)'\)", code)
     assert stages == ["Checkout", "Install", "Test", "Reproduce pipeline (DVC)", "Build and push image",
                       "Deploy to GKE"]
-    steps = ["checkout scm", "make install", "make test", "dvc pull", "dvc repro", "docker build", "docker push",
-             "kubectl apply", "kubectl rollout status"]
+    # docker/build-image.sh: the image is built by the same command as `make image-test`'s (tests/test_image.py).
+    steps = ["checkout scm", "make install", "make test", "dvc pull", "dvc repro", "docker/build-image.sh",
+             "docker push", "kubectl apply", "kubectl rollout status"]
     # Where each runs as a command (at the start of a line), not where a comment or message mentions it.
     positions = [re.search(rf"^\s*(?:sh\s+'|if !\s+)?{re.escape(step)}", code, re.MULTILINE).start() for step in steps]
     assert positions == sorted(positions)
