@@ -260,10 +260,9 @@ def check_model(folder: Path, config: dict[str, Any], what: str = "the model") -
     try:
         Recommender.from_folder(folder, ServingConfig.from_config(config))
     except UserError as error:
-        raise ArtifactError(f"{what} in {folder} fails the load checks, so it was not made current: {error}") \
-            from error
+        raise ArtifactError(f"{what} fails the load checks, so it was not made current: {error}") from error
     except Exception as error:  # any other failure would fail the server's load as well
-        raise ArtifactError(f"{what} in {folder} fails the load checks, so it was not made current "
+        raise ArtifactError(f"{what} fails the load checks, so it was not made current "
                             f"({type(error).__name__}: {error})") from error
 
 
