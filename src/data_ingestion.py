@@ -3,8 +3,18 @@
 Sources, in order of precedence: a local folder (``--raw-dir``), a Google Cloud Storage bucket
 (``data.source: gcs``), or the embedded real sample in ``data/sample/`` (the default).
 
-A raw folder holds ``anime.csv``, optionally ``anime_with_synopsis.csv``, and one ratings file; each may be
-plain, ``.gz`` or ``.zip``. Ratings files, first match wins:
+A raw folder holds the anime metadata, and one ratings file; each may be plain, ``.gz`` or ``.zip``. Metadata:
+
+- ``anime-dataset-2023.csv`` (Kaggle "Anime Dataset 2023"; synopses and image URLs in the same file), or
+- ``anime.csv`` (Kaggle "Anime Recommendation Database 2020", or the 2016 dataset), optionally with
+  ``anime_with_synopsis.csv`` beside it.
+
+When both are there the 2023 file wins and the 2020 files are left out: it is newer (about 24,900 anime against
+17,562), its synopses and English names are intact (the 2020 ones need repairs, see src/metadata.py) and it has
+image URLs. Anime deleted from MyAnimeList since 2020 are then unknown, and their ratings rows are dropped and
+counted (``rows_with_unknown_anime``); remove the 2023 file to use the 2020 metadata instead.
+
+Ratings files, first match wins:
 
 | file | columns | "not rated" |
 |---|---|---|
@@ -28,6 +38,7 @@ logger = get_logger(__name__)
 
 COMPRESSION_SUFFIXES = ("", ".gz", ".zip")
 ANIME_FILE = "anime.csv"
+ANIME_2023_FILE = "anime-dataset-2023.csv"  # preferred over anime.csv when both are there
 SYNOPSIS_FILE = "anime_with_synopsis.csv"
 RATINGS_FILES = {  # file name -> ratings format
     "animelist.csv": "animelist2020",
@@ -61,12 +72,17 @@ def describe_raw_folder(folder: Path) -> dict[str, Any]:
     """Check a raw folder has what processing needs; return the files found."""
     if not folder.is_dir():
         raise UserError(f"raw data folder {folder} does not exist: pass an existing folder with --raw-dir")
-    anime = find_file(folder, ANIME_FILE)
+    anime_2023 = find_file(folder, ANIME_2023_FILE)
+    anime = anime_2023 or find_file(folder, ANIME_FILE)
     if anime is None:
-        raise UserError(f"no {ANIME_FILE} (plain, .gz or .zip) in {folder}: download it from the Kaggle "
-                        "'Anime Recommendation Database 2020' and put it there")
+        raise UserError(f"no {ANIME_FILE} or {ANIME_2023_FILE} (plain, .gz or .zip) in {folder}: download "
+                        "anime.csv from the Kaggle 'Anime Recommendation Database 2020' or anime-dataset-2023.csv "
+                        "from the Kaggle 'Anime Dataset 2023' and put it there")
     ratings, ratings_format = find_ratings_file(folder)
-    synopsis = find_file(folder, SYNOPSIS_FILE)
+    # The 2023 file carries its own synopses; the 2020 synopsis file belongs with anime.csv only.
+    synopsis = None if anime_2023 else find_file(folder, SYNOPSIS_FILE)
+    if anime_2023 and find_file(folder, ANIME_FILE):
+        logger.info("%s and %s are both in %s: using %s", anime_2023.name, ANIME_FILE, folder, anime_2023.name)
     return {"anime": anime, "synopsis": synopsis, "ratings": ratings, "ratings_format": ratings_format}
 
 
@@ -82,11 +98,11 @@ def ingest(config: dict[str, Any], raw_dir: str | Path | None = None, destinatio
     else:
         raise UserError(f"data.source must be 'sample' or 'gcs', not {config['data']['source']!r}")
     found = describe_raw_folder(source_folder)
-    logger.info("ingesting %s: %s", origin, ", ".join(p.name for p in (found["anime"], found["synopsis"], found["ratings"]) if p))
+    files = [path for path in (found["anime"], found["synopsis"], found["ratings"]) if path is not None]
+    logger.info("ingesting %s: %s", origin, ", ".join(path.name for path in files))
     with atomic_directory(destination) as staging:
-        for path in (found["anime"], found["synopsis"], found["ratings"]):
-            if path is not None:
-                _link_or_copy(path, staging / path.name)
+        for path in files:
+            _link_or_copy(path, staging / path.name)
         write_json(staging / "source.json", {"origin": origin, "ratings_format": found["ratings_format"],
                                              "files": sorted(p.name for p in staging.iterdir())})
     logger.info("raw files ready in %s", destination)

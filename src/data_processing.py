@@ -37,11 +37,12 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
 from config import paths_config
-from src.artifacts import ANIME_COLUMNS, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, write_ids
+from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, write_ids
 from src.data_ingestion import describe_raw_folder
 from src.errors import UserError
 from src.evaluation.splitting import assign_splits, select_newcomers
 from src.logger import get_logger
+from src.metadata import read_metadata
 from utils.atomic import atomic_directory, write_json
 from utils.common_functions import read_json
 
@@ -51,16 +52,6 @@ RATING_INPUT_COLUMNS = ["user_id", "anime_id", "rating"]
 # Valid raw rating values per format; the first is the "not rated" marker where the format has one.
 RATING_RANGES = {"animelist2020": (0, 10), "rating_complete2020": (1, 10), "rating2016": (-1, 10)}
 
-# Column spellings across the 2020 revisions and the 2016 dataset -> our names.
-ANIME_ALIASES = {
-    "MAL_ID": "anime_id", "anime_id": "anime_id", "Name": "name", "name": "name",
-    "English name": "english_name", "Genres": "genres", "Genders": "genres", "genre": "genres",
-    "Type": "type", "type": "type", "Episodes": "episodes", "episodes": "episodes",
-    "Premiered": "premiered", "Aired": "aired", "Score": "score", "rating": "score",
-    "Members": "members", "members": "members",
-}
-SYNOPSIS_COLUMNS = ("sypnopsis", "synopsis")  # "sypnopsis" (sic) in the 2020 files
-MISSING_MARKERS = ["Unknown", ""]
 # One block of validated ratings rows: (user_id int32, anime_id int32, rating int8).
 Block = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -276,53 +267,9 @@ def _concatenate(blocks: list[Block], skipped: dict[str, int]) -> Ratings:
 
 
 def read_anime_table(anime_path: Path, synopsis_path: Path | None) -> pd.DataFrame:
-    """The anime metadata the app shows, one row per MyAnimeList id, columns as in ``ANIME_COLUMNS``."""
-    raw = _read_small_csv(anime_path, set(ANIME_ALIASES))
-    raw = raw.rename(columns={c: ANIME_ALIASES[c] for c in raw.columns if c in ANIME_ALIASES})
-    for required in ("anime_id", "name"):
-        if required not in raw.columns:
-            raise UserError(f"{anime_path.name} lacks the {required} column (MAL_ID/anime_id, Name/name); "
-                            f"found {', '.join(read_header(anime_path))}")
-    anime = pd.DataFrame({"anime_id": pd.to_numeric(raw["anime_id"], errors="coerce")})
-    anime["name"] = raw["name"]
-    anime = anime[anime["anime_id"].notna() & anime["name"].notna()].copy()
-    raw = raw.loc[anime.index]
-    anime["anime_id"] = anime["anime_id"].astype(np.int64)
-    anime["english_name"] = raw.get("english_name", pd.Series(index=raw.index, dtype=object)).fillna(anime["name"])
-    anime["genres"] = [[g.strip() for g in str(v).split(",") if g.strip()] if isinstance(v, str) else []
-                       for v in raw.get("genres", pd.Series(index=raw.index, dtype=object))]
-    anime["type"] = raw.get("type", pd.Series(index=raw.index, dtype=object))
-    anime["episodes"] = pd.to_numeric(raw.get("episodes"), errors="coerce").astype("Int32") if "episodes" in raw else pd.array([pd.NA] * len(raw), dtype="Int32")
-    anime["premiered"] = raw.get("premiered", pd.Series(index=raw.index, dtype=object))
-    year_text = anime["premiered"].fillna(raw.get("aired", pd.Series(index=raw.index, dtype=object)))
-    anime["year"] = pd.to_numeric(year_text.str.extract(r"(\d{4})", expand=False), errors="coerce").astype("Int32")
-    anime["score"] = pd.to_numeric(raw.get("score"), errors="coerce").astype(np.float32) if "score" in raw else np.float32("nan")
-    anime["members"] = pd.to_numeric(raw.get("members"), errors="coerce").fillna(0).astype(np.int64) if "members" in raw else 0
-    anime["synopsis"] = _read_synopses(synopsis_path).reindex(anime["anime_id"]).to_numpy() if synopsis_path else None
-    anime = anime.drop_duplicates("anime_id").reset_index(drop=True)
-    return anime[ANIME_COLUMNS]
-
-
-def _read_small_csv(path: Path, columns: set[str]) -> pd.DataFrame:
-    """The named ``columns`` (those present) as strings; skipping the other columns halves the parsing."""
-    try:
-        return pd.read_csv(path, dtype=str, na_values=MISSING_MARKERS, keep_default_na=True,
-                           usecols=lambda name: name in columns)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise UserError(f"cannot read {path.name}: {error}") from error
-
-
-def _read_synopses(path: Path) -> pd.Series:
-    raw = _read_small_csv(path, {*SYNOPSIS_COLUMNS, "MAL_ID", "anime_id"})
-    column = next((c for c in SYNOPSIS_COLUMNS if c in raw.columns), None)
-    id_column = next((c for c in ("MAL_ID", "anime_id") if c in raw.columns), None)
-    if column is None or id_column is None:
-        raise UserError(f"{path.name} lacks MAL_ID or sypnopsis/synopsis columns; found {', '.join(read_header(path))}")
-    ids = pd.to_numeric(raw[id_column], errors="coerce")
-    synopses = pd.Series(raw[column].to_numpy(), index=ids).loc[lambda s: s.index.notna()]
-    synopses.index = synopses.index.astype(np.int64)
-    synopses = synopses[~synopses.index.duplicated()]
-    return synopses.astype(object).where(synopses.notna(), None)
+    """The anime metadata, one row per MyAnimeList id, columns as in ``METADATA_COLUMNS`` (src/metadata.py):
+    the 2016, 2020 or 2023 format, repaired; ``read_metadata`` also returns the repair counts."""
+    return read_metadata(anime_path, synopsis_path).table
 
 
 # ------------------------------------------------------------------------------------------- processing
@@ -399,7 +346,8 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
         raise UserError(f"min_user_ratings must be at least 1, not {min_user_ratings}")
     rng = np.random.default_rng(int(config["seed"]))
 
-    anime_table = read_anime_table(found["anime"], found["synopsis"])
+    metadata = read_metadata(found["anime"], found["synopsis"])
+    anime_table = metadata.table
     logger.info("read %d anime from %s", len(anime_table), found["anime"].name)
     blocks, skipped = read_rating_blocks(found["ratings"], found["ratings_format"], config)
     rows_read = sum(len(block[2]) for block in blocks)
@@ -448,6 +396,7 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
         "test": int(split_counts[SPLIT_TEST]),
         "newcomers": int(len(np.unique(newcomers.column("user_id").to_numpy()))), "newcomer_interactions": newcomers.num_rows,
         "holdout_fraction": float(config["evaluation"]["holdout_fraction"]), "seed": int(config["seed"]),
+        "metadata_repairs": metadata.repairs,
     }
     with atomic_directory(destination) as staging:
         pq.write_table(table, staging / "ratings.parquet")
