@@ -13,7 +13,8 @@ The checks below run against that container. What the image and the run measured
 ready and to healthy, memory, the runtime's Python packages) goes to tests/output/image/report.json.
 
 Only where no Docker engine can run at all (no engine answers and we are not root to start one) does the
-module skip, with one line; IMAGE_TEST=skip skips on purpose.
+module skip, with one line; as root it starts one itself (docker/engine.sh) and fails if it cannot.
+IMAGE_TEST=skip skips on purpose; IMAGE_TEST_BASE=standin (or an image name) chooses the base.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = pytest.mark.integration
+# The first test also waits for the base and the build (3-7 minutes cold, more on a busy machine).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "tests" / "output" / "image"
@@ -79,18 +81,29 @@ def record(key: str, value: object) -> None:
 # The engine, the base, the image
 # ---------------------------------------------------------------------------------------------------------
 
+def engine_answers() -> bool:
+    return shutil.which("docker") is not None and \
+        subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
+
+
+# The one line of a skip, decided when the module is collected (a skip in a fixture is reported once per test).
+# As root nothing is decided here: the engine fixture starts an engine, or fails.
+if os.environ.get("IMAGE_TEST") == "skip":
+    pytest.skip("IMAGE_TEST=skip: the container image was not built or run", allow_module_level=True)
+if os.geteuid() != 0 and not engine_answers():
+    pytest.skip("Docker cannot run here (no engine answers and not root to start one): the container image was "
+                "not built or run", allow_module_level=True)
+
+
 @pytest.fixture(scope="module")
 def engine() -> str:
-    """'bridge' or 'host': how containers are reached. Skips (one line) only where Docker cannot run at all."""
-    if os.environ.get("IMAGE_TEST") == "skip":
-        pytest.skip("IMAGE_TEST=skip: the container image was not built or run")
-    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True,
-                                                        timeout=60).returncode != 0:
-        if os.geteuid() == 0:
-            pytest.fail("no Docker engine answers although we are root: run `make image-test`, which installs "
-                        "and starts one (docker/engine.sh), or set IMAGE_TEST=skip")
-        pytest.skip("Docker cannot run here (no engine answers and not root to start one): "
-                    "the container image was not built or run")
+    """'bridge' or 'host': how containers are reached."""
+    if not engine_answers():
+        # Root (CI): what `make docker-deps` does, for a plain `pytest` too. Failing here fails the module.
+        started = subprocess.run([str(REPO / "docker" / "engine.sh")], capture_output=True, text=True, timeout=900)
+        if started.returncode != 0 or not engine_answers():
+            pytest.fail(f"no Docker engine, and docker/engine.sh could not start one (set IMAGE_TEST=skip to skip "
+                        f"on purpose):\n{started.stdout}\n{started.stderr}")
     OUTPUT.mkdir(parents=True, exist_ok=True)
     (OUTPUT / "report.json").unlink(missing_ok=True)
     bridge = docker("network", "inspect", "bridge", check=False).returncode == 0
