@@ -1,11 +1,13 @@
 # Anime recommender: the Flask app under gunicorn, with its model artifacts baked into the image.
 #
-#   docker build -t anime-recommender .
+#   docker/build-image.sh --tag anime-recommender [--model artifacts/model]   (CI's and make image-test's command)
+#   docker build -t anime-recommender .                                        (the working tree as it is)
 #   docker run --rm -p 5000:5000 --read-only --tmpfs /tmp anime-recommender
 #
-# Where the model comes from: CI runs `dvc pull` / `dvc repro` before building, so artifacts/model/ is in the
-# build context and is copied in as it is. On a fresh clone there is none, and the `model` stage trains on the
-# embedded sample instead, so `docker build .` always gives an image that serves with no network at run time.
+# Where the model comes from: CI runs `dvc pull` / `dvc repro` before building, and docker/build-image.sh --model
+# puts artifacts/model/ in the build context, where it is copied in as it is. On a fresh clone there is none, and
+# the `model` stage trains on the embedded sample instead, so every build gives an image that serves with no
+# network at run time.
 
 ARG PYTHON_IMAGE=python:3.11-slim-trixie
 
