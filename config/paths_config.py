@@ -29,6 +29,11 @@ def model_dir(root: Path | None = None) -> Path:
     return (root or artifacts_root()) / "model"
 
 
+def evaluation_model_dir(root: Path | None = None) -> Path:
+    """The model trained on the training split only, which the evaluation scores (the served one is refitted)."""
+    return (root or artifacts_root()) / "evaluation" / "model"
+
+
 def reports_dir(root: Path | None = None) -> Path:
     return (root or artifacts_root()) / "reports"
 

@@ -1,4 +1,8 @@
-"""Train the recommender: ingest -> process -> train -> evaluate, or one stage with --stage.
+"""Train the recommender: ingest -> process -> train -> evaluate -> refit, or one stage with --stage.
+
+The train stage chooses the hybrid's settings on a validation carve and trains the evaluation model on the
+training split; evaluate measures it against tuned baselines; refit trains the served model on every rating with
+the same settings and publishes it (evaluation.refit: false publishes the evaluation model instead).
 
     python pipeline/training_pipeline.py                       # embedded sample, min 400 ratings per user
     python pipeline/training_pipeline.py --min-user-ratings 50 # more users from the sample
@@ -7,12 +11,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
+from config import paths_config
 from pipeline.cli import load_config, run_cli
 from src.data_ingestion import ingest
 from src.data_processing import process
+from src.logger import get_logger
 
-STAGES = ("ingest", "process", "train", "evaluate")
+logger = get_logger(__name__)
+
+STAGES = ("ingest", "process", "train", "evaluate", "refit")
 
 
 def parse_args() -> argparse.Namespace:
@@ -22,6 +31,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--min-user-ratings", type=int, help="keep users with at least this many rated anime")
     parser.add_argument("--epochs", type=int, help="maximum training epochs")
     parser.add_argument("--stage", choices=[*STAGES, "all"], default="all", help="run one stage only (default: all)")
+    parser.add_argument("--compare-original", action="store_true",
+                        help="also train the original design's NCF for the report (evaluation.compare_original_objective)")
     return parser.parse_args()
 
 
@@ -33,23 +44,36 @@ def main() -> None:
         ingest(config, raw_dir=args.raw_dir)
     if "process" in stages:
         process(config, min_user_ratings=args.min_user_ratings)
+    holdout = float(config["evaluation"]["holdout_fraction"]) > 0
     if "train" in stages:
-        from src.model_training import train  # imports TensorFlow: only when training, so errors above come fast
-
-        train(config, epochs=args.epochs)
+        train_stage(config, args.epochs, evaluated=holdout)
     if "evaluate" in stages:
-        evaluate(config)
+        if holdout:
+            from src.model_evaluation import evaluate_and_track
+
+            evaluate_and_track(config, compare_original=True if args.compare_original else None)
+        else:
+            logger.info("evaluation.holdout_fraction is 0: no held-out users, no evaluation")
+    if "refit" in stages and holdout:
+        from src.refit import publish_evaluation_model, refit
+
+        if config["evaluation"]["refit"]:
+            refit(config, epochs=args.epochs)
+        else:
+            publish_evaluation_model(config)
 
 
-def evaluate(config: dict) -> None:
-    """Score the new model on its held-out users next to the baselines (artifacts/reports/)."""
-    from src.logger import get_logger
-    from src.model_evaluation import evaluate_and_track
+def train_stage(config: dict[str, Any], epochs: int | None, evaluated: bool) -> None:
+    """Choose the hybrid's settings on the validation carve, then train: the evaluation model when there is a
+    held-out test set (refit publishes the served one), otherwise the served model directly."""
+    from src.model_training import prepare_training_data, train  # imports TensorFlow: errors above come fast
+    from src.tuning import choose_settings
 
-    if float(config["evaluation"]["holdout_fraction"]) <= 0:
-        get_logger("training_pipeline").info("evaluation.holdout_fraction is 0: no held-out users, no evaluation")
-        return
-    evaluate_and_track(config)
+    settings = choose_settings(config, prepare_training_data(config, paths_config.processed_dir()))
+    if evaluated:
+        train(config, settings, destination=paths_config.evaluation_model_dir(), epochs=epochs, versioned=False)
+    else:
+        train(config, settings, epochs=epochs)
 
 
 def run() -> None:

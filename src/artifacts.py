@@ -5,29 +5,34 @@ One folder per published model version, written by training as a whole and made 
 
 | file | content |
 |---|---|
-| ``model.keras`` | the trained Keras NCF model |
+| ``model.keras`` | the trained Keras NCF model (not read by serving) |
 | ``user_embeddings.npy`` | float32 (n_users, d), rows L2-normalised; row i is user ``user_ids[i]`` |
 | ``anime_embeddings.npy`` | float32 (n_anime, d), rows L2-normalised; row j is anime ``anime_ids[j]`` |
+| ``anime_bias.npy`` | float32 (n_anime,): the NCF's per-anime bias; its score is T · cos(u, a) + bias[a] |
 | ``user_ids.json`` / ``anime_ids.json`` | the id maps: list position = embedding row |
-| ``anime.parquet`` | anime metadata, row j describes anime index j (same order as ``anime_ids``) |
-| ``user_ratings.parquet`` | every known interaction of the kept users: ``user_index``, ``anime_index``, ``rating`` (1..10, 0 = watched or listed but not rated), ``split`` (see ``SPLIT_*``) |
-| ``manifest.json`` | data source, counts, config, library versions, timestamp |
+| ``item_weights.npz`` | EASE's anime x anime weights B, dense (``dense``) or kept sparse (``data``, ``indices``, ``indptr``) |
+| ``anime.json`` | metadata of the catalogue, one record per anime; record j is anime index j for j < n_anime |
+| ``user_ratings.npy`` | every known interaction of the kept users: ``user_index``, ``anime_index``, ``rating`` (1..10, 0 = watched or listed but not rated), ``split`` (see ``SPLIT_*``) |
+| ``manifest.json`` | data source, counts, the hybrid's chosen settings, config, library versions, version id |
 
-Everything loads with ``allow_pickle=False``; nothing here is a pickle.
+Serving reads only .npy, .npz and .json, so its image needs no parquet library. Everything loads with
+``allow_pickle=False``; nothing here is a pickle.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from src.errors import ArtifactError
-from utils.atomic import write_json
+from utils.atomic import write_bytes, write_json
 
 SPLIT_TRAIN = 0
 SPLIT_VALIDATION = 1
@@ -37,12 +42,17 @@ ANIME_COLUMNS = [
     "anime_id", "name", "english_name", "genres", "type", "episodes",
     "premiered", "year", "score", "members", "synopsis",
 ]
+# Metadata a newer model carries besides those (src/metadata.py); an older artifact set without them gets them
+# empty when loaded, so it still serves.
+OPTIONAL_ANIME_COLUMNS = {"japanese_name": None, "synonyms": (), "studios": (), "source": None, "age_rating": None,
+                          "image_url": None}
 RATING_COLUMNS = ["user_index", "anime_index", "rating", "split"]
-# What serving needs; model.keras is written too but serving never runs the network.
+RATING_DTYPE = np.dtype([("user_index", "<i4"), ("anime_index", "<i4"), ("rating", "i1"), ("split", "i1")])
 _MAX_ID = 2**63 - 1
+# What serving needs; model.keras and history.json are written too but serving never runs the network.
 SERVING_FILES = [
-    "user_embeddings.npy", "anime_embeddings.npy", "user_ids.json",
-    "anime_ids.json", "anime.parquet", "user_ratings.parquet", "manifest.json",
+    "user_embeddings.npy", "anime_embeddings.npy", "anime_bias.npy", "user_ids.json", "anime_ids.json",
+    "item_weights.npz", "anime.json", "user_ratings.npy", "manifest.json",
 ]
 
 
@@ -55,6 +65,12 @@ class ModelArtifacts:
     anime: pd.DataFrame
     user_ratings: pd.DataFrame
     manifest: dict[str, Any]
+    anime_bias: np.ndarray | None = None  # zeros when not given
+    item_weights: np.ndarray | sp.csr_matrix | None = field(default=None, repr=False)  # EASE B; none: no item term
+
+    def __post_init__(self) -> None:
+        if self.anime_bias is None:
+            self.anime_bias = np.zeros(len(self.anime_ids), np.float32)
 
 
 def l2_normalise(matrix: np.ndarray) -> np.ndarray:
@@ -76,18 +92,81 @@ def read_ids(path: Path) -> np.ndarray:
 
 
 def save_embeddings(folder: Path, user_embeddings: np.ndarray, anime_embeddings: np.ndarray,
-                    user_ids: np.ndarray, anime_ids: np.ndarray) -> None:
-    """Write both normalised embedding matrices and their id maps into ``folder``."""
+                    user_ids: np.ndarray, anime_ids: np.ndarray, anime_bias: np.ndarray | None = None) -> None:
+    """Write both normalised embedding matrices, the anime bias and the id maps into ``folder``."""
     np.save(folder / "user_embeddings.npy", l2_normalise(user_embeddings), allow_pickle=False)
     np.save(folder / "anime_embeddings.npy", l2_normalise(anime_embeddings), allow_pickle=False)
+    bias = np.zeros(len(anime_ids), np.float32) if anime_bias is None else np.asarray(anime_bias, np.float32)
+    np.save(folder / "anime_bias.npy", bias, allow_pickle=False)
     write_ids(folder / "user_ids.json", user_ids)
     write_ids(folder / "anime_ids.json", anime_ids)
 
 
+def save_item_weights(folder: Path, weights: np.ndarray | sp.spmatrix | None) -> None:
+    """EASE's B as ``item_weights.npz``: dense, or the three CSR arrays; an empty file means no item-item term."""
+    if weights is None:
+        arrays: dict[str, np.ndarray] = {}
+    elif sp.issparse(weights):
+        csr = sp.csr_matrix(weights, dtype=np.float32)
+        arrays = {"data": csr.data, "indices": csr.indices, "indptr": csr.indptr, "shape": np.array(csr.shape)}
+    else:
+        arrays = {"dense": np.asarray(weights, dtype=np.float32)}
+    np.savez(folder / "item_weights.npz", **arrays)
+
+
+def load_item_weights(path: Path) -> np.ndarray | sp.csr_matrix | None:
+    # our own handle: numpy leaves its file open when a truncated archive fails to parse
+    with path.open("rb") as handle, np.load(handle, allow_pickle=False) as stored:
+        if "dense" in stored:
+            return stored["dense"]
+        if "data" in stored:
+            return sp.csr_matrix((stored["data"], stored["indices"], stored["indptr"]), shape=tuple(stored["shape"]))
+    return None
+
+
+def with_optional_columns(anime: pd.DataFrame) -> pd.DataFrame:
+    """The metadata table with every optional column present (empty where the writer did not have it)."""
+    missing = {column: default for column, default in OPTIONAL_ANIME_COLUMNS.items() if column not in anime.columns}
+    if not missing:
+        return anime
+    return anime.assign(**{column: [default] * len(anime) for column, default in missing.items()})
+
+
 def write_tables(folder: Path, anime: pd.DataFrame, user_ratings: pd.DataFrame) -> None:
-    """The anime metadata and the users' ratings, in the artifact layout."""
-    anime[ANIME_COLUMNS].to_parquet(folder / "anime.parquet", index=False)
-    user_ratings[RATING_COLUMNS].to_parquet(folder / "user_ratings.parquet", index=False)
+    """The catalogue's metadata as JSON records and the users' ratings as one structured array."""
+    columns = ANIME_COLUMNS + [column for column in OPTIONAL_ANIME_COLUMNS if column in anime.columns]
+    records = [{column: _json_value(value) for column, value in zip(columns, row, strict=True)}
+               for row in anime[columns].itertuples(index=False, name=None)]
+    write_bytes(folder / "anime.json", json.dumps(records, ensure_ascii=False).encode("utf-8"))
+    ratings = np.empty(len(user_ratings), dtype=RATING_DTYPE)
+    for column in RATING_COLUMNS:
+        ratings[column] = user_ratings[column].to_numpy()
+    np.save(folder / "user_ratings.npy", ratings, allow_pickle=False)
+
+
+def _json_value(value: Any) -> Any:
+    """A metadata cell as plain JSON: missing values (None, NaN, pd.NA) become null, arrays become lists."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_json_value(item) for item in value]
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_anime_table(path: Path) -> pd.DataFrame:
+    records = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+        raise ArtifactError(f"{path.name} must be a JSON list of anime records; retrain")
+    return with_optional_columns(pd.DataFrame.from_records(records, columns=None if records else ANIME_COLUMNS))
+
+
+def read_ratings(path: Path) -> pd.DataFrame:
+    ratings = np.load(path, allow_pickle=False)
+    if ratings.dtype.names is None or set(RATING_COLUMNS) - set(ratings.dtype.names):
+        raise ArtifactError(f"{path.name} must hold the columns {', '.join(RATING_COLUMNS)}; retrain")
+    return pd.DataFrame({column: ratings[column] for column in RATING_COLUMNS})
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
@@ -96,11 +175,13 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 
 def write_model_artifacts(folder: str | Path, user_embeddings: np.ndarray, anime_embeddings: np.ndarray,
                           user_ids: np.ndarray, anime_ids: np.ndarray, anime: pd.DataFrame,
-                          user_ratings: pd.DataFrame, manifest: dict[str, Any]) -> None:
+                          user_ratings: pd.DataFrame, manifest: dict[str, Any], anime_bias: np.ndarray | None = None,
+                          item_weights: np.ndarray | sp.spmatrix | None = None) -> None:
     """Write everything serving reads into ``folder`` (training adds model.keras beside it)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_embeddings(folder, user_embeddings, anime_embeddings, user_ids, anime_ids)
+    save_embeddings(folder, user_embeddings, anime_embeddings, user_ids, anime_ids, anime_bias)
+    save_item_weights(folder, item_weights)
     write_tables(folder, anime, user_ratings)
     write_manifest(folder, manifest)
 
@@ -124,8 +205,10 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
         anime_embeddings = np.load(folder / "anime_embeddings.npy", allow_pickle=False)
         user_ids = read_ids(folder / "user_ids.json")
         anime_ids = read_ids(folder / "anime_ids.json")
-        anime = pd.read_parquet(folder / "anime.parquet")
-        user_ratings = pd.read_parquet(folder / "user_ratings.parquet")
+        anime_bias = np.load(folder / "anime_bias.npy", allow_pickle=False)
+        item_weights = load_item_weights(folder / "item_weights.npz")
+        anime = read_anime_table(folder / "anime.json")
+        user_ratings = read_ratings(folder / "user_ratings.npy")
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except ArtifactError:
         raise
@@ -134,8 +217,23 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
     if not isinstance(manifest, dict):
         raise ArtifactError("manifest.json must be a JSON object; retrain")
     _check_consistency(user_embeddings, anime_embeddings, user_ids, anime_ids, anime, user_ratings)
+    if problems := _companion_problems(anime_bias, item_weights, len(anime_ids)):
+        raise ArtifactError("model artifacts do not match each other: " + "; ".join(problems) + "; retrain")
     return ModelArtifacts(user_embeddings.astype(np.float32, copy=False), anime_embeddings.astype(np.float32, copy=False),
-                          user_ids, anime_ids, anime, user_ratings, manifest)
+                          user_ids, anime_ids, anime, user_ratings, manifest, anime_bias.astype(np.float32, copy=False),
+                          item_weights)
+
+
+def _companion_problems(anime_bias: np.ndarray, item_weights: np.ndarray | sp.csr_matrix | None,
+                        n_anime: int) -> list[str]:
+    problems = []
+    if anime_bias.shape != (n_anime,) or not np.issubdtype(anime_bias.dtype, np.floating):
+        problems.append(f"anime_bias.npy must hold one float per anime ({n_anime}), not {anime_bias.shape}")
+    elif not np.isfinite(anime_bias).all():
+        problems.append("anime_bias.npy contains NaN or infinity")
+    if item_weights is not None and item_weights.shape != (n_anime, n_anime):
+        problems.append(f"item_weights.npz must be {n_anime} x {n_anime}, not {item_weights.shape}")
+    return problems
 
 
 def _check_consistency(user_embeddings: np.ndarray, anime_embeddings: np.ndarray, user_ids: np.ndarray,
@@ -171,25 +269,29 @@ def _embedding_problems(user_embeddings: np.ndarray, anime_embeddings: np.ndarra
 
 def _anime_table_problems(anime: pd.DataFrame, anime_ids: np.ndarray) -> list[str]:
     if missing_columns := sorted(set(ANIME_COLUMNS) - set(anime.columns)):
-        return [f"anime.parquet lacks columns {missing_columns}"]
+        return [f"anime.json lacks columns {missing_columns}"]
     problems = []
-    if len(anime) != len(anime_ids) or (len(anime) and not np.array_equal(anime["anime_id"].to_numpy(), anime_ids)):
-        problems.append("anime.parquet rows do not match anime_ids.json")
+    # The catalogue lists the model's anime first, in anime_ids order, then any anime without ratings.
+    head = pd.to_numeric(anime["anime_id"].iloc[:len(anime_ids)], errors="coerce").to_numpy()
+    if len(anime) < len(anime_ids) or not np.array_equal(head, anime_ids):
+        problems.append("anime.json does not start with the anime of anime_ids.json, in that order")
+    elif anime["anime_id"].duplicated().any():
+        problems.append("anime.json lists an anime more than once")
     # genres are a comma-separated string or a list per anime; a numeric column means some other table
     if pd.api.types.is_numeric_dtype(anime["genres"]):
-        problems.append(f"anime.parquet genres must be text or lists of text, not {anime['genres'].dtype}")
+        problems.append(f"anime.json genres must be text or lists of text, not {anime['genres'].dtype}")
     return problems
 
 
 def _ratings_problems(user_ratings: pd.DataFrame, user_ids: np.ndarray, anime_ids: np.ndarray) -> list[str]:
     if missing_columns := sorted(set(RATING_COLUMNS) - set(user_ratings.columns)):
-        return [f"user_ratings.parquet lacks columns {missing_columns}"]
+        return [f"user_ratings.npy lacks columns {missing_columns}"]
     for column in ("user_index", "anime_index", "rating"):
         if not pd.api.types.is_integer_dtype(user_ratings[column]):
-            return [f"user_ratings.parquet {column} must hold integers, not {user_ratings[column].dtype}"]
+            return [f"user_ratings.npy {column} must hold integers, not {user_ratings[column].dtype}"]
     if len(user_ratings) and (
         user_ratings["user_index"].max() >= len(user_ids) or user_ratings["anime_index"].max() >= len(anime_ids)
         or user_ratings["user_index"].min() < 0 or user_ratings["anime_index"].min() < 0
     ):
-        return ["user_ratings.parquet refers to users or anime outside the id maps"]
+        return ["user_ratings.npy refers to users or anime outside the id maps"]
     return []

@@ -1,11 +1,10 @@
-"""Training: fit the NCF model on the processed ratings and publish the model artifact set atomically.
+"""Training: fit the NCF model and its item-item companion on processed ratings, then publish the artifact set.
 
-Two objectives (``training.objective``):
-
-- ``rating`` (the original design): observed ratings only, target = scaled rating in 0..1.
-- ``ranking``: the same rated anime with target ``floor + (1 - floor) * scaled rating``, plus
-  ``negatives_per_positive`` anime the user never interacted with (target 0), resampled every epoch, so the
-  embeddings learn what a person chooses to watch as well as how much they liked it.
+The NCF (src/base_model.py) learns, for every user, a softmax over the whole catalogue: its target is the
+user's list, each anime weighted by rating / 10 (``training.unrated_weight`` for watched but unrated ones).
+Batches are users, shuffled with the seed every epoch; the rows of the validation split give ``val_loss``.
+EASE (src/ease.py) is fitted on the same rows with the settings chosen on the validation carve (src/tuning.py).
+What serving reads is written into a temporary folder and published only when complete (src/model_registry.py).
 """
 from __future__ import annotations
 
@@ -17,29 +16,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from src.experiment_tracking import CometEpochLogger, tracked_experiment  # comet before keras
+
 import keras
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from config import paths_config
 from src.artifacts import (
-    SPLIT_TEST,
-    SPLIT_TRAIN,
-    SPLIT_VALIDATION,
-    read_ids,
-    save_embeddings,
-    write_manifest,
+    SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, read_ids, save_embeddings, save_item_weights, write_manifest,
     write_tables,
 )
 from src.base_model import build_model, extract_embeddings
+from src.ease import fit_item_weights
 from src.errors import UserError
-from src.experiment_tracking import CometEpochLogger, tracked_experiment  # comet before keras
 from src.logger import get_logger
 from src.model_registry import publish_model
-from utils.atomic import write_json
+from utils.atomic import atomic_directory, write_json
 from utils.common_functions import read_json
 
 logger = get_logger(__name__)
+PROCESSED_FILES = ("ratings.parquet", "anime.parquet", "user_ids.json", "anime_ids.json", "summary.json")
 
 
 def learning_rate_schedule(settings: dict[str, float]) -> Callable[[int], float]:
@@ -58,63 +56,41 @@ def learning_rate_schedule(settings: dict[str, float]) -> Callable[[int], float]
     return rate
 
 
-class NegativeSampler:
-    """Draws, for each given user, an anime that user has no interaction with (rated, unrated or validation)."""
-
-    def __init__(self, user_index: np.ndarray, anime_index: np.ndarray, n_anime: int, rng: np.random.Generator,
-                 max_rounds: int = 50) -> None:
-        self.n_anime = n_anime
-        self.known = np.unique(user_index.astype(np.int64) * n_anime + anime_index)
-        self.rng = rng
-        self.max_rounds = max_rounds
-
-    def is_known(self, users: np.ndarray, anime: np.ndarray) -> np.ndarray:
-        keys = users.astype(np.int64) * self.n_anime + anime
-        position = np.minimum(np.searchsorted(self.known, keys), len(self.known) - 1)
-        return self.known[position] == keys
-
-    def sample(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return (users, anime) negatives; a user who has seen nearly everything may get fewer."""
-        anime = self.rng.integers(0, self.n_anime, size=len(users), dtype=np.int32)
-        clash = self.is_known(users, anime)
-        for _ in range(self.max_rounds):  # rejection sampling: collisions are rare, so this ends fast
-            if not clash.any():
-                break
-            anime[clash] = self.rng.integers(0, self.n_anime, size=int(clash.sum()), dtype=np.int32)
-            clash[clash] = self.is_known(users[clash], anime[clash])
-        return users[~clash], anime[~clash]
+def user_targets(ratings: pd.DataFrame, n_users: int, n_anime: int, unrated_weight: float) -> sp.csr_matrix:
+    """users x anime target weights: rating / 10 for a rated anime, ``unrated_weight`` for a watched-but-unrated one."""
+    rating = ratings["rating"].to_numpy().astype(np.float32)
+    weights = np.where(rating > 0, rating / 10.0, unrated_weight).astype(np.float32)
+    targets = sp.csr_matrix((weights, (ratings["user_index"].to_numpy(), ratings["anime_index"].to_numpy())),
+                            shape=(n_users, n_anime), dtype=np.float32)
+    targets.sum_duplicates()
+    targets.eliminate_zeros()
+    return targets
 
 
-class EpochBatches(keras.utils.PyDataset):
-    """Shuffled batches of rated pairs plus negatives that are drawn afresh for every epoch."""
+class UserBatches(keras.utils.PyDataset):
+    """Batches of users with their dense target rows, reshuffled every epoch; the last batch is filled up with
+    users from the start, so every step has the same shape (XLA compiles it once)."""
 
-    def __init__(self, users: np.ndarray, anime: np.ndarray, targets: np.ndarray, batch_size: int,
-                 negatives_per_positive: int, sampler: NegativeSampler, rng: np.random.Generator) -> None:
+    def __init__(self, targets: sp.csr_matrix, batch_size: int, rng: np.random.Generator | None) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
-        self.users, self.anime, self.targets = users, anime, targets
-        self.batch_size, self.negatives_per_positive = batch_size, negatives_per_positive
-        self.sampler, self.rng = sampler, rng
-        self._draw_epoch()
-
-    def _draw_epoch(self) -> None:
-        users, anime, targets = self.users, self.anime, self.targets
-        if self.negatives_per_positive > 0:
-            negative_users, negative_anime = self.sampler.sample(np.repeat(users, self.negatives_per_positive))
-            users = np.concatenate([users, negative_users])
-            anime = np.concatenate([anime, negative_anime])
-            targets = np.concatenate([targets, np.zeros(len(negative_users), dtype=np.float32)])
-        order = self.rng.permutation(len(users))
-        self.epoch_users, self.epoch_anime, self.epoch_targets = users[order], anime[order], targets[order]
+        self.targets, self.rng = targets, rng
+        self.users = np.flatnonzero(np.diff(targets.indptr) > 0).astype(np.int32)
+        self.batch_size = max(1, min(batch_size, len(self.users)))
+        self.order = self.users
+        self.on_epoch_end()
 
     def __len__(self) -> int:
-        return int(np.ceil(len(self.epoch_users) / self.batch_size))
+        return int(np.ceil(len(self.users) / self.batch_size))
 
-    def __getitem__(self, index: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        window = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        return {"user": self.epoch_users[window], "anime": self.epoch_anime[window]}, self.epoch_targets[window]
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        users = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        if len(users) < self.batch_size:
+            users = np.concatenate([users, self.order[:self.batch_size - len(users)]])
+        return users, self.targets[users].toarray()
 
     def on_epoch_end(self) -> None:
-        self._draw_epoch()
+        if self.rng is not None:
+            self.order = self.rng.permutation(self.users)
 
 
 @dataclass
@@ -124,52 +100,127 @@ class TrainingData:
     user_ids: np.ndarray
     anime_ids: np.ndarray
     summary: dict[str, Any]
-    batches: EpochBatches
-    validation: tuple[dict[str, np.ndarray], np.ndarray] | None
+    train_targets: sp.csr_matrix
+    validation_targets: sp.csr_matrix
+
+    @property
+    def known(self) -> pd.DataFrame:
+        """Every row the model may learn from: all but the held-out test rows."""
+        return self.ratings[self.ratings["split"].to_numpy() != SPLIT_TEST]
 
 
-def scaled_targets(rating: np.ndarray, config: dict[str, Any]) -> np.ndarray:
-    low, high = config["processing"]["rating_min"], config["processing"]["rating_max"]
-    scaled = (rating.astype(np.float32) - low) / (high - low)
-    if config["training"]["objective"] == "ranking":
-        floor = float(config["training"]["positive_target_floor"])
-        scaled = floor + (1 - floor) * scaled
-    return scaled.astype(np.float32)
-
-
-def prepare_training_data(config: dict[str, Any], processed_dir: Path, seed: int) -> TrainingData:
-    """Read the processed stage's outputs and build the epoch batches and the validation set."""
-    files = ["ratings.parquet", "anime.parquet", "user_ids.json", "anime_ids.json", "summary.json"]
-    if missing := [name for name in files if not (processed_dir / name).is_file()]:
-        raise UserError(f"processed data in {processed_dir} is missing {', '.join(missing)}: run the process stage first")
-    training = config["training"]
-    if training["objective"] not in ("ranking", "rating"):
-        raise UserError(f"training.objective must be 'ranking' or 'rating', not {training['objective']!r}")
+def prepare_training_data(config: dict[str, Any], processed_dir: Path) -> TrainingData:
+    """Read the processed stage's outputs; build the training and validation target matrices."""
+    if missing := [name for name in PROCESSED_FILES if not (processed_dir / name).is_file()]:
+        raise UserError(f"processed data in {processed_dir} is missing {', '.join(missing)}: "
+                        "run the process stage first")
     ratings = pd.read_parquet(processed_dir / "ratings.parquet")
     user_ids, anime_ids = read_ids(processed_dir / "user_ids.json"), read_ids(processed_dir / "anime_ids.json")
-    rated = ratings["rating"].to_numpy() > 0
     split = ratings["split"].to_numpy()
-    users, anime = ratings["user_index"].to_numpy(), ratings["anime_index"].to_numpy()
-    train_rows, validation_rows = rated & (split == SPLIT_TRAIN), rated & (split == SPLIT_VALIDATION)
-    if not train_rows.any():
-        raise UserError("no rated training rows left after processing: lower --min-user-ratings or evaluation.holdout_fraction")
-
-    rng = np.random.default_rng(seed)
-    negatives = int(training["negatives_per_positive"]) if training["objective"] == "ranking" else 0
-    # Everything the model may learn from counts as an interaction; the held-out test rows stay unseen.
-    seen = split != SPLIT_TEST
-    sampler = NegativeSampler(users[seen], anime[seen], len(anime_ids), rng)
-    batches = EpochBatches(users[train_rows], anime[train_rows], scaled_targets(ratings["rating"].to_numpy()[train_rows], config),
-                           int(training["batch_size"]), negatives, sampler, rng)
-    validation = None
-    if validation_rows.any():
-        validation_batches = EpochBatches(users[validation_rows], anime[validation_rows],
-                                          scaled_targets(ratings["rating"].to_numpy()[validation_rows], config),
-                                          int(training["batch_size"]), negatives, sampler, np.random.default_rng(seed + 1))
-        validation = ({"user": validation_batches.epoch_users, "anime": validation_batches.epoch_anime},
-                      validation_batches.epoch_targets)
+    if not (split == SPLIT_TRAIN).any():
+        raise UserError("no training rows left after processing: lower --min-user-ratings or "
+                        "evaluation.holdout_fraction")
+    unrated = float(config["training"]["unrated_weight"])
+    shape = (len(user_ids), len(anime_ids))
     return TrainingData(ratings, pd.read_parquet(processed_dir / "anime.parquet"), user_ids, anime_ids,
-                        read_json(processed_dir / "summary.json"), batches, validation)
+                        read_json(processed_dir / "summary.json"),
+                        user_targets(ratings[split == SPLIT_TRAIN], *shape, unrated),
+                        user_targets(ratings[split == SPLIT_VALIDATION], *shape, unrated))
+
+
+def batch_size_for(config: dict[str, Any], n_users: int) -> int:
+    """``training.batch_size`` users, but at most a fifth of them: a small dataset still gets several steps an epoch."""
+    return max(1, min(int(config["training"]["batch_size"]), int(np.ceil(n_users / 5))))
+
+
+@dataclass
+class FittedNCF:
+    model: keras.Model
+    history: dict[str, list[float]]
+    seconds: float
+
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return extract_embeddings(self.model)
+
+
+def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_targets: sp.csr_matrix | None = None,
+            epochs: int | None = None, callbacks: list[keras.callbacks.Callback] | None = None) -> FittedNCF:
+    """Train the NCF on a users x anime target matrix; seeded, so the same inputs give the same model."""
+    training = config["training"]
+    epochs = int(training["epochs"] if epochs is None else epochs)
+    if epochs < 1:
+        raise UserError(f"epochs must be at least 1, not {epochs}")
+    seed = int(config["seed"])
+    keras.utils.set_random_seed(seed)
+    n_users, n_anime = train_targets.shape
+    batches = UserBatches(train_targets, batch_size_for(config, len(np.flatnonzero(np.diff(train_targets.indptr)))),
+                          np.random.default_rng(seed))
+    validation = None
+    if validation_targets is not None and validation_targets.nnz:
+        validation = UserBatches(validation_targets, batches.batch_size, None)
+    model = build_model(n_users, n_anime, config)
+    schedule = [keras.callbacks.LearningRateScheduler(learning_rate_schedule(training["learning_rate"]))]
+    if training["early_stopping_patience"] is not None and validation is not None:
+        schedule.append(keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True,
+                                                      patience=int(training["early_stopping_patience"])))
+    logger.info("training the NCF on %d users' lists (%d anime, batches of %d users) for up to %d epochs",
+                len(batches.users), n_anime, batches.batch_size, epochs)
+    started = time.perf_counter()
+    history = model.fit(batches, validation_data=validation, epochs=epochs, verbose=training["verbose"],
+                        callbacks=schedule + list(callbacks or [])).history
+    return FittedNCF(model, {name: [float(v) for v in values] for name, values in history.items()},
+                     time.perf_counter() - started)
+
+
+def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path | None = None,
+          destination: Path | None = None, epochs: int | None = None, comet_directory: Path | None = None,
+          versioned: bool = True) -> dict[str, Any]:
+    """Train the NCF and fit EASE on the processed rows, then publish the model artifact set; return its manifest.
+
+    ``settings`` are the hybrid's settings chosen on the validation carve (src/tuning.py), recorded in the
+    manifest for serving. ``versioned``: publish as a new version of the served model (src/model_registry.py);
+    otherwise just replace the folder atomically (the evaluation model).
+    """
+    processed_dir = processed_dir or paths_config.processed_dir()
+    destination = destination or paths_config.model_dir()
+    data = prepare_training_data(config, processed_dir)
+    publisher = publish_model(destination, config) if versioned else atomic_directory(destination)
+    with publisher as staging:
+        with tracked_experiment(config, comet_directory or paths_config.comet_dir()) as tracked:
+            experiment = tracked.experiment
+            experiment.log_parameters(flatten(config))
+            experiment.log_others({f"data.{key}": value for key, value in data.summary.items()
+                                   if not isinstance(value, dict)})
+            fitted = fit_ncf(config, data.train_targets, data.validation_targets, epochs, [CometEpochLogger(experiment)])
+            fitted.model.save(staging / "model.keras")
+            user_embeddings, anime_embeddings, anime_bias = fitted.embeddings()
+            save_embeddings(staging, user_embeddings, anime_embeddings, data.user_ids, data.anime_ids, anime_bias)
+            item_started = time.perf_counter()
+            save_item_weights(staging, fit_item_weights(data.known, len(data.user_ids), len(data.anime_ids),
+                                                        settings["item_item"]))
+            final = _training_summary(fitted, time.perf_counter() - item_started)
+            experiment.log_metrics(final)
+            for name in ("user_embeddings.npy", "anime_embeddings.npy", "anime_bias.npy"):
+                experiment.log_asset(str(staging / name))
+        manifest = _manifest(config, data, final, settings)
+        manifest["comet"] = {"experiment_key": tracked.key,
+                             "offline_archive": str(tracked.archive) if tracked.archive else None}
+        write_tables(staging, data.anime, data.ratings)
+        write_manifest(staging, manifest)
+        write_json(staging / "history.json", {**fitted.history, "learning_rate_schedule": [
+            learning_rate_schedule(config["training"]["learning_rate"])(epoch) for epoch in range(final["epochs_run"])]})
+    logger.info("published model artifacts to %s: NCF %d epochs in %.1f s, EASE in %.1f s", destination,
+                final["epochs_run"], final["training_seconds"], final["item_item_seconds"])
+    return manifest
+
+
+def _training_summary(fitted: FittedNCF, item_seconds: float) -> dict[str, Any]:
+    history = fitted.history
+    monitor = "val_loss" if "val_loss" in history else "loss"
+    best_epoch = int(np.argmin(history[monitor]))
+    return {"epochs_run": len(history["loss"]), "best_epoch": best_epoch + 1,
+            "training_seconds": round(fitted.seconds, 2), "item_item_seconds": round(item_seconds, 2),
+            **{f"best_{name}": float(values[best_epoch]) for name, values in history.items()}}
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -182,71 +233,18 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def train(config: dict[str, Any], processed_dir: Path | None = None, destination: Path | None = None,
-          epochs: int | None = None, comet_directory: Path | None = None) -> dict[str, Any]:
-    """Train, then publish model.keras, normalised embeddings, id maps, tables and manifest; return the manifest."""
-    processed_dir = processed_dir or paths_config.processed_dir()
-    destination = destination or paths_config.model_dir()
-    training = config["training"]
-    epochs = int(training["epochs"] if epochs is None else epochs)
-    if epochs < 1:
-        raise UserError(f"epochs must be at least 1, not {epochs}")
-    seed = int(config["seed"])
-    keras.utils.set_random_seed(seed)
-    data = prepare_training_data(config, processed_dir, seed)
-    logger.info("training on %d rated pairs (+%d negatives per positive, %s objective) for up to %d epochs; "
-                "%d users, %d anime", len(data.batches.users), data.batches.negatives_per_positive,
-                training["objective"], epochs, len(data.user_ids), len(data.anime_ids))
-
-    model = build_model(len(data.user_ids), len(data.anime_ids), config)
-    monitor = "val_loss" if data.validation is not None else "loss"
-    with publish_model(destination, config) as staging:
-        with tracked_experiment(config, comet_directory or paths_config.comet_dir()) as tracked:
-            experiment = tracked.experiment
-            experiment.log_parameters(flatten(config))
-            experiment.log_others({f"data.{key}": value for key, value in data.summary.items()
-                                   if not isinstance(value, dict)})
-            # EarlyStopping puts the best epoch's weights back at the end, so the model is saved once, after fit.
-            callbacks = [
-                keras.callbacks.LearningRateScheduler(learning_rate_schedule(training["learning_rate"])),
-                keras.callbacks.EarlyStopping(monitor=monitor, patience=int(training["early_stopping_patience"]),
-                                              restore_best_weights=True),
-                CometEpochLogger(experiment),
-            ]
-            started = time.perf_counter()
-            history = model.fit(data.batches, validation_data=data.validation, epochs=epochs, callbacks=callbacks,
-                                verbose=training["verbose"]).history
-            seconds = time.perf_counter() - started
-            model.save(staging / "model.keras")
-            user_embeddings, anime_embeddings = extract_embeddings(model)
-            best_epoch = int(np.argmin(history[monitor]))
-            final = {"epochs_run": len(history["loss"]), "best_epoch": best_epoch + 1,
-                     "training_seconds": round(seconds, 2),
-                     **{f"best_{name}": float(values[best_epoch]) for name, values in history.items()}}
-            save_embeddings(staging, user_embeddings, anime_embeddings, data.user_ids, data.anime_ids)
-            experiment.log_metrics(final)
-            for name in ("user_embeddings.npy", "anime_embeddings.npy", "user_ids.json", "anime_ids.json"):
-                experiment.log_asset(str(staging / name))
-        manifest = _manifest(config, data, final)
-        manifest["comet"] = {"experiment_key": tracked.key,
-                             "offline_archive": str(tracked.archive) if tracked.archive else None}
-        write_tables(staging, data.anime, data.ratings)
-        write_manifest(staging, manifest)
-        write_json(staging / "history.json", history)
-    logger.info("published model artifacts to %s after %d epochs in %.1f s (best %s %.4f at epoch %d)", destination,
-                final["epochs_run"], seconds, monitor, final[f"best_{monitor}"], final["best_epoch"])
-    return manifest
-
-
-def _manifest(config: dict[str, Any], data: TrainingData, final: dict[str, Any]) -> dict[str, Any]:
+def _manifest(config: dict[str, Any], data: TrainingData, final: dict[str, Any],
+              settings: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     return {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": data.summary,
         "counts": {"users": len(data.user_ids), "anime": len(data.anime_ids), "interactions": len(data.ratings),
-                   "training_pairs": len(data.batches.users)},
+                   "training_users": int(np.count_nonzero(np.diff(data.train_targets.indptr)))},
         "training": final,
+        "model": {"temperature": float(config["model"]["temperature"])},
+        "hybrid": settings,
         "config": config,
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
                      "numpy": np.__version__, "pandas": pd.__version__},

@@ -10,12 +10,14 @@ hybrid and ranking that serving runs, so an offline figure is a figure of what i
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from config.loader import load_config
 from config.paths_config import model_dir
 from src.artifacts import ModelArtifacts, l2_normalise, load_model_artifacts
 from src.engine import validation
@@ -24,8 +26,11 @@ from src.engine.explanations import recommendation_reasons, similar_anime_reason
 from src.engine.hybrid import Hybrid, HybridScores
 from src.engine.interactions import Interactions, Profiles
 from src.engine.ranking import top_k, top_k_row
-from src.engine.scorers import EmbeddingContentScorer, NeighbourScorer
+from src.engine.scorers import (
+    EmbeddingContentScorer, ItemItemScorer, NCFScorer, NeighbourScorer, PopularityScorer,
+)
 from src.engine.serving_config import ServingConfig
+from src.engine.settings import COMPONENTS, HybridSettings, default_slider_weights, tilted
 from src.engine.title_index import EXACT, PREFIX
 from src.engine.validation import InvalidRequestError, UnknownAnimeError, UnknownUserError
 from src.errors import ArtifactError
@@ -35,37 +40,57 @@ __all__ = ["Filters", "Recommender", "ServingConfig"]
 
 logger = get_logger(__name__)
 
-# "user" and "content" alone, and their mix: the methods serving offers and evaluation measures.
-METHODS = ("user", "content", "hybrid")
+# Each component alone, the chosen mix for known users, and the mix for newcomers' favourites.
+METHODS = (*COMPONENTS, "hybrid")
 _MATCH_LABELS = {EXACT: "title is", PREFIX: "title starts with"}
 
 
 class Recommender:
     """Hybrid anime recommender over preloaded embeddings."""
 
-    def __init__(self, artifacts: ModelArtifacts, config: ServingConfig) -> None:
+    def __init__(self, artifacts: ModelArtifacts, config: ServingConfig,
+                 default_settings: dict[str, Any] | None = None) -> None:
+        """``default_settings``: the hybrid settings when the manifest records none (default: ``hybrid.default`` of
+        config/config.yaml); a trained model always records its own."""
         self.config = config
         self.user_ids = np.asarray(artifacts.user_ids, dtype=np.int64)
         self._user_position = _position_map(self.user_ids, "user_ids.json")
         _position_map(artifacts.anime_ids, "anime_ids.json")
+        recorded = artifacts.manifest.get("hybrid") or default_settings or load_config()["hybrid"]["default"]
+        self.settings = HybridSettings.from_mapping(recorded)
         # Re-normalising is cheap and makes cosine = dot product even if a writer forgot to.
         self.user_embeddings = l2_normalise(artifacts.user_embeddings)
         self.anime_embeddings = l2_normalise(artifacts.anime_embeddings)
         self.catalogue = Catalogue(artifacts.anime, artifacts.anime_ids)
-        self.interactions = Interactions(artifacts.user_ratings, len(self.user_ids), len(self.catalogue),
+        self.interactions = Interactions(artifacts.user_ratings, len(self.user_ids), len(artifacts.anime_ids),
                                          config.preference_percentile)
-        self.neighbours = NeighbourScorer(self.user_embeddings, self.anime_embeddings, self.interactions,
-                                          self.catalogue, config.similar_users, config.genre_boost,
-                                          config.preferred_genres)
-        self.hybrid = Hybrid({"user": self.neighbours, "content": EmbeddingContentScorer(self.anime_embeddings)})
+        temperature = float(artifacts.manifest.get("model", {}).get("temperature", 1.0))
+        self.ncf = NCFScorer(self.user_embeddings, self.anime_embeddings, artifacts.anime_bias, temperature,
+                             config.fold_in_steps, config.fold_in_step_size)
+        self.neighbours = NeighbourScorer(self.user_embeddings, self.ncf, self.interactions, self.catalogue,
+                                          self.settings.similar_users, config.genre_boost, config.preferred_genres)
+        scorers = [self.ncf, self.neighbours, EmbeddingContentScorer(self.anime_embeddings),
+                   PopularityScorer(self.interactions)]
+        if artifacts.item_weights is not None:
+            scorers.append(ItemItemScorer(artifacts.item_weights, self.settings.item_item["values"]))
+        self.hybrid = Hybrid({scorer.name: scorer for scorer in scorers})
+        for weights in (self.settings.weights, self.settings.favourites_weights):
+            if missing := sorted(name for name, weight in weights.items() if weight > 0 and name not in self.hybrid.scorers):
+                raise ArtifactError(f"the hybrid weights use {', '.join(missing)}, which the artifacts lack; retrain")
         self.manifest = artifacts.manifest
-        logger.info("recommender ready: %d users, %d anime, %d known interactions, %d genres",
-                    self.n_users, self.n_anime, len(self.interactions), len(self.genres))
+        logger.info("recommender ready: %d users, %d anime, %d known interactions, %d genres; mix %s",
+                    self.n_users, self.n_anime, len(self.interactions), len(self.genres), self.settings.weights)
 
     @classmethod
-    def from_folder(cls, folder: str | Path | None, config: ServingConfig) -> Recommender:
+    def from_folder(cls, folder: str | Path | None, config: ServingConfig,
+                    default_settings: dict[str, Any] | None = None) -> Recommender:
         """Load the artifacts in ``folder`` (default: the model dir) and build the engine; raises ArtifactError."""
-        return cls(load_model_artifacts(Path(folder) if folder is not None else model_dir()), config)
+        return cls(load_model_artifacts(Path(folder) if folder is not None else model_dir()), config, default_settings)
+
+    @classmethod
+    def from_config(cls, folder: str | Path | None, config: dict[str, Any]) -> Recommender:
+        """The engine exactly as the web app builds it from a project config (config.loader.load_config)."""
+        return cls.from_folder(folder, ServingConfig.from_config(config), config["hybrid"]["default"])
 
     # ------------------------------------------------------------------ lookups
     @property
@@ -75,6 +100,11 @@ class Recommender:
     @property
     def n_anime(self) -> int:
         return len(self.catalogue)
+
+    @property
+    def n_model_anime(self) -> int:
+        """Anime the model has embeddings for (the first ones of the catalogue)."""
+        return len(self.anime_embeddings)
 
     @property
     def anime_ids(self) -> np.ndarray:
@@ -117,9 +147,13 @@ class Recommender:
         anime, ratings = self.interactions.profiles([self.user_index(user_id)]).preferred_of(0)
         return [(int(self.anime_ids[j]), float(r)) for j, r in zip(anime, ratings)]
 
+    def default_weights(self) -> tuple[float, float]:
+        """The (similar users, similar anime) split of the model's chosen mix: where the sliders start."""
+        return default_slider_weights(self.settings.weights)
+
     def similar_users(self, user_id: int, k: int | None = None) -> list[tuple[int, float]]:
-        """[(user id, cosine)] of the ``k`` users closest to ``user_id`` (default ``similar_users``), closest first."""
-        k = validation.check_n(k if k is not None else self.config.similar_users, self.config, "k")
+        """[(user id, cosine)] of the ``k`` users closest to ``user_id`` (default: the mix's neighbour count)."""
+        k = validation.check_n(k if k is not None else self.settings.similar_users, self.config, "k")
         nearest, similarity = self.neighbours.nearest_users(self.interactions.profiles([self.user_index(user_id)]), k)
         return [(int(self.user_ids[row]), round(float(value), 4))
                 for row, value in zip(nearest[0], similarity[0]) if row >= 0]
@@ -130,7 +164,8 @@ class Recommender:
         """Top-n hybrid recommendations for a known user, never anything they already rated or watched."""
         n = validation.check_n(self.config.default_n if n is None else n, self.config)
         profiles = self.interactions.profiles([self.user_index(user_id)])
-        return self._recommend(profiles, n, validation.weights(user_weight, content_weight, self.config), filters)
+        weights = tilted(self.settings.weights, validation.weights(user_weight, content_weight))
+        return self._recommend(profiles, n, weights, filters)
 
     def recommend_from_favourites(self, liked_anime_ids: Sequence[int], n: int | None = None,
                                   user_weight: float | None = None, content_weight: float | None = None,
@@ -146,8 +181,9 @@ class Recommender:
         if not known:
             raise UnknownAnimeError(f"none of the anime id(s) {', '.join(map(str, liked[:10]))} is known: "
                                     "search a title to find valid ids")
-        profiles = Profiles.from_favourites([np.array(known)], self.n_anime)
-        return self._recommend(profiles, n, validation.weights(user_weight, content_weight, self.config), filters)
+        profiles = Profiles.from_favourites([np.array(known)], self.n_model_anime)
+        weights = tilted(self.settings.favourites_weights, validation.weights(user_weight, content_weight))
+        return self._recommend(profiles, n, weights, filters)
 
     def unknown_anime(self, anime_ids: Sequence[int]) -> list[int]:
         """The ids among ``anime_ids`` that the catalogue does not have, in the order given."""
@@ -174,10 +210,10 @@ class Recommender:
         return [self.catalogue.item(j, [f'{_MATCH_LABELS.get(kind, "title contains")} "{query.strip()}"'])
                 for j, kind in self.catalogue.search(query, limit)]
 
-    def _recommend(self, profiles: Profiles, n: int, weights: tuple[float, float],
+    def _recommend(self, profiles: Profiles, n: int, weights: dict[str, float],
                    filters: Filters | None) -> list[dict[str, Any]]:
         mask = self.catalogue.filter_mask(filters)
-        scores = self.hybrid.score(profiles, self._component_weights("hybrid", weights))
+        scores = self.hybrid.score(profiles, weights)
         top = top_k(scores.total, n, exclude=profiles.known, allowed=mask, tiebreak=self.catalogue.popularity_order)[0]
         top = top[top >= 0]
         return self._explain(top, scores, profiles)
@@ -185,34 +221,53 @@ class Recommender:
     def _explain(self, top: np.ndarray, scores: HybridScores, profiles: Profiles) -> list[dict[str, Any]]:
         preferred, ratings = profiles.preferred_of(0)
         genres = self.catalogue.top_genres(profiles.preferred, self.config.preferred_genres)[0]
-        reasons = recommendation_reasons(top, scores, 0, preferred, ratings, genres, self.catalogue,
-                                         self.anime_embeddings, profiles.is_newcomer)
+        neighbours = scores.parts.get("user") or self.neighbours.score(profiles)
+        reasons = recommendation_reasons(top, neighbours.evidence["neighbour_counts"][0],
+                                         neighbours.evidence["neighbours"], preferred, ratings, genres,
+                                         self.catalogue, self.anime_embeddings, profiles.is_newcomer)
         items = []
-        for j, item_reasons in zip(top, reasons):
+        for j, item_reasons in zip(top, reasons, strict=True):
             item = self.catalogue.item(int(j), item_reasons)
             item["match"] = round(float(scores.total[0, j]), 4)
             items.append(item)
         return items
 
+    def with_item_item(self, weights: np.ndarray | Any, values: str) -> Recommender:
+        """The same engine with other EASE weights (used to compare EASE settings on the validation carve)."""
+        clone = copy.copy(self)
+        clone.hybrid = Hybrid({**self.hybrid.scorers, "item_item": ItemItemScorer(weights, values)})
+        return clone
+
     # ------------------------------------------------------------------ offline API (model rows, no validation of ids)
-    def score_users(self, user_rows: Sequence[int] | np.ndarray, method: str = "hybrid",
-                    user_weight: float | None = None, content_weight: float | None = None) -> np.ndarray:
-        """(len(user_rows) x n_anime) float32 scores in [0, 1] that serving ranks by; known anime NOT masked."""
-        weights = self._component_weights(method, validation.weights(user_weight, content_weight, self.config))
-        return self.hybrid.score(self.interactions.profiles(user_rows), weights).total
-
-    def rank_users(self, user_rows: Sequence[int] | np.ndarray, k: int, method: str = "hybrid") -> np.ndarray:
-        """(len(user_rows) x k) anime indices exactly as serving ranks them (known anime excluded), -1 padded."""
-        profiles = self.interactions.profiles(user_rows)
-        scores = self.hybrid.score(profiles, self._component_weights(method, validation.weights(None, None, self.config)))
-        return top_k(scores.total, k, exclude=profiles.known, tiebreak=self.catalogue.popularity_order)
-
-    def _component_weights(self, method: str, weights: tuple[float, float]) -> dict[str, float]:
+    def method_weights(self, method: str, newcomers: bool = False) -> dict[str, float]:
+        """The component weights of an evaluation method: one component alone, or the chosen mix."""
         if method not in METHODS:
             raise InvalidRequestError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
         if method != "hybrid":
             return {method: 1.0}
-        return {"user": weights[0], "content": weights[1]}
+        return dict(self.settings.favourites_weights if newcomers else self.settings.weights)
+
+    def score_users(self, user_rows: Sequence[int] | np.ndarray, method: str = "hybrid",
+                    user_weight: float | None = None, content_weight: float | None = None) -> np.ndarray:
+        """(len(user_rows) x n_anime) float32 scores in [0, 1] that serving ranks by (known anime score 0)."""
+        weights = tilted(self.method_weights(method), validation.weights(user_weight, content_weight))
+        return self.hybrid.score(self.interactions.profiles(user_rows), weights).total
+
+    def rank_users(self, user_rows: Sequence[int] | np.ndarray, k: int, method: str = "hybrid",
+                   weights: dict[str, float] | None = None) -> np.ndarray:
+        """(len(user_rows) x k) anime indices exactly as serving ranks them (known anime excluded), -1 padded;
+        ``weights`` (component -> weight) instead of a method's."""
+        return self._rank(self.interactions.profiles(user_rows), k, weights or self.method_weights(method))
+
+    def rank_favourites(self, favourites: Sequence[np.ndarray], k: int, method: str = "hybrid") -> np.ndarray:
+        """(len(favourites) x k) anime indices for newcomers given by their favourites (anime indices), as the
+        favourites endpoint ranks them; -1 padded."""
+        return self._rank(Profiles.from_favourites(favourites, self.n_model_anime), k,
+                          self.method_weights(method, newcomers=True))
+
+    def _rank(self, profiles: Profiles, k: int, weights: dict[str, float]) -> np.ndarray:
+        scores = self.hybrid.score(profiles, weights)
+        return top_k(scores.total, k, exclude=profiles.known, tiebreak=self.catalogue.popularity_order)
 
 
 def _position_map(ids: np.ndarray, source: str) -> dict[int, int]:

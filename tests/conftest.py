@@ -26,11 +26,15 @@ def base_config() -> dict:
 
 
 def small_training_config(config: dict) -> dict:
-    """The real config with a small, fast model: real training, just less of it."""
+    """The real config with a small, fast model and small searches: real training and tuning, just less of it."""
     config = copy.deepcopy(config)
     config["model"].update(embedding_size=16, jit_compile=False)  # XLA compile time dominates tiny runs
-    config["training"].update(epochs=2, verbose=0, batch_size=4096)
-    config["training"]["learning_rate"].update(start=0.001, max=0.005, min=0.001)
+    config["training"].update(epochs=3, verbose=0)
+    config["hybrid"]["item_item"].update(values=["any"], regularisation=[200], neighbours=[None, 50])
+    config["hybrid"].update(weights=[0.5, 1.0], similar_users=[20])
+    config["evaluation"]["baselines"] = {"item_knn": {"values": ["any"], "shrink": [0], "neighbours": [50]},
+                                         "als": {"values": ["any"], "factors": [16], "regularization": [10],
+                                                 "alpha": [5], "iterations": [5]}}
     return config
 
 
@@ -56,16 +60,19 @@ def run_pipeline(*args: str, artifacts: Path, timeout: int = 600) -> subprocess.
 
 @pytest.fixture(scope="session")
 def trained_root(tmp_path_factory: pytest.TempPathFactory, base_config: dict) -> Path:
-    """An artifacts root trained for real on the embedded sample (150 users with >= 400 ratings, 2 epochs)."""
+    """An artifacts root trained for real on the embedded sample (the users with >= 400 ratings, a few epochs), as
+    the pipeline's train stage trains the evaluation model: settings chosen on the carve, test rows held out."""
     from src.data_ingestion import ingest
     from src.data_processing import process
-    from src.model_training import train
+    from src.model_training import prepare_training_data, train
+    from src.tuning import choose_settings
 
     root = tmp_path_factory.mktemp("artifacts")
     config = small_training_config(base_config)
     config["model"]["jit_compile"] = base_config["model"]["jit_compile"]  # the production compile path, once
     ingest(config, destination=paths_config.raw_dir(root))
     process(config, raw_dir=paths_config.raw_dir(root), destination=paths_config.processed_dir(root))
-    train(config, processed_dir=paths_config.processed_dir(root), destination=paths_config.model_dir(root),
+    settings = choose_settings(config, prepare_training_data(config, paths_config.processed_dir(root)))
+    train(config, settings, processed_dir=paths_config.processed_dir(root), destination=paths_config.model_dir(root),
           comet_directory=paths_config.comet_dir(root))
     return root

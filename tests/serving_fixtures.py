@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, write_model_artifacts
+from src.ease import fit_item_weights
 from src.recommender import Recommender, ServingConfig
 
 # (anime_id, name, english_name, genres, type, episodes, premiered, year, score, members, synopsis)
@@ -54,6 +55,10 @@ TEST_USER = 1001
 TEST_USER_RATINGS = {1: 10, 6: 9, 30: 8, 21: 9, 102: 3, 101: 0}
 TEST_USER_UNSEEN_A = {5, 20}
 EMBEDDING_SIZE = 4
+# Every component in the mix, so each one's behaviour shows in the known answers.
+TINY_HYBRID = {"weights": {"item_item": 1.0, "ncf": 1.0, "user": 1.0, "content": 1.0},
+               "favourites_weights": {"item_item": 1.0, "ncf": 0.5, "content": 0.5}, "similar_users": 10,
+               "item_item": {"values": "any", "regularisation": 10.0, "neighbours": None}}
 
 
 def tiny_frames() -> dict[str, object]:
@@ -72,9 +77,14 @@ def tiny_frames() -> dict[str, object]:
     user_embeddings = _group_vectors(rng, [0] * len(GROUP_A_USERS) + [1] * len(GROUP_B_USERS))
     ratings = pd.DataFrame(_rating_rows(anime_ids, user_ids), columns=["user_index", "anime_index", "rating", "split"])
     ratings = ratings.astype({"user_index": np.int32, "anime_index": np.int32, "rating": np.int8, "split": np.int8})
+    # EASE fitted for real on the tiny ratings (what the model may learn from: everything but the test row)
+    item_weights = fit_item_weights(ratings[ratings["split"] != SPLIT_TEST], len(user_ids), len(anime_ids),
+                                    TINY_HYBRID["item_item"])
     return {"user_embeddings": user_embeddings, "anime_embeddings": anime_embeddings, "user_ids": user_ids,
             "anime_ids": anime_ids, "anime": anime, "user_ratings": ratings,
-            "manifest": {"data_source": "tests/serving_fixtures.py", "n_users": len(user_ids), "n_anime": len(anime_ids)}}
+            "manifest": {"data_source": "tests/serving_fixtures.py", "n_users": len(user_ids), "n_anime": len(anime_ids),
+                         "model": {"temperature": 7.0}, "hybrid": TINY_HYBRID},
+            "anime_bias": np.zeros(len(anime_ids), np.float32), "item_weights": item_weights}
 
 
 def _group_vectors(rng: np.random.Generator, groups: list[int]) -> np.ndarray:
@@ -123,8 +133,8 @@ def tiny_model_dir(tiny_artifacts_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def serving_config() -> ServingConfig:
     """The defaults of config.yaml, pinned here so a config tweak does not silently change the known answers."""
-    return ServingConfig(similar_users=10, preference_percentile=75, genre_boost=0.5, preferred_genres=5,
-                         default_n=10, max_n=100, user_weight=0.5, content_weight=0.5, max_liked=50,
+    return ServingConfig(preference_percentile=75, genre_boost=0.5, preferred_genres=5, fold_in_steps=3,
+                         fold_in_step_size=0.2, default_n=10, max_n=100, max_liked=50,
                          max_query_length=100, keep_versions=2)
 
 

@@ -10,7 +10,6 @@ import pytest
 from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION
 from src.data_processing import assign_splits, process
 from src.errors import UserError
-from src.model_training import scaled_targets
 from tests.raw_data import write_anime_2020, write_ratings
 
 
@@ -93,16 +92,12 @@ def test_held_out_pairs_never_reach_training(tmp_path, config):
     _, table, _, _ = run_process(tmp_path, config, rows, 1, processing={"validation_fraction": 0.1})
     from src.model_training import prepare_training_data
 
-    data = prepare_training_data(config, tmp_path / "processed", seed=1)
+    data = prepare_training_data(config, tmp_path / "processed")
     test_pairs = set(map(tuple, table.loc[table["split"] == SPLIT_TEST, ["user_index", "anime_index"]].to_numpy()))
-    trained = set(zip(data.batches.users.tolist(), data.batches.anime.tolist(), strict=True))
-    # Negatives (target 0) are drawn without knowledge of the test set, which is what keeps it unseen;
-    # what must never happen is a held-out pair used as a positive example.
-    positive = data.validation[1] > 0
-    validated = set(zip(data.validation[0]["user"][positive].tolist(), data.validation[0]["anime"][positive].tolist(),
-                        strict=True))
+    trained = set(zip(*data.train_targets.nonzero(), strict=True))
+    validated = set(zip(*data.validation_targets.nonzero(), strict=True))
     assert test_pairs and not (test_pairs & trained) and not (test_pairs & validated)
-    assert len(trained) == ((table["split"] == SPLIT_TRAIN) & (table["rating"] > 0)).sum()
+    assert len(trained) == (table["split"] == SPLIT_TRAIN).sum()  # rated and watched-unrated rows are targets
     assert (table["split"] == SPLIT_VALIDATION).sum() > 0
 
 
@@ -114,12 +109,12 @@ def test_assign_splits_only_holds_out_rated_rows():
     assert (np.bincount(users[split == SPLIT_TEST]) == 3).all()  # floor(0.2 * 15 rated)
 
 
-@pytest.mark.parametrize("objective, expected", [("rating", [0.0, 0.5, 1.0]), ("ranking", [0.5, 0.75, 1.0])])
-def test_ratings_are_scaled_to_zero_one(config, objective, expected):
-    config["training"]["objective"] = objective
-    config["training"]["positive_target_floor"] = 0.5
-    targets = scaled_targets(np.array([1, 5.5, 10]), config)
-    np.testing.assert_allclose(targets, expected)
+def test_ratings_weigh_a_users_targets(config):
+    from src.model_training import user_targets
+
+    rows = pd.DataFrame({"user_index": [0, 0, 0], "anime_index": [0, 1, 2], "rating": [1, 10, 0]})
+    targets = user_targets(rows, 1, 3, float(config["training"]["unrated_weight"])).toarray()
+    np.testing.assert_allclose(targets, [[0.1, 1.0, config["training"]["unrated_weight"]]])
     assert targets.dtype == np.float32
 
 

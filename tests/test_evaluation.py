@@ -13,13 +13,9 @@ from config.loader import load_config
 from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, ModelArtifacts
 from src.engine.ranking import top_k
 from src.errors import UserError
-from src.evaluation.baselines import (
-    als_scorer,
-    baseline_scorers,
-    embedding_scorer,
-    item_knn_scorer,
-    popularity_scorer,
-)
+from src.ease import ease_weights, keep_top_neighbours
+from src.evaluation import baselines
+from src.evaluation.baselines import embedding_scorer, interaction_matrix
 from src.evaluation.metrics import (
     batch_metrics,
     catalogue_coverage,
@@ -42,6 +38,15 @@ from src.evaluation.reports import log_to_comet, write_reports
 from src.evaluation.splitting import held_out_users, split_interactions, without_held_out
 
 SETTINGS = EvaluationSettings(k=10, batch_size=1024, max_users=None, seed=42)
+
+
+def fitted(name: str, train: pd.DataFrame, n_anime: int, n_users: int | None = None, **options):
+    """A baseline fitted on ``train``, as a scorer of user rows."""
+    n_users = n_users or int(train["user_index"].max()) + 1
+    matrix = interaction_matrix(train, n_users, n_anime)
+    if name == "als":
+        return baselines.als(matrix, seed=42, **options)
+    return baselines.by_user(getattr(baselines, name)(matrix, **options), matrix)
 
 
 def lists_of(score_fn, train: pd.DataFrame, users: np.ndarray, n_anime: int, k: int) -> np.ndarray:
@@ -239,7 +244,7 @@ def test_popularity_recommends_the_most_interacted_unseen_anime_first():
     # training counts: anime 0 by 3 users, anime 1 by 2, anime 2 by 1, anime 3 by none
     train = frame([(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (3, 2)])
     test = frame([(3, 0), (2, 3)], split=SPLIT_TEST)
-    scorer = popularity_scorer(train, 4)
+    scorer = fitted("popularity", train, 4)
     assert lists_of(scorer, train, np.array([3, 2]), 4, k=3).tolist() == [[0, 1, 3], [1, 2, 3]]
     metrics = evaluate_scorer(scorer, train, test, 4, k=1)
     assert metrics["hr"] == 0.5 and metrics["recall"] == 0.5       # user 3 gets anime 0; user 2 gets anime 1
@@ -248,7 +253,7 @@ def test_popularity_recommends_the_most_interacted_unseen_anime_first():
 
 def test_item_knn_ranks_the_held_out_checkerboard_item_first():
     train, test, held = checkerboard()
-    scorer = item_knn_scorer(train, 10, n_users=10)
+    scorer = fitted("item_knn", train, 10, n_users=10)
     users = np.arange(10)
     assert lists_of(scorer, train, users, 10, k=1)[:, 0].tolist() == [held[u] for u in users]
     metrics = evaluate_scorer(scorer, train, test, 10, k=1)
@@ -257,20 +262,49 @@ def test_item_knn_ranks_the_held_out_checkerboard_item_first():
 
 def test_asking_for_more_items_than_exist_is_handled():
     train, test, held = checkerboard()
-    lists = lists_of(item_knn_scorer(train, 10), train, np.arange(10), 10, k=25)
+    lists = lists_of(fitted("item_knn", train, 10), train, np.arange(10), 10, k=25)
     assert lists.shape == (10, 25)
     for user, recommended in enumerate(lists):
         shown = recommended[recommended >= 0]
         assert len(shown) == 6 and shown[0] == held[user] and (recommended[6:] == -1).all()
-    metrics = evaluate_scorer(item_knn_scorer(train, 10), train, test, 10, k=25)
+    metrics = evaluate_scorer(fitted("item_knn", train, 10), train, test, 10, k=25)
     assert metrics["recall"] == 1.0 and metrics["coverage"] == 1.0
 
 
 def test_als_baseline_ranks_the_held_out_checkerboard_item_first():
     train, test, held = checkerboard()
-    scorer = als_scorer(train, 10, factors=2, regularization=0.01, iterations=20)
-    assert set(baseline_scorers(train, 10)) == {"popularity", "item_knn", "als"}
+    scorer = fitted("als", train, 10, factors=2, regularization=0.01, alpha=1.0, iterations=20)
     assert evaluate_scorer(scorer, train, test, 10, k=1)["hr"] == 1.0
+
+
+def test_ease_ranks_the_held_out_checkerboard_item_first_dense_and_pruned():
+    train, test, held = checkerboard()
+    assert evaluate_scorer(fitted("ease", train, 10, regularisation=1.0), train, test, 10, k=1)["hr"] == 1.0
+    weights = ease_weights(interaction_matrix(train, 10, 10), 1.0)
+    assert np.allclose(np.diag(weights), 0.0)  # an anime never recommends itself
+    pruned = keep_top_neighbours(weights, 3)
+    assert (np.diff(pruned.tocsc().indptr) <= 3).all()  # each anime keeps at most 3 contributors
+    matrix = interaction_matrix(train, 10, 10)
+    scorer = baselines.by_user(lambda rows: (rows @ pruned).toarray(), matrix)
+    assert evaluate_scorer(scorer, train, test, 10, k=1)["hr"] == 1.0
+
+
+def test_ease_matches_its_closed_form():
+    rng = np.random.default_rng(4)
+    matrix = (rng.random((30, 12)) < 0.3).astype(np.float32)
+    gram = matrix.T @ matrix + 5.0 * np.eye(12)
+    precision = np.linalg.inv(gram)
+    expected = -precision / np.diag(precision)
+    np.fill_diagonal(expected, 0.0)
+    import scipy.sparse as sp
+    np.testing.assert_allclose(ease_weights(sp.csr_matrix(matrix), 5.0), expected, atol=1e-5)
+
+
+def test_interaction_values_count_weigh_or_drop_unrated_rows():
+    rows = pd.DataFrame({"user_index": [0, 0, 1], "anime_index": [0, 1, 1], "rating": [8, 0, 10]})
+    assert interaction_matrix(rows, 2, 2, "any").toarray().tolist() == [[1, 1], [0, 1]]
+    assert interaction_matrix(rows, 2, 2, "rated").toarray().tolist() == [[1, 0], [0, 1]]
+    np.testing.assert_allclose(interaction_matrix(rows, 2, 2, "weighted").toarray(), [[0.8, 0.5], [0, 1.0]])
 
 
 # --- hooks for the model and the engine ----------------------------------------------------------------------
@@ -316,7 +350,8 @@ def test_whole_evaluation_is_deterministic_with_a_fixed_seed(tmp_path):
     settings = EvaluationSettings(k=10, batch_size=16, max_users=30, seed=5)
 
     def run(folder):
-        results = evaluate_methods(scorer_rankers(baseline_scorers(train, 40, n_users=80, seed=5), train, 40, 80),
+        scorers = {name: fitted(name, train, 40, 80) for name in ("popularity", "item_knn")}
+        results = evaluate_methods(scorer_rankers(scorers, train, 40, 80),
                                    train, test, 40, settings)
         write_reports(results, folder, {"k": 10, "seed": 5, "users_evaluated": results["popularity"]["users"]})
         return results
@@ -378,3 +413,35 @@ def test_comet_hook_logs_metrics_and_assets_and_tolerates_none_and_failures(tmp_
             raise ConnectionError("no network")
 
     log_to_comet(Offline(), results, [])  # must not raise
+
+
+# --- newcomers ----------------------------------------------------------------------------------------------
+
+def test_newcomer_favourites_are_their_top_rated_and_the_rest_is_relevant():
+    from src.evaluation.newcomers import item_scorer_rankers, newcomer_split
+
+    rows = pd.DataFrame({"user_id": [7, 7, 7, 7, 7, 9, 9], "anime_index": [4, 2, 3, 1, 5, 0, 1],
+                         "rating": [9, 10, 9, 5, 0, 8, 7]})
+    split = newcomer_split(rows, max_favourites=2)
+    # user 9 has nothing beyond their two favourites, so nothing to score them on: left out
+    assert split.user_ids.tolist() == [7] and len(split) == 1
+    assert split.favourites[0].tolist() == [2, 3]  # 10 first, then the 9 with the lower anime index
+    assert sorted(split.relevant_rows["anime_index"]) == [1, 4]  # the other rated; the unrated 5 is neither
+    counts = np.array([0.0, 1.0, 9.0, 8.0, 2.0, 7.0])
+    rankers = item_scorer_rankers(split, {"popularity": lambda rows: np.broadcast_to(counts, (rows.shape[0], 6))}, 6)
+    assert rankers["popularity"](np.array([0]), 3).tolist() == [[5, 4, 1]]  # favourites 2 and 3 never come back
+
+
+def test_reports_carry_the_newcomer_section_and_the_ratio_to_the_best_baseline(tmp_path):
+    results = {"popularity": {"hr": 0.5, "recall": 0.2, "ndcg": 0.2, "users": 10},
+               "ease": {"hr": 0.8, "recall": 0.5, "ndcg": 0.5, "users": 10},
+               "hybrid": {"hr": 0.9, "recall": 0.55, "ndcg": 0.6, "users": 10}}
+    newcomers = {"methods": {"ease": {"hr": 0.7, "recall": 0.4, "ndcg": 0.4, "users": 5},
+                             "favourites": {"hr": 0.7, "recall": 0.42, "ndcg": 0.41, "users": 5}},
+                 "meta": {"newcomers": 5}}
+    write_reports(results, tmp_path, {"k": 10}, newcomers=newcomers)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["newcomers"]["methods"]["favourites"]["recall"] == 0.42
+    markdown = (tmp_path / "evaluation.md").read_text()
+    assert "**hybrid** Recall@10 0.5500 against the best baseline, **ease**, 0.5000: **1.100x**" in markdown
+    assert "**favourites** Recall@10 0.4200 against the best baseline, **ease**, 0.4000: **1.050x**" in markdown

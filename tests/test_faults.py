@@ -29,7 +29,7 @@ import yaml
 from application import create_app
 from bench.servers import gunicorn
 from config import paths_config
-from src.artifacts import SERVING_FILES
+from src.artifacts import SERVING_FILES, read_anime_table, read_ratings
 from tests.conftest import small_training_config
 from tests.raw_data import write_anime_2020, write_ratings
 from tests.serving_fixtures import TEST_USER
@@ -72,8 +72,20 @@ def _write(name: str, text: str) -> Mutation:
     return lambda folder: (folder / name).write_text(text, encoding="utf-8")
 
 
-def _table(name: str, change: Callable[[pd.DataFrame], pd.DataFrame]) -> Mutation:
-    return lambda folder: change(pd.read_parquet(folder / name)).to_parquet(folder / name, index=False)
+def _anime_table(change: Callable[[pd.DataFrame], pd.DataFrame]) -> Mutation:
+    """Rewrite anime.json with ``change`` applied to its records."""
+    def mutate(folder: Path) -> None:
+        frame = change(read_anime_table(folder / "anime.json"))
+        (folder / "anime.json").write_text(frame.to_json(orient="records"), encoding="utf-8")
+    return mutate
+
+
+def _ratings_table(change: Callable[[pd.DataFrame], pd.DataFrame]) -> Mutation:
+    """Rewrite user_ratings.npy with ``change`` applied to its columns (their types as ``change`` leaves them)."""
+    def mutate(folder: Path) -> None:
+        frame = change(read_ratings(folder / "user_ratings.npy"))
+        np.save(folder / "user_ratings.npy", frame.to_records(index=False), allow_pickle=False)
+    return mutate
 
 
 def _replace_folder_by_file(folder: Path) -> None:
@@ -107,14 +119,17 @@ ARTIFACT_FAULTS: list[tuple[str, Mutation, str]] = [
     ("ids-past-int64", _write("user_ids.json", json.dumps([2**64 + k for k in range(USERS)])), "integer ids"),
     ("duplicate-user-ids", _write("user_ids.json", json.dumps([1001] * USERS)), "more than once"),
     ("manifest-not-an-object", _write("manifest.json", "[1, 2]"), "JSON object"),
-    ("anime-table-reordered", _table("anime.parquet", lambda frame: frame.iloc[::-1]), "rows do not match"),
-    ("anime-table-lacks-a-column", _table("anime.parquet", lambda frame: frame.drop(columns=["anime_id"])),
-     "lacks columns"),
-    ("numeric-genres", _table("anime.parquet", lambda frame: frame.assign(genres=3)), "genres must be text"),
-    ("ratings-outside-the-id-maps", _table("user_ratings.parquet", lambda frame: frame.assign(anime_index=99)),
+    ("anime-table-reordered", _anime_table(lambda frame: frame.iloc[::-1]), "does not start with the anime"),
+    ("anime-table-lacks-a-column", _anime_table(lambda frame: frame.drop(columns=["anime_id"])), "lacks columns"),
+    ("numeric-genres", _anime_table(lambda frame: frame.assign(genres=3)), "genres must be text"),
+    ("ratings-outside-the-id-maps", _ratings_table(lambda frame: frame.assign(anime_index=99)),
      "outside the id maps"),
-    ("ratings-with-float-indices", _table("user_ratings.parquet", lambda frame: frame.assign(user_index=0.5)),
+    ("ratings-with-float-indices", _ratings_table(lambda frame: frame.assign(user_index=0.5)),
      "must hold integers"),
+    ("ratings-without-a-column", _ratings_table(lambda frame: frame.drop(columns=["split"])), "must hold the columns"),
+    ("bias-of-another-model", _save("anime_bias.npy", np.zeros(ANIME + 2, np.float32)), "one float per anime"),
+    ("item-weights-of-another-model", lambda folder: np.savez(folder / "item_weights.npz",
+                                                              dense=np.zeros((3, 3), np.float32)), "must be 12 x 12"),
 ]
 
 

@@ -1,35 +1,69 @@
-"""The NCF model, the learning-rate schedule and the negative sampler."""
+"""The NCF model: its layers, its loss, the batches it learns from, and a known answer after real training."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from src.base_model import build_model, extract_embeddings
-from src.model_training import EpochBatches, NegativeSampler, learning_rate_schedule
+from src.artifacts import l2_normalise
+from src.base_model import build_model, extract_embeddings, multinomial_nll
+from src.model_training import UserBatches, batch_size_for, fit_ncf, learning_rate_schedule, user_targets
 
 
-def test_model_has_the_designed_layers_and_compiles(config):
+def test_model_has_the_designed_layers_and_scores_the_whole_catalogue(config):
     model = build_model(7, 11, config)
-    names = [layer.name for layer in model.layers]
-    assert names == ["user", "anime", "user_embedding", "anime_embedding", "dot_product", "flatten", "dense",
-                     "batch_norm", "sigmoid"]
-    assert model.get_layer("dot_product").normalize is True
-    assert model.get_layer("user_embedding").output_dim == config["model"]["embedding_size"]
-    assert model.loss == "binary_crossentropy"
+    assert [layer.name for layer in model.layers] == ["user", "user_embedding", "user_normalised", "catalogue"]
+    logits = np.asarray(model.predict(np.arange(7), verbose=0))
+    assert logits.shape == (7, 11)
+    user_embeddings, anime_embeddings, bias = extract_embeddings(model)
+    assert user_embeddings.shape == (7, 16) and anime_embeddings.shape == (11, 16) and bias.shape == (11,)
 
 
-def test_model_output_is_a_probability(config):
-    model = build_model(7, 11, config)
-    rng = np.random.default_rng(0)
-    users, anime = rng.integers(0, 7, 500), rng.integers(0, 11, 500)
-    output = model.predict({"user": users, "anime": anime}, verbose=0)
-    assert output.shape == (500, 1)
-    assert ((output > 0) & (output < 1)).all()
-    user_embeddings, anime_embeddings = extract_embeddings(model)
-    assert user_embeddings.shape == (7, 16) and anime_embeddings.shape == (11, 16)
+def test_serving_computes_exactly_the_models_score(config):
+    """T · cos(u, a) + bias from the published (normalised) embeddings equals the network's own logits."""
+    model = build_model(5, 9, config)
+    catalogue = model.get_layer("catalogue")
+    catalogue.anime_bias.assign(np.linspace(-1, 1, 9).astype(np.float32))
+    user_embeddings, anime_embeddings, bias = extract_embeddings(model)
+    served = config["model"]["temperature"] * l2_normalise(user_embeddings) @ l2_normalise(anime_embeddings).T + bias
+    np.testing.assert_allclose(np.asarray(model.predict(np.arange(5), verbose=0)), served, rtol=1e-4, atol=1e-4)
 
 
-def test_original_learning_rate_schedule(base_config):
+def test_multinomial_loss_on_known_answers():
+    uniform = np.zeros((1, 4), np.float32)
+    assert float(multinomial_nll(np.array([[1, 0, 0, 0]], np.float32), uniform)[0]) == pytest.approx(np.log(4))
+    # weights are normalised per user: doubling them changes nothing
+    logits = np.array([[2.0, 0.0, -1.0, 0.5]], np.float32)
+    once = float(multinomial_nll(np.array([[0.8, 0.5, 0, 0]], np.float32), logits)[0])
+    twice = float(multinomial_nll(np.array([[1.6, 1.0, 0, 0]], np.float32), logits)[0])
+    assert once == pytest.approx(twice, rel=1e-5)
+
+
+def test_targets_weigh_ratings_and_unrated_anime():
+    ratings = pd.DataFrame({"user_index": [0, 0, 1], "anime_index": [2, 3, 0], "rating": [8, 0, 10]})
+    targets = user_targets(ratings, 2, 4, unrated_weight=0.5).toarray()
+    np.testing.assert_allclose(targets, [[0, 0, 0.8, 0.5], [1.0, 0, 0, 0]])
+
+
+def test_batches_are_users_with_targets_reshuffled_every_epoch_and_always_full():
+    ratings = pd.DataFrame({"user_index": np.repeat(np.arange(10), 2), "anime_index": np.tile([0, 3], 10),
+                            "rating": 7})
+    ratings = ratings[ratings["user_index"] != 4]  # a user without targets never appears in a batch
+    batches = UserBatches(user_targets(ratings, 10, 5, 0.5), 4, np.random.default_rng(0))
+    assert len(batches) == 3 and 4 not in batches.users
+    users, targets = batches[2]  # the last batch is filled up from the start of the epoch
+    assert len(users) == 4 and targets.shape == (4, 5)
+    first = batches.order.copy()
+    batches.on_epoch_end()
+    assert not np.array_equal(first, batches.order) and set(first) == set(batches.order)
+
+
+def test_batch_size_leaves_small_data_several_steps_an_epoch(config):
+    assert batch_size_for(config, 10_000) == config["training"]["batch_size"]
+    assert batch_size_for(config, 150) == 30
+
+
+def test_original_learning_rate_schedule():
     rate = learning_rate_schedule({"start": 1e-5, "max": 5e-5, "min": 1e-5, "rampup_epochs": 5,
                                    "sustain_epochs": 0, "exp_decay": 0.8})
     assert rate(0) == pytest.approx(1e-5)
@@ -39,36 +73,19 @@ def test_original_learning_rate_schedule(base_config):
     assert rate(100) == pytest.approx(1e-5)
 
 
-def test_negative_sampler_never_emits_a_known_pair():
-    rng = np.random.default_rng(3)
-    n_users, n_anime = 200, 60
-    users = rng.integers(0, n_users, 6000)
-    anime = rng.integers(0, n_anime, 6000)
-    known = set(zip(users.tolist(), anime.tolist()))
-    sampler = NegativeSampler(users, anime, n_anime, np.random.default_rng(0))
-    negative_users, negative_anime = sampler.sample(np.repeat(np.arange(n_users), 50))
-    pairs = set(zip(negative_users.tolist(), negative_anime.tolist()))
-    assert pairs and not pairs & known
-    assert len(negative_users) > 0.95 * n_users * 50  # collisions are redrawn, not dropped
-
-
-def test_a_user_who_saw_everything_gets_no_negatives():
-    users = np.zeros(5, dtype=np.int32)
-    sampler = NegativeSampler(users, np.arange(5), 5, np.random.default_rng(0))
-    negative_users, _ = sampler.sample(np.zeros(10, dtype=np.int32))
-    assert len(negative_users) == 0
-
-
-def test_negatives_are_resampled_every_epoch():
-    users = np.repeat(np.arange(20, dtype=np.int32), 5)
-    anime = np.tile(np.arange(5, dtype=np.int32), 20)
-    targets = np.full(100, 0.8, dtype=np.float32)
-    sampler = NegativeSampler(users, anime, 500, np.random.default_rng(0))
-    batches = EpochBatches(users, anime, targets, 64, 3, sampler, np.random.default_rng(1))
-    first = set(zip(batches.epoch_users[batches.epoch_targets == 0].tolist(), batches.epoch_anime[batches.epoch_targets == 0].tolist()))
-    assert len(batches.epoch_users) == 400 and len(batches) == 7
-    batches.on_epoch_end()
-    second = set(zip(batches.epoch_users[batches.epoch_targets == 0].tolist(), batches.epoch_anime[batches.epoch_targets == 0].tolist()))
-    assert first != second
-    x, y = batches[0]
-    assert set(x) == {"user", "anime"} and len(y) == 64
+def test_trained_model_ranks_the_held_out_checkerboard_anime_first(config):
+    """Even users like even anime, odd users odd ones; each user's held-out anime of their parity comes first."""
+    n = 12
+    rows, held = [], {}
+    for user in range(n):
+        liked = list(range(user % 2, n, 2))
+        held[user] = liked[(user // 2) % len(liked)]
+        rows += [(user, anime, 9) for anime in liked if anime != held[user]]
+    ratings = pd.DataFrame(rows, columns=["user_index", "anime_index", "rating"])
+    config["training"].update(epochs=60, batch_size=4)
+    fitted = fit_ncf(config, user_targets(ratings, n, n, 0.5))
+    user_embeddings, anime_embeddings, bias = fitted.embeddings()
+    scores = config["model"]["temperature"] * l2_normalise(user_embeddings) @ l2_normalise(anime_embeddings).T + bias
+    scores[ratings["user_index"], ratings["anime_index"]] = -np.inf  # what the user already has
+    assert scores.argmax(axis=1).tolist() == [held[user] for user in range(n)]
+    assert fitted.history["loss"][-1] < fitted.history["loss"][0]

@@ -1,20 +1,23 @@
-"""The evaluation and tuning pipelines on a really trained model: every method, reports, no test-set leakage."""
+"""The evaluation and the carve's choices on a really trained model: every method, newcomers, no test leakage."""
 from __future__ import annotations
 
 import copy
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from config import paths_config
-from src.artifacts import SPLIT_TEST
-from src.model_evaluation import evaluate_model, original_objective_config
-from src.tuning import carve_validation_split, set_path, tune
+from src.artifacts import SPLIT_TEST, load_model_artifacts
+from src.model_evaluation import evaluate_model
+from src.model_training import prepare_training_data
+from src.tuning import carve, set_path, significantly_better, tune
 from tests.conftest import small_training_config
 
 pytestmark = pytest.mark.integration
-METHODS = {"popularity", "item_knn", "als", "ncf_direct", "content", "user", "hybrid", "original_direct", "original_hybrid"}
+METHODS = {"popularity", "item_knn", "als", "ease", "ncf_direct", "item_item", "user", "content", "hybrid"}
+NEWCOMER_METHODS = {"favourites", "ncf_fold_in", "popularity", "item_knn", "ease"}
 
 
 @pytest.fixture
@@ -24,16 +27,22 @@ def eval_config(base_config):
     return config
 
 
-def test_evaluation_reports_every_method_on_the_same_users(trained_root, tmp_path, eval_config):
+def test_evaluation_reports_every_method_and_the_newcomers(trained_root, tmp_path, eval_config):
     report = evaluate_model(eval_config, model_dir=paths_config.model_dir(trained_root),
                             processed_dir=paths_config.processed_dir(trained_root), reports_dir=tmp_path)
     assert set(report["methods"]) == METHODS
-    assert {m["users"] for m in report["methods"].values()} == {150}
-    for metrics in report["methods"].values():
+    users = {metrics["users"] for metrics in report["methods"].values()}
+    assert len(users) == 1 and users.pop() > 100  # every method on the same held-out users
+    for metrics in [*report["methods"].values(), *report["newcomers"]["methods"].values()]:
         assert 0 <= metrics["recall"] <= metrics["hr"] <= 1 and 0 <= metrics["ndcg"] <= 1
+    assert set(report["newcomers"]["methods"]) == NEWCOMER_METHODS
+    assert report["newcomers"]["meta"]["newcomers"] > 10
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["methods"] == report["methods"] and written["meta"]["min_user_ratings"] == 400
-    assert "| hybrid |" in (tmp_path / "evaluation.md").read_text()
+    assert written["newcomers"]["methods"] == report["newcomers"]["methods"]
+    assert set(written["meta"]["baselines"]["users"]) == {"popularity", "item_knn", "als", "ease"}
+    markdown = (tmp_path / "evaluation.md").read_text()
+    assert "| hybrid |" in markdown and "| favourites |" in markdown and "best baseline" in markdown
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -41,41 +50,58 @@ def test_evaluation_is_deterministic(trained_root, tmp_path, eval_config):
     runs = [evaluate_model(eval_config, model_dir=paths_config.model_dir(trained_root), compare_original=False,
                            processed_dir=paths_config.processed_dir(trained_root), reports_dir=tmp_path / str(i))
             for i in range(2)]
-    assert runs[0]["methods"] == runs[1]["methods"]
+    assert runs[0]["methods"] == runs[1]["methods"] and runs[0]["newcomers"] == runs[1]["newcomers"]
 
 
-def test_original_objective_is_ratings_only(eval_config):
-    original = original_objective_config(eval_config)
-    assert original["training"]["objective"] == "rating" and original["training"]["negatives_per_positive"] == 0
-    assert original["training"]["learning_rate"]["max"] == pytest.approx(5e-5)
-    assert eval_config["training"]["objective"] == "ranking"  # the caller's config is untouched
+def test_the_original_design_is_compared_only_when_asked(trained_root, tmp_path, eval_config):
+    report = evaluate_model(eval_config, model_dir=paths_config.model_dir(trained_root), compare_original=True,
+                            processed_dir=paths_config.processed_dir(trained_root), reports_dir=tmp_path)
+    assert {"original_direct", "original_hybrid"} <= set(report["methods"])
+    assert eval_config["evaluation"]["compare_original_objective"] is False  # opt-in by default
 
 
-def test_validation_split_is_carved_from_training_rows_only(trained_root, tmp_path, eval_config):
+def test_the_carve_never_touches_the_test_set_or_the_newcomers(trained_root, eval_config):
     processed = paths_config.processed_dir(trained_root)
-    carve_validation_split(processed, tmp_path, eval_config)
+    data = prepare_training_data(eval_config, processed)
+    carved = carve(data, eval_config)
     original = pd.read_parquet(processed / "ratings.parquet")
-    carved = pd.read_parquet(tmp_path / "ratings.parquet")
     key = ["user_index", "anime_index"]
     test_pairs = original.loc[original["split"] == SPLIT_TEST, key]
-    assert carved.merge(test_pairs, on=key).empty  # the real test set never enters tuning
-    assert len(carved) == (original["split"] != SPLIT_TEST).sum()
-    assert (carved["split"] == SPLIT_TEST).sum() > 0.15 * (carved["rating"] > 0).sum()
+    assert carved.train.merge(test_pairs, on=key).empty  # the real test set never enters tuning
+    relevant = pd.DataFrame({"user_index": np.repeat(np.arange(carved.n_users), np.diff(carved.relevant.indptr)),
+                             "anime_index": carved.relevant.indices})
+    assert relevant.merge(test_pairs, on=key).empty and len(relevant) > 0
+    carve_newcomers = set(carved.newcomers.user_ids.tolist())
+    assert carve_newcomers and not carve_newcomers & set(carved.train["user_index"].tolist())
+    assert not carve_newcomers & set(carved.users.tolist())
 
 
-def test_learning_rate_schedule_scales_with_its_peak(eval_config):
+def test_the_trained_model_records_the_carves_choice(trained_root):
+    hybrid = load_model_artifacts(paths_config.model_dir(trained_root)).manifest["hybrid"]
+    assert hybrid["weights"]["item_item"] == 1.0 and hybrid["favourites_weights"]["item_item"] == 1.0
+    assert hybrid["item_item"]["regularisation"] == 200 and hybrid["similar_users"] in (20, 50)
+    assert hybrid["carve"]["users"] > 50 and hybrid["carve"]["trials"]
+
+
+def test_a_setting_must_beat_the_current_one_by_more_than_noise():
+    rng = np.random.default_rng(0)
+    current = rng.random(400)
+    assert significantly_better(current + 0.05, current, 2.0)
+    assert not significantly_better(current + rng.normal(0.0, 0.2, 400), current, 2.0)  # noise around 0
+    assert not significantly_better(current, current, 2.0)
+
+
+def test_learning_rate_peak_sets_the_flat_schedule(eval_config):
     config = copy.deepcopy(eval_config)
     set_path(config, "training.learning_rate.max", 0.01)
     assert config["training"]["learning_rate"] == {**eval_config["training"]["learning_rate"],
-                                                   "max": 0.01, "start": 0.002, "min": 0.002}
+                                                   "max": 0.01, "start": 0.01, "min": 0.01}
 
 
 def test_tuning_keeps_the_best_setting(trained_root, eval_config):
     eval_config["training"]["epochs"] = 1
-    eval_config["tuning"] = {"grid": {"model.embedding_size": [8]}, "user_weights": [0.0, 1.0], "similar_users": [5]}
-    result = tune(eval_config, paths_config.processed_dir(trained_root))
+    eval_config["tuning"] = {"grid": {"model.embedding_size": [8]}}
+    result = tune(eval_config, prepare_training_data(eval_config, paths_config.processed_dir(trained_root)))
     settings = [trial["setting"] for trial in result["trials"]]
-    assert settings[:2] == ["current config", "model.embedding_size=8"] and len(settings) == 4
+    assert settings == ["current config", "model.embedding_size=8"]
     assert result["best_validation_recall"] == max(trial["recall"] for trial in result["trials"])
-    assert result["best"]["serving.similar_users"] == 5
-    assert result["best"]["serving.user_weight"] + result["best"]["serving.content_weight"] == pytest.approx(1)

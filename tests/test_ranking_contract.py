@@ -17,14 +17,14 @@ import pytest
 from config import paths_config
 from config.loader import load_config
 from src.artifacts import load_model_artifacts, write_model_artifacts
+from src.engine.settings import tilted
 from src.evaluation.protocol import engine_rankers, recommend_top_k
 from src.evaluation.splitting import split_interactions, without_held_out
-from src.model_evaluation import engine_for
-from src.recommender import METHODS
+from src.model_evaluation import ENGINE_METHODS, engine_for
 
 pytestmark = pytest.mark.integration
-# How each engine method is asked for through the API.
-API_WEIGHTS = {"hybrid": "", "user": "&user_weight=1&content_weight=0", "content": "&user_weight=0&content_weight=1"}
+# What the API serves: the chosen mix, and each of its two sides alone (the sliders at 1/0 and 0/1).
+SLIDERS = {"hybrid": None, "similar users": (1.0, 0.0), "similar anime": (0.0, 1.0)}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def served_root(trained_root, tmp_path_factory):
     return root
 
 
-def test_every_method_ranks_the_same_offline_and_in_the_api(trained_root, served_root):
+def test_every_served_mix_ranks_the_same_offline_and_in_the_api(trained_root, served_root):
     from application import create_app
 
     config = load_config()
@@ -44,16 +44,30 @@ def test_every_method_ranks_the_same_offline_and_in_the_api(trained_root, served
     _, test = split_interactions(artifacts.user_ratings)
     users = np.unique(test["user_index"].to_numpy())[::7]  # a spread of the held-out users
     assert len(users) >= 10
-    rankers = engine_rankers(engine_for(artifacts, config), METHODS)
+    engine = engine_for(artifacts, config)
     client = create_app({"TESTING": True, "ARTIFACTS_DIR": str(paths_config.model_dir(served_root))}).test_client()
-    for method in METHODS:
-        offline = recommend_top_k(rankers[method], users, k=10)
+    for name, sliders in SLIDERS.items():
+        weights = tilted(engine.settings.weights, sliders)
+        offline = recommend_top_k(lambda rows, k, weights=weights: engine.rank_users(rows, k, weights=weights),
+                                  users, k=10)
+        query = "" if sliders is None else f"&user_weight={sliders[0]:g}&content_weight={sliders[1]:g}"
         for user_row, offline_list in zip(users, offline, strict=True):
             user_id = int(artifacts.user_ids[user_row])
-            response = client.get(f"/api/users/{user_id}/recommendations?n=10{API_WEIGHTS[method]}")
+            response = client.get(f"/api/users/{user_id}/recommendations?n=10{query}")
             assert response.status_code == 200
             served = [item["anime_id"] for item in response.get_json()["recommendations"]]
-            assert served == [int(artifacts.anime_ids[j]) for j in offline_list if j >= 0], (method, user_id)
+            assert served == [int(artifacts.anime_ids[j]) for j in offline_list if j >= 0], (name, user_id)
+
+
+def test_the_report_measures_the_served_mix(trained_root):
+    """The evaluator's hybrid is the engine's own ranking with the model's chosen mix, for every user."""
+    config = load_config()
+    artifacts = load_model_artifacts(paths_config.model_dir(trained_root))
+    engine = engine_for(artifacts, config)
+    users = np.arange(0, engine.n_users, 5)
+    rankers = engine_rankers(engine, list(ENGINE_METHODS.values()))
+    chosen = recommend_top_k(lambda rows, k: engine.rank_users(rows, k, weights=engine.settings.weights), users)
+    assert np.array_equal(recommend_top_k(rankers["hybrid"], users), chosen)
 
 
 def test_the_command_line_prints_what_the_api_serves(served_root):

@@ -196,9 +196,15 @@ def test_score_catalogue_matches_what_serving_ranks_by(engine: Recommender) -> N
 
 def test_hybrid_is_the_weighted_mean_of_the_components(engine: Recommender) -> None:
     user = [engine.user_index(TEST_USER)]
-    mixed = engine.score_users(user, "hybrid", 0.25, 0.75)
-    expected = 0.25 * engine.score_users(user, "user") + 0.75 * engine.score_users(user, "content")
-    np.testing.assert_allclose(mixed, expected, atol=1e-6)
+    # the tiny model's mix weighs its four components equally (TINY_HYBRID)
+    equal = engine.score_users(user, "hybrid")
+    expected = sum(engine.score_users(user, name) for name in ("item_item", "ncf", "user", "content")) / 4
+    np.testing.assert_allclose(equal, expected, atol=1e-6)
+    # the sliders tilt the mix's two sides: similar users (ncf, user) 0.25, similar anime (item_item, content) 0.75
+    tilted = engine.score_users(user, "hybrid", 0.25, 0.75)
+    expected = (0.125 * (engine.score_users(user, "ncf") + engine.score_users(user, "user"))
+                + 0.375 * (engine.score_users(user, "item_item") + engine.score_users(user, "content")))
+    np.testing.assert_allclose(tilted, expected, atol=1e-6)
 
 
 def test_engine_derives_preferences_from_the_ratings_it_is_given(tiny_model_dir, serving_config) -> None:
@@ -215,7 +221,7 @@ def test_engine_derives_preferences_from_the_ratings_it_is_given(tiny_model_dir,
 
 def test_unknown_method_is_refused(engine: Recommender) -> None:
     with pytest.raises(InvalidRequestError):
-        engine.score_users([0], "popularity")
+        engine.score_users([0], "telepathy")
 
 
 # ---------------------------------------------------------------------- bad input and bad artifacts

@@ -4,33 +4,32 @@ from __future__ import annotations
 import numpy as np
 
 from src.engine.catalogue import Catalogue
-from src.engine.hybrid import HybridScores
 
 REASON_TITLES = 3
 # Below this cosine, "similar to X" would be a stretch; such items are explained by other reasons.
 MIN_REASON_SIMILARITY = 0.25
 
 
-def recommendation_reasons(top: np.ndarray, scores: HybridScores, row: int, preferred: np.ndarray,
+def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighbours: int, preferred: np.ndarray,
                            preferred_ratings: np.ndarray, preferred_genres: tuple[str, ...], catalogue: Catalogue,
                            anime_embeddings: np.ndarray, newcomer: bool) -> list[list[str]]:
-    """Reasons for each anime index in ``top``, recommended to profile ``row`` of ``scores``.
+    """Reasons for each anime index in ``top``: how many of the profile's ``neighbours`` most similar users prefer
+    it (``neighbour_counts``, one per anime), which preferred anime it is most like, and shared favourite genres.
 
-    ``preferred`` (best first) and ``preferred_ratings`` are the profile's preferred anime; a newcomer's are
-    their favourites, which they liked rather than rated.
+    The reasons describe the recommendation whatever mix ranked it: the NCF's embeddings find the similar users
+    and the similar favourite. ``preferred`` (best first) and ``preferred_ratings`` are the profile's preferred
+    anime; a newcomer's are their favourites, which they liked rather than rated.
     """
     nearest_liked, nearest_similarity = _nearest_preferred(top, preferred, anime_embeddings)
-    user_part = scores.parts.get("user")
-    counts = user_part.evidence["neighbour_counts"][row] if user_part is not None else None
     genre_set = set(preferred_genres)
     all_reasons = []
     for position, anime in enumerate(top):
         reasons = []
-        if counts is not None and counts[anime] > 0:
-            total = user_part.evidence["neighbours"]
-            reasons.append(f"liked by {counts[anime]} of {total} users with similar taste" if newcomer
-                           else f"liked by {counts[anime]} of your {total} most similar users")
-        if "content" in scores.parts and len(preferred) and nearest_similarity[position] >= MIN_REASON_SIMILARITY:
+        count = int(neighbour_counts[anime]) if anime < len(neighbour_counts) else 0
+        if count > 0:
+            reasons.append(f"liked by {count} of {neighbours} users with similar taste" if newcomer
+                           else f"liked by {count} of your {neighbours} most similar users")
+        if len(preferred) and nearest_similarity[position] >= MIN_REASON_SIMILARITY:
             source = int(preferred[nearest_liked[position]])
             title = catalogue.titles_shown[source]
             reasons.append(f"similar to {title}, which you liked" if newcomer

@@ -14,6 +14,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 
+FAVOURITE_RATING = 10.0
+
+
 @dataclass(frozen=True)
 class Profiles:
     """A batch of people to recommend for: known users (their model rows) or newcomers (favourites only).
@@ -44,8 +47,10 @@ class Profiles:
 
     @classmethod
     def from_favourites(cls, liked: Sequence[np.ndarray], n_anime: int) -> Profiles:
-        """Newcomers: each one's liked anime are both what they know and what they prefer, in the order given."""
-        rows = _csr([np.asarray(anime, dtype=np.int32) for anime in liked], None, n_anime)
+        """Newcomers: each one's liked anime are both what they know and what they prefer, in the order given;
+        a favourite counts as a rating of 10."""
+        indices = [np.asarray(anime, dtype=np.int32) for anime in liked]
+        rows = _csr(indices, [np.full(len(anime), FAVOURITE_RATING, np.float32) for anime in indices], n_anime)
         return cls(known=rows, preferred=rows)
 
 

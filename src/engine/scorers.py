@@ -1,8 +1,16 @@
-"""Scorers: one object per signal, each scoring every anime of the catalogue for a batch of profiles.
+"""Scorers: one object per signal, each scoring every anime of the model for a batch of profiles.
 
 A scorer's ``score(profiles)`` returns ``ComponentScores``: an (n x anime) array, higher is better, plus the
-evidence its reasons need. Scorers never mask what a user already has and never rank: the hybrid mixes them,
-and ranking (src/engine/ranking.py) cuts the top n. Adding a signal is adding a scorer here and a weight.
+evidence its reasons need. Its ``normalise(values, known)`` puts one profile's scores on a common [0, 1] scale
+over the candidates (anime the profile does not have yet), so the hybrid can mix them with weights. Scorers never
+rank: ranking (src/engine/ranking.py) cuts the top n. Adding a signal is adding a scorer here and a weight.
+
+- ``ncf``: the NCF's own score, T · cos(user, anime) + bias; a newcomer's user vector is folded in from the
+  favourites by a few gradient steps on the model's objective (embeddings frozen);
+- ``item_item``: EASE, x · B, the profile's anime weighted as EASE was fitted;
+- ``user``: how many of the most similar users prefer each anime, boosted by the profile's favourite genres;
+- ``content``: the cosine of each anime to the profile's preferred anime, by NCF anime embeddings;
+- ``popularity``: how many users of the model have each anime on their list.
 """
 from __future__ import annotations
 
@@ -28,38 +36,136 @@ class Scorer(Protocol):
 
     def score(self, profiles: Profiles) -> ComponentScores: ...
 
+    def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray: ...
+
 
 def l2_normalise_rows(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def candidates_only(values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
+    """A float32 copy of ``values`` with each profile's known anime set to -inf."""
+    values = np.array(values, dtype=np.float32)
+    rows = np.repeat(np.arange(known.shape[0]), np.diff(known.indptr))
+    values[rows, known.indices] = -np.inf
+    return values
+
+
+def scale_by_max(values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
+    """Clip at 0 and divide each profile's candidates by their maximum: [0, 1], known anime 0."""
+    values = np.maximum(candidates_only(values, known), 0.0)
+    top = values.max(axis=1, keepdims=True) if values.shape[1] else np.zeros((len(values), 1), np.float32)
+    return np.divide(values, top, out=np.zeros_like(values), where=top > 0)
+
+
+def scale_min_max(values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
+    """Each profile's candidates mapped linearly onto [0, 1]; known anime 0."""
+    values = candidates_only(values, known)
+    finite = np.isfinite(values)
+    low = np.where(finite, values, np.inf).min(axis=1, keepdims=True)
+    high = np.where(finite, values, -np.inf).max(axis=1, keepdims=True)
+    span = np.where(high > low, high - low, 1.0)
+    return np.where(finite, (values - np.where(np.isfinite(low), low, 0.0)) / span, 0.0).astype(np.float32)
+
+
+def relative_probability(logits: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
+    """exp(logit − the best candidate's logit): the softmax probability relative to the profile's top anime."""
+    logits = candidates_only(logits, known)
+    best = logits.max(axis=1, keepdims=True)
+    return np.exp(logits - np.where(np.isfinite(best), best, 0.0)).astype(np.float32)
+
+
+class NCFScorer:
+    """The NCF's own score: T · cos(u, a) + bias_a, exactly what the model was trained to rank by."""
+
+    name = "ncf"
+
+    def __init__(self, user_embeddings: np.ndarray, anime_embeddings: np.ndarray, anime_bias: np.ndarray,
+                 temperature: float, fold_in_steps: int, fold_in_step_size: float) -> None:
+        self.user_embeddings, self.anime_embeddings = user_embeddings, anime_embeddings
+        self.anime_bias, self.temperature = anime_bias, float(temperature)
+        self.fold_in_steps, self.fold_in_step_size = fold_in_steps, fold_in_step_size
+
+    def user_vectors(self, profiles: Profiles) -> np.ndarray:
+        """Each profile's unit user vector: its own embedding, or its favourites folded in."""
+        if not profiles.is_newcomer:
+            return self.user_embeddings[profiles.user_rows]
+        return self.fold_in(profiles.known)
+
+    def fold_in(self, liked: sp.csr_matrix) -> np.ndarray:
+        """Unit user vectors for people known only by what they liked: start from the normalised mean of the liked
+        anime's embeddings, then take a few gradient steps on the model's own objective (the mean log softmax of
+        the liked anime) along the unit sphere, with the anime embeddings, bias and T frozen."""
+        weights = liked.sign().astype(np.float32)
+        weights = sp.diags(1.0 / np.maximum(np.asarray(weights.sum(axis=1)).ravel(), 1e-9)) @ weights
+        target = np.asarray(weights @ self.anime_embeddings)
+        vectors = l2_normalise_rows(target)
+        for _ in range(self.fold_in_steps):
+            logits = self.temperature * (vectors @ self.anime_embeddings.T) + self.anime_bias
+            probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probabilities /= probabilities.sum(axis=1, keepdims=True)
+            gradient = self.temperature * (target - probabilities @ self.anime_embeddings)
+            gradient -= (gradient * vectors).sum(axis=1, keepdims=True) * vectors  # tangent to the sphere
+            vectors = l2_normalise_rows(vectors + self.fold_in_step_size * gradient)
+        return vectors
+
+    def score(self, profiles: Profiles) -> ComponentScores:
+        logits = self.temperature * (self.user_vectors(profiles) @ self.anime_embeddings.T) + self.anime_bias
+        return ComponentScores(logits.astype(np.float32))
+
+    def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
+        return relative_probability(values, known)
+
+
+class ItemItemScorer:
+    """EASE: score = x · B, with the profile's anime weighted as the weights were fitted (``values``)."""
+
+    name = "item_item"
+
+    def __init__(self, weights: np.ndarray | sp.csr_matrix, values: str) -> None:
+        self.weights, self.values = weights, values
+
+    def profile_rows(self, profiles: Profiles) -> sp.csr_matrix:
+        """The profiles' anime as EASE saw users' rows: any = 1; rated = 1 if rated; weighted = rating / 10
+        (0.5 if unrated). A favourite counts as a rating of 10."""
+        rows = sp.csr_matrix(profiles.known, dtype=np.float32, copy=True)
+        rating = rows.data
+        if self.values == "any":
+            rows.data = np.ones_like(rating)
+        elif self.values == "rated":
+            rows.data = (rating > 0).astype(np.float32)
+        else:
+            rows.data = np.where(rating > 0, rating / 10.0, 0.5).astype(np.float32)
+        rows.eliminate_zeros()
+        return rows
+
+    def score(self, profiles: Profiles) -> ComponentScores:
+        scores = self.profile_rows(profiles) @ self.weights
+        return ComponentScores(np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32))
+
+    def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
+        return scale_by_max(values, known)
+
+
 class NeighbourScorer:
     """User-based: how many of the most similar users prefer each anime, boosted by the profile's genres.
 
-    Similar users are the nearest by cosine of the NCF user embeddings; a newcomer is placed among them by the
-    normalised mean of their favourites' anime embeddings. Score = count x (1 + genre_boost x share of the
-    anime's genres among the profile's ``preferred_genres`` most frequent genres).
+    Similar users are the nearest by cosine of the NCF user embeddings (a newcomer's vector is the NCF fold-in).
+    Score = count x (1 + genre_boost x share of the anime's genres among the profile's most frequent genres).
     """
 
     name = "user"
 
-    def __init__(self, user_embeddings: np.ndarray, anime_embeddings: np.ndarray, interactions: Interactions,
+    def __init__(self, user_embeddings: np.ndarray, ncf: NCFScorer, interactions: Interactions,
                  catalogue: Catalogue, neighbours: int, genre_boost: float, preferred_genres: int) -> None:
-        self.user_embeddings, self.anime_embeddings = user_embeddings, anime_embeddings
-        self.catalogue = catalogue
+        self.user_embeddings, self.ncf, self.catalogue = user_embeddings, ncf, catalogue
         self.neighbours, self.genre_boost, self.preferred_genres = neighbours, genre_boost, preferred_genres
         self._preferred = interactions.preferred.sign().astype(np.float32).tocsr()
 
-    def vectors(self, profiles: Profiles) -> np.ndarray:
-        """Each profile's position among the users: its own embedding, or its favourites' folded in."""
-        if not profiles.is_newcomer:
-            return self.user_embeddings[profiles.user_rows]
-        return l2_normalise_rows(np.asarray(profiles.preferred.sign() @ self.anime_embeddings))
-
     def nearest_users(self, profiles: Profiles, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rows x k) nearest user rows (a user is never their own neighbour) and their cosine similarities."""
-        similarity = self.vectors(profiles) @ self.user_embeddings.T
+        similarity = self.ncf.user_vectors(profiles) @ self.user_embeddings.T
         if not profiles.is_newcomer:
             similarity[np.arange(len(profiles)), profiles.user_rows] = -np.inf
         k = min(k or self.neighbours, len(self.user_embeddings) - (0 if profiles.is_newcomer else 1))
@@ -80,9 +186,12 @@ class NeighbourScorer:
         values = counts
         if self.genre_boost > 0:
             genres = self.catalogue.top_genres(profiles.preferred, self.preferred_genres)
-            values = counts * (1.0 + self.genre_boost * self.catalogue.genre_share(genres))
+            values = counts * (1.0 + self.genre_boost * self.catalogue.genre_share(genres)[:, :counts.shape[1]])
         return ComponentScores(values.astype(np.float32), {"neighbour_counts": counts.astype(np.int32),
                                                            "neighbours": nearest.shape[1]})
+
+    def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
+        return scale_by_max(values, known)
 
 
 class EmbeddingContentScorer:
@@ -97,3 +206,21 @@ class EmbeddingContentScorer:
     def score(self, profiles: Profiles) -> ComponentScores:
         profile_vectors = np.asarray(profiles.preferred.sign() @ self.anime_embeddings)
         return ComponentScores((profile_vectors @ self.anime_embeddings.T).astype(np.float32))
+
+    def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
+        return scale_min_max(values, known)
+
+
+class PopularityScorer:
+    """How many of the model's users have each anime on their list: the same for everyone."""
+
+    name = "popularity"
+
+    def __init__(self, interactions: Interactions) -> None:
+        self.counts = np.bincount(interactions.known.indices, minlength=interactions.n_anime).astype(np.float32)
+
+    def score(self, profiles: Profiles) -> ComponentScores:
+        return ComponentScores(np.broadcast_to(self.counts, (len(profiles), len(self.counts))))
+
+    def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
+        return scale_by_max(values, known)

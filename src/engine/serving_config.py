@@ -13,14 +13,13 @@ from src.errors import UserError
 
 @dataclass(frozen=True)
 class ServingConfig:
-    similar_users: int
     preference_percentile: float
     genre_boost: float
     preferred_genres: int
+    fold_in_steps: int
+    fold_in_step_size: float
     default_n: int
     max_n: int
-    user_weight: float
-    content_weight: float
     max_liked: int
     max_query_length: int
     keep_versions: int  # models kept besides the current one (src/model_registry.py checks it)
@@ -46,8 +45,10 @@ class ServingConfig:
 
     def validate(self) -> None:
         problems = []
-        if not (_is_int(self.similar_users) and self.similar_users >= 1):
-            problems.append("similar_users must be an integer >= 1")
+        if not (_is_int(self.fold_in_steps) and self.fold_in_steps >= 0):
+            problems.append("fold_in_steps must be an integer >= 0")
+        if not (_is_number(self.fold_in_step_size) and self.fold_in_step_size >= 0):
+            problems.append("fold_in_step_size must be >= 0")
         if not (_is_number(self.preference_percentile) and 0 <= self.preference_percentile <= 100):
             problems.append("preference_percentile must be between 0 and 100")
         if not (_is_number(self.genre_boost) and self.genre_boost >= 0):
@@ -56,9 +57,6 @@ class ServingConfig:
             problems.append("preferred_genres must be an integer >= 1")
         if not (_is_int(self.max_n) and _is_int(self.default_n) and 1 <= self.default_n <= self.max_n):
             problems.append("default_n must be an integer between 1 and max_n")
-        if not (_is_number(self.user_weight) and _is_number(self.content_weight) and self.user_weight >= 0
-                and self.content_weight >= 0 and self.user_weight + self.content_weight > 0):
-            problems.append("user_weight and content_weight must be >= 0 and not both 0")
         if not (_is_int(self.max_liked) and self.max_liked >= 1):
             problems.append("max_liked must be an integer >= 1")
         if not (_is_int(self.max_query_length) and self.max_query_length >= 1):

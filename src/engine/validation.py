@@ -50,17 +50,21 @@ def check_n(n: Any, config: ServingConfig, name: str = "n") -> int:
     return int(n)
 
 
-def weights(user_weight: float | None, content_weight: float | None, config: ServingConfig) -> tuple[float, float]:
-    """The (user, content) mix, defaults from the config, normalised to sum to 1."""
-    user_weight = config.user_weight if user_weight is None else user_weight
-    content_weight = config.content_weight if content_weight is None else content_weight
+def weights(user_weight: float | None, content_weight: float | None) -> tuple[float, float] | None:
+    """The (similar users, similar anime) sliders normalised to sum to 1, or None when neither is given (the
+    model's own chosen mix). One given alone pairs with 1 minus it."""
+    if user_weight is None and content_weight is None:
+        return None
     for name, value in (("user_weight", user_weight), ("content_weight", content_weight)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise InvalidRequestError(f"{name} must be a number >= 0, got {quoted(value)}")
-    total = float(user_weight) + float(content_weight)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or not 0 <= value <= 1):
+            raise InvalidRequestError(f"{name} must be a number from 0 to 1, got {quoted(value)}")
+    user_weight = 1.0 - float(content_weight) if user_weight is None else float(user_weight)
+    content_weight = 1.0 - float(user_weight) if content_weight is None else float(content_weight)
+    total = user_weight + content_weight
     if total <= 0:
         raise InvalidRequestError("user_weight and content_weight cannot both be 0: raise either one")
-    return float(user_weight) / total, float(content_weight) / total
+    return user_weight / total, content_weight / total
 
 
 def query_problem(config: ServingConfig) -> str:

@@ -1,6 +1,8 @@
-"""Baselines fitted on the training rows, and the NCF's own score, as batch scorers.
+"""Baselines fitted on the training rows, and the NCF's own score.
 
-A scorer is ``score_fn(user_rows) -> (len(user_rows) x n_anime)`` scores, higher is better, NaN = never.
+The item-based baselines (popularity, item-kNN, EASE) score from a person's interaction row alone, so the same
+fitted model scores known users (their training row) and newcomers (their favourites). ALS and the NCF score by
+user row. A *scorer* is ``score_fn(user_rows) -> (len(user_rows) x n_anime)`` scores, higher is better.
 """
 from __future__ import annotations
 
@@ -11,25 +13,45 @@ import pandas as pd
 import scipy.sparse as sp
 
 from src.artifacts import l2_normalise
-from src.evaluation.metrics import interaction_counts
-from src.logger import get_logger
-
-logger = get_logger(__name__)
+from src.ease import ease_weights
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+RowScoreFn = Callable[[sp.csr_matrix], np.ndarray]
 
 
-def interaction_matrix(interactions: pd.DataFrame, n_users: int, n_anime: int) -> sp.csr_matrix:
-    """Binary users x anime CSR matrix: 1 where the user has any row for the anime."""
-    users = interactions["user_index"].to_numpy(np.int64)
-    anime = interactions["anime_index"].to_numpy(np.int64)
-    matrix = sp.csr_matrix((np.ones(len(users), np.float32), (users, anime)), shape=(n_users, n_anime))
-    matrix.data[:] = 1.0  # duplicates were summed; presence is what counts
+def interaction_matrix(interactions: pd.DataFrame, n_users: int, n_anime: int, values: str = "any") -> sp.csr_matrix:
+    """users x anime CSR matrix of the interactions.
+
+    ``values``: "any" = 1 for every row (rated or not); "rated" = 1 for rated rows only; "weighted" = rating / 10
+    for rated rows and 0.5 for watched-but-unrated ones. Which one suits a baseline is chosen on the carve.
+    """
+    rating = interactions["rating"].to_numpy() if "rating" in interactions else np.ones(len(interactions))
+    rows = interactions
+    if values == "rated":
+        rows, rating = interactions[rating > 0], rating[rating > 0]
+    if values == "weighted":
+        data = np.where(rating > 0, rating / 10.0, 0.5).astype(np.float32)
+    elif values in ("any", "rated"):
+        data = np.ones(len(rows), np.float32)
+    else:
+        raise ValueError(f"interaction values must be any, rated or weighted, not {values!r}")
+    matrix = sp.csr_matrix((data, (rows["user_index"].to_numpy(np.int64), rows["anime_index"].to_numpy(np.int64))),
+                           shape=(n_users, n_anime))
+    matrix.sum_duplicates()
+    if values != "weighted":
+        matrix.data[:] = 1.0  # duplicates were summed; presence is what counts
     return matrix
 
 
 def n_users_of(*frames: pd.DataFrame) -> int:
     return int(max((frame["user_index"].max() for frame in frames if len(frame)), default=-1)) + 1
+
+
+def by_user(score_rows: RowScoreFn, matrix: sp.csr_matrix) -> ScoreFn:
+    """A row-based scorer applied to the users' rows of ``matrix``."""
+    def score(users: np.ndarray) -> np.ndarray:
+        return score_rows(matrix[_check_users(users, matrix.shape[0], "the interaction matrix")])
+    return score
 
 
 def _check_users(users: np.ndarray, n_rows: int, what: str) -> np.ndarray:
@@ -39,62 +61,56 @@ def _check_users(users: np.ndarray, n_rows: int, what: str) -> np.ndarray:
     return users
 
 
-def popularity_scorer(train_interactions: pd.DataFrame, n_anime: int) -> ScoreFn:
+def popularity(matrix: sp.csr_matrix) -> RowScoreFn:
     """Score = number of users with a training interaction with the anime, the same list for everyone."""
-    counts = interaction_counts(train_interactions, n_anime).astype(np.float64)
-
-    def score(users: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(counts, (len(users), n_anime))
-    return score
+    counts = np.asarray(matrix.sum(axis=0), dtype=np.float64).ravel()
+    return lambda rows: np.broadcast_to(counts, (rows.shape[0], len(counts)))
 
 
-def item_similarity(train_matrix: sp.csr_matrix, block_size: int = 1024) -> np.ndarray:
-    """Dense float32 cosine similarity between anime columns of a binary users x anime matrix, zero diagonal.
+def item_similarity(matrix: sp.csr_matrix, shrink: float = 0.0, neighbours: int | None = None) -> np.ndarray:
+    """Dense float32 cosine similarity between the anime columns of a users x anime matrix, zero diagonal.
 
-    sim(i, j) = |U_i ∩ U_j| / sqrt(|U_i| |U_j|), with U_i the users who interacted with anime i. Built in column
-    blocks so the sparse intermediate never exceeds n_anime x block_size entries.
+    sim(i, j) = x_i · x_j / (|x_i| |x_j| + shrink), with x_i anime i's column; shrinkage damps pairs seen by few
+    users. With ``neighbours``, each anime (column) keeps only its that many most similar anime.
     """
-    counts = np.asarray(train_matrix.sum(axis=0)).ravel()
-    inverse_norms = np.divide(1.0, np.sqrt(counts), out=np.zeros_like(counts, dtype=np.float64), where=counts > 0)
-    normalised = sp.csc_matrix(train_matrix @ sp.diags(inverse_norms))
-    transposed = normalised.T.tocsr()
-    n_anime = train_matrix.shape[1]
-    similarity = np.zeros((n_anime, n_anime), dtype=np.float32)
-    for start in range(0, n_anime, block_size):
-        stop = min(start + block_size, n_anime)
-        similarity[:, start:stop] = (transposed @ normalised[:, start:stop]).toarray()
+    columns = sp.csc_matrix(matrix, dtype=np.float32)
+    similarity = (columns.T @ columns).toarray().astype(np.float32)
+    norms = np.sqrt(np.diag(similarity)).copy()
+    similarity /= np.outer(norms, norms) + np.float32(shrink + 1e-9)
     np.fill_diagonal(similarity, 0.0)  # an anime is not its own neighbour
+    if neighbours and neighbours < len(similarity):
+        weakest = np.argpartition(-similarity, neighbours - 1, axis=0)[neighbours:]
+        np.put_along_axis(similarity, weakest, 0.0, axis=0)
     return similarity
 
 
-def item_knn_scorer(train_interactions: pd.DataFrame, n_anime: int, n_users: int | None = None) -> ScoreFn:
-    """Score(u, j) = sum of cosine similarities between anime j and the anime in u's training rows."""
-    n_users = n_users or n_users_of(train_interactions)
-    train_matrix = interaction_matrix(train_interactions, n_users, n_anime)
-    similarity = item_similarity(train_matrix)
-
-    def score(users: np.ndarray) -> np.ndarray:
-        users = _check_users(users, n_users, "the item-kNN scorer")
-        return np.asarray(train_matrix[users] @ similarity)
-    return score
+def item_knn(matrix: sp.csr_matrix, shrink: float = 0.0, neighbours: int | None = None) -> RowScoreFn:
+    """Score(u, j) = sum over u's anime i of sim(i, j)."""
+    similarity = item_similarity(matrix, shrink, neighbours)
+    return lambda rows: np.asarray(rows @ similarity)
 
 
-def als_scorer(train_interactions: pd.DataFrame, n_anime: int, n_users: int | None = None, factors: int = 64,
-               regularization: float = 0.05, alpha: float = 1.0, iterations: int = 15, seed: int = 42) -> ScoreFn:
-    """Implicit-feedback ALS (benfred/implicit) on the binary training matrix, confidence 1 + alpha."""
+def ease(matrix: sp.csr_matrix, regularisation: float) -> RowScoreFn:
+    """EASE (src/ease.py), dense: Score(u) = x_u · B."""
+    weights = ease_weights(matrix, regularisation)
+    return lambda rows: np.asarray(rows @ weights)
+
+
+def als(matrix: sp.csr_matrix, factors: int, regularization: float, alpha: float, iterations: int,
+        seed: int) -> ScoreFn:
+    """Implicit-feedback ALS (benfred/implicit) on the binary training matrix, confidence 1 + alpha; by user row."""
     from implicit.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
-    n_users = n_users or n_users_of(train_interactions)
-    model = AlternatingLeastSquares(factors=factors, regularization=regularization, alpha=alpha,
-                                    iterations=iterations, random_state=seed, use_gpu=False)
     # implicit parallelises itself; BLAS threads on top of its own only contend (its own warning says so)
     with threadpool_limits(1, "blas"):
-        model.fit(interaction_matrix(train_interactions, n_users, n_anime), show_progress=False)
+        model = AlternatingLeastSquares(factors=factors, regularization=regularization, alpha=alpha,
+                                        iterations=iterations, random_state=seed, use_gpu=False)
+        model.fit(matrix, show_progress=False)
     user_factors, item_factors = np.asarray(model.user_factors), np.asarray(model.item_factors)
 
     def score(users: np.ndarray) -> np.ndarray:
-        return user_factors[_check_users(users, n_users, "the ALS scorer")] @ item_factors.T
+        return user_factors[_check_users(users, len(user_factors), "the ALS scorer")] @ item_factors.T
     return score
 
 
@@ -105,13 +121,3 @@ def embedding_scorer(user_embeddings: np.ndarray, anime_embeddings: np.ndarray) 
     def score(users: np.ndarray) -> np.ndarray:
         return user_embeddings[_check_users(users, len(user_embeddings), "the embedding scorer")] @ anime_embeddings.T
     return score
-
-
-def baseline_scorers(train_interactions: pd.DataFrame, n_anime: int, n_users: int | None = None,
-                     seed: int = 42) -> dict[str, ScoreFn]:
-    """Popularity, item-kNN and ALS, all fitted on the training rows."""
-    return {
-        "popularity": popularity_scorer(train_interactions, n_anime),
-        "item_knn": item_knn_scorer(train_interactions, n_anime, n_users),
-        "als": als_scorer(train_interactions, n_anime, n_users, seed=seed),
-    }

@@ -87,11 +87,13 @@ def recommend_top_k(rank_fn: RankFn, users: np.ndarray, k: int = 10, batch_size:
 
 
 def evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_interactions: pd.DataFrame,
-                    n_anime: int, k: int = 10, batch_size: int = 1024, users: np.ndarray | None = None) -> dict[str, float]:
+                    n_anime: int, k: int = 10, batch_size: int = 1024, users: np.ndarray | None = None,
+                    popularity_rank: np.ndarray | None = None) -> dict[str, float]:
     """Rank the catalogue for each test user and return the metrics of src/evaluation/metrics.py.
 
     ``train_interactions`` holds every known (non-test) row, ``test_interactions`` the held-out rows; both need
     ``user_index`` and ``anime_index``. ``users`` restricts the evaluation to some test users (default: all).
+    ``popularity_rank``: pop_rank per anime when the training rows are not the popularity reference (newcomers).
     Returns ``hr``, ``recall``, ``ndcg`` (means over users), ``coverage``, ``mean_popularity_rank`` and ``users``.
     """
     n_users = n_users_of(train_interactions, test_interactions)
@@ -101,7 +103,7 @@ def evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_inte
     users = users[np.diff(relevant.indptr)[users] > 0]  # metrics are undefined without held-out anime
     if len(users) == 0:
         raise UserError("no users with held-out test ratings: set evaluation.holdout_fraction > 0 and rerun training")
-    pop_rank = popularity_ranks(train_interactions, n_anime)
+    pop_rank = popularity_ranks(train_interactions, n_anime) if popularity_rank is None else popularity_rank
     totals = dict.fromkeys(RANKING_METRICS, 0.0)
     recommended = np.zeros(n_anime, dtype=bool)
     rank_sum, n_recommended = 0.0, 0
@@ -132,15 +134,15 @@ def evaluate_scorer(score_fn: ScoreFn, train_interactions: pd.DataFrame, test_in
 
 
 def evaluate_methods(rankers: Mapping[str, RankFn], train_interactions: pd.DataFrame,
-                     test_interactions: pd.DataFrame, n_anime: int,
-                     settings: EvaluationSettings) -> dict[str, dict[str, float]]:
+                     test_interactions: pd.DataFrame, n_anime: int, settings: EvaluationSettings,
+                     popularity_rank: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """Evaluate every method on the same (seeded) set of test users; method -> metric -> value."""
     users = held_out_users(test_interactions, settings.max_users, settings.seed)
     results = {}
     for method, rank_fn in rankers.items():
         started = time.perf_counter()
         results[method] = evaluate_ranker(rank_fn, train_interactions, test_interactions, n_anime,
-                                          settings.k, settings.batch_size, users)
+                                          settings.k, settings.batch_size, users, popularity_rank)
         logger.info("%s: HR@%d %.4f, Recall@%d %.4f, NDCG@%d %.4f over %d users (%.1f s)", method,
                     settings.k, results[method]["hr"], settings.k, results[method]["recall"], settings.k,
                     results[method]["ndcg"], results[method]["users"], time.perf_counter() - started)

@@ -31,63 +31,103 @@ def _format_value(metric: str, value: Any) -> str:
     return f"{value:.1f}" if metric == "mean_popularity_rank" else f"{value:.4f}"
 
 
-def markdown_report(results: Mapping[str, Mapping[str, float]], meta: Mapping[str, Any]) -> str:
-    """A readable markdown table of every method's metrics, followed by the evaluation settings."""
-    k = meta.get("k", "k")
+BASELINES = ("popularity", "item_knn", "als", "ease")
+SECTION_TITLES = {"methods": "Known users (held-out 20 % of each user's ratings)",
+                  "newcomers": "Newcomers (users never trained on, recommended for from their favourites)",
+                  "new_anime": "New anime (rated anime held out of training, placed by their content alone)"}
+
+
+def best_baseline(results: Mapping[str, Mapping[str, float]], metric: str = "recall") -> str | None:
+    """The baseline with the highest ``metric`` among those in ``results``."""
+    present = [name for name in BASELINES if name in results]
+    return max(present, key=lambda name: results[name][metric]) if present else None
+
+
+def _table(results: Mapping[str, Mapping[str, float]], k: Any) -> list[str]:
     metrics = [metric for metric in METRIC_LABELS if any(metric in values for values in results.values())]
     header = ["Method"] + [METRIC_LABELS[metric].format(k=k) for metric in metrics]
-    lines = ["# Offline evaluation", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method, values in results.items():
         lines.append("| " + " | ".join([method] + [_format_value(m, values.get(m)) for m in metrics]) + " |")
-    lines += ["", "Held-out protocol and metric formulas: see `src/evaluation/__init__.py` and `src/evaluation/metrics.py`.", ""]
+    return lines
+
+
+def _comparison(results: Mapping[str, Mapping[str, float]], product: str, k: Any) -> list[str]:
+    baseline = best_baseline(results)
+    if baseline is None or product not in results or not results[baseline]["recall"]:
+        return []
+    ratio = results[product]["recall"] / results[baseline]["recall"]
+    return ["", f"**{product}** Recall@{k} {results[product]['recall']:.4f} against the best baseline, **{baseline}**, "
+                f"{results[baseline]['recall']:.4f}: **{ratio:.3f}x**."]
+
+
+def markdown_report(results: Mapping[str, Mapping[str, float]], meta: Mapping[str, Any],
+                    sections: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """Readable markdown: a table per section (known users, then newcomers and new anime when given), each with
+    the product's ratio to the best baseline, followed by the evaluation settings."""
+    k = meta.get("k", "k")
+    lines = ["# Offline evaluation", "", f"## {SECTION_TITLES['methods']}", "", *_table(results, k),
+             *_comparison(results, "hybrid", k)]
+    for name, section in (sections or {}).items():
+        lines += ["", f"## {SECTION_TITLES.get(name, name)}", ""]
+        if section.get("methods"):
+            lines += [*_table(section["methods"], k), *_comparison(section["methods"], "favourites", k)]
+        lines += [f"- {key}: {value}" for key, value in section.get("meta", {}).items()]
+    lines += ["", "## Settings", "",
+              "Held-out protocol and metric formulas: `src/evaluation/__init__.py` and `src/evaluation/metrics.py`. "
+              "Every setting was chosen on a validation carve of the training rows, never on the test set.", ""]
     lines += [f"- **{key}**: {value}" for key, value in meta.items()]
     return "\n".join(lines) + "\n"
 
 
-def bar_chart_png(results: Mapping[str, Mapping[str, float]], k: int | str = "k") -> bytes:
-    """A grouped bar chart (one group per method, one bar per ranking metric) as PNG bytes."""
+def bar_chart_png(results: Mapping[str, Mapping[str, float]], k: int | str = "k",
+                  sections: Mapping[str, Mapping[str, Any]] | None = None) -> bytes:
+    """Grouped bars (one group per method, one bar per ranking metric), one panel per section, as PNG bytes."""
     os.environ.setdefault("MPLCONFIGDIR", str(Path(tempfile.gettempdir()) / "anime-recommender-matplotlib"))
     # The object-oriented API with the Agg canvas needs no global backend and no pyplot state.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    methods = list(results)
-    figure = Figure(figsize=(max(6.0, 1.6 * len(methods) + 2), 4.5), dpi=100)
+    panels = [("methods", results)] + [(name, section["methods"]) for name, section in (sections or {}).items()
+                                       if section.get("methods")]
+    widest = max(len(methods) for _, methods in panels)
+    figure = Figure(figsize=(max(6.0, 1.3 * widest + 2), 4.2 * len(panels)), dpi=100)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
     width = 0.8 / len(RANKING_METRICS)
-    positions = np.arange(len(methods))
-    for offset, metric in enumerate(RANKING_METRICS):
-        values = [results[method].get(metric, np.nan) for method in methods]
-        bars = axes.bar(positions + (offset - (len(RANKING_METRICS) - 1) / 2) * width, values, width,
-                        label=METRIC_LABELS[metric].format(k=k))
-        axes.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
-    axes.set_xticks(positions, methods)
-    axes.set_ylim(0, 1.15)  # every ranking metric is in [0, 1]; the headroom keeps the legend off the bars
-    axes.set_ylabel("score (higher is better)")
-    axes.set_title(f"Held-out ranking metrics at k={k}")
-    axes.legend(loc="upper center", ncols=len(RANKING_METRICS), frameon=False)
+    for row, (name, methods) in enumerate(panels, start=1):
+        axes = figure.add_subplot(len(panels), 1, row)
+        positions = np.arange(len(methods))
+        for offset, metric in enumerate(RANKING_METRICS):
+            values = [methods[method].get(metric, np.nan) for method in methods]
+            bars = axes.bar(positions + (offset - (len(RANKING_METRICS) - 1) / 2) * width, values, width,
+                            label=METRIC_LABELS[metric].format(k=k))
+            axes.bar_label(bars, fmt="%.3f", fontsize=6, padding=2)
+        axes.set_xticks(positions, list(methods), fontsize=8)
+        axes.set_ylim(0, 1.15)  # every ranking metric is in [0, 1]; the headroom keeps the legend off the bars
+        axes.set_ylabel("score (higher is better)")
+        axes.set_title(f"{SECTION_TITLES.get(name, name).split(' (')[0]}: held-out ranking metrics at k={k}")
+        axes.legend(loc="upper center", ncols=len(RANKING_METRICS), frameon=False, fontsize=8)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
-def write_reports(results: Mapping[str, Mapping[str, float]], folder: str | Path,
-                  meta: Mapping[str, Any]) -> dict[str, Path]:
+def write_reports(results: Mapping[str, Mapping[str, float]], folder: str | Path, meta: Mapping[str, Any],
+                  **sections: Mapping[str, Any]) -> dict[str, Path]:
     """Write metrics.json, evaluation.md and chart.png into ``folder``, each atomically; return their paths.
 
-    metrics.json is ``{"methods": {method: {metric: value}}, "meta": meta}``; ``meta`` should say how the numbers
-    were obtained (users evaluated, k, seed, thresholds such as min_user_ratings and holdout_fraction).
+    metrics.json is ``{"methods": {method: {metric: value}}, <section>: {"methods": ..., "meta": ...}, "meta": meta}``
+    with a section per keyword (``newcomers``, ``new_anime``); ``meta`` says how the numbers were obtained.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: folder / filename for name, filename in REPORT_FILES.items()}
     results = {method: dict(values) for method, values in results.items()}
-    write_json(paths["metrics"], {"methods": results, "meta": dict(meta)})
-    write_bytes(paths["markdown"], markdown_report(results, meta).encode("utf-8"))
-    write_bytes(paths["chart"], bar_chart_png(results, meta.get("k", "k")))
+    write_json(paths["metrics"], {"methods": results, **{name: dict(section) for name, section in sections.items()},
+                                  "meta": dict(meta)})
+    write_bytes(paths["markdown"], markdown_report(results, meta, sections).encode("utf-8"))
+    write_bytes(paths["chart"], bar_chart_png(results, meta.get("k", "k"), sections))
     logger.info("evaluation reports written to %s", folder)
     return paths
 

@@ -12,6 +12,13 @@ from src.recommender import Recommender
 from src.web import params
 
 _NULLABLE_STRING = {"type": "string", "nullable": True}
+WEIGHT_HELP = {
+    "user_weight": "Share of the 'similar users' side of the mix (the NCF's own score and what similar users "
+                   "loved), relative to content_weight. Leave both out for the mix chosen for this model; one given "
+                   "alone pairs with 1 minus it.",
+    "content_weight": "Share of the 'similar anime' side of the mix (EASE's item-item weights and anime similar to "
+                      "the ones you loved).",
+}
 _NULLABLE_INTEGER = {"type": "integer", "nullable": True}
 _NULLABLE_NUMBER = {"type": "number", "nullable": True}
 
@@ -99,8 +106,8 @@ def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str
                           "items": {"type": "integer", "minimum": 0, "maximum": params.MAX_ID},
                           "description": "MyAnimeList ids of anime the person liked (find them with /api/anime/search)."},
                 "n": {"type": "integer", "minimum": 1, "maximum": config.max_n, "default": config.default_n},
-                "user_weight": {**weight, "default": config.user_weight},
-                "content_weight": {**weight, "default": config.content_weight},
+                "user_weight": {**weight, "description": WEIGHT_HELP["user_weight"]},
+                "content_weight": {**weight, "description": WEIGHT_HELP["content_weight"]},
                 "genre": {"oneOf": [genre, {"type": "array", "items": genre, "maxItems": params.MAX_FILTER_VALUES}]},
                 "type": {"oneOf": [type_schema, {"type": "array", "items": type_schema, "maxItems": params.MAX_FILTER_VALUES}]},
                 "min_score": {"type": "number", "minimum": params.SCORE_MIN, "maximum": params.SCORE_MAX},
@@ -139,13 +146,11 @@ def openapi_document(engine: Recommender | None, config: ServingConfig) -> dict[
     n = _query("n", {"type": "integer", "minimum": 1, "maximum": config.max_n, "default": config.default_n},
                "How many items to return.")
     weights = [
-        _query("user_weight", {"type": "number", "minimum": params.WEIGHT_MIN, "maximum": params.WEIGHT_MAX,
-                               "default": config.user_weight},
-               "Weight of the user-based part (anime preferred by similar users), relative to content_weight. "
-               "The two may not both be 0 (answered with 400): OpenAPI cannot express that rule."),
-        _query("content_weight", {"type": "number", "minimum": params.WEIGHT_MIN, "maximum": params.WEIGHT_MAX,
-                                  "default": config.content_weight},
-               "Weight of the content-based part (anime similar to the user's preferred anime)."),
+        _query("user_weight", {"type": "number", "minimum": params.WEIGHT_MIN, "maximum": params.WEIGHT_MAX},
+               WEIGHT_HELP["user_weight"] + " The two may not both be 0 (answered with 400): OpenAPI cannot express "
+               "that rule."),
+        _query("content_weight", {"type": "number", "minimum": params.WEIGHT_MIN, "maximum": params.WEIGHT_MAX},
+               WEIGHT_HELP["content_weight"]),
     ]
     filters = _filter_parameters(genre, type_schema)
     unavailable = _error_response("Model artifacts are missing or inconsistent; the message says why.")

@@ -45,8 +45,10 @@ def _engine_context() -> dict[str, Any]:
     """Every template (error pages included) knows the limits, whether the engine is unavailable, and the model
     version that answers (the footer shows it)."""
     state = engine_state()
+    sliders = state.recommender.default_weights() if state.recommender is not None else (0.5, 0.5)
     return {"serving": state.config, "unavailable": state.reason,
-            "model_version": state.version if state.recommender is not None else None}
+            "model_version": state.version if state.recommender is not None else None,
+            "slider_defaults": {"user_weight": round(sliders[0], 2), "content_weight": round(sliders[1], 2)}}
 
 
 def _page_context(form: MultiDict) -> dict[str, Any]:

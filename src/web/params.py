@@ -36,8 +36,8 @@ _DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?"
 @dataclass(frozen=True)
 class RecommendationParams:
     n: int
-    user_weight: float
-    content_weight: float
+    user_weight: float | None  # None: the model's own chosen mix
+    content_weight: float | None
     filters: Filters
 
 
@@ -101,11 +101,9 @@ def _json_float(body: Mapping[str, Any], name: str, low: float, high: float) -> 
     return _float_in_range(value, name, low, high)
 
 
-def _weights(user_weight: float | None, content_weight: float | None, config: ServingConfig) -> tuple[float, float]:
-    validation.weights(user_weight, content_weight, config)  # refuses both 0, as the engine would
-    user_weight = config.user_weight if user_weight is None else user_weight
-    content_weight = config.content_weight if content_weight is None else content_weight
-    return float(user_weight), float(content_weight)
+def _weights(user_weight: float | None, content_weight: float | None) -> tuple[float | None, float | None]:
+    validation.weights(user_weight, content_weight)  # refuses both 0, as the engine would
+    return user_weight, content_weight
 
 
 def _filters(genres: list[str], types: list[str], min_score: float | None, year_from: int | None,
@@ -124,7 +122,7 @@ def query_params(args: Any, config: ServingConfig) -> RecommendationParams:
     """n, weights and filters from a query string or form (a werkzeug MultiDict)."""
     n = _text_int(args, "n", 1, config.max_n)
     weights = _weights(_text_float(args, "user_weight", WEIGHT_MIN, WEIGHT_MAX),
-                       _text_float(args, "content_weight", WEIGHT_MIN, WEIGHT_MAX), config)
+                       _text_float(args, "content_weight", WEIGHT_MIN, WEIGHT_MAX))
     filters = _filters(args.getlist("genre"), args.getlist("type"), _text_float(args, "min_score", SCORE_MIN, SCORE_MAX),
                        _text_int(args, "year_from", YEAR_MIN, YEAR_MAX), _text_int(args, "year_to", YEAR_MIN, YEAR_MAX))
     return RecommendationParams(config.default_n if n is None else n, *weights, filters)
@@ -163,7 +161,7 @@ def favourites_params(body: Any, config: ServingConfig) -> tuple[list[int], Reco
     liked = parse_liked(body.get("liked"), config)
     n = _json_int(body, "n", 1, config.max_n)
     weights = _weights(_json_float(body, "user_weight", WEIGHT_MIN, WEIGHT_MAX),
-                       _json_float(body, "content_weight", WEIGHT_MIN, WEIGHT_MAX), config)
+                       _json_float(body, "content_weight", WEIGHT_MIN, WEIGHT_MAX))
     filters = _filters(_string_list(body, "genre"), _string_list(body, "type"),
                        _json_float(body, "min_score", SCORE_MIN, SCORE_MAX),
                        _json_int(body, "year_from", YEAR_MIN, YEAR_MAX), _json_int(body, "year_to", YEAR_MIN, YEAR_MAX))

@@ -1,0 +1,68 @@
+"""The hybrid's settings for one model: chosen per dataset on the validation carve (src/tuning.py), recorded in
+the model's manifest, and read back here by the engine. A model without them (a hand-made test set) falls back
+to the ``hybrid.default`` section of config/config.yaml.
+
+The two sliders people see tilt the chosen mix between its two sides: "similar users" (the NCF score and the
+neighbours' favourites) and "similar anime" (EASE's item-item weights and the embedding similarity).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from src.errors import ArtifactError
+
+USER_SIDE = ("ncf", "user")
+ANIME_SIDE = ("item_item", "content")
+COMPONENTS = (*USER_SIDE, *ANIME_SIDE, "popularity")
+
+
+@dataclass(frozen=True)
+class HybridSettings:
+    weights: dict[str, float]  # known users
+    favourites_weights: dict[str, float]  # newcomers, from their favourites
+    similar_users: int
+    item_item: dict[str, Any]  # how EASE was fitted: values, regularisation, neighbours
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> HybridSettings:
+        try:
+            settings = cls({str(k): float(v) for k, v in mapping["weights"].items()},
+                           {str(k): float(v) for k, v in mapping["favourites_weights"].items()},
+                           int(mapping["similar_users"]), dict(mapping["item_item"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ArtifactError(f"the hybrid settings are incomplete or malformed ({error}); retrain") from error
+        for name, weights in (("weights", settings.weights), ("favourites_weights", settings.favourites_weights)):
+            if unknown := sorted(set(weights) - set(COMPONENTS)):
+                raise ArtifactError(f"hybrid {name} name unknown components {unknown}; retrain")
+            if any(w < 0 for w in weights.values()) or not sum(weights.values()) > 0:
+                raise ArtifactError(f"hybrid {name} must be >= 0 and not all 0; retrain")
+        if settings.similar_users < 1:
+            raise ArtifactError("hybrid similar_users must be >= 1; retrain")
+        return settings
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"weights": self.weights, "favourites_weights": self.favourites_weights,
+                "similar_users": self.similar_users, "item_item": self.item_item}
+
+
+def default_slider_weights(weights: Mapping[str, float]) -> tuple[float, float]:
+    """The (similar users, similar anime) split the chosen mix amounts to, summing to 1."""
+    user = sum(weights.get(name, 0.0) for name in USER_SIDE)
+    anime = sum(weights.get(name, 0.0) for name in ANIME_SIDE)
+    return (user / (user + anime), anime / (user + anime)) if user + anime > 0 else (0.5, 0.5)
+
+
+def tilted(weights: Mapping[str, float], sliders: tuple[float, float] | None) -> dict[str, float]:
+    """The mix with its two sides re-weighted to ``sliders`` = (similar users, similar anime), each side keeping its
+    own inner proportions; a side the chosen mix leaves empty falls back to its main signal (NCF, EASE)."""
+    if sliders is None:
+        return dict(weights)
+    mixed = {name: weight for name, weight in weights.items() if name not in USER_SIDE + ANIME_SIDE}
+    scale = sum(weight for name, weight in weights.items() if name in USER_SIDE + ANIME_SIDE) or 1.0
+    for side, fallback, share in ((USER_SIDE, "ncf", sliders[0]), (ANIME_SIDE, "item_item", sliders[1])):
+        inner = {name: weights.get(name, 0.0) for name in side if weights.get(name, 0.0) > 0} or {fallback: 1.0}
+        total = sum(inner.values())
+        mixed.update({name: scale * share * weight / total for name, weight in inner.items()})
+    return {name: weight for name, weight in mixed.items() if weight > 0}
