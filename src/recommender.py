@@ -203,12 +203,18 @@ class Recommender:
             items.append(item)
         return items
 
-    def search(self, query: str, limit: int | None = None) -> list[dict[str, Any]]:
-        """Titles (original or English) matching ``query``: exact, then prefix, then substring; popular first."""
+    def search(self, query: str, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        """Titles matching ``query``: exact, then prefix, then substring; popular first; ``offset`` skips that many."""
         limit = validation.check_n(self.config.default_n if limit is None else limit, self.config, "limit")
+        offset = validation.check_offset(offset)
         query = validation.check_query(query, self.config)
+        found = self.catalogue.search(query, offset + limit)[offset:]
         return [self.catalogue.item(j, [f'{_MATCH_LABELS.get(kind, "title contains")} "{query.strip()}"'])
-                for j, kind in self.catalogue.search(query, limit)]
+                for j, kind in found]
+
+    def search_total(self, query: str) -> int:
+        """How many anime ``query`` finds in all (for paging)."""
+        return self.catalogue.count_matches(validation.check_query(query, self.config))
 
     def _recommend(self, profiles: Profiles, n: int, weights: dict[str, float],
                    filters: Filters | None) -> list[dict[str, Any]]:

@@ -346,3 +346,14 @@ def test_static_files_are_served(client) -> None:
 def test_the_form_suggests_user_ids_that_exist(client) -> None:
     page = client.get("/").get_data(as_text=True)
     assert 'placeholder="e.g. 1001 or 1002"' in page  # the first ids of the loaded model, not made-up ones
+
+
+def test_search_pages_with_offset_and_says_the_total(client) -> None:
+    first = client.get("/api/anime/search?q=o&limit=3").get_json()
+    second = client.get("/api/anime/search?q=o&limit=3&offset=3").get_json()
+    everything = client.get("/api/anime/search?q=o&limit=100").get_json()
+    assert first["total"] == second["total"] == len(everything["results"]) > 6
+    ids = [item["anime_id"] for item in everything["results"]]
+    assert [item["anime_id"] for item in first["results"]] == ids[:3]
+    assert [item["anime_id"] for item in second["results"]] == ids[3:6] and second["offset"] == 3
+    assert client.get("/api/anime/search?q=o&offset=-1").status_code == 400

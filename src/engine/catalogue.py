@@ -154,6 +154,10 @@ class Catalogue:
         normalised = normalise_title(text)
         return self.title_index.search(normalised, limit) if normalised else []
 
+    def count_matches(self, text: str) -> int:
+        """How many anime a title query finds in all."""
+        return self.title_index.count(normalise_title(text))
+
 
 def clean_text(value: Any) -> str | None:
     """A metadata string, or None for the dataset's many spellings of "missing"."""

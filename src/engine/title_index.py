@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,6 +54,12 @@ class TitleIndex:
             for index in self._substring_matches(text, limit + len(found)):
                 found.setdefault(index, SUBSTRING)
         return list(found.items())[:limit]
+
+    def count(self, text: str) -> int:
+        """How many anime have a title containing ``text`` (normalised): one regular-expression pass in C."""
+        if not text:
+            return 0
+        return len(re.findall(f"^.*{re.escape(text)}.*$", self._haystack, flags=re.MULTILINE))
 
     def _prefix_matches(self, text: str, wanted: int) -> list[int]:
         low = bisect.bisect_left(self._sorted_titles, text)

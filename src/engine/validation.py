@@ -50,6 +50,16 @@ def check_n(n: Any, config: ServingConfig, name: str = "n") -> int:
     return int(n)
 
 
+MAX_OFFSET = 100_000
+
+
+def check_offset(offset: Any) -> int:
+    """How many results to skip when paging: a whole number from 0."""
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or not 0 <= offset <= MAX_OFFSET:
+        raise InvalidRequestError(f"offset must be a whole number from 0 to {MAX_OFFSET}, got {quoted(offset)}")
+    return int(offset)
+
+
 def weights(user_weight: float | None, content_weight: float | None) -> tuple[float, float] | None:
     """The (similar users, similar anime) sliders normalised to sum to 1, or None when neither is given (the
     model's own chosen mix). One given alone pairs with 1 minus it."""

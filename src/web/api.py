@@ -60,8 +60,9 @@ def user_recommendations(user_id: str) -> Any:
 @api_bp.get("/anime/search")
 def search() -> Any:
     engine = get_engine()
-    query, limit = params.search_params(request.args, engine.config)
-    return jsonify(query=query, results=engine.search(query, limit))
+    query, limit, offset = params.search_params(request.args, engine.config)
+    return jsonify(query=query, total=engine.search_total(query), offset=offset,
+                   results=engine.search(query, limit, offset))
 
 
 @api_bp.get("/anime/<anime_id>/similar")

@@ -9,6 +9,7 @@ from typing import Any
 
 from src.engine.serving_config import ServingConfig
 from src.recommender import Recommender
+from src.engine.validation import MAX_OFFSET
 from src.web import params
 
 _NULLABLE_STRING = {"type": "string", "nullable": True}
@@ -93,8 +94,10 @@ def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str
         "SimilarResponse": {"type": "object", "required": ["anime", "similar"],
                             "properties": {"anime": {"$ref": "#/components/schemas/Anime"},
                                            "similar": {"type": "array", "items": {"$ref": "#/components/schemas/SimilarAnime"}}}},
-        "SearchResponse": {"type": "object", "required": ["query", "results"],
+        "SearchResponse": {"type": "object", "required": ["query", "total", "offset", "results"],
                            "properties": {"query": {"type": "string"},
+                                          "total": {"type": "integer", "description": "Anime found in all."},
+                                          "offset": {"type": "integer"},
                                           "results": {"type": "array", "items": {"$ref": "#/components/schemas/Anime"}}}},
         "FavouritesRequest": {
             "type": "object", "required": ["liked"], "additionalProperties": False,
@@ -183,9 +186,11 @@ def openapi_document(engine: Recommender | None, config: ServingConfig) -> dict[
                     {"name": "q", "in": "query", "required": True, "description": "Part of a title.",
                      "schema": {"type": "string", "minLength": 1, "maxLength": config.max_query_length}},
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": config.max_n, "default": config.default_n},
-                           "How many results to return at most.")],
+                           "How many results to return at most."),
+                    _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+                           "How many results to skip: the next page starts at offset + limit.")],
                 "responses": {"200": _ok("Matching anime, best first (possibly none).", "SearchResponse"),
-                              "400": _error_response("q missing, empty or too long, or limit out of range."),
+                              "400": _error_response("q missing, empty or too long, or limit or offset out of range."),
                               "503": unavailable, "414": too_long}}},
             "/api/recommendations": {"post": {
                 "operationId": "recommendFromFavourites",

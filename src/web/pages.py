@@ -147,7 +147,7 @@ def search() -> Any:
 
     def find(result: PageResult) -> None:
         engine = get_engine()
-        text, limit = params.search_params(form, engine.config)
+        text, limit, _ = params.search_params(form, engine.config)
         result.items = engine.search(text, limit)
         if not result.items:
             result.message = f"No title contains “{text.strip()}”. Try a shorter part of the name."

@@ -135,10 +135,12 @@ def similar_params(args: Any, config: ServingConfig) -> tuple[int, Filters]:
     return (config.default_n if n is None else n), filters
 
 
-def search_params(args: Any, config: ServingConfig) -> tuple[str, int]:
+def search_params(args: Any, config: ServingConfig) -> tuple[str, int, int]:
+    """(query, limit, offset) of a title search."""
     query = validation.check_query(args.get("q"), config)
     limit = _text_int(args, "limit", 1, config.max_n)
-    return query, config.default_n if limit is None else limit
+    offset = _text_int(args, "offset", 0, validation.MAX_OFFSET)
+    return query, config.default_n if limit is None else limit, offset or 0
 
 
 def _string_list(body: Mapping[str, Any], name: str) -> list[str]:
