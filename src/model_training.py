@@ -144,8 +144,12 @@ class FittedNCF:
 
 
 def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_targets: sp.csr_matrix | None = None,
-            epochs: int | None = None, callbacks: list[keras.callbacks.Callback] | None = None) -> FittedNCF:
-    """Train the NCF on a users x anime target matrix; seeded, so the same inputs give the same model."""
+            epochs: int | None = None, callbacks: list[keras.callbacks.Callback] | None = None,
+            strategy: Any = None) -> FittedNCF:
+    """Train the NCF on a users x anime target matrix; seeded, so the same inputs give the same model.
+
+    ``strategy``: a ``tf.distribute`` strategy (e.g. MultiWorkerMirroredStrategy) to build the model in and train
+    under, each replica taking its share of every batch (src/distributed.py); None (default) is the plain fit."""
     training = config["training"]
     epochs = int(training["epochs"] if epochs is None else epochs)
     if epochs < 1:
@@ -158,7 +162,11 @@ def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_tar
     validation = None
     if validation_targets is not None and validation_targets.nnz:
         validation = UserBatches(validation_targets, batches.batch_size, None)
-    model = build_model(n_users, n_anime, config)
+    if strategy is None:
+        model = build_model(n_users, n_anime, config)
+    else:
+        with strategy.scope():
+            model = build_model(n_users, n_anime, config)
     schedule = [keras.callbacks.LearningRateScheduler(learning_rate_schedule(training["learning_rate"]))]
     if training["early_stopping_patience"] is not None and validation is not None:
         schedule.append(keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True,
@@ -166,8 +174,13 @@ def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_tar
     logger.info("training the NCF on %d users' lists (%d anime, batches of %d users) for up to %d epochs",
                 len(batches.users), n_anime, batches.batch_size, epochs)
     started = time.perf_counter()
-    history = model.fit(batches, validation_data=validation, epochs=epochs, verbose=training["verbose"],
-                        callbacks=schedule + list(callbacks or [])).history
+    if strategy is None:
+        history = model.fit(batches, validation_data=validation, epochs=epochs, verbose=training["verbose"],
+                            callbacks=schedule + list(callbacks or [])).history
+    else:
+        from src.distributed import fit_distributed
+
+        history = fit_distributed(model, batches, validation, epochs, strategy, schedule + list(callbacks or []))
     return FittedNCF(model, {name: [float(v) for v in values] for name, values in history.items()},
                      time.perf_counter() - started)
 
