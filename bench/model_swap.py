@@ -132,7 +132,7 @@ def valid_requests(model: ServedModel, rng: random.Random, count: int = 400) -> 
         lambda: similar_anime(model, rng, "similar", 5),
         lambda: search("search", title_piece(model, rng), 5),
         lambda: favourites(model, rng, "favourites", 2, 5),
-        lambda: Request("page", "GET", f"/?userID={rng.choice(model.user_ids)}"),
+        lambda: Request("page", "GET", f"/users/{rng.choice(model.user_ids)}"),
     ]
     return [rng.choice(builders)() for _ in range(count)]
 

@@ -1,7 +1,12 @@
 // Progressive enhancement only: every form works without this file.
 // - range sliders show their value;
 // - inputs with data-suggest fetch /api/anime/search as you type and show suggestions:
-//   data-suggest="navigate" opens the chosen anime's page, data-suggest="pick" adds it to the favourites list.
+//   data-suggest="navigate" opens the chosen anime's page, data-suggest="pick" adds it to the favourites list
+//   (a title picked twice is said so, not silently dropped);
+// - the options panel stays as the person left it: its open or closed state is kept in a cookie the server
+//   reads, so the next page renders it that way (no jump after the page has drawn);
+// - a poster that fails to load gives way to its placeholder (the title's initials);
+// - forms marked data-drop-empty leave their empty fields out of the address they open.
 // Text is always inserted with textContent, never as HTML.
 "use strict";
 
@@ -82,6 +87,8 @@
         var empty = document.createElement("li");
         empty.className = "empty";
         empty.textContent = "No matching title";
+        empty.setAttribute("role", "option");
+        empty.setAttribute("aria-disabled", "true");
         list.appendChild(empty);
       }
       results.forEach(function (item, i) {
@@ -156,13 +163,25 @@
     if (submit) submit.disabled = count === 0;
   }
 
+  function say(text) {
+    var note = document.getElementById("picked-note");
+    if (note) note.textContent = text;
+  }
+
   function addFavourite(item) {
     var picked = pickedList();
     if (!picked) return;
     var id = String(item.anime_id);
     var max = Number(picked.dataset.max || 50);
-    if (picked.querySelector('li[data-anime-id="' + CSS.escape(id) + '"]')) return;
-    if (picked.querySelectorAll("li").length >= max) return;
+    if (picked.querySelector('li[data-anime-id="' + CSS.escape(id) + '"]')) {
+      say(title(item) + " is already in your picks: each anime counts once.");
+      return;
+    }
+    if (picked.querySelectorAll("li").length >= max) {
+      say("You can pick at most " + max + " anime: remove one to add another.");
+      return;
+    }
+    say("Added " + title(item) + ".");
     var chip = document.createElement("li");
     chip.dataset.animeId = id;
     var label = document.createElement("span");
@@ -193,7 +212,45 @@
     updatePicked();
   }
 
+  function setupOptions() {
+    document.querySelectorAll("details.options").forEach(function (panel) {
+      panel.addEventListener("toggle", function () {
+        document.cookie = "options=" + (panel.open ? "open" : "closed") + "; path=/; max-age=31536000; SameSite=Lax";
+      });
+    });
+  }
+
+  function setupPosters() {
+    var fail = function (image) { image.closest(".poster").classList.add("failed"); };
+    // error does not bubble, but it can be caught on the way down: one listener for every poster, even one
+    // added later; the images that failed before this script ran are found by looking.
+    document.addEventListener("error", function (event) {
+      var image = event.target;
+      if (image instanceof HTMLImageElement && image.closest(".poster")) fail(image);
+    }, true);
+    document.querySelectorAll(".poster img").forEach(function (image) {
+      if (image.complete && image.naturalWidth === 0 && image.currentSrc) fail(image);
+    });
+  }
+
+  function setupDropEmpty() {
+    document.querySelectorAll("form[data-drop-empty]").forEach(function (form) {
+      form.addEventListener("formdata", function (event) {
+        var empty = [];
+        event.formData.forEach(function (value, name) { if (typeof value === "string" && !value.trim()) empty.push(name); });
+        empty.forEach(function (name) {
+          var kept = event.formData.getAll(name).filter(function (value) { return typeof value !== "string" || value.trim(); });
+          event.formData.delete(name);
+          kept.forEach(function (value) { event.formData.append(name, value); });
+        });
+      });
+    });
+  }
+
   setupSliders();
   setupPicked();
+  setupOptions();
+  setupPosters();
+  setupDropEmpty();
   document.querySelectorAll("input[data-suggest]").forEach(setupSuggest);
 })();

@@ -1,7 +1,8 @@
 """Bad input never hurts: hostile and malformed input to every JSON endpoint and every HTML form.
 
 Each row is one request, the status it must get and a fragment of the message that says what to fix (JSON
-``error.message`` for the API, the inline ``.message.error`` paragraph for a page, with the form still there).
+``error.message`` for the API, the inline ``.message.error`` paragraph for a page, with the form still there; a
+page names a field as its form labels it, never by the API's parameter name).
 After every row: nothing was logged as an error or with a traceback, and the next valid request succeeds.
 
 Hostile text that is still a well-formed request (unicode, SQL, HTML, JS or template syntax in a search) is
@@ -234,30 +235,38 @@ class FormCase:
     form_id: str  # the form that must still be on the page, to fix the input
 
     def send(self, client):
+        # A valid form is answered with a redirect to its result's address: followed, as a browser does.
         if self.method == "GET":
-            return client.get(self.url, query_string=self.fields)
-        return client.post(self.url, data=self.fields)
+            return client.get(self.url, query_string=self.fields, follow_redirects=True)
+        return client.post(self.url, data=self.fields, follow_redirects=True)
 
 
 USER_FORM = 'id="user-form"'
 FAVOURITES_FORM = 'id="favourites-form"'
 SEARCH_FORM = 'id="search-q"'
-ANIME_FORM = 'action="/anime/1"'
+ANIME_FORM = 'action="/anime/1#results"'
 USER_ID = str(TEST_USER)
+
+
+# Each option as the form labels it: what a page's message must name (src/web/pages.py LABELS).
+PAGE_LABELS = {"n": "How many", "user_weight": "Similar users weight", "content_weight": "Similar anime weight",
+               "genre": "Genre", "type": "Type", "min_score": "Minimum score", "year_from": "From year",
+               "year_to": "To year"}
 
 
 def _option_cases(prefix: str, method: str, url: str, base: dict[str, Any], form_id: str,
                   weights: bool = True) -> list[FormCase]:
-    cases = [FormCase(f"{prefix}-n-{label}", method, url, {**base, "n": value}, 400, "N must", form_id)
+    cases = [FormCase(f"{prefix}-n-{label}", method, url, {**base, "n": value}, 400, "How many must", form_id)
              for label, value in BAD_N if value]  # an empty field means "default"
     cases += [FormCase(f"{prefix}-{name}-{value[:12]}", method, url, {**base, name: value}, 400,
-                       fragment[:1].upper() + fragment[1:], form_id)
+                       PAGE_LABELS[name], form_id)
               for name, value, fragment in BAD_FILTERS if value.strip()]
     if weights:
         cases += [FormCase(f"{prefix}-{name}-{value}", method, url, {**base, name: value}, 400,
-                           name.capitalize(), form_id) for name, value in BAD_WEIGHTS]
+                           f"{PAGE_LABELS[name]} must be a number", form_id) for name, value in BAD_WEIGHTS]
         cases.append(FormCase(f"{prefix}-weights-both-zero", method, url,
-                              {**base, "user_weight": "0", "content_weight": "0"}, 400, "cannot both be 0", form_id))
+                              {**base, "user_weight": "0", "content_weight": "0"}, 400,
+                              "Similar users weight and Similar anime weight cannot both be 0", form_id))
     return cases
 
 
@@ -265,9 +274,9 @@ def _user_form_cases() -> list[FormCase]:
     cases = []
     for method in ("POST", "GET"):
         prefix = f"index-{method.lower()}"
-        cases += [FormCase(f"{prefix}-id-{label}", method, "/", {"userID": value}, 400, "User id must", USER_FORM)
+        cases += [FormCase(f"{prefix}-id-{label}", method, "/", {"userID": value}, 400, "User ID must", USER_FORM)
                   for label, value in FORM_BAD_IDS]
-        cases += [FormCase(f"{prefix}-id-{label}", method, "/", {"userID": text}, 400, "User id must", USER_FORM)
+        cases += [FormCase(f"{prefix}-id-{label}", method, "/", {"userID": text}, 400, "User ID must", USER_FORM)
                   for label, text in HOSTILE_TEXT if text.strip()]
         cases += [FormCase(f"{prefix}-unknown-{label}", method, "/", {"userID": value}, 404,
                            "We don't know that user ID", USER_FORM) for label, value in UNKNOWN_IDS]
@@ -280,14 +289,15 @@ def _favourites_form_cases() -> list[FormCase]:
     cases = []
     for method in ("POST", "GET"):
         prefix = f"favourites-{method.lower()}"
-        cases += [FormCase(f"{prefix}-liked-{label}", method, "/favourites", {"liked": value}, 400, "Anime id must",
-                           FAVOURITES_FORM) for label, value in FORM_BAD_IDS]
+        cases += [FormCase(f"{prefix}-liked-{label}", method, "/favourites", {"liked": value}, 400,
+                           "Anime you liked are given by their IDs", FAVOURITES_FORM)
+                  for label, value in FORM_BAD_IDS]
         cases += [FormCase(f"{prefix}-unknown-only", method, "/favourites", {"liked": ["999", "998"]}, 404,
-                           "not in the model", FAVOURITES_FORM),
-                  FormCase(f"{prefix}-duplicated", method, "/favourites", {"liked": ["1", "1"]}, 400,
-                           "more than once", FAVOURITES_FORM),
+                           "We don't know any of the anime you picked (999, 998)", FAVOURITES_FORM),
                   FormCase(f"{prefix}-51", method, "/favourites", {"liked": [str(i) for i in range(1, 52)]}, 400,
-                           "at most 50", FAVOURITES_FORM)]
+                           "at most 50", FAVOURITES_FORM),
+                  FormCase(f"{prefix}-51-in-one-field", method, "/favourites",
+                           {"liked": ",".join(str(i) for i in range(1, 52))}, 400, "at most 50", FAVOURITES_FORM)]
         cases += _option_cases(prefix, method, "/favourites", {"liked": "1"}, FAVOURITES_FORM)
     # 100,000 picks: as a query string (a POST body that large is a 413, below)
     cases.append(FormCase("favourites-get-100000", "GET", "/favourites", {"liked": ["1"] * 100_000}, 400,
@@ -297,17 +307,20 @@ def _favourites_form_cases() -> list[FormCase]:
 
 
 def _anime_page_cases() -> list[FormCase]:
-    cases = [FormCase(f"anime-id-{label}", "GET", f"/anime/{value}", {}, 400, "Anime id must", 'class="message error"')
+    cases = [FormCase(f"anime-id-{label}", "GET", f"/anime/{value}", {}, 400, "Anime ID must", 'class="search-form"')
              for label, value in BAD_IDS]
-    cases += [FormCase(f"anime-unknown-{label}", "GET", f"/anime/{value}", {}, 404, "not in the model",
-                       'class="message error"') for label, value in UNKNOWN_IDS]
+    cases += [FormCase(f"anime-unknown-{label}", "GET", f"/anime/{value}", {}, 404, "in our catalogue",
+                       'class="search-form"') for label, value in UNKNOWN_IDS]
     cases += _option_cases("anime", "GET", "/anime/1", {}, ANIME_FORM, weights=False)
     return cases
 
 
 def _search_page_cases() -> list[FormCase]:
-    return [FormCase("search-page-10k", "GET", "/search", {"q": "x" * 10_000}, 400, "1 to 100 characters", SEARCH_FORM),
-            FormCase("search-page-101", "GET", "/search", {"q": "x" * 101}, 400, "1 to 100 characters", SEARCH_FORM)]
+    cases = [FormCase(f"search-page-{length}", "GET", "/search", {"q": "x" * length}, 400, "1 to 100 characters",
+                      SEARCH_FORM) for length in (10_000, 101)]
+    cases += [FormCase(f"search-page-{label}", "GET", "/search", {"q": "bebop", "page": value}, 400, "Page must",
+                       SEARCH_FORM) for label, value in BAD_N if value and value != "101"]  # page 101: past the end
+    return cases
 
 
 FORM_CASES = _user_form_cases() + _favourites_form_cases() + _anime_page_cases() + _search_page_cases()
@@ -328,8 +341,8 @@ def assert_escaped(page: str, values: list[Any]) -> None:
 
 
 def _assert_pages_still_work(client) -> None:
-    assert client.post("/", data={"userID": USER_ID}).status_code == 200
-    assert client.post("/favourites", data={"liked": ["1"]}).status_code == 200
+    assert client.post("/", data={"userID": USER_ID}, follow_redirects=True).status_code == 200
+    assert client.post("/favourites", data={"liked": ["1"]}, follow_redirects=True).status_code == 200
 
 
 @pytest.mark.parametrize("case", FORM_CASES, ids=lambda case: case.label)
@@ -338,12 +351,24 @@ def test_forms_show_an_inline_message_for_bad_input(client, app_log, case: FormC
     page = response.get_data(as_text=True)
     assert response.status_code == case.status, page[:500]
     assert response.mimetype == "text/html"
-    assert case.fragment in inline_error(page)
+    message = inline_error(page)
+    assert case.fragment in message
+    assert not re.search(r"\b(n|q|user_weight|content_weight|min_score|year_from|year_to|liked)\b must", message), \
+        "a page names a field as its form labels it"
     assert case.form_id in page, "the form must still be there to fix the input"
     assert "Traceback" not in page
     assert_escaped(page, list(case.fields.values()))
     assert not errors_logged(app_log)
     _assert_pages_still_work(client)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_favourite_picked_twice_is_counted_once_and_said(client, app_log, method: str) -> None:
+    """The JSON API refuses a repeated id (a client bug); a person who picked a title twice is told, and served."""
+    response = FormCase("twice", method, "/favourites", {"liked": ["1", "1"]}, 200, "", FAVOURITES_FORM).send(client)
+    page = html.unescape(response.get_data(as_text=True))
+    assert response.status_code == 200 and "You picked Cowboy Bebop more than once: it counts once." in page
+    assert not errors_logged(app_log)
 
 
 @pytest.mark.parametrize("label, text", HOSTILE_TEXT, ids=[label for label, _ in HOSTILE_TEXT])

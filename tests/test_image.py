@@ -428,8 +428,8 @@ def test_home_page(container: Container, known_ids: dict[str, list[int]]) -> Non
     assert status == 200 and headers["content-type"].startswith("text/html")
     page = body.decode()
     assert "<form" in page and "</html>" in page
-    # The same page recommending for a user (the form's field; GET and POST both work).
-    status, _, body = container.request("GET", f"/?userID={known_ids['users'][0]}")
+    # A user's recommendations, at their own address (where the form's POST / redirects).
+    status, _, body = container.request("GET", f"/users/{known_ids['users'][0]}")
     assert status == 200 and "</html>" in body.decode()
 
 
@@ -561,7 +561,7 @@ def test_memory_after_1000_requests_within_the_pods_request(container: Container
         elif kind == 3:
             mix.append(("POST", "/api/recommendations", {"liked": anime[:3], "n": 10}))
         else:
-            mix.append(("GET", f"/?userID={users[i % len(users)]}", None))
+            mix.append(("GET", f"/users/{users[i % len(users)]}", None))
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(lambda r: container.request(*r)[0], mix))
     failed = [status for status in statuses if status != 200]

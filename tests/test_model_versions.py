@@ -271,7 +271,7 @@ def test_every_response_names_the_model_version(versioned_app) -> None:
                                                                      content_type="text/plain"),
                      client.get("/api/openapi.json"), client.get("/")):
         assert response.headers["X-Model-Version"] == version, (response.request.path, response.status_code)
-    page = client.get(f"/?userID={TEST_USER}").get_data(as_text=True)
+    page = client.get(f"/users/{TEST_USER}").get_data(as_text=True)
     assert f'<code id="model-version">{version}</code>' in page
 
 

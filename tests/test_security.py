@@ -158,8 +158,8 @@ def test_searching_for_script_finds_it_escaped_in_the_page(hostile_client) -> No
 
 def test_hostile_metadata_is_escaped_on_every_page(hostile_client) -> None:
     pages = [hostile_client.get("/anime/106"), hostile_client.get("/anime/104"),
-             hostile_client.post("/favourites", data={"liked": ["104"]}),
-             hostile_client.post("/", data={"userID": "2003"})]  # the group-B user who has not seen 106
+             hostile_client.post("/favourites", data={"liked": ["104"]}, follow_redirects=True),
+             hostile_client.post("/", data={"userID": "2003"}, follow_redirects=True)]  # group B, has not seen 106
     for response in pages:
         page = response.get_data(as_text=True)
         assert response.status_code == 200
@@ -252,7 +252,8 @@ def test_the_body_cap_is_64_kib(app) -> None:
 ], ids=["json", "form"])
 def test_chunked_bodies_are_capped_too(client, url: str, content_type: str, small: bytes, large: bytes) -> None:
     """Werkzeug alone would cut a chunked body at the cap and parse the rest: here it is a 413."""
-    assert _chunked(client, url, small, content_type).status_code == 200
+    # the form is answered with a redirect to its result's address
+    assert _chunked(client, url, small, content_type).status_code == (200 if url.startswith("/api/") else 303)
     response = _chunked(client, url, large, content_type)
     assert response.status_code == 413 and b"too large" in response.data
 

@@ -17,9 +17,10 @@ from src.web.state import EngineUnavailable, engine_state
 
 logger = get_logger(__name__)
 
-# 'self' only: no inline script or style, no CDN; frame-ancestors stops click-jacking.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                           "form-action 'self'; frame-ancestors 'none'")
+# 'self' only: no inline script or style, no CDN; frame-ancestors stops click-jacking. Images may also come from
+# MyAnimeList's CDN, the one host the metadata's poster URLs name (the pages load nothing else from it).
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: https://cdn.myanimelist.net; object-src 'none'; "
+                           "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -34,6 +35,12 @@ _HTTP_MESSAGES = {
     405: "this address does not accept that method",
     413: "the request body is too large: send at most {limit} bytes",
     415: "send the body as JSON with the header Content-Type: application/json",
+}
+# The same for people reading a page (which never points them at the API).
+_PAGE_MESSAGES = {
+    404: "there is nothing at this address: the link may be old or mistyped",
+    405: "this page cannot be used that way",
+    413: "what you sent is too large: send at most {limit} bytes",
 }
 
 
@@ -72,7 +79,8 @@ def _http_error(error: HTTPException) -> Any:
     status = error.code or 500
     if status >= 500:
         return _unexpected(error)
-    template = _HTTP_MESSAGES.get(status, error.description or "the request failed")
+    messages = _HTTP_MESSAGES if wants_json() else {**_HTTP_MESSAGES, **_PAGE_MESSAGES}
+    template = messages.get(status, error.description or "the request failed")
     message = template.format(limit=request.max_content_length or "")
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         message = f"{message}: use {', '.join(sorted(error.valid_methods))}"

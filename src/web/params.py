@@ -1,9 +1,11 @@
 """Request parameters: text and JSON turned into typed values, shared by the JSON API and the HTML pages.
 
-Every problem raises ``InvalidRequestError`` whose message names the parameter, what was wrong and what is
-accepted, so both the API (400 JSON) and the pages (an inline message) can show it as is. What the engine also
-checks (n, weights, the query, the liked list) is checked by the engine's own functions in
-src/engine/validation.py; the other limits here are the ones the OpenAPI document publishes.
+Every problem raises ``ParameterError`` (an ``InvalidRequestError``): its message names the parameter as the API
+spells it, what was wrong and what is accepted, which the API returns as is (400 JSON). It also carries the
+parameter's name, the rule broken and the limits, so the pages can say the same in their own words, naming the
+field as the form labels it (src/web/pages.py). What the engine also checks (n, weights, the query, the liked
+list) is checked by the engine's own functions in src/engine/validation.py; the other limits here are the ones
+the OpenAPI document publishes.
 """
 from __future__ import annotations
 
@@ -31,6 +33,23 @@ _INTEGER = re.compile(r"[0-9]{1,19}", re.ASCII)
 _SIGNED_INTEGER = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
 # float() would also take "nan", "inf" and "1_0"; a plain decimal is all any client needs.
 _DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?", re.ASCII)
+SEARCH_PAGE_SIZE = 20  # titles per page of the search page
+MAX_SEARCH_PAGE = validation.MAX_OFFSET // SEARCH_PAGE_SIZE + 1
+
+
+class ParameterError(InvalidRequestError):
+    """One parameter was wrong. ``str()`` is the API's message; the other fields let a page word it for people.
+
+    ``rule``: "id" (not an id), "whole" / "number" (not a whole number / number from ``low`` to ``high``),
+    "both_zero" (both weights 0), "empty_choice", "too_many" (more than ``high`` values), "unknown_choice" (a
+    genre or type the catalogue lacks), "text_length" (``low`` to ``high`` characters), "count" (more than
+    ``high`` ids in a list). ``value``: what was sent (None when nothing in particular).
+    """
+
+    def __init__(self, message: str, name: str, rule: str, value: Any = None, low: float | None = None,
+                 high: float | None = None) -> None:
+        super().__init__(message)
+        self.name, self.rule, self.value, self.low, self.high = name, rule, value, low, high
 
 
 @dataclass(frozen=True)
@@ -41,24 +60,35 @@ class RecommendationParams:
     filters: Filters
 
 
-def parse_id(text: str, what: str) -> int:
-    """A MyAnimeList id from a URL segment or form field."""
+def parse_id(text: str, what: str, name: str | None = None) -> int:
+    """A MyAnimeList id from a URL segment or form field (``name``: the parameter it came in, default ``what``)."""
     text = str(text).strip()
     if not _INTEGER.fullmatch(text) or int(text) > MAX_ID:
-        raise InvalidRequestError(f"{what} id must be a whole number such as 1 or 12345, got {validation.quoted(text)}")
+        raise ParameterError(f"{what} id must be a whole number such as 1 or 12345, got {validation.quoted(text)}",
+                             name or what, "id", text)
     return int(text)
+
+
+def _whole_problem(name: str, low: int, high: int, value: Any) -> ParameterError:
+    return ParameterError(f"{name} must be a whole number from {low} to {high}, got {validation.quoted(value)}",
+                          name, "whole", value, low, high)
+
+
+def _number_problem(name: str, low: float, high: float, value: Any) -> ParameterError:
+    return ParameterError(f"{name} must be a number from {low:g} to {high:g}, got {validation.quoted(value)}",
+                          name, "number", value, low, high)
 
 
 def _int_in_range(value: int, name: str, low: int, high: int) -> int:
     if not low <= value <= high:
-        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {validation.quoted(value)}")
+        raise _whole_problem(name, low, high, value)
     return value
 
 
 def _float_in_range(value: float | int, name: str, low: float, high: float) -> float:
     # Compared before float(): an integer of a few hundred digits (valid JSON) overflows float() otherwise.
     if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
-        raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {validation.quoted(value)}")
+        raise _number_problem(name, low, high, value)
     return float(value)
 
 
@@ -67,7 +97,7 @@ def _text_int(args: Mapping[str, Any], name: str, low: int, high: int) -> int | 
     if text is None:
         return None
     if not _SIGNED_INTEGER.fullmatch(text.strip()):
-        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {validation.quoted(text)}")
+        raise _whole_problem(name, low, high, text)
     return _int_in_range(int(text), name, low, high)
 
 
@@ -76,7 +106,7 @@ def _text_float(args: Mapping[str, Any], name: str, low: float, high: float) -> 
     if text is None:
         return None
     if not _DECIMAL.fullmatch(text.strip()):
-        raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {validation.quoted(text)}")
+        raise _number_problem(name, low, high, text)
     return _float_in_range(float(text), name, low, high)
 
 
@@ -88,7 +118,7 @@ def _json_int(body: Mapping[str, Any], name: str, low: int, high: int) -> int | 
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidRequestError(f"{name} must be a whole number from {low} to {high}, got {validation.quoted(value)}")
+        raise _whole_problem(name, low, high, value)
     return _int_in_range(value, name, low, high)
 
 
@@ -97,50 +127,92 @@ def _json_float(body: Mapping[str, Any], name: str, low: float, high: float) -> 
     if value is None:
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise InvalidRequestError(f"{name} must be a number from {low:g} to {high:g}, got {validation.quoted(value)}")
+        raise _number_problem(name, low, high, value)
     return _float_in_range(value, name, low, high)
 
 
 def _weights(user_weight: float | None, content_weight: float | None) -> tuple[float | None, float | None]:
-    validation.weights(user_weight, content_weight)  # refuses both 0, as the engine would
+    if user_weight == 0 and content_weight == 0:  # each is 0..1 here: only both 0 leaves nothing to rank by
+        raise ParameterError("user_weight and content_weight cannot both be 0: raise either one", "user_weight",
+                             "both_zero", 0)
+    validation.weights(user_weight, content_weight)  # anything else the engine would refuse
     return user_weight, content_weight
 
 
+@dataclass(frozen=True)
+class KnownValues:
+    """The genres and types a catalogue has: given, the filters are checked against them here (the pages do),
+    rather than by the engine (whose message names the API's parameters)."""
+
+    genres: tuple[str, ...]
+    types: tuple[str, ...]
+
+
+def _choices(name: str, values: list[str], known: tuple[str, ...] | None) -> tuple[str, ...]:
+    if any(not value.strip() for value in values):
+        raise ParameterError(f"{name} must not be empty: leave it out to allow any {name}", name, "empty_choice")
+    if len(values) > MAX_FILTER_VALUES:
+        raise ParameterError(f"give at most {MAX_FILTER_VALUES} {name} values", name, "too_many",
+                             high=MAX_FILTER_VALUES)
+    if known is None:
+        return tuple(values)
+    lookup = {value.casefold(): value for value in known}
+    for value in values:
+        if value.strip().casefold() not in lookup:
+            raise ParameterError(f"unknown {name} {validation.quoted(value)}: use one of {', '.join(known)}", name,
+                                 "unknown_choice", value)
+    return tuple(lookup[value.strip().casefold()] for value in values)
+
+
 def _filters(genres: list[str], types: list[str], min_score: float | None, year_from: int | None,
-             year_to: int | None) -> Filters:
-    for name, values in (("genre", genres), ("type", types)):
-        if any(not value.strip() for value in values):
-            raise InvalidRequestError(f"{name} must not be empty: leave it out to allow any {name}")
-        if len(values) > MAX_FILTER_VALUES:
-            raise InvalidRequestError(f"give at most {MAX_FILTER_VALUES} {name} values")
+             year_to: int | None, known: KnownValues | None = None) -> Filters:
+    genres_given = _choices("genre", genres, known.genres if known else None)
+    types_given = _choices("type", types, known.types if known else None)
     # year_from > year_to is an empty range, not an error: OpenAPI cannot express the cross-parameter rule,
     # so a schema-valid request must get a (empty) 200; the pages explain the empty range instead.
-    return Filters(tuple(genres), tuple(types), year_from, year_to, min_score)
+    return Filters(genres_given, types_given, year_from, year_to, min_score)
 
 
-def query_params(args: Any, config: ServingConfig) -> RecommendationParams:
+def _text_filters(args: Any, known: KnownValues | None) -> Filters:
+    return _filters(args.getlist("genre"), args.getlist("type"), _text_float(args, "min_score", SCORE_MIN, SCORE_MAX),
+                    _text_int(args, "year_from", YEAR_MIN, YEAR_MAX), _text_int(args, "year_to", YEAR_MIN, YEAR_MAX),
+                    known)
+
+
+def query_params(args: Any, config: ServingConfig, known: KnownValues | None = None) -> RecommendationParams:
     """n, weights and filters from a query string or form (a werkzeug MultiDict)."""
     n = _text_int(args, "n", 1, config.max_n)
     weights = _weights(_text_float(args, "user_weight", WEIGHT_MIN, WEIGHT_MAX),
                        _text_float(args, "content_weight", WEIGHT_MIN, WEIGHT_MAX))
-    filters = _filters(args.getlist("genre"), args.getlist("type"), _text_float(args, "min_score", SCORE_MIN, SCORE_MAX),
-                       _text_int(args, "year_from", YEAR_MIN, YEAR_MAX), _text_int(args, "year_to", YEAR_MIN, YEAR_MAX))
+    filters = _text_filters(args, known)
     return RecommendationParams(config.default_n if n is None else n, *weights, filters)
 
 
-def similar_params(args: Any, config: ServingConfig) -> tuple[int, Filters]:
+def similar_params(args: Any, config: ServingConfig, known: KnownValues | None = None) -> tuple[int, Filters]:
     n = _text_int(args, "n", 1, config.max_n)
-    filters = _filters(args.getlist("genre"), args.getlist("type"), _text_float(args, "min_score", SCORE_MIN, SCORE_MAX),
-                       _text_int(args, "year_from", YEAR_MIN, YEAR_MAX), _text_int(args, "year_to", YEAR_MIN, YEAR_MAX))
-    return (config.default_n if n is None else n), filters
+    return (config.default_n if n is None else n), _text_filters(args, known)
+
+
+def check_query(query: Any, config: ServingConfig) -> str:
+    """A title search's text: 1 to max_query_length characters (the engine's rule, with the parameter named)."""
+    if not isinstance(query, str) or not query or len(query) > config.max_query_length:
+        raise ParameterError(validation.query_problem(config), "q", "text_length", query, 1, config.max_query_length)
+    return query
 
 
 def search_params(args: Any, config: ServingConfig) -> tuple[str, int, int]:
     """(query, limit, offset) of a title search."""
-    query = validation.check_query(args.get("q"), config)
+    query = check_query(args.get("q"), config)
     limit = _text_int(args, "limit", 1, config.max_n)
     offset = _text_int(args, "offset", 0, validation.MAX_OFFSET)
     return query, config.default_n if limit is None else limit, offset or 0
+
+
+def search_page_params(args: Any, config: ServingConfig) -> tuple[str, int]:
+    """(query, page) of the search page: pages of SEARCH_PAGE_SIZE titles, the first is 1."""
+    query = check_query(args.get("q"), config)
+    page = _text_int(args, "page", 1, MAX_SEARCH_PAGE)
+    return query, page or 1
 
 
 def _string_list(body: Mapping[str, Any], name: str) -> list[str]:
@@ -186,7 +258,11 @@ def parse_liked(value: Any, config: ServingConfig) -> list[int]:
 
 
 def parse_liked_texts(texts: list[str], config: ServingConfig) -> list[int]:
-    """The ``liked`` fields of a form: the same rules as the JSON list, counted before anything is parsed."""
-    if len(texts) > config.max_liked:
-        raise InvalidRequestError(f"pick at most {config.max_liked} anime, not {len(texts)}")
-    return validation.check_liked([parse_id(text, "anime") for text in texts], config)
+    """The ``liked`` fields of a page's address or form, as given: each field one id or several separated by
+    commas (``liked=1,20,30``); empty parts are skipped. At most max_liked ids, counted before anything is
+    parsed. A repeat is kept: the page says so and counts it once (the JSON API refuses it instead)."""
+    parts = [part for text in texts for part in text.split(",") if part.strip()]
+    if len(parts) > config.max_liked:
+        raise ParameterError(f"pick at most {config.max_liked} anime, not {len(parts)}", "liked", "count",
+                             len(parts), high=config.max_liked)
+    return [parse_id(part, "anime", "liked") for part in parts]
