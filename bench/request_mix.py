@@ -153,10 +153,11 @@ class SoakMix:
         self.valid: list[Callable[[random.Random], Request]] = [
             self._user_recommendations, self._similar, self._search, self._favourites,
             lambda rng: Request("page index", "GET", "/"),
-            lambda rng: form_post("page user form", "/", {"userID": rng.choice(model.user_ids)}),
+            # the address the user form redirects to (POST / answers 303 with it)
+            lambda rng: Request("page user", "GET", f"/users/{rng.choice(model.user_ids)}"),
             lambda rng: Request("page anime", "GET", f"/anime/{rng.choice(model.anime_ids)}"),
-            lambda rng: form_post("page favourites form", "/favourites",
-                                  {"liked": rng.sample(model.anime_ids, min(2, len(model.anime_ids)))}),
+            lambda rng: Request("page favourites", "GET", "/favourites?liked=" + ",".join(
+                map(str, rng.sample(model.anime_ids, min(2, len(model.anime_ids)))))),
             lambda rng: Request("page search", "GET",
                                 "/search?" + urllib.parse.urlencode({"q": rng.choice(SEARCH_TERMS)})),
             lambda rng: Request("probe", "GET", rng.choice(["/healthz", "/readyz"])),
@@ -212,7 +213,7 @@ def invalid_requests(model: ServedModel) -> list[Request]:
         json_post("unknown liked", {"liked": [UNKNOWN_ID]}, 404),
         raw_post("oversized body", b'{"liked": [' + b"1, " * 30_000 + b"1]}", JSON, 413),
         form_post("page bad id", "/", {"userID": "<script>alert(1)</script>"}, 400),
-        form_post("page unknown liked", "/favourites", {"liked": [UNKNOWN_ID]}, 404),
+        Request("page unknown liked", "GET", f"/favourites?liked={UNKNOWN_ID}", 404),
         Request("page bad option", "GET", f"/anime/{anime}?n=0", 400),
         Request("no such page", "GET", "/no-such-page", 404),
         Request("wrong method", "DELETE", "/api/anime/search?q=a", 405),
