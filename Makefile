@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARTIFACTS ?= artifacts
 
-.PHONY: install train run serve test test-fast lint browser-deps docker-deps image-test clean bench bench-quick
+.PHONY: install train run serve test test-fast lint browser-deps axe-deps docker-deps image-test clean bench bench-quick
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ browser-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# axe-core, the accessibility scan the browser tests inject into every page, from the npm registry at the version
+# tests/a11y/package-lock.json pins, into tests/a11y/node_modules (git-ignored). Node.js and npm come from Debian
+# when the machine has none (root, as for Chromium).
+AXE := tests/a11y/node_modules/axe-core/axe.min.js
+axe-deps: $(AXE)
+
+$(AXE): tests/a11y/package.json tests/a11y/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --prefix tests/a11y --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # A Docker engine for the image test, as browser-deps installs Chromium: Debian's docker.io and debootstrap
 # installed and dockerd started when none answers (root; docker/engine.sh). Without root and without an engine it
 # does nothing, and tests/test_image.py skips with one line.
@@ -46,7 +57,7 @@ image-test: install docker-deps
 
 # Everything: the lint, then every test tier (unit, integration with real training and servers, the container
 # image, browser).
-test: install browser-deps docker-deps lint
+test: install browser-deps axe-deps docker-deps lint
 	$(PY) -m pytest
 
 # The unit tier alone, in under a minute: no training, no gunicorn or browser (markers in pytest.ini).

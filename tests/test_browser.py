@@ -1,23 +1,40 @@
 """The pages in a real headless Chromium against the app under real gunicorn, on the tiny artifact set.
 
-Needs Debian's ``chromium`` and ``chromium-driver`` (``make browser-deps``); skipped with the reason if absent.
-Screenshots go to tests/output/ (git-ignored).
+Every flow is opened by its own address, at desktop width (1280 px) and on a phone (390 px). Every page is
+scanned with axe-core (from the npm registry, `make axe-deps`): a serious or critical violation fails the test;
+every violation, whatever its impact, is written to tests/output/axe/ with the page's screenshot beside it in
+tests/output/ (both git-ignored).
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``make browser-deps``) and axe-core (``make axe-deps``);
+skipped with the reason if absent.
 """
 from __future__ import annotations
 
+import json
+import re
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.servers import gunicorn
+from tests.serving_fixtures import TEST_USER
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-OUTPUT = Path(__file__).resolve().parent / "output"
+HERE = Path(__file__).resolve().parent
+OUTPUT = HERE / "output"
+AXE_OUTPUT = OUTPUT / "axe"
+AXE_SCRIPT = HERE / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_SECONDS = 15
+DESKTOP = (1280, 1000)
+# An iPhone 12-14's CSS viewport; device pixel ratio 1 keeps the screenshots small.
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+WIDTHS = ["desktop", "phone"]
+BLOCKING_IMPACTS = ("serious", "critical")
 
 
 def _chromium_binary() -> str | None:
@@ -33,7 +50,14 @@ def server(tiny_artifacts_root: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory):
+def axe_source() -> str:
+    if not AXE_SCRIPT.is_file():
+        pytest.skip(f"axe-core is not installed at {AXE_SCRIPT.relative_to(HERE.parent)}: run `make axe-deps`")
+    return AXE_SCRIPT.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory, axe_source: str):
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements-dev.txt)")
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -46,16 +70,41 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
     options.binary_location = binary
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                      "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--window-size=1280,1000",
+                     "--disable-sync", f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
                      f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    driver.set_script_timeout(30)
+    driver.axe_source = axe_source
+    driver.axe_report = {}
     try:
         yield driver
     finally:
+        _write_axe_summary(driver.axe_report)
         driver.quit()
+
+
+@pytest.fixture(params=WIDTHS)
+def width(request: pytest.FixtureRequest, browser) -> Iterator[str]:
+    """The browser at desktop width or as a 390 px phone, with no cookie left by an earlier test."""
+    browser.delete_all_cookies()
+    if request.param == "phone":
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    try:
+        yield request.param
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        browser.delete_all_cookies()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------------------
+def _by():
+    from selenium.webdriver.common.by import By
+    return By
 
 
 def _wait(driver, condition):
@@ -64,30 +113,16 @@ def _wait(driver, condition):
 
 
 def _cards(driver) -> list:
-    from selenium.webdriver.common.by import By
-    return driver.find_elements(By.CSS_SELECTOR, "article.card")
+    return driver.find_elements(_by().CSS_SELECTOR, "article.card")
 
 
 def _card_ids(driver) -> list[int]:
     return [int(card.get_attribute("data-anime-id")) for card in _cards(driver)]
 
 
-def _screenshot(driver, name: str) -> None:
-    OUTPUT.mkdir(exist_ok=True)
-    driver.save_screenshot(str(OUTPUT / f"browser_{name}.png"))
-
-
-def _pick_suggestion(driver, input_id: str, text: str, expected_title: str) -> None:
-    """Type into a suggestion box and click the suggestion whose title is ``expected_title``."""
-    from selenium.webdriver.common.by import By
-    box = driver.find_element(By.ID, input_id)
-    box.clear()
-    box.send_keys(text)
-    list_id = box.get_attribute("aria-controls")
-    selector = f"#{list_id} li[role=option]"
-    _wait(driver, lambda d: any(expected_title in option.text for option in d.find_elements(By.CSS_SELECTOR, selector)))
-    option = next(o for o in driver.find_elements(By.CSS_SELECTOR, selector) if expected_title in o.text)
-    option.click()
+def _path(driver) -> str:
+    """The address bar without scheme and host: path, query and fragment."""
+    return re.sub(r"^https?://[^/]+", "", driver.current_url)
 
 
 def _open(driver, url: str) -> None:
@@ -100,53 +135,314 @@ def _assert_no_console_errors(driver) -> None:
     assert not errors, f"browser console errors (a CSP violation, a failed fetch or a JS error): {errors}"
 
 
-def test_user_id_form_shows_recommendation_cards(server: str, browser) -> None:
-    from selenium.webdriver.common.by import By
+def _scan(driver, name: str, width: str) -> None:
+    """Screenshot the page, run axe-core on it, record every violation, and fail on a serious or critical one."""
+    OUTPUT.mkdir(exist_ok=True)
+    driver.save_screenshot(str(OUTPUT / f"browser_{name}_{width}.png"))
+    driver.execute_script(driver.axe_source)
+    outcome = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']})"
+        "  .then(results => done({violations: results.violations}))"
+        "  .catch(error => done({error: String(error)}));")
+    assert "error" not in outcome, f"axe-core failed on {name}: {outcome.get('error')}"
+    violations = [{"id": v["id"], "impact": v["impact"], "help": v["help"], "helpUrl": v["helpUrl"],
+                   "targets": [node["target"] for node in v["nodes"]][:10]} for v in outcome["violations"]]
+    AXE_OUTPUT.mkdir(parents=True, exist_ok=True)
+    (AXE_OUTPUT / f"{name}_{width}.json").write_text(json.dumps({"url": driver.current_url,
+                                                                   "violations": violations}, indent=2))
+    driver.axe_report[f"{name}_{width}"] = {"url": _path(driver),
+                                            "violations": {v["id"]: v["impact"] for v in violations}}
+    blocking = [v for v in violations if v["impact"] in BLOCKING_IMPACTS]
+    assert not blocking, f"axe-core found serious or critical violations on {name} at {width} width:\n" + \
+        "\n".join(f"- {v['impact']} {v['id']}: {v['help']} at {v['targets']}" for v in blocking)
+
+
+def _write_axe_summary(report: dict) -> None:
+    if not report:
+        return
+    AXE_OUTPUT.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    for page in report.values():
+        for impact in page["violations"].values():
+            counts[impact] = counts.get(impact, 0) + 1
+    (AXE_OUTPUT / "summary.json").write_text(json.dumps({"pages_scanned": len(report), "violations_by_impact": counts,
+                                                         "pages": report}, indent=2))
+
+
+def _pick_suggestion(driver, input_id: str, text: str, expected_title: str) -> None:
+    """Type into a suggestion box and click the suggestion whose title is ``expected_title``."""
+    box = driver.find_element(_by().ID, input_id)
+    box.clear()
+    box.send_keys(text)
+    selector = f"#{box.get_attribute('aria-controls')} li[role=option]"
+    _wait(driver, lambda d: any(expected_title in option.text
+                                for option in d.find_elements(_by().CSS_SELECTOR, selector)))
+    option = next(o for o in driver.find_elements(_by().CSS_SELECTOR, selector) if expected_title in o.text)
+    option.click()
+
+
+def _api(server: str, path: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(server + path, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def _in_view(driver, element_id: str) -> bool:
+    """The element's top is on screen (after a submit, the results are what the visitor sees)."""
+    return driver.execute_script(
+        "const box = document.getElementById(arguments[0]).getBoundingClientRect();"
+        "return box.top >= -1 && box.top < window.innerHeight * 0.6;", element_id)
+
+
+def _first_card_in_view(driver) -> bool:
+    return driver.execute_script(
+        "const card = document.querySelector('article.card');"
+        "return !!card && card.getBoundingClientRect().top < window.innerHeight - 80;")
+
+
+def _options_open(driver) -> bool:
+    return driver.execute_script("return document.querySelector('details.options').open;")
+
+
+def _submit_user_form(driver) -> None:
+    driver.find_element(_by().CSS_SELECTOR, "#user-form button[type=submit]").click()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Users
+# ---------------------------------------------------------------------------------------------------------
+def test_home_page(server: str, browser, width: str) -> None:
     _open(browser, server + "/")
-    browser.find_element(By.ID, "userID").send_keys("1001")
-    browser.find_element(By.CSS_SELECTOR, "#user-form button[type=submit]").click()
-    _wait(browser, lambda d: len(_cards(d)) > 0)
-    _screenshot(browser, "user_recommendations")
-    ids = _card_ids(browser)
-    assert set(ids[:2]) == {5, 20}  # the two group-A anime user 1001 has not seen
-    assert "liked by" in browser.find_element(By.CSS_SELECTOR, "article.card .card-reason").text
+    assert browser.find_element(_by().TAG_NAME, "h1").text == "Find your next anime"
+    assert browser.find_element(_by().ID, "random-user").get_attribute("href").endswith("/users/random")
+    assert not _options_open(browser)
+    _scan(browser, "home", width)
     _assert_no_console_errors(browser)
 
 
-def test_unknown_user_gets_an_inline_message_pointing_to_favourites(server: str, browser) -> None:
-    from selenium.webdriver.common.by import By
+def test_user_form_lands_on_the_users_address_with_the_results_in_view(server: str, browser, width: str) -> None:
     _open(browser, server + "/")
-    browser.find_element(By.ID, "userID").send_keys("424242")
-    browser.find_element(By.CSS_SELECTOR, "#user-form button[type=submit]").click()
-    message = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".message.error"))
-    assert "Pick a few anime you liked" in message.text
-    assert message.find_element(By.TAG_NAME, "a").get_attribute("href").endswith("/favourites")
+    browser.find_element(_by().ID, "userID").send_keys(str(TEST_USER))
+    _submit_user_form(browser)
+    _wait(browser, lambda d: len(_cards(d)) > 0)
+    assert _path(browser) == f"/users/{TEST_USER}#results"  # bookmarkable, shareable, reloadable
+    assert _in_view(browser, "results") and _first_card_in_view(browser)
+    assert set(_card_ids(browser)[:2]) == {5, 20}  # the two group-A anime user 1001 has not seen
+    assert "liked by" in browser.find_element(_by().CSS_SELECTOR, "article.card .card-reason").text
+    _scan(browser, "user_recommendations", width)
+    _assert_no_console_errors(browser)
 
 
-def test_search_suggestions_lead_to_an_anime_page_with_similar_anime(server: str, browser) -> None:
-    from selenium.webdriver.common.by import By
+def test_the_users_address_shows_what_the_api_recommends(server: str, browser, width: str) -> None:
+    api = _api(server, f"/api/users/{TEST_USER}/recommendations")["recommendations"]
+    _open(browser, f"{server}/users/{TEST_USER}")
+    _wait(browser, lambda d: len(_cards(d)) > 0)
+    assert _card_ids(browser) == [item["anime_id"] for item in api]
+    with_options = _api(server, f"/api/users/{TEST_USER}/recommendations?user_weight=1&content_weight=0&type=TV")
+    _open(browser, f"{server}/users/{TEST_USER}?user_weight=1&content_weight=0&type=TV")
+    assert _card_ids(browser) == [item["anime_id"] for item in with_options["recommendations"]]
+    assert browser.find_element(_by().CSS_SELECTOR, "details.options summary").text.endswith("1 filter set")
+    _assert_no_console_errors(browser)
+
+
+def test_show_more_without_retyping(server: str, browser, width: str) -> None:
+    _open(browser, f"{server}/users/{TEST_USER}?n=3")
+    assert len(_cards(browser)) == 3
+    browser.find_element(_by().LINK_TEXT, "Show more").click()
+    _wait(browser, lambda d: len(_cards(d)) > 3)
+    assert _path(browser) == f"/users/{TEST_USER}?n=13#result-4"
+    assert len(_cards(browser)) == 6  # everything user 1001 has not seen
+    assert _in_view(browser, "result-4"), "the page lands on the first new card"
+    assert not browser.find_elements(_by().LINK_TEXT, "Show more")
+    _assert_no_console_errors(browser)
+
+
+def test_unknown_user_is_offered_a_random_user_and_the_favourites(server: str, browser, width: str) -> None:
+    _open(browser, server + "/users/424242")
+    message = browser.find_element(_by().CSS_SELECTOR, ".message.error")
+    assert "We don't know that user ID" in message.text and "Pick a few anime you liked" in message.text
+    assert message.find_element(_by().LINK_TEXT, "Pick a few anime you liked →").get_attribute("href").endswith(
+        "/favourites")
+    _scan(browser, "unknown_user", width)
+    browser.get_log("browser")  # the 404 of the page itself, on purpose
+    message.find_element(_by().LINK_TEXT, "Try a random user").click()
+    _wait(browser, lambda d: len(_cards(d)) > 0)
+    assert re.fullmatch(r"/users/\d+#results", _path(browser))
+    assert _in_view(browser, "results")
+    _assert_no_console_errors(browser)
+
+
+def test_the_options_panel_stays_as_the_person_left_it(server: str, browser, width: str) -> None:
+    _open(browser, server + "/")
+    assert not _options_open(browser)
+    browser.find_element(_by().ID, "userID").send_keys(str(TEST_USER))
+    _submit_user_form(browser)
+    _wait(browser, lambda d: len(_cards(d)) > 0)
+    assert not _options_open(browser), "a submit without touching the options must not open them"
+    assert _in_view(browser, "results")
+    browser.find_element(_by().CSS_SELECTOR, "details.options summary").click()  # open it, then submit again
+    _submit_user_form(browser)
+    _wait(browser, lambda d: len(_cards(d)) > 0 and d.execute_script("return document.readyState") == "complete")
+    assert _options_open(browser) and _in_view(browser, "results")
+    _scan(browser, "user_options_open", width)
+    browser.find_element(_by().CSS_SELECTOR, "details.options summary").click()  # and closed again
+    _submit_user_form(browser)
+    _wait(browser, lambda d: len(_cards(d)) > 0 and d.execute_script("return document.readyState") == "complete")
+    assert not _options_open(browser)
+    _assert_no_console_errors(browser)
+
+
+def test_bad_options_name_the_field_as_labelled(server: str, browser, width: str) -> None:
+    _open(browser, f"{server}/users/{TEST_USER}?user_weight=0&content_weight=0")
+    message = browser.find_element(_by().CSS_SELECTOR, ".message.error").text
+    assert "Similar users weight and Similar anime weight cannot both be 0" in message
+    assert _options_open(browser), "the fields to fix are shown"
+    _scan(browser, "bad_options", width)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Anime, search, errors
+# ---------------------------------------------------------------------------------------------------------
+def test_search_suggestions_lead_to_an_anime_page_with_similar_anime(server: str, browser, width: str) -> None:
     _open(browser, server + "/")
     _pick_suggestion(browser, "site-search-q", "bebop", "Cowboy Bebop")
     _wait(browser, lambda d: d.current_url.endswith("/anime/1") and len(_cards(d)) > 0)
-    _screenshot(browser, "similar_anime")
-    assert browser.find_element(By.TAG_NAME, "h1").text == "Cowboy Bebop"
+    assert browser.find_element(_by().TAG_NAME, "h1").text == "Cowboy Bebop"
     assert 1 not in _card_ids(browser)
     assert set(_card_ids(browser)[:5]) == {5, 6, 20, 21, 30}  # the rest of its group comes first
+    _scan(browser, "similar_anime", width)
     _assert_no_console_errors(browser)
 
 
-def test_favourites_picker_gives_recommendations(server: str, browser) -> None:
-    from selenium.webdriver.common.by import By
+def test_posters_fall_back_to_their_placeholder_and_the_policy_allows_only_the_cdn(server: str, browser,
+                                                                                  width: str) -> None:
+    """A poster that fails to load leaves its placeholder (initials on a colour of the first genre) in view.
+    MyAnimeList's CDN is allowed by the Content-Security-Policy (this machine cannot reach it: the load fails
+    for the network, not for the policy); another host is refused by the policy."""
+    _open(browser, server + "/anime/1")
+    placeholder = browser.find_element(_by().CSS_SELECTOR, ".anime-detail .poster")
+    assert placeholder.find_element(_by().CLASS_NAME, "poster-initials").text == "CB"
+    assert re.search(r"\bph-\d+\b", placeholder.get_attribute("class"))
+    posters = browser.find_elements(_by().CSS_SELECTOR, "article.card .poster")[:2]
+    for poster, url in zip(posters, ["https://cdn.myanimelist.net/images/anime/4/19644.jpg",
+                                     "https://images.example.org/poster.jpg"], strict=True):
+        browser.execute_script("const image = document.createElement('img'); image.alt = '';"
+                               "arguments[0].appendChild(image); image.src = arguments[1];", poster, url)
+    _wait(browser, lambda d: all("failed" in p.get_attribute("class") for p in posters))
+    assert all(p.find_element(_by().CLASS_NAME, "poster-initials").is_displayed() for p in posters)
+    log = [entry["message"] for entry in browser.get_log("browser")]
+    refused = [line for line in log if "Content Security Policy" in line]
+    assert any("images.example.org" in line for line in refused), log
+    assert not any("image 'https://cdn.myanimelist.net" in line for line in refused), refused
+
+
+def test_unknown_anime_has_a_heading_and_a_way_forward(server: str, browser, width: str) -> None:
+    _open(browser, server + "/anime/999")
+    assert browser.find_element(_by().TAG_NAME, "h1").text == "We couldn't find that anime"
+    assert browser.find_element(_by().ID, "anime-search-q").is_displayed()
+    assert browser.find_element(_by().PARTIAL_LINK_TEXT, "Home").get_attribute("href").rstrip("/") == server
+    assert "/api" not in browser.page_source
+    _scan(browser, "unknown_anime", width)
+    box = browser.find_element(_by().ID, "anime-search-q")
+    box.send_keys("bebop")
+    box.submit()
+    _wait(browser, lambda d: len(_cards(d)) > 0)
+    assert _path(browser) == "/search?q=bebop#results" and _in_view(browser, "results")
+
+
+def test_search_page_by_its_address_says_the_total(server: str, browser, width: str) -> None:
+    api = _api(server, "/api/anime/search?q=o&limit=20")
+    _open(browser, server + "/search?q=o")
+    assert browser.find_element(_by().ID, "results-heading").text == f"{api['total']} titles match “o”"
+    assert _card_ids(browser) == [item["anime_id"] for item in api["results"]]
+    _scan(browser, "search", width)
+    _open(browser, server + "/search")
+    assert "Type part of a title" in browser.find_element(_by().CSS_SELECTOR, ".message.info").text
+    _scan(browser, "search_empty", width)
+    _assert_no_console_errors(browser)
+
+
+def test_not_found_page_has_a_heading_and_a_way_forward(server: str, browser, width: str) -> None:
+    _open(browser, server + "/no-such-page")
+    assert browser.find_element(_by().TAG_NAME, "h1").text == "We couldn't find that page"
+    assert browser.find_element(_by().ID, "error-search-q").is_displayed()
+    assert browser.find_element(_by().PARTIAL_LINK_TEXT, "Home").is_displayed()
+    assert "/api" not in browser.page_source
+    _scan(browser, "not_found", width)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Favourites
+# ---------------------------------------------------------------------------------------------------------
+def test_favourites_picker_lands_on_a_shareable_address(server: str, browser, width: str) -> None:
     _open(browser, server + "/favourites")
-    submit = browser.find_element(By.ID, "favourites-submit")
+    submit = browser.find_element(_by().ID, "favourites-submit")
     assert not submit.is_enabled()  # nothing picked yet
+    _scan(browser, "favourites_empty", width)
     _pick_suggestion(browser, "favourite-q", "toradora", "Toradora!")
     _pick_suggestion(browser, "favourite-q", "clannad", "Clannad")
-    picked = browser.find_elements(By.CSS_SELECTOR, "#picked li")
+    _pick_suggestion(browser, "favourite-q", "toradora", "Toradora!")  # again: said, not silently dropped
+    note = browser.find_element(_by().ID, "picked-note").text
+    assert note == "Toradora! is already in your picks: each anime counts once."
+    picked = browser.find_elements(_by().CSS_SELECTOR, "#picked li")
     assert [chip.get_attribute("data-anime-id") for chip in picked] == ["102", "101"]
-    browser.find_element(By.ID, "favourites-submit").click()
+    browser.find_element(_by().ID, "favourites-submit").click()
     _wait(browser, lambda d: len(_cards(d)) > 0)
-    _screenshot(browser, "favourites")
+    assert _path(browser) == "/favourites?liked=102,101#results"
+    assert _in_view(browser, "results") and _first_card_in_view(browser)
     assert set(_card_ids(browser)[:4]) == {103, 104, 105, 106}  # the rest of the romance / slice-of-life group
     assert "which you liked" in browser.page_source
+    _scan(browser, "favourites", width)
     _assert_no_console_errors(browser)
+
+
+def test_the_favourites_address_shows_what_the_api_recommends(server: str, browser, width: str) -> None:
+    api = _api(server, "/api/recommendations", {"liked": [1, 20]})["recommendations"]
+    _open(browser, server + "/favourites?liked=1,20")
+    assert _card_ids(browser) == [item["anime_id"] for item in api]
+    chips = browser.find_elements(_by().CSS_SELECTOR, "#picked li")
+    assert [chip.get_attribute("data-anime-id") for chip in chips] == ["1", "20"]  # the picks stay picked
+    _open(browser, server + "/favourites?liked=1,20,1")
+    assert "You picked Cowboy Bebop more than once" in browser.find_element(_by().CSS_SELECTOR, ".note").text
+    _scan(browser, "favourites_repeated", width)
+    _assert_no_console_errors(browser)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Keyboard and dark mode (desktop only: neither depends on the width)
+# ---------------------------------------------------------------------------------------------------------
+def test_keyboard_focus_follows_the_page_and_is_visible(server: str, browser) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    _open(browser, server + "/")
+    order = []
+    for _ in range(11):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        order.append(browser.execute_script(
+            "const e = document.activeElement; const style = getComputedStyle(e);"
+            "return [e.id || e.textContent.replace(/\\s+/g, ' ').trim().slice(0, 30), style.outlineStyle !== 'none' || "
+            "style.boxShadow !== 'none'];"))
+    names = [name for name, _ in order]
+    assert names == ["Skip to the main content", "Anime recommender", "For a user", "New here?", "site-search-q",
+                     "Search", "Pick a few anime you liked", "userID", "Recommend", "random-user",
+                     "Options and filters"], names
+    assert all(visible for _, visible in order), f"focus must be visible on every stop: {order}"
+    # the skip link takes the keyboard straight to the content
+    _open(browser, server + "/")
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    assert browser.execute_script("return document.activeElement.id") == "content"
+
+
+@pytest.mark.parametrize("path, name", [("/", "home"), (f"/users/{TEST_USER}", "user_recommendations"),
+                                        ("/favourites?liked=101", "favourites")])
+def test_dark_mode_passes_the_scan_too(server: str, browser, path: str, name: str) -> None:
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                            {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    try:
+        _open(browser, server + path)
+        _scan(browser, f"{name}_dark", "desktop")
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
