@@ -11,7 +11,9 @@ One folder per published model version, written by training as a whole and made 
 | ``anime_bias.npy`` | float32 (n_anime,): the NCF's per-anime bias; its score is T · cos(u, a) + bias[a] |
 | ``user_ids.json`` / ``anime_ids.json`` | the id maps: list position = embedding row |
 | ``item_weights.npz`` | EASE's anime x anime weights B, dense (``dense``) or kept sparse (``data``, ``indices``, ``indptr``) |
-| ``anime.json`` | metadata of the catalogue, one record per anime; record j is anime index j for j < n_anime |
+| ``anime.json`` | metadata of the whole catalogue, one record per anime: the model's anime first (record j is anime index j), then those without ratings |
+| ``content_features.npy`` | float32 (n_catalogue, f), rows L2-normalised: every catalogue anime's content features |
+| ``story.npz`` | the catalogue's synopsis TF-IDF rows (CSR), for "story like ..." reasons |
 | ``user_ratings.npy`` | every known interaction of the kept users: ``user_index``, ``anime_index``, ``rating`` (1..10, 0 = watched or listed but not rated), ``split`` (see ``SPLIT_*``) |
 | ``manifest.json`` | data source, counts, the hybrid's chosen settings, config, library versions, version id |
 
@@ -31,6 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from src.ease import ItemWeights
 from src.errors import ArtifactError
 from utils.atomic import write_bytes, write_json
 
@@ -52,7 +55,7 @@ _MAX_ID = 2**63 - 1
 # What serving needs; model.keras and history.json are written too but serving never runs the network.
 SERVING_FILES = [
     "user_embeddings.npy", "anime_embeddings.npy", "anime_bias.npy", "user_ids.json", "anime_ids.json",
-    "item_weights.npz", "anime.json", "user_ratings.npy", "manifest.json",
+    "item_weights.npz", "anime.json", "user_ratings.npy", "manifest.json", "content_features.npy", "story.npz",
 ]
 
 
@@ -66,7 +69,9 @@ class ModelArtifacts:
     user_ratings: pd.DataFrame
     manifest: dict[str, Any]
     anime_bias: np.ndarray | None = None  # zeros when not given
-    item_weights: np.ndarray | sp.csr_matrix | None = field(default=None, repr=False)  # EASE B; none: no item term
+    item_weights: ItemWeights | None = field(default=None, repr=False)  # EASE B; none: no item-item term
+    content_features: np.ndarray | None = field(default=None, repr=False)  # (catalogue x f); none: no content path
+    story: sp.csr_matrix | None = field(default=None, repr=False)  # synopsis TF-IDF rows of the catalogue
 
     def __post_init__(self) -> None:
         if self.anime_bias is None:
@@ -102,26 +107,46 @@ def save_embeddings(folder: Path, user_embeddings: np.ndarray, anime_embeddings:
     write_ids(folder / "anime_ids.json", anime_ids)
 
 
-def save_item_weights(folder: Path, weights: np.ndarray | sp.spmatrix | None) -> None:
-    """EASE's B as ``item_weights.npz``: dense, or the three CSR arrays; an empty file means no item-item term."""
-    if weights is None:
-        arrays: dict[str, np.ndarray] = {}
-    elif sp.issparse(weights):
-        csr = sp.csr_matrix(weights, dtype=np.float32)
-        arrays = {"data": csr.data, "indices": csr.indices, "indptr": csr.indptr, "shape": np.array(csr.shape)}
-    else:
-        arrays = {"dense": np.asarray(weights, dtype=np.float32)}
+def save_item_weights(folder: Path, item_weights: ItemWeights | None) -> None:
+    """EASE's B as ``item_weights.npz``: dense, or the three CSR arrays, and the anime it covers (``support``);
+    an empty file means no item-item term."""
+    arrays: dict[str, np.ndarray] = {}
+    if item_weights is not None:
+        weights = item_weights.weights
+        if sp.issparse(weights):
+            csr = sp.csr_matrix(weights, dtype=np.float32)
+            arrays = {"data": csr.data, "indices": csr.indices, "indptr": csr.indptr, "shape": np.array(csr.shape)}
+        else:
+            arrays = {"dense": np.asarray(weights, dtype=np.float32)}
+        arrays["support"] = np.asarray(item_weights.support, dtype=np.int64)
     np.savez(folder / "item_weights.npz", **arrays)
 
 
-def load_item_weights(path: Path) -> np.ndarray | sp.csr_matrix | None:
+def save_content_features(folder: Path, features: np.ndarray, story: sp.spmatrix | None) -> None:
+    """The catalogue's content features (row j = catalogue row j) and its synopsis vectors (for "story like" reasons)."""
+    np.save(folder / "content_features.npy", np.asarray(features, dtype=np.float32), allow_pickle=False)
+    story = sp.csr_matrix((0, 0), dtype=np.float32) if story is None else sp.csr_matrix(story, dtype=np.float32)
+    np.savez(folder / "story.npz", data=story.data, indices=story.indices, indptr=story.indptr,
+             shape=np.array(story.shape))
+
+
+def load_content_features(folder: Path) -> tuple[np.ndarray, sp.csr_matrix]:
+    features = np.load(folder / "content_features.npy", allow_pickle=False)
+    with (folder / "story.npz").open("rb") as handle, np.load(handle, allow_pickle=False) as stored:
+        story = sp.csr_matrix((stored["data"], stored["indices"], stored["indptr"]), shape=tuple(stored["shape"]))
+    return features, story
+
+
+def load_item_weights(path: Path) -> ItemWeights | None:
     # our own handle: numpy leaves its file open when a truncated archive fails to parse
     with path.open("rb") as handle, np.load(handle, allow_pickle=False) as stored:
         if "dense" in stored:
-            return stored["dense"]
-        if "data" in stored:
-            return sp.csr_matrix((stored["data"], stored["indices"], stored["indptr"]), shape=tuple(stored["shape"]))
-    return None
+            weights: np.ndarray | sp.csr_matrix = stored["dense"]
+        elif "data" in stored:
+            weights = sp.csr_matrix((stored["data"], stored["indices"], stored["indptr"]), shape=tuple(stored["shape"]))
+        else:
+            return None
+        return ItemWeights(weights, stored["support"])
 
 
 def with_optional_columns(anime: pd.DataFrame) -> pd.DataFrame:
@@ -176,12 +201,16 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 def write_model_artifacts(folder: str | Path, user_embeddings: np.ndarray, anime_embeddings: np.ndarray,
                           user_ids: np.ndarray, anime_ids: np.ndarray, anime: pd.DataFrame,
                           user_ratings: pd.DataFrame, manifest: dict[str, Any], anime_bias: np.ndarray | None = None,
-                          item_weights: np.ndarray | sp.spmatrix | None = None) -> None:
-    """Write everything serving reads into ``folder`` (training adds model.keras beside it)."""
+                          item_weights: ItemWeights | None = None,
+                          content_features: np.ndarray | None = None, story: sp.spmatrix | None = None) -> None:
+    """Write everything serving reads into ``folder`` (training adds model.keras beside it); content features
+    default to none (an empty matrix: no content path)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_embeddings(folder, user_embeddings, anime_embeddings, user_ids, anime_ids, anime_bias)
     save_item_weights(folder, item_weights)
+    save_content_features(folder, np.zeros((len(anime), 0), np.float32) if content_features is None
+                          else content_features, story)
     write_tables(folder, anime, user_ratings)
     write_manifest(folder, manifest)
 
@@ -209,6 +238,7 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
         item_weights = load_item_weights(folder / "item_weights.npz")
         anime = read_anime_table(folder / "anime.json")
         user_ratings = read_ratings(folder / "user_ratings.npy")
+        content_features, story = load_content_features(folder)
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except ArtifactError:
         raise
@@ -217,22 +247,40 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
     if not isinstance(manifest, dict):
         raise ArtifactError("manifest.json must be a JSON object; retrain")
     _check_consistency(user_embeddings, anime_embeddings, user_ids, anime_ids, anime, user_ratings)
-    if problems := _companion_problems(anime_bias, item_weights, len(anime_ids)):
+    if problems := _companion_problems(anime_bias, item_weights, len(anime_ids)) + _content_problems(
+            content_features, story, len(anime)):
         raise ArtifactError("model artifacts do not match each other: " + "; ".join(problems) + "; retrain")
     return ModelArtifacts(user_embeddings.astype(np.float32, copy=False), anime_embeddings.astype(np.float32, copy=False),
                           user_ids, anime_ids, anime, user_ratings, manifest, anime_bias.astype(np.float32, copy=False),
-                          item_weights)
+                          item_weights, content_features if content_features.shape[1] else None,
+                          story if story.shape[0] else None)
 
 
-def _companion_problems(anime_bias: np.ndarray, item_weights: np.ndarray | sp.csr_matrix | None,
+def _content_problems(features: np.ndarray, story: sp.csr_matrix, n_catalogue: int) -> list[str]:
+    problems = []
+    if features.ndim != 2 or len(features) != n_catalogue or not np.issubdtype(features.dtype, np.floating):
+        problems.append(f"content_features.npy must hold one float row per catalogue anime ({n_catalogue})")
+    elif not np.isfinite(features).all():
+        problems.append("content_features.npy contains NaN or infinity")
+    if story.shape[0] not in (0, n_catalogue):
+        problems.append(f"story.npz must hold one row per catalogue anime ({n_catalogue}), not {story.shape[0]}")
+    return problems
+
+
+def _companion_problems(anime_bias: np.ndarray, item_weights: ItemWeights | None,
                         n_anime: int) -> list[str]:
     problems = []
     if anime_bias.shape != (n_anime,) or not np.issubdtype(anime_bias.dtype, np.floating):
         problems.append(f"anime_bias.npy must hold one float per anime ({n_anime}), not {anime_bias.shape}")
     elif not np.isfinite(anime_bias).all():
         problems.append("anime_bias.npy contains NaN or infinity")
-    if item_weights is not None and item_weights.shape != (n_anime, n_anime):
-        problems.append(f"item_weights.npz must be {n_anime} x {n_anime}, not {item_weights.shape}")
+    if item_weights is not None:
+        support = item_weights.support
+        if item_weights.shape != (len(support), len(support)):
+            problems.append(f"item_weights.npz weights must be {len(support)} x {len(support)} (its support), "
+                            f"not {item_weights.shape}")
+        elif len(support) and (support.min() < 0 or support.max() >= n_anime or np.any(np.diff(support) <= 0)):
+            problems.append(f"item_weights.npz support must be increasing anime indices below {n_anime}")
     return problems
 
 

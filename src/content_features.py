@@ -193,7 +193,9 @@ def content_blocks(anime: pd.DataFrame, settings: ContentSettings | Mapping[str,
         "era": _buckets(anime["year"], ERA_EDGES),
         "episodes": _buckets(anime["episodes"], EPISODE_EDGES),
     }
-    return {name: normalize(block, norm="l2", copy=False).astype(np.float32) for name, block in blocks.items()}
+    # a block with no columns (a tiny table without synopses, say) stays empty: there is nothing to normalise
+    return {name: (normalize(block, norm="l2", copy=False) if block.shape[1] else sp.csr_matrix(block)).astype(np.float32)
+            for name, block in blocks.items()}
 
 
 def combine_blocks(blocks: dict[str, sp.csr_matrix], weights: Mapping[str, float]) -> sp.csr_matrix:
@@ -233,7 +235,8 @@ def fit_content_features(anime: pd.DataFrame,
         rng = np.random.default_rng(settings.seed)
         projection = rng.standard_normal((blocks["names"].shape[1], settings.names_dimensions), dtype=np.float32)
         parts.append((blocks["names"] * np.float32(names_weight)) @ (projection / np.sqrt(settings.names_dimensions)))
-    matrix = normalize(np.hstack(parts), norm="l2").astype(np.float32)
+    stacked = np.hstack(parts)
+    matrix = (normalize(stacked, norm="l2") if stacked.shape[1] else stacked).astype(np.float32)
     return ContentFeatures(np.ascontiguousarray(matrix), story, settings, explained)
 
 

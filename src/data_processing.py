@@ -22,6 +22,7 @@ import csv
 import gzip
 import io
 import os
+import time
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,9 +38,10 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
 from config import paths_config
-from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, write_ids
+from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, save_content_features, write_ids
 from src.data_ingestion import describe_raw_folder
 from src.errors import UserError
+from src.content_features import fit_content_features
 from src.evaluation.splitting import assign_splits, select_newcomers
 from src.logger import get_logger
 from src.metadata import read_metadata
@@ -367,22 +369,37 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
         raise UserError(f"no ratings row refers to an anime in {found['anime'].name}: are the files from the same dataset?")
 
     user_ids, user_index = encode(ratings.user_id)
-    anime_ids, anime_index = encode(ratings.anime_id)
+    rated_ids, anime_index = encode(ratings.anime_id)  # every anime on a kept user's list
     rating = ratings.rating
     del ratings
-    user_index, anime_index, rating, duplicates = _drop_duplicate_pairs(user_index, anime_index, rating, len(anime_ids))
-    # Newcomers: a seeded share of users held out of training entirely, for the cold-start evaluation.
-    newcomer = select_newcomers(len(user_ids), float(config["evaluation"]["newcomer_fraction"]), rng)[user_index]
-    newcomers = pa.table({"user_id": user_ids[user_index[newcomer]].astype(np.int64),
-                          "anime_index": anime_index[newcomer], "rating": rating[newcomer]})
-    user_ids, user_index = encode(user_ids[user_index[~newcomer]])
-    anime_index, rating = anime_index[~newcomer], rating[~newcomer]
-    split = assign_splits(user_index, rating, float(config["evaluation"]["holdout_fraction"]),
+    user_index, anime_index, rating, duplicates = _drop_duplicate_pairs(user_index, anime_index, rating, len(rated_ids))
+    evaluation = config["evaluation"]
+    # Held out of training entirely, for the cold-start evaluations: a seeded share of the rated anime (new anime)
+    # and of the users (newcomers).
+    new_anime = select_new_anime(anime_index, rating, len(rated_ids), float(evaluation["new_anime_fraction"]), rng)
+    newcomer = select_newcomers(len(user_ids), float(evaluation["newcomer_fraction"]), rng)[user_index]
+    is_new_anime = new_anime[anime_index]
+    anime_ids = rated_ids[~new_anime]  # the model's anime: embedding row j is anime_ids[j]
+    catalogue = catalogue_order(anime_table, anime_ids)
+    position = pd.Series(np.arange(len(catalogue)), index=catalogue["anime_id"].to_numpy())
+    catalogue_index = position.loc[rated_ids].to_numpy(np.int32)[anime_index]  # the model's anime come first
+    newcomers = pa.table({"user_id": user_ids[user_index[newcomer & ~is_new_anime]].astype(np.int64),
+                          "anime_index": catalogue_index[newcomer & ~is_new_anime],
+                          "rating": rating[newcomer & ~is_new_anime]})
+    kept = ~newcomer
+    user_ids, user_index = encode(user_ids[user_index[kept]])
+    anime_index, rating, is_new_anime = catalogue_index[kept], rating[kept], is_new_anime[kept]
+    new_anime_rows = pa.table({"user_index": user_index[is_new_anime], "anime_index": anime_index[is_new_anime],
+                               "rating": rating[is_new_anime]})
+    user_index, anime_index, rating = user_index[~is_new_anime], anime_index[~is_new_anime], rating[~is_new_anime]
+    split = assign_splits(user_index, rating, float(evaluation["holdout_fraction"]),
                           float(processing["validation_fraction"]), rng)
     order = rng.permutation(len(rating))  # a seeded shuffle, so training batches mix users
     table = pa.table({"user_index": user_index[order], "anime_index": anime_index[order],
                       "rating": rating[order], "split": split[order]})
-    anime_table = anime_table.set_index("anime_id").loc[anime_ids].reset_index()
+    started = time.perf_counter()
+    features = fit_content_features(catalogue, config["content"])
+    logger.info("content features for %d anime in %.1f s", len(catalogue), time.perf_counter() - started)
 
     split_counts = np.bincount(split, minlength=3)
     summary = {
@@ -391,17 +408,20 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
         "rows_read": rows_read, "rows_skipped": sum(skipped.values()), "skip_reasons": skipped,
         "rows_with_unknown_anime": unknown_anime_rows,
         "min_user_ratings": min_user_ratings, "users": len(user_ids), "anime": len(anime_ids),
+        "catalogue": len(catalogue), "new_anime": int(new_anime.sum()), "new_anime_interactions": new_anime_rows.num_rows,
         "interactions": len(rating), "rated": int(np.count_nonzero(rating)), "duplicates_dropped": duplicates,
         "train": int(split_counts[SPLIT_TRAIN]), "validation": int(split_counts[SPLIT_VALIDATION]),
         "test": int(split_counts[SPLIT_TEST]),
         "newcomers": int(len(np.unique(newcomers.column("user_id").to_numpy()))), "newcomer_interactions": newcomers.num_rows,
-        "holdout_fraction": float(config["evaluation"]["holdout_fraction"]), "seed": int(config["seed"]),
+        "holdout_fraction": float(evaluation["holdout_fraction"]), "seed": int(config["seed"]),
         "metadata_repairs": metadata.repairs,
     }
     with atomic_directory(destination) as staging:
         pq.write_table(table, staging / "ratings.parquet")
         pq.write_table(newcomers, staging / "newcomers.parquet")
-        anime_table.to_parquet(staging / "anime.parquet", index=False)
+        pq.write_table(new_anime_rows, staging / "new_anime.parquet")
+        catalogue.to_parquet(staging / "anime.parquet", index=False)
+        save_content_features(staging, features.matrix, features.story)
         write_ids(staging / "user_ids.json", user_ids)
         write_ids(staging / "anime_ids.json", anime_ids)
         write_json(staging / "summary.json", summary)
@@ -409,6 +429,24 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
                 summary["users"], min_user_ratings, summary["anime"], summary["interactions"], summary["train"],
                 summary["validation"], summary["test"])
     return summary
+
+
+def select_new_anime(anime_index: np.ndarray, rating: np.ndarray, n_anime: int, fraction: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask over anime indices: a seeded ``floor(fraction x rated anime)`` of the anime with a rating,
+    held out of training entirely to measure how the content path places anime nobody rated yet."""
+    rated = np.flatnonzero(np.bincount(anime_index[rating > 0], minlength=n_anime) > 0)
+    chosen = np.zeros(n_anime, dtype=bool)
+    chosen[rng.permutation(rated)[:int(np.floor(fraction * len(rated)))]] = True
+    return chosen
+
+
+def catalogue_order(anime_table: pd.DataFrame, model_anime_ids: np.ndarray) -> pd.DataFrame:
+    """Every anime of the metadata: the model's anime first, in ``model_anime_ids`` order (row j = embedding row
+    j), then the others (never rated by a kept user, or held out as new anime) by id."""
+    table = anime_table.set_index("anime_id")
+    rest = np.setdiff1d(table.index.to_numpy(), model_anime_ids)
+    return table.loc[np.concatenate([model_anime_ids, np.sort(rest)])].reset_index()
 
 
 def _drop_duplicate_pairs(user_index: np.ndarray, anime_index: np.ndarray, rating: np.ndarray,

@@ -10,6 +10,7 @@ matrix plus λI is symmetric positive definite). For serving a large catalogue, 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -71,12 +72,36 @@ def keep_top_neighbours(weights: np.ndarray, neighbours: int, block_size: int = 
     return pruned
 
 
-def fit_item_weights(interactions: pd.DataFrame, n_users: int, n_anime: int,
-                     settings: dict[str, Any]) -> np.ndarray | sp.csr_matrix:
-    """EASE on the rows of ``interactions`` with ``settings`` (values, regularisation, neighbours) as the carve
-    chose them: dense B, or B kept to each anime's ``neighbours`` strongest weights."""
+@dataclass
+class ItemWeights:
+    """EASE's weights over ``support``, the anime it was fitted on (all the model's anime, or its most-rated ones
+    when the catalogue is too large to invert whole): ``weights[i, j]`` links support[i] to support[j]."""
+
+    weights: np.ndarray | sp.csr_matrix
+    support: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.weights.shape
+
+
+def fit_item_weights(interactions: pd.DataFrame, n_users: int, n_anime: int, settings: dict[str, Any]) -> ItemWeights:
+    """EASE on the rows of ``interactions`` with ``settings`` as the carve chose them (values, regularisation,
+    neighbours, and max_anime: at most that many of the most-rated anime, all of them when null)."""
     from src.evaluation.baselines import interaction_matrix  # the one definition of the interaction values
 
-    weights = ease_weights(interaction_matrix(interactions, n_users, n_anime, settings["values"]),
-                           float(settings["regularisation"]))
-    return weights if settings["neighbours"] is None else keep_top_neighbours(weights, int(settings["neighbours"]))
+    matrix = interaction_matrix(interactions, n_users, n_anime, settings["values"])
+    support = most_rated(matrix, settings.get("max_anime"))
+    weights = ease_weights(matrix[:, support], float(settings["regularisation"]))
+    if settings["neighbours"] is not None:
+        weights = keep_top_neighbours(weights, int(settings["neighbours"]))
+    return ItemWeights(weights, support)
+
+
+def most_rated(matrix: sp.spmatrix, limit: int | None) -> np.ndarray:
+    """Column indices of the ``limit`` columns with the most entries (every column when ``limit`` is None or larger),
+    ascending: EASE's cost grows with the cube of its anime, so a huge catalogue is cut to its best-known part."""
+    if limit is None or limit >= matrix.shape[1]:
+        return np.arange(matrix.shape[1])
+    counts = np.asarray((matrix != 0).sum(axis=0)).ravel()
+    return np.sort(np.argsort(-counts, kind="stable")[:int(limit)])

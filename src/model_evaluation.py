@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from config import paths_config
 from src.artifacts import ModelArtifacts, load_model_artifacts
 from src.engine.ranking import top_k
+from src.engine.scorers import over_catalogue
 from src.engine.serving_config import ServingConfig
 from src.errors import UserError
 from src.evaluation import baselines
@@ -74,21 +76,24 @@ def baseline_grids(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return grids
 
 
-def _fit_row_baseline(name: str, rows: pd.DataFrame, n_users: int, n_anime: int,
-                      setting: dict[str, Any]) -> baselines.RowScoreFn:
+def _fit_row_baseline(name: str, rows: pd.DataFrame, n_users: int, n_anime: int, setting: dict[str, Any],
+                      width: int) -> baselines.RowScoreFn:
+    """A row baseline fitted on the model's ``n_anime`` rated anime; it scores rows ``width`` (the catalogue) wide,
+    the anime without ratings getting -inf (a baseline has nothing to say about them)."""
     matrix = baselines.interaction_matrix(rows, n_users, n_anime, setting["values"])
     options = {key: value for key, value in setting.items() if key != "values"}
-    return ROW_BASELINES[name](matrix, **options)
+    score_rows = ROW_BASELINES[name](matrix, **options)
+    return lambda rows: over_catalogue(np.asarray(score_rows(sp.csr_matrix(rows[:, :n_anime]))), width)
 
 
 def tune_baselines(config: dict[str, Any], carve_data: Carve, tiebreak: np.ndarray) -> dict[str, Any]:
     """Each baseline's best settings on the carve: for known users, and (row baselines) for newcomers."""
     k = int(config["evaluation"]["k"])
     chosen: dict[str, Any] = {"users": {}, "newcomers": {}, "trials": []}
-    known = baselines.interaction_matrix(carve_data.train, carve_data.n_users, carve_data.n_anime)
-    favourites = carve_data.newcomers.favourites_matrix(carve_data.n_anime)
+    known = baselines.interaction_matrix(carve_data.train, carve_data.n_users, carve_data.width)
+    favourites = carve_data.newcomers.favourites_matrix(carve_data.width)
     newcomer_relevant = baselines.interaction_matrix(carve_data.newcomers.relevant_rows, len(carve_data.newcomers),
-                                                     carve_data.n_anime)
+                                                     carve_data.width)
     for name, grid in baseline_grids(config).items():
         for setting in grid:
             started = time.perf_counter()
@@ -97,9 +102,10 @@ def tune_baselines(config: dict[str, Any], carve_data: Carve, tiebreak: np.ndarr
                                                                          carve_data.n_anime, setting["values"]),
                                             setting["factors"], setting["regularization"], setting["alpha"],
                                             setting["iterations"], int(config["seed"]))
-                scores = {"users": score_users(carve_data.users)}
+                scores = {"users": over_catalogue(score_users(carve_data.users), carve_data.width)}
             else:
-                score_rows = _fit_row_baseline(name, carve_data.train, carve_data.n_users, carve_data.n_anime, setting)
+                score_rows = _fit_row_baseline(name, carve_data.train, carve_data.n_users, carve_data.n_anime, setting,
+                                               carve_data.width)
                 scores = {"users": score_rows(known[carve_data.users]), "newcomers": score_rows(favourites)}
             recalls = {}
             for purpose, values in scores.items():
@@ -131,26 +137,27 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
     data = prepare_training_data(config, processed_dir)
     if not np.array_equal(data.user_ids, artifacts.user_ids):
         raise UserError(f"processed data in {processed_dir} does not match the model: rerun the training pipeline")
-    n_users, n_anime = len(artifacts.user_ids), len(artifacts.anime_ids)
+    n_users = len(artifacts.user_ids)
     settings = settings_from_config(config)
     engine = engine_for(artifacts, config)
-    tiebreak = engine.catalogue.popularity_order
+    width, tiebreak = engine.n_anime, engine.catalogue.popularity_order  # rankings cover the whole catalogue
     chosen = tune_baselines(config, carve(data, config), tiebreak)
 
-    rankers = scorer_rankers(_fit_baselines(config, known, n_users, n_anime, chosen["users"]), known, n_anime,
-                             n_users, tiebreak)
+    rankers = scorer_rankers(_fit_baselines(config, known, n_users, engine.n_model_anime, chosen["users"], width),
+                             known, width, n_users, tiebreak)
     rankers.update({name: engine_rankers(engine, [method])[method] for name, method in ENGINE_METHODS.items()})
     if config["evaluation"]["compare_original_objective"] if compare_original is None else compare_original:
-        rankers.update(_original_rankers(config, artifacts, known, tiebreak))
-    results = evaluate_methods(rankers, known, test, n_anime, settings)
+        rankers.update(_original_rankers(config, artifacts, known, tiebreak, width))
+    results = evaluate_methods(rankers, known, test, width, settings)
 
     newcomer_results, newcomer_meta = _evaluate_newcomers(config, processed_dir, engine, known, chosen["newcomers"],
                                                           settings)
+    new_anime_results, new_anime_meta = _evaluate_new_anime(config, processed_dir, engine, settings)
     data_summary = artifacts.manifest.get("data", {})
     meta = {
         "k": settings.k, "seed": settings.seed,
         "users_evaluated": len(held_out_users(test, settings.max_users, settings.seed)),
-        "users": n_users, "anime": n_anime, "test_interactions": len(test),
+        "users": n_users, "anime": engine.n_model_anime, "catalogue": width, "test_interactions": len(test),
         "min_user_ratings": data_summary.get("min_user_ratings"),
         "holdout_fraction": data_summary.get("holdout_fraction"),
         "data_source": data_summary.get("source", {}).get("origin"),
@@ -161,23 +168,28 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
         "baselines": {purpose: {name: entry["setting"] for name, entry in values.items()}
                       for purpose, values in chosen.items() if purpose != "trials"},
     }
-    files = write_reports(results, reports_dir, meta, newcomers={"methods": newcomer_results, "meta": newcomer_meta})
-    log_to_comet(experiment, {**results, **{f"newcomers.{m}": v for m, v in newcomer_results.items()}}, files.values())
-    return {"methods": results, "newcomers": {"methods": newcomer_results, "meta": newcomer_meta}, "meta": meta}
+    sections = {"newcomers": {"methods": newcomer_results, "meta": newcomer_meta},
+                "new_anime": {"methods": new_anime_results, "meta": new_anime_meta}}
+    files = write_reports(results, reports_dir, meta, **sections)
+    log_to_comet(experiment, {**results, **{f"{name}.{method}": values for name, section in sections.items()
+                                            for method, values in section["methods"].items()}}, files.values())
+    return {"methods": results, **sections, "meta": meta}
 
 
 def _fit_baselines(config: dict[str, Any], known: pd.DataFrame, n_users: int, n_anime: int,
-                   chosen: Mapping[str, Any]) -> dict[str, baselines.ScoreFn]:
-    """The baselines with their carve-chosen settings, fitted on every known (non-test) row."""
+                   chosen: Mapping[str, Any], width: int) -> dict[str, baselines.ScoreFn]:
+    """The baselines with their carve-chosen settings, fitted on every known (non-test) row; scores ``width`` wide."""
     fitted: dict[str, baselines.ScoreFn] = {}
     for name in ("popularity", "item_knn", "als", "ease"):
         setting = chosen[name]["setting"]
-        matrix = baselines.interaction_matrix(known, n_users, n_anime, setting["values"])
+        matrix = baselines.interaction_matrix(known, n_users, width, setting["values"])
         if name == "als":
-            fitted[name] = baselines.als(matrix, setting["factors"], setting["regularization"], setting["alpha"],
-                                         setting["iterations"], int(config["seed"]))
+            score_users = baselines.als(baselines.interaction_matrix(known, n_users, n_anime, setting["values"]),
+                                        setting["factors"], setting["regularization"], setting["alpha"],
+                                        setting["iterations"], int(config["seed"]))
+            fitted[name] = lambda users, score_users=score_users: over_catalogue(score_users(users), width)
         else:
-            fitted[name] = baselines.by_user(_fit_row_baseline(name, known, n_users, n_anime, setting), matrix)
+            fitted[name] = baselines.by_user(_fit_row_baseline(name, known, n_users, n_anime, setting, width), matrix)
     return fitted
 
 
@@ -189,32 +201,74 @@ def _evaluate_newcomers(config: dict[str, Any], processed_dir: Path, engine: Rec
     split = newcomer_split(rows, int(config["evaluation"]["newcomer_favourites"]))
     if len(split) == 0:
         return {}, {"newcomers": 0, "reason": "no newcomers (evaluation.newcomer_fraction is 0 or the data too small)"}
-    n_users, n_anime = engine.n_users, engine.n_model_anime
+    n_users, n_anime, width = engine.n_users, engine.n_model_anime, engine.n_anime
     tiebreak = engine.catalogue.popularity_order
     rankers: dict[str, RankFn] = {
         "favourites": favourites_ranker(split, lambda favourites, k: engine.rank_favourites(favourites, k)),
         "ncf_fold_in": favourites_ranker(split, lambda favourites, k: engine.rank_favourites(favourites, k, "ncf")),
     }
-    row_baselines = {name: _fit_row_baseline(name, known, n_users, n_anime, chosen[name]["setting"])
+    row_baselines = {name: _fit_row_baseline(name, known, n_users, n_anime, chosen[name]["setting"], width)
                      for name in ("popularity", "item_knn", "ease")}
-    rankers.update(item_scorer_rankers(split, row_baselines, n_anime, tiebreak))
+    rankers.update(item_scorer_rankers(split, row_baselines, width, tiebreak))
     no_settings = dataclasses.replace(settings, max_users=None)  # every newcomer counts
-    results = evaluate_methods(rankers, split.favourites_rows, split.relevant_rows, n_anime, no_settings,
-                               popularity_ranks(known, n_anime))
+    results = evaluate_methods(rankers, split.favourites_rows, split.relevant_rows, width, no_settings,
+                               popularity_ranks(known, width))
     meta = {"newcomers": len(split), "favourites": int(config["evaluation"]["newcomer_favourites"]),
             "protocol": "each newcomer's top-rated anime (at most `favourites`) are sent as favourites; their other "
                         "rated anime are relevant; the favourites are excluded from the ranking"}
     return results, meta
 
 
+def _evaluate_new_anime(config: dict[str, Any], processed_dir: Path, engine: Recommender,
+                        settings: EvaluationSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Item cold start: rated anime held out of training entirely, placed by the content path alone.
+
+    For each user who rated one of them, the held-out anime (the pool) are ranked by the content match to the
+    user's preferred anime (the engine's never-rated path), by genre overlap only, by MyAnimeList members, and at
+    random; relevant = the held-out anime the user rated.
+    """
+    path = processed_dir / "new_anime.parquet"
+    rows = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["user_index", "anime_index", "rating"])
+    rows = rows[rows["rating"].to_numpy() > 0]
+    if rows.empty or "unrated" not in engine.hybrid.scorers:
+        return {}, {"new_anime": 0, "reason": "no held-out anime (evaluation.new_anime_fraction is 0) or no content "
+                                              "features"}
+    width = engine.n_anime
+    pool = np.zeros(width, dtype=bool)
+    pool[rows["anime_index"].to_numpy()] = True
+    catalogue = engine.catalogue
+    genre_vectors = catalogue.genre_matrix / np.maximum(np.linalg.norm(catalogue.genre_matrix, axis=1, keepdims=True), 1e-9)
+    rng = np.random.default_rng(int(config["seed"]))
+    random_scores = rng.random(width)
+
+    def ranker(score: Callable[[Any], np.ndarray]) -> RankFn:
+        def rank(users: np.ndarray, k: int) -> np.ndarray:
+            profiles = engine.interactions.profiles(users)
+            return top_k(np.asarray(score(profiles), dtype=np.float64), k, allowed=pool, tiebreak=catalogue.popularity_order)
+        return rank
+
+    rankers = {
+        "content": ranker(lambda profiles: engine.hybrid.scorers["unrated"].score(profiles).values),
+        "genre_only": ranker(lambda profiles: np.asarray(profiles.preferred.sign() @ genre_vectors) @ genre_vectors.T),
+        "popularity": ranker(lambda profiles: np.broadcast_to(catalogue.members, (len(profiles), width))),
+        "random": ranker(lambda profiles: np.broadcast_to(random_scores, (len(profiles), width))),
+    }
+    known = pd.DataFrame({"user_index": np.zeros(0, np.int64), "anime_index": np.zeros(0, np.int64)})
+    results = evaluate_methods(rankers, known, rows, width, dataclasses.replace(settings, max_users=None))
+    meta = {"new_anime": int(pool.sum()), "users": int(rows["user_index"].nunique()),
+            "protocol": "the held-out anime are ranked for each user who rated one; relevant = the ones they rated"}
+    return results, meta
+
+
 def _original_rankers(config: dict[str, Any], artifacts: ModelArtifacts, known: pd.DataFrame,
-                      tiebreak: np.ndarray) -> dict[str, RankFn]:
+                      tiebreak: np.ndarray, width: int) -> dict[str, RankFn]:
     from src.original_model import train_original_embeddings  # TensorFlow is only needed here
 
     n_users, n_anime = len(artifacts.user_ids), len(artifacts.anime_ids)
     user_embeddings, anime_embeddings = train_original_embeddings(config, known, n_users, n_anime)
-    rankers = scorer_rankers({"original_direct": baselines.embedding_scorer(user_embeddings, anime_embeddings)},
-                             known, n_anime, n_users, tiebreak)
+    direct = baselines.embedding_scorer(user_embeddings, anime_embeddings)
+    rankers = scorer_rankers({"original_direct": lambda users: over_catalogue(direct(users), width)},
+                             known, width, n_users, tiebreak)
     original = dataclasses.replace(artifacts, user_embeddings=user_embeddings, anime_embeddings=anime_embeddings,
                                    anime_bias=np.zeros(n_anime, np.float32))
     original_engine = engine_for(original, config)

@@ -25,8 +25,8 @@ import scipy.sparse as sp
 
 from config import paths_config
 from src.artifacts import (
-    SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, read_ids, save_embeddings, save_item_weights, write_manifest,
-    write_tables,
+    SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, load_content_features, read_ids, save_content_features,
+    save_embeddings, save_item_weights, write_manifest, write_tables,
 )
 from src.base_model import build_model, extract_embeddings
 from src.ease import fit_item_weights
@@ -37,7 +37,8 @@ from utils.atomic import atomic_directory, write_json
 from utils.common_functions import read_json
 
 logger = get_logger(__name__)
-PROCESSED_FILES = ("ratings.parquet", "anime.parquet", "user_ids.json", "anime_ids.json", "summary.json")
+PROCESSED_FILES = ("ratings.parquet", "anime.parquet", "user_ids.json", "anime_ids.json", "summary.json",
+                   "content_features.npy", "story.npz")
 
 
 def learning_rate_schedule(settings: dict[str, float]) -> Callable[[int], float]:
@@ -102,6 +103,8 @@ class TrainingData:
     summary: dict[str, Any]
     train_targets: sp.csr_matrix
     validation_targets: sp.csr_matrix
+    content_features: np.ndarray  # (catalogue x f): every anime of anime.parquet, rated or not
+    story: sp.csr_matrix
 
     @property
     def known(self) -> pd.DataFrame:
@@ -122,10 +125,11 @@ def prepare_training_data(config: dict[str, Any], processed_dir: Path) -> Traini
                         "evaluation.holdout_fraction")
     unrated = float(config["training"]["unrated_weight"])
     shape = (len(user_ids), len(anime_ids))
+    features, story = load_content_features(processed_dir)
     return TrainingData(ratings, pd.read_parquet(processed_dir / "anime.parquet"), user_ids, anime_ids,
                         read_json(processed_dir / "summary.json"),
                         user_targets(ratings[split == SPLIT_TRAIN], *shape, unrated),
-                        user_targets(ratings[split == SPLIT_VALIDATION], *shape, unrated))
+                        user_targets(ratings[split == SPLIT_VALIDATION], *shape, unrated), features, story)
 
 
 def batch_size_for(config: dict[str, Any], n_users: int) -> int:
@@ -219,6 +223,7 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
         manifest["comet"] = {"experiment_key": tracked.key,
                              "offline_archive": str(tracked.archive) if tracked.archive else None}
         write_tables(staging, data.anime, data.ratings)
+        save_content_features(staging, data.content_features, data.story)
         write_manifest(staging, manifest)
         write_json(staging / "history.json", {**fitted.history, "learning_rate_schedule": [
             learning_rate_schedule(config["training"]["learning_rate"])(epoch) for epoch in range(final["epochs_run"])]})

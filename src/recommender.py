@@ -19,7 +19,7 @@ import numpy as np
 
 from config.loader import load_config
 from config.paths_config import model_dir
-from src.artifacts import ModelArtifacts, l2_normalise, load_model_artifacts
+from src.artifacts import ModelArtifacts, l2_normalise, load_model_artifacts, with_optional_columns
 from src.engine import validation
 from src.engine.catalogue import Catalogue, Filters
 from src.engine.explanations import recommendation_reasons, similar_anime_reasons
@@ -27,7 +27,8 @@ from src.engine.hybrid import Hybrid, HybridScores
 from src.engine.interactions import Interactions, Profiles
 from src.engine.ranking import top_k, top_k_row
 from src.engine.scorers import (
-    EmbeddingContentScorer, ItemItemScorer, NCFScorer, NeighbourScorer, PopularityScorer,
+    EmbeddingContentScorer, FeaturesScorer, ItemItemScorer, NCFScorer, NeighbourScorer, PopularityScorer,
+    UnratedScorer,
 )
 from src.engine.serving_config import ServingConfig
 from src.engine.settings import COMPONENTS, HybridSettings, default_slider_weights, tilted
@@ -61,18 +62,25 @@ class Recommender:
         # Re-normalising is cheap and makes cosine = dot product even if a writer forgot to.
         self.user_embeddings = l2_normalise(artifacts.user_embeddings)
         self.anime_embeddings = l2_normalise(artifacts.anime_embeddings)
-        self.catalogue = Catalogue(artifacts.anime, artifacts.anime_ids)
-        self.interactions = Interactions(artifacts.user_ratings, len(self.user_ids), len(artifacts.anime_ids),
+        self.catalogue = Catalogue(with_optional_columns(artifacts.anime), n_rated=len(artifacts.anime_ids))
+        width = len(self.catalogue)
+        self.interactions = Interactions(artifacts.user_ratings, len(self.user_ids), width,
                                          config.preference_percentile)
         temperature = float(artifacts.manifest.get("model", {}).get("temperature", 1.0))
         self.ncf = NCFScorer(self.user_embeddings, self.anime_embeddings, artifacts.anime_bias, temperature,
-                             config.fold_in_steps, config.fold_in_step_size)
+                             config.fold_in_steps, config.fold_in_step_size, width)
         self.neighbours = NeighbourScorer(self.user_embeddings, self.ncf, self.interactions, self.catalogue,
                                           self.settings.similar_users, config.genre_boost, config.preferred_genres)
-        scorers = [self.ncf, self.neighbours, EmbeddingContentScorer(self.anime_embeddings),
+        scorers = [self.ncf, self.neighbours, EmbeddingContentScorer(self.anime_embeddings, width),
                    PopularityScorer(self.interactions)]
         if artifacts.item_weights is not None:
-            scorers.append(ItemItemScorer(artifacts.item_weights, self.settings.item_item["values"]))
+            scorers.append(ItemItemScorer(artifacts.item_weights, self.settings.item_item["values"], width))
+        # Content features cover every anime: a never-rated one can be found, compared, liked and recommended.
+        self.content_features = (None if artifacts.content_features is None
+                                 else l2_normalise(artifacts.content_features))
+        self.story = artifacts.story
+        if self.content_features is not None:
+            scorers += [FeaturesScorer(self.content_features), UnratedScorer(self.content_features, self.n_model_anime)]
         self.hybrid = Hybrid({scorer.name: scorer for scorer in scorers})
         for weights in (self.settings.weights, self.settings.favourites_weights):
             if missing := sorted(name for name, weight in weights.items() if weight > 0 and name not in self.hybrid.scorers):
@@ -103,8 +111,15 @@ class Recommender:
 
     @property
     def n_model_anime(self) -> int:
-        """Anime the model has embeddings for (the first ones of the catalogue)."""
+        """Anime the model has embeddings for, i.e. with community ratings (the first ones of the catalogue)."""
         return len(self.anime_embeddings)
+
+    def with_unrated(self, weights: dict[str, float]) -> dict[str, float]:
+        """A mix plus the never-rated titles' content match, at ``serving.unrated_weight`` of the mix's total:
+        the same for every method that ranks the whole catalogue, so offline figures include its effect."""
+        if "unrated" not in self.hybrid.scorers or self.n_model_anime == self.n_anime or self.config.unrated_weight <= 0:
+            return weights
+        return {**weights, "unrated": self.config.unrated_weight * sum(weights.values())}
 
     @property
     def anime_ids(self) -> np.ndarray:
@@ -165,7 +180,7 @@ class Recommender:
         n = validation.check_n(self.config.default_n if n is None else n, self.config)
         profiles = self.interactions.profiles([self.user_index(user_id)])
         weights = tilted(self.settings.weights, validation.weights(user_weight, content_weight))
-        return self._recommend(profiles, n, weights, filters)
+        return self._recommend(profiles, n, self.with_unrated(weights), filters)
 
     def recommend_from_favourites(self, liked_anime_ids: Sequence[int], n: int | None = None,
                                   user_weight: float | None = None, content_weight: float | None = None,
@@ -181,27 +196,44 @@ class Recommender:
         if not known:
             raise UnknownAnimeError(f"none of the anime id(s) {', '.join(map(str, liked[:10]))} is known: "
                                     "search a title to find valid ids")
-        profiles = Profiles.from_favourites([np.array(known)], self.n_model_anime)
+        profiles = Profiles.from_favourites([np.array(known)], self.n_anime)
         weights = tilted(self.settings.favourites_weights, validation.weights(user_weight, content_weight))
-        return self._recommend(profiles, n, weights, filters)
+        if not np.any(np.array(known) < self.n_model_anime) and "features" in self.hybrid.scorers:
+            weights = {"features": 1.0}  # only never-rated favourites: their content is all there is to go on
+        return self._recommend(profiles, n, self.with_unrated(weights), filters)
 
     def unknown_anime(self, anime_ids: Sequence[int]) -> list[int]:
         """The ids among ``anime_ids`` that the catalogue does not have, in the order given."""
         return [int(anime_id) for anime_id in anime_ids if self.catalogue.index_of(anime_id) is None]
 
     def similar_anime(self, anime_id: int, n: int | None = None, filters: Filters | None = None) -> list[dict[str, Any]]:
-        """The n anime closest to ``anime_id`` by cosine over anime embeddings, itself excluded."""
+        """The n anime closest to ``anime_id``, itself excluded: for a rated anime a blend of the NCF embeddings'
+        cosine and the content features' (``serving.similar_content_weight``), for a never-rated one content only."""
         n = validation.check_n(self.config.default_n if n is None else n, self.config)
         index = self.anime_index(anime_id)
-        similarity = self.anime_embeddings @ self.anime_embeddings[index]
+        similarity = self._similarity_to(index)
         top = top_k_row(similarity, n, exclude=np.array([index]), allowed=self.catalogue.filter_mask(filters),
                         tiebreak=self.catalogue.popularity_order)
+        reasons = similar_anime_reasons(top, similarity, index, self.catalogue, self.story)
         items = []
-        for j, reasons in zip(top, similar_anime_reasons(top, similarity, index, self.catalogue)):
-            item = self.catalogue.item(int(j), reasons)
+        for j, item_reasons in zip(top, reasons, strict=True):
+            item = self.catalogue.item(int(j), item_reasons)
             item["similarity"] = round(float(similarity[j]), 4)
             items.append(item)
         return items
+
+    def _similarity_to(self, index: int) -> np.ndarray:
+        """Cosine of every catalogue anime to anime ``index``: collaborative and content, blended."""
+        content = (self.content_features @ self.content_features[index] if self.content_features is not None
+                   else None)
+        if index >= self.n_model_anime:
+            return content if content is not None else np.zeros(self.n_anime, np.float32)
+        collaborative = np.full(self.n_anime, -np.inf, np.float32)
+        collaborative[:self.n_model_anime] = self.anime_embeddings @ self.anime_embeddings[index]
+        if content is None:
+            return collaborative
+        share = float(self.config.similar_content_weight)
+        return np.where(np.isfinite(collaborative), (1 - share) * collaborative + share * content, share * content)
 
     def search(self, query: str, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         """Titles matching ``query``: exact, then prefix, then substring; popular first; ``offset`` skips that many."""
@@ -230,7 +262,7 @@ class Recommender:
         neighbours = scores.parts.get("user") or self.neighbours.score(profiles)
         reasons = recommendation_reasons(top, neighbours.evidence["neighbour_counts"][0],
                                          neighbours.evidence["neighbours"], preferred, ratings, genres,
-                                         self.catalogue, self.anime_embeddings, profiles.is_newcomer)
+                                         self.catalogue, self._similarity_between, profiles.is_newcomer)
         items = []
         for j, item_reasons in zip(top, reasons, strict=True):
             item = self.catalogue.item(int(j), item_reasons)
@@ -238,20 +270,33 @@ class Recommender:
             items.append(item)
         return items
 
+    def _similarity_between(self, anime: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """(len(anime) x len(others)) cosines: by NCF embeddings where both are rated, else by content features."""
+        similarity = np.zeros((len(anime), len(others)), np.float32)
+        rated = (anime[:, None] < self.n_model_anime) & (others[None, :] < self.n_model_anime)
+        if rated.any():
+            both = self.anime_embeddings[np.minimum(anime, self.n_model_anime - 1)] @ \
+                self.anime_embeddings[np.minimum(others, self.n_model_anime - 1)].T
+            similarity = np.where(rated, both, similarity)
+        if self.content_features is not None and not rated.all():
+            content = self.content_features[anime] @ self.content_features[others].T
+            similarity = np.where(rated, similarity, content)
+        return similarity
+
     def with_item_item(self, weights: np.ndarray | Any, values: str) -> Recommender:
         """The same engine with other EASE weights (used to compare EASE settings on the validation carve)."""
         clone = copy.copy(self)
-        clone.hybrid = Hybrid({**self.hybrid.scorers, "item_item": ItemItemScorer(weights, values)})
+        clone.hybrid = Hybrid({**self.hybrid.scorers, "item_item": ItemItemScorer(weights, values, self.n_anime)})
         return clone
 
     # ------------------------------------------------------------------ offline API (model rows, no validation of ids)
     def method_weights(self, method: str, newcomers: bool = False) -> dict[str, float]:
-        """The component weights of an evaluation method: one component alone, or the chosen mix."""
+        """The component weights of an evaluation method: one component alone, or the chosen mix as served."""
         if method not in METHODS:
             raise InvalidRequestError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
         if method != "hybrid":
             return {method: 1.0}
-        return dict(self.settings.favourites_weights if newcomers else self.settings.weights)
+        return self.with_unrated(dict(self.settings.favourites_weights if newcomers else self.settings.weights))
 
     def score_users(self, user_rows: Sequence[int] | np.ndarray, method: str = "hybrid",
                     user_weight: float | None = None, content_weight: float | None = None) -> np.ndarray:
@@ -268,7 +313,7 @@ class Recommender:
     def rank_favourites(self, favourites: Sequence[np.ndarray], k: int, method: str = "hybrid") -> np.ndarray:
         """(len(favourites) x k) anime indices for newcomers given by their favourites (anime indices), as the
         favourites endpoint ranks them; -1 padded."""
-        return self._rank(Profiles.from_favourites(favourites, self.n_model_anime), k,
+        return self._rank(Profiles.from_favourites(favourites, self.n_anime), k,
                           self.method_weights(method, newcomers=True))
 
     def _rank(self, profiles: Profiles, k: int, weights: dict[str, float]) -> np.ndarray:

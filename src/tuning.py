@@ -26,7 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, ModelArtifacts
-from src.ease import ease_weights, keep_top_neighbours
+from src.ease import ItemWeights, ease_weights, keep_top_neighbours, most_rated
 from src.engine.interactions import Profiles
 from src.engine.ranking import top_k
 from src.engine.serving_config import ServingConfig
@@ -50,7 +50,8 @@ class Carve:
     users: np.ndarray  # carve users with carve-test anime, in row order
     newcomers: NewcomerSplit  # the carve-newcomers' favourites and relevant anime
     n_users: int
-    n_anime: int
+    n_anime: int  # the model's (rated) anime, which EASE and the NCF fit on
+    width: int  # the whole catalogue, which rankings cover
 
 
 def carve(data: TrainingData, config: dict[str, Any]) -> Carve:
@@ -65,10 +66,11 @@ def carve(data: TrainingData, config: dict[str, Any]) -> Carve:
     newcomer_rows = carved[is_newcomer].rename(columns={"user_index": "user_id"})
     members = carved[~is_newcomer]
     test = members[members["split"].to_numpy() == SPLIT_TEST]
-    relevant = interaction_matrix(test, n_users, n_anime)
+    width = len(data.anime)
+    relevant = interaction_matrix(test, n_users, width)
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)
     return Carve(members[members["split"].to_numpy() != SPLIT_TEST], relevant, users,
-                 newcomer_split(newcomer_rows, int(evaluation["newcomer_favourites"])), n_users, n_anime)
+                 newcomer_split(newcomer_rows, int(evaluation["newcomer_favourites"])), n_users, n_anime, width)
 
 
 def recall_per_user(lists: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
@@ -87,20 +89,30 @@ def significantly_better(candidate: np.ndarray, current: np.ndarray, significanc
 
 class ComponentTable:
     """Every component's normalised scores for a set of profiles, computed once; any weighted mix is then ranked
-    by the serving ``top_k`` and scored per user without recomputing the components."""
+    by the serving ``top_k`` and scored per user without recomputing the components.
+
+    Only the model's (rated) anime are kept: every carve-test anime is one of them, and the never-rated titles'
+    own weight is not chosen here (serving.unrated_weight), so the rest of the catalogue would only cost time.
+    """
 
     def __init__(self, engine: Recommender, profiles: Any, relevant: sp.csr_matrix, k: int,
                  names: tuple[str, ...]) -> None:
-        self.engine, self.profiles, self.relevant, self.k = engine, profiles, relevant, k
+        self.engine, self.profiles, self.k = engine, profiles, k
+        rated = engine.n_model_anime
+        self.known = sp.csr_matrix(profiles.known[:, :rated])
+        self.relevant = sp.csr_matrix(relevant[:, :rated])
+        order = engine.catalogue.popularity_order
+        self.tiebreak = order[order < rated]
         self.parts = {name: self.normalised(name) for name in names}
 
     def normalised(self, name: str) -> np.ndarray:
         scorer = self.engine.hybrid.scorers[name]
-        return scorer.normalise(scorer.score(self.profiles).values, self.profiles.known)
+        values = scorer.normalise(scorer.score(self.profiles).values, self.profiles.known)
+        return np.ascontiguousarray(values[:, :self.engine.n_model_anime])
 
     def recall(self, weights: dict[str, float]) -> np.ndarray:
         total = sum(weight * self.parts[name] for name, weight in weights.items() if weight > 0)
-        lists = top_k(total, self.k, exclude=self.profiles.known, tiebreak=self.engine.catalogue.popularity_order)
+        lists = top_k(total, self.k, exclude=self.known, tiebreak=self.tiebreak)
         return recall_per_user(lists, self.relevant, self.k)
 
 
@@ -120,21 +132,26 @@ def _coordinate_search(table: ComponentTable, start: dict[str, float], component
     return weights
 
 
-def _item_item_candidates(carve_data: Carve, config: dict[str, Any]) -> Iterator[tuple[dict[str, Any], Any]]:
+def _item_item_candidates(carve_data: Carve, config: dict[str, Any]) -> Iterator[tuple[dict[str, Any], ItemWeights]]:
     """(settings, weights) of each EASE candidate of ``hybrid.item_item``, dense ones first; one Gram per values."""
     grid = config["hybrid"]["item_item"]
-    dense_allowed = carve_data.n_anime <= int(grid["dense_max_anime"])
+    max_anime = grid["max_anime"]
     for values in grid["values"]:
         matrix = interaction_matrix(carve_data.train, carve_data.n_users, carve_data.n_anime, values)
+        support = most_rated(matrix, max_anime)
+        dense_allowed = len(support) <= int(grid["dense_max_anime"])
         for regularisation in grid["regularisation"]:
             started = time.perf_counter()
-            dense = ease_weights(matrix, float(regularisation))
-            logger.info("EASE %s, lambda %g: %.1f s", values, regularisation, time.perf_counter() - started)
+            dense = ease_weights(matrix[:, support], float(regularisation))
+            logger.info("EASE %s over %d anime, lambda %g: %.1f s", values, len(support), regularisation,
+                        time.perf_counter() - started)
             for neighbours in grid["neighbours"]:
                 if neighbours is None and not dense_allowed:
                     continue
-                settings = {"values": values, "regularisation": regularisation, "neighbours": neighbours}
-                yield settings, (dense if neighbours is None else keep_top_neighbours(dense, int(neighbours)))
+                settings = {"values": values, "regularisation": regularisation, "neighbours": neighbours,
+                            "max_anime": max_anime}
+                weights = dense if neighbours is None else keep_top_neighbours(dense, int(neighbours))
+                yield settings, ItemWeights(weights, support)
 
 
 def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any]:
@@ -150,7 +167,7 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
     user_embeddings, anime_embeddings, anime_bias = fitted.embeddings()
     base = ModelArtifacts(user_embeddings, anime_embeddings, data.user_ids, data.anime_ids, data.anime,
                           carve_data.train, {"model": {"temperature": float(config["model"]["temperature"])}},
-                          anime_bias)
+                          anime_bias, content_features=data.content_features, story=data.story)
     trials: list[dict[str, Any]] = []
     engine: Recommender | None = None
     best: tuple[dict[str, Any], np.ndarray, Any] | None = None  # (settings, per-user recall, weights)
@@ -170,7 +187,7 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
     item_item, _, weights = best
     engine = engine.with_item_item(weights, item_item["values"])
     components = list(hybrid["components"])
-    known = _table(engine, carve_data, k, ("item_item", "ncf", "content"))
+    known = _table(engine, carve_data, k, ("item_item", *(c for c in components if c != "user")))
     chosen_users, user_weights = int(hybrid["default"]["similar_users"]), {"item_item": 1.0}
     user_weights = _coordinate_search(known, user_weights, [c for c in components if c != "user"],
                                       list(hybrid["weights"]), significance, trials, "users")
@@ -213,8 +230,8 @@ def _table(engine: Recommender, carve_data: Carve, k: int, names: tuple[str, ...
 
 def _newcomer_table(engine: Recommender, carve_data: Carve, k: int, names: tuple[str, ...]) -> ComponentTable:
     newcomers = carve_data.newcomers
-    profiles = Profiles.from_favourites(newcomers.favourites, engine.n_model_anime)
-    relevant = interaction_matrix(newcomers.relevant_rows, len(newcomers), carve_data.n_anime)
+    profiles = Profiles.from_favourites(newcomers.favourites, engine.n_anime)
+    relevant = interaction_matrix(newcomers.relevant_rows, len(newcomers), carve_data.width)
     return ComponentTable(engine, profiles, relevant, k, names)
 
 

@@ -45,6 +45,19 @@ GROUP_B_ANIME = [
      "A fresh high school year always means much to come."),
     (106, "Nana", None, ["Romance", "Drama"], "TV", 47, "Spring 2006", 2006, None, 400_000, None),
 ]
+# Never rated by anyone in the data: found, compared and recommended through their content (tiny_frames(unrated=True)).
+UNRATED_ANIME = [
+    (38000, "Kimetsu no Yaiba", "Demon Slayer: Kimetsu no Yaiba", ["Action", "Demons", "Supernatural"], "TV", 26,
+     "Spring 2019", 2019, 8.62, 1_500_000, "Ever since the death of his father, the burden of supporting the family "
+     "has fallen upon Tanjirou Kamado."),
+    (40748, "Jujutsu Kaisen", "Jujutsu Kaisen", ["Action", "Demons", "Supernatural"], "TV", 24, "Fall 2020", 2020,
+     8.78, 1_200_000, "Idly indulging in baseless paranormal activities with the Occult Club."),
+    (42897, "Horimiya", "Horimiya", ["Romance", "Slice of Life"], "TV", 13, "Winter 2021", 2021, 8.26, 800_000,
+     "On the surface, the thought of Kyouko Hori and Izumi Miyamura getting along would be the last thing in mind."),
+]
+UNRATED_IDS = [row[0] for row in UNRATED_ANIME]
+STUDIOS = {1: ["Sunrise"], 5: ["Bones"], 38000: ["ufotable"], 40748: ["MAPPA"], 42897: ["CloverWorks"]}
+JAPANESE_NAMES = {38000: "鬼滅の刃", 30: "新世紀エヴァンゲリオン"}
 GROUP_A_IDS = [row[0] for row in GROUP_A_ANIME]
 GROUP_B_IDS = [row[0] for row in GROUP_B_ANIME]
 GROUP_A_USERS = [1001 + k for k in range(8)]
@@ -61,17 +74,26 @@ TINY_HYBRID = {"weights": {"item_item": 1.0, "ncf": 1.0, "user": 1.0, "content":
                "item_item": {"values": "any", "regularisation": 10.0, "neighbours": None}}
 
 
-def tiny_frames() -> dict[str, object]:
-    """Every part of the tiny artifact set as arrays and frames (the arguments of write_model_artifacts)."""
+def tiny_frames(unrated: bool = False) -> dict[str, object]:
+    """Every part of the tiny artifact set as arrays and frames (the arguments of write_model_artifacts).
+
+    ``unrated``: the catalogue also lists anime nobody rated (UNRATED_ANIME), known by their content features only.
+    """
     rng = np.random.default_rng(7)
     anime_rows = GROUP_A_ANIME + GROUP_B_ANIME
-    anime = pd.DataFrame(anime_rows, columns=["anime_id", "name", "english_name", "genres", "type", "episodes",
-                                              "premiered", "year", "score", "members", "synopsis"])
+    columns = ["anime_id", "name", "english_name", "genres", "type", "episodes", "premiered", "year", "score",
+               "members", "synopsis"]
+    anime = pd.DataFrame(anime_rows + (UNRATED_ANIME if unrated else []), columns=columns)
     anime["episodes"] = anime["episodes"].astype("Int32")
     anime["year"] = anime["year"].astype("Int32")
     anime["score"] = anime["score"].astype(np.float32)
-    anime_ids = anime["anime_id"].to_numpy(np.int64)
+    anime["studios"] = [STUDIOS.get(anime_id, []) for anime_id in anime["anime_id"]]
+    anime["japanese_name"] = [JAPANESE_NAMES.get(anime_id) for anime_id in anime["anime_id"]]
+    anime_ids = anime["anime_id"].to_numpy(np.int64)[:len(anime_rows)]  # the rated ones: the model's anime
     user_ids = np.array(GROUP_A_USERS + GROUP_B_USERS, dtype=np.int64)
+    # content features point the same way as the embeddings: group A along axis 0, group B along axis 1
+    groups = [0] * len(GROUP_A_ANIME) + [1] * len(GROUP_B_ANIME) + ([0, 0, 1] if unrated else [])
+    content_features = _group_vectors(np.random.default_rng(11), groups)
 
     anime_embeddings = _group_vectors(rng, [0] * len(GROUP_A_ANIME) + [1] * len(GROUP_B_ANIME))
     user_embeddings = _group_vectors(rng, [0] * len(GROUP_A_USERS) + [1] * len(GROUP_B_USERS))
@@ -84,7 +106,8 @@ def tiny_frames() -> dict[str, object]:
             "anime_ids": anime_ids, "anime": anime, "user_ratings": ratings,
             "manifest": {"data_source": "tests/serving_fixtures.py", "n_users": len(user_ids), "n_anime": len(anime_ids),
                          "model": {"temperature": 7.0}, "hybrid": TINY_HYBRID},
-            "anime_bias": np.zeros(len(anime_ids), np.float32), "item_weights": item_weights}
+            "anime_bias": np.zeros(len(anime_ids), np.float32), "item_weights": item_weights,
+            "content_features": content_features}
 
 
 def _group_vectors(rng: np.random.Generator, groups: list[int]) -> np.ndarray:
@@ -110,10 +133,10 @@ def _rating_rows(anime_ids: np.ndarray, user_ids: np.ndarray) -> list[tuple[int,
     return rows
 
 
-def write_tiny_artifacts(folder: str | Path) -> Path:
+def write_tiny_artifacts(folder: str | Path, unrated: bool = False) -> Path:
     """Write the tiny artifact set into ``folder`` (created if needed) and return it."""
     folder = Path(folder)
-    write_model_artifacts(folder, **tiny_frames())
+    write_model_artifacts(folder, **tiny_frames(unrated))
     return folder
 
 
@@ -134,8 +157,15 @@ def tiny_model_dir(tiny_artifacts_root: Path) -> Path:
 def serving_config() -> ServingConfig:
     """The defaults of config.yaml, pinned here so a config tweak does not silently change the known answers."""
     return ServingConfig(preference_percentile=75, genre_boost=0.5, preferred_genres=5, fold_in_steps=3,
-                         fold_in_step_size=0.2, default_n=10, max_n=100, max_liked=50,
+                         fold_in_step_size=0.2, unrated_weight=0.3, similar_content_weight=0.4, default_n=10, max_n=100, max_liked=50,
                          max_query_length=100, keep_versions=2)
+
+
+@pytest.fixture(scope="session")
+def catalogue_engine(tmp_path_factory: pytest.TempPathFactory, serving_config: ServingConfig) -> Recommender:
+    """The tiny model with a whole catalogue: three anime nobody rated besides the twelve rated ones."""
+    return Recommender.from_folder(write_tiny_artifacts(tmp_path_factory.mktemp("catalogue") / "model", unrated=True),
+                                   serving_config)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,9 @@ def hand_made_rows():
 
 
 def run_process(tmp_path, config, rows, min_user_ratings, **settings):
+    """Process hand-made rows; the cold-start holdouts (newcomers, new anime) are off unless ``settings`` set them."""
     raw = make_raw(tmp_path / "raw", rows)
+    config["evaluation"].update(newcomer_fraction=0.0, new_anime_fraction=0.0)
     for section, values in settings.items():
         config[section].update(values)
     summary = process(config, raw_dir=raw, destination=tmp_path / "processed", min_user_ratings=min_user_ratings)
@@ -144,4 +146,24 @@ def test_anime_table_is_aligned_with_the_anime_index(tmp_path, config):
     run_process(tmp_path, config, hand_made_rows(), 1)
     anime = pd.read_parquet(tmp_path / "processed" / "anime.parquet")
     anime_ids = json.loads((tmp_path / "processed" / "anime_ids.json").read_text())
-    assert anime["anime_id"].tolist() == anime_ids
+    # the whole metadata: the model's anime first, in anime index order, then the never-rated ones by id
+    assert anime["anime_id"].tolist()[:len(anime_ids)] == anime_ids
+    rest = anime["anime_id"].tolist()[len(anime_ids):]
+    assert rest == sorted(rest) and len(anime) == 30 and not set(rest) & set(anime_ids)
+
+
+def test_newcomers_and_new_anime_are_held_out_of_training_entirely(tmp_path, config):
+    rows = [(u, a, 1 + (u * a) % 10) for u in range(40) for a in range(1, 30)]
+    summary, table, user_ids, anime_ids = run_process(tmp_path, config, rows, 1,
+                                                      evaluation={"newcomer_fraction": 0.25, "new_anime_fraction": 0.2})
+    newcomers = pd.read_parquet(tmp_path / "processed" / "newcomers.parquet")
+    new_anime = pd.read_parquet(tmp_path / "processed" / "new_anime.parquet")
+    catalogue = pd.read_parquet(tmp_path / "processed" / "anime.parquet")
+    assert summary["newcomers"] == 10 and summary["new_anime"] == 5  # floor(0.25 * 40), floor(0.2 * 29)
+    assert not set(newcomers["user_id"]) & set(user_ids.tolist())  # newcomers are not model users
+    held_anime = set(catalogue["anime_id"].to_numpy()[new_anime["anime_index"]])
+    assert len(held_anime) == 5 and not held_anime & set(anime_ids.tolist())  # new anime are not model anime
+    assert (new_anime["anime_index"] >= len(anime_ids)).all() and (table["anime_index"] < len(anime_ids)).all()
+    assert catalogue["anime_id"].tolist()[:len(anime_ids)] == anime_ids.tolist()  # the model's anime come first
+    features = np.load(tmp_path / "processed" / "content_features.npy")
+    assert features.shape[0] == len(catalogue)  # content features for every anime of the metadata

@@ -178,9 +178,16 @@ def test_runtime_can_run_with_a_read_only_root_filesystem() -> None:
     assert env.get("PYTHONDONTWRITEBYTECODE") == "1"
 
 
-def test_image_serves_with_gunicorn_and_the_app_factory() -> None:
+def test_image_serves_what_make_serve_serves() -> None:
+    """One production entry point (issue 16): the container's command is deploy/serve.py, nginx in front of gunicorn
+    with gunicorn.conf.py, whose app is the factory; `make serve` runs the same module, on 127.0.0.1."""
     cmd = [exec_form(arguments) for keyword, arguments in final_stage(REPO / "Dockerfile") if keyword == "CMD"]
-    assert cmd == [["gunicorn", "--config", "gunicorn.conf.py", "application:create_app()"]]
+    assert cmd == [["python", "-m", "deploy.serve"]]
+    assert stage_env(REPO / "Dockerfile", "runtime")["SERVE_HOST"] == "0.0.0.0"
+    serve = (REPO / "deploy" / "serve.py").read_text(encoding="utf-8")
+    assert '"-m", "gunicorn", "--config", "gunicorn.conf.py"' in serve
+    assert re.search(r"^serve:.*\n\t\$\(PY\) -m deploy\.serve --host 127\.0\.0\.1$",
+                     (REPO / "Makefile").read_text(encoding="utf-8"), re.MULTILINE)
 
 
 def test_model_stage_trains_on_the_sample_only_when_no_artifacts_were_provided() -> None:
@@ -260,7 +267,8 @@ def test_dockerignore_keeps_out(path: str) -> None:
 @pytest.mark.parametrize("path", [
     "requirements.txt", "requirements-serving.txt", "application.py", "gunicorn.conf.py", "config/config.yaml",
     "src/recommender.py", "pipeline/training_pipeline.py", "utils/atomic.py", "templates/index.html",
-    "static/style.css", "data/sample/rating.csv.gz", "artifacts/model/manifest.json",
+    "static/style.css", "deploy/serve.py", "deploy/nginx.conf.template", "deploy/traffic.yaml", "deploy/error.html",
+    "data/sample/rating.csv.gz", "artifacts/model/manifest.json",
     "artifacts/model/anime_embeddings.npy",
 ])
 def test_dockerignore_lets_in(path: str) -> None:
@@ -446,6 +454,10 @@ def image_command() -> list[str]:
     return [tool(cmd[0]), *cmd[1:]]
 
 
+# The gunicorn that deploy/serve.py starts behind nginx (the image's command): the same interpreter, this config.
+GUNICORN_COMMAND = ["-m", "gunicorn", "--config", "gunicorn.conf.py"]
+
+
 def require_app_files(root: Path = REPO) -> None:
     for name in ("application.py", "gunicorn.conf.py"):
         if not (root / name).is_file():
@@ -454,22 +466,22 @@ def require_app_files(root: Path = REPO) -> None:
 
 def test_gunicorn_config_and_app_factory_load_as_the_image_runs_them(tmp_path: Path) -> None:
     require_app_files()
-    command = image_command()
-    check = [command[0], "--check-config", *command[1:]]  # loads gunicorn.conf.py, then imports and calls the factory
+    python = image_command()[0]
+    # --check-config loads gunicorn.conf.py, then imports and calls the factory it names
+    check = [python, *GUNICORN_COMMAND[:2], "--check-config", *GUNICORN_COMMAND[2:]]
     result = subprocess.run(check, cwd=REPO, env=container_env(tmp_path, tmp_path / "no-artifacts"),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_gunicorn_listens_on_all_interfaces_port_5000_in_the_container(tmp_path: Path) -> None:
+def test_the_proxy_listens_on_all_interfaces_port_5000_in_the_container(tmp_path: Path) -> None:
+    """nginx faces the pod's port on every interface; gunicorn (behind it, on a Unix socket) faces nothing."""
     require_app_files()
-    probe = ("import sys; from gunicorn.app.wsgiapp import WSGIApplication; "
-             "sys.argv = ['gunicorn', '--config', 'gunicorn.conf.py', 'application:create_app()']; "
-             "print(WSGIApplication().cfg.bind)")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120,
-                            env=container_env(tmp_path, tmp_path / "no-artifacts"))
+    result = subprocess.run([*image_command(), "--print-config"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, env=container_env(tmp_path, tmp_path / "no-artifacts"))
     assert result.returncode == 0, result.stderr
-    assert any(address in result.stdout for address in ("0.0.0.0:5000", "[::]:5000", ":5000'")), result.stdout
+    assert re.search(r"^\s*listen 0\.0\.0\.0:5000\b", result.stdout, re.MULTILINE), result.stdout
+    assert "server unix:" in result.stdout
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -590,8 +602,8 @@ def test_image_layout_serves_the_pipelines_model(reproduced: dict[str, object], 
     writable = tmp_path / "container-tmp"
     writable.mkdir()
     env = container_env(writable, model.parent)
-    env["GUNICORN_CMD_ARGS"] = f"--bind 127.0.0.1:{port}"  # a free loopback port instead of the image's 5000
-    log_path = tmp_path / "gunicorn.log"
+    env.update(SERVE_HOST="127.0.0.1", PORT=str(port))  # a free loopback port instead of the image's 0.0.0.0:5000
+    log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         server = subprocess.Popen([*read_only_root(writable), *image_command()], cwd=context, env=env,
                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -606,7 +618,7 @@ def test_image_layout_serves_the_pipelines_model(reproduced: dict[str, object], 
         resident_mib = serving_rss_mib(server.pid)
         requested_mib = memory_mib(container()["resources"]["requests"]["memory"])
         assert resident_mib < requested_mib, \
-            f"gunicorn uses {resident_mib:.0f} MiB, the pod requests {requested_mib:.0f} MiB"
+            f"nginx and gunicorn use {resident_mib:.0f} MiB, the pod requests {requested_mib:.0f} MiB"
     finally:
         stop_process_group(server)
 

@@ -47,7 +47,7 @@ def test_every_served_mix_ranks_the_same_offline_and_in_the_api(trained_root, se
     engine = engine_for(artifacts, config)
     client = create_app({"TESTING": True, "ARTIFACTS_DIR": str(paths_config.model_dir(served_root))}).test_client()
     for name, sliders in SLIDERS.items():
-        weights = tilted(engine.settings.weights, sliders)
+        weights = engine.with_unrated(tilted(engine.settings.weights, sliders))  # as served
         offline = recommend_top_k(lambda rows, k, weights=weights: engine.rank_users(rows, k, weights=weights),
                                   users, k=10)
         query = "" if sliders is None else f"&user_weight={sliders[0]:g}&content_weight={sliders[1]:g}"
@@ -56,7 +56,7 @@ def test_every_served_mix_ranks_the_same_offline_and_in_the_api(trained_root, se
             response = client.get(f"/api/users/{user_id}/recommendations?n=10{query}")
             assert response.status_code == 200
             served = [item["anime_id"] for item in response.get_json()["recommendations"]]
-            assert served == [int(artifacts.anime_ids[j]) for j in offline_list if j >= 0], (name, user_id)
+            assert served == [int(engine.anime_ids[j]) for j in offline_list if j >= 0], (name, user_id)
 
 
 def test_the_report_measures_the_served_mix(trained_root):
@@ -66,7 +66,8 @@ def test_the_report_measures_the_served_mix(trained_root):
     engine = engine_for(artifacts, config)
     users = np.arange(0, engine.n_users, 5)
     rankers = engine_rankers(engine, list(ENGINE_METHODS.values()))
-    chosen = recommend_top_k(lambda rows, k: engine.rank_users(rows, k, weights=engine.settings.weights), users)
+    served = engine.with_unrated(engine.settings.weights)
+    chosen = recommend_top_k(lambda rows, k: engine.rank_users(rows, k, weights=served), users)
     assert np.array_equal(recommend_top_k(rankers["hybrid"], users), chosen)
 
 

@@ -34,12 +34,17 @@ class Filters:
 
 
 class Catalogue:
-    """Metadata of the anime in ``anime`` (row j = anime index j), read-only after construction."""
+    """Every anime of the metadata (row j = anime index j), read-only after construction.
 
-    def __init__(self, anime: pd.DataFrame, anime_ids: np.ndarray) -> None:
-        self.anime_ids = np.asarray(anime_ids, dtype=np.int64)
+    The first ``n_rated`` rows are the model's anime (row j is embedding row j); the others have no community
+    ratings in the data the model learned from, and are found, compared and recommended through their content.
+    """
+
+    def __init__(self, anime: pd.DataFrame, n_rated: int | None = None) -> None:
+        self.anime_ids = pd.to_numeric(anime["anime_id"]).to_numpy(dtype=np.int64)
+        self.n_rated = len(self.anime_ids) if n_rated is None else int(n_rated)
         self._position = {int(anime_id): j for j, anime_id in enumerate(self.anime_ids)}
-        genre_lists = [_as_genre_list(value) for value in anime["genres"]]
+        genre_lists = [_as_list(value) for value in anime["genres"]]
         self.genres = tuple(sorted({genre for genres in genre_lists for genre in genres}))
         self._genre_lookup = {genre.casefold(): genre for genre in self.genres}
         column = {genre: j for j, genre in enumerate(self.genres)}
@@ -61,14 +66,20 @@ class Catalogue:
         self.popularity_order = np.argsort(-self.members, kind="stable")
         names = [clean_text(value) or f"Anime {anime_id}" for value, anime_id in zip(anime["name"], self.anime_ids)]
         english_names = [clean_text(value) for value in anime["english_name"]]
+        japanese_names = [clean_text(value) for value in anime["japanese_name"]]
+        synonyms = [[text for text in map(clean_text, _as_list(value)) if text] for value in anime["synonyms"]]
+        self.studios = [[text for text in map(clean_text, _as_list(value)) if text] for value in anime["studios"]]
         self.titles_shown = [english or name for english, name in zip(english_names, names)]
-        self.title_index = TitleIndex(list(zip(names, [e or "" for e in english_names])), self.members)
+        self.title_index = TitleIndex([[name, english or "", japanese or "", *others] for name, english, japanese, others
+                                       in zip(names, english_names, japanese_names, synonyms)], self.members)
         episodes = _numeric(anime["episodes"])
         premiered, synopses = anime["premiered"].tolist(), anime["synopsis"].tolist()
+        images = [_image_url(value) for value in anime["image_url"]]
         self._items = [{
             "anime_id": int(self.anime_ids[row]),
             "name": names[row],
             "english_name": english_names[row],
+            "japanese_name": japanese_names[row],
             "genres": genres,
             "type": type_values[row],
             "episodes": _optional_int(episodes[row]),
@@ -76,7 +87,10 @@ class Catalogue:
             "year": _optional_int(self._years[row]),
             "score": round(float(self._scores[row]), 2) if math.isfinite(self._scores[row]) else None,
             "members": int(self.members[row]),
+            "studios": self.studios[row],
             "synopsis": clean_text(synopses[row]),
+            "image_url": images[row],
+            "rated": row < self.n_rated,
         } for row, genres in enumerate(genre_lists)]
 
     def __len__(self) -> int:
@@ -90,6 +104,7 @@ class Catalogue:
         """A fresh JSON-ready copy of one anime's item, with its reasons."""
         item = dict(self._items[index])
         item["genres"] = list(item["genres"])
+        item["studios"] = list(item["studios"])
         item["reasons"] = list(reasons or [])
         return item
 
@@ -167,12 +182,19 @@ def clean_text(value: Any) -> str | None:
     return text if text and text.casefold() not in {"unknown", "nan", "none"} else None
 
 
-def _as_genre_list(value: Any) -> list[str]:
+def _as_list(value: Any) -> list[str]:
+    """A list cell (a list, an array, or comma-separated text) as distinct, non-empty, known labels."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
     items = value.split(",") if isinstance(value, str) else list(value)
-    genres = [str(item).strip() for item in items if item is not None]
-    return list(dict.fromkeys(genre for genre in genres if genre and genre.casefold() != "unknown"))
+    labels = [str(item).strip() for item in items if item is not None]
+    return list(dict.fromkeys(label for label in labels if label and label.casefold() != "unknown"))
+
+
+def _image_url(value: Any) -> str | None:
+    """A poster address, only when it is an https URL (the pages load it as an image)."""
+    text = clean_text(value)
+    return text if text and text.startswith("https://") else None
 
 
 def _numeric(column: pd.Series) -> np.ndarray:

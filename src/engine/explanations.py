@@ -1,26 +1,35 @@
 """Reasons: a short sentence or two per recommended anime, written for the top items only."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import scipy.sparse as sp
 
 from src.engine.catalogue import Catalogue
 
 REASON_TITLES = 3
 # Below this cosine, "similar to X" would be a stretch; such items are explained by other reasons.
 MIN_REASON_SIMILARITY = 0.25
+# "story like X" from this synopsis TF-IDF cosine on, for synopses of at least this many words each (short ones
+# share boilerplate such as "A music video for the song ..."): src/content_features.py chose them on real titles.
+STORY_THRESHOLD = 0.15
+STORY_MIN_WORDS = 25
+Similarity = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighbours: int, preferred: np.ndarray,
                            preferred_ratings: np.ndarray, preferred_genres: tuple[str, ...], catalogue: Catalogue,
-                           anime_embeddings: np.ndarray, newcomer: bool) -> list[list[str]]:
+                           similarity: Similarity, newcomer: bool) -> list[list[str]]:
     """Reasons for each anime index in ``top``: how many of the profile's ``neighbours`` most similar users prefer
     it (``neighbour_counts``, one per anime), which preferred anime it is most like, and shared favourite genres.
 
     The reasons describe the recommendation whatever mix ranked it: the NCF's embeddings find the similar users
-    and the similar favourite. ``preferred`` (best first) and ``preferred_ratings`` are the profile's preferred
-    anime; a newcomer's are their favourites, which they liked rather than rated.
+    and the similar favourite (``similarity(anime, others)``: cosines). ``preferred`` (best first) and
+    ``preferred_ratings`` are the profile's preferred anime; a newcomer's are their favourites, which they liked
+    rather than rated. An anime without community ratings says so.
     """
-    nearest_liked, nearest_similarity = _nearest_preferred(top, preferred, anime_embeddings)
+    nearest_liked, nearest_similarity = _nearest_preferred(top, preferred, similarity)
     genre_set = set(preferred_genres)
     all_reasons = []
     for position, anime in enumerate(top):
@@ -37,30 +46,52 @@ def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighb
         shared = [genre for genre in catalogue.item_genres(anime) if genre in genre_set][:REASON_TITLES]
         if shared:
             reasons.append(f"{', '.join(shared)}: genres you like")
+        if anime >= catalogue.n_rated:
+            reasons.append("no ratings yet: chosen for its story, studio and genres")
         if not reasons:
             reasons.append(f"popular on MyAnimeList ({int(catalogue.members[anime]):,} members)")
         all_reasons.append(reasons)
     return all_reasons
 
 
-def similar_anime_reasons(top: np.ndarray, similarity: np.ndarray, source: int, catalogue: Catalogue) -> list[list[str]]:
-    """"87% similar to Cowboy Bebop", and the genres the two share."""
-    source_genres = set(catalogue.item_genres(source))
+def similar_anime_reasons(top: np.ndarray, similarity: np.ndarray, source: int, catalogue: Catalogue,
+                          story: sp.csr_matrix | None) -> list[list[str]]:
+    """"87% similar to Cowboy Bebop", then what the two share: "same studio: Sunrise", "story like Cowboy Bebop",
+    "shared genres: Action, Sci-Fi"."""
     title = catalogue.titles_shown[source]
     all_reasons = []
     for anime in top:
         reasons = [f"{max(float(similarity[anime]), 0.0):.0%} similar to {title}"]
-        shared = [genre for genre in catalogue.item_genres(anime) if genre in source_genres][:REASON_TITLES]
-        if shared:
-            reasons.append(f"also {', '.join(shared)}")
+        reasons += content_reasons(catalogue, story, source, int(anime))
         all_reasons.append(reasons)
     return all_reasons
 
 
-def _nearest_preferred(top: np.ndarray, preferred: np.ndarray, anime_embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def content_reasons(catalogue: Catalogue, story: sp.csr_matrix | None, first: int, second: int) -> list[str]:
+    """What two anime share: studios, a story (their synopses' TF-IDF cosine, both long enough), genres."""
+    reasons = []
+    studios = [studio for studio in catalogue.studios[first] if studio in set(catalogue.studios[second])]
+    if studios:
+        reasons.append(f"same studio{'s' if len(studios) > 1 else ''}: {', '.join(studios[:REASON_TITLES])}")
+    if story is not None and story.shape[0] == len(catalogue) and _long_synopses(catalogue, first, second):
+        if float(story[first].multiply(story[second]).sum()) >= STORY_THRESHOLD:
+            reasons.append(f"story like {catalogue.titles_shown[first]}")
+    second_genres = set(catalogue.item_genres(second))
+    genres = [genre for genre in catalogue.item_genres(first) if genre in second_genres][:REASON_TITLES]
+    if genres:
+        reasons.append(f"shared genres: {', '.join(genres)}")
+    return reasons
+
+
+def _long_synopses(catalogue: Catalogue, first: int, second: int) -> bool:
+    texts = (catalogue.item(first)["synopsis"], catalogue.item(second)["synopsis"])
+    return all(isinstance(text, str) and len(text.split()) >= STORY_MIN_WORDS for text in texts)
+
+
+def _nearest_preferred(top: np.ndarray, preferred: np.ndarray, similarity: Similarity) -> tuple[np.ndarray, np.ndarray]:
     """For each top anime, the position in ``preferred`` of the most similar preferred anime, and that cosine."""
     if len(preferred) == 0 or len(top) == 0:
         return np.zeros(len(top), np.int64), np.zeros(len(top), np.float32)
-    similarity = anime_embeddings[top] @ anime_embeddings[preferred].T
-    nearest = similarity.argmax(axis=1)
-    return nearest, similarity[np.arange(len(top)), nearest]
+    cosines = similarity(np.asarray(top, dtype=np.int64), np.asarray(preferred, dtype=np.int64))
+    nearest = cosines.argmax(axis=1)
+    return nearest, cosines[np.arange(len(top)), nearest]

@@ -10,7 +10,12 @@ rank: ranking (src/engine/ranking.py) cuts the top n. Adding a signal is adding 
 - ``item_item``: EASE, x · B, the profile's anime weighted as EASE was fitted;
 - ``user``: how many of the most similar users prefer each anime, boosted by the profile's favourite genres;
 - ``content``: the cosine of each anime to the profile's preferred anime, by NCF anime embeddings;
-- ``popularity``: how many users of the model have each anime on their list.
+- ``popularity``: how many users of the model have each anime on their list;
+- ``features``: the cosine of each anime to the profile's preferred anime by content features (every anime of the
+  catalogue, rated or not); ``unrated``: the same for the anime without community ratings only.
+
+Scores cover the whole catalogue; a scorer that knows only the model's (rated) anime gives the others -inf,
+which every normalisation turns into 0.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from src.ease import ItemWeights
 from src.engine.catalogue import Catalogue
 from src.engine.interactions import Interactions, Profiles
 from src.engine.ranking import top_k
@@ -37,6 +43,19 @@ class Scorer(Protocol):
     def score(self, profiles: Profiles) -> ComponentScores: ...
 
     def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray: ...
+
+
+def over_catalogue(scores: np.ndarray, width: int) -> np.ndarray:
+    """Model-wide scores (n x rated anime) padded with -inf to the catalogue's width."""
+    scores = np.asarray(scores, dtype=np.float32)
+    if scores.shape[1] == width:
+        return scores
+    return np.hstack([scores, np.full((len(scores), width - scores.shape[1]), -np.inf, np.float32)])
+
+
+def rated_only(matrix: sp.csr_matrix, n_rated: int) -> sp.csr_matrix:
+    """The columns of the model's anime: a profile's unrated anime are invisible to collaborative scorers."""
+    return matrix if matrix.shape[1] == n_rated else sp.csr_matrix(matrix[:, :n_rated])
 
 
 def l2_normalise_rows(matrix: np.ndarray) -> np.ndarray:
@@ -82,8 +101,8 @@ class NCFScorer:
     name = "ncf"
 
     def __init__(self, user_embeddings: np.ndarray, anime_embeddings: np.ndarray, anime_bias: np.ndarray,
-                 temperature: float, fold_in_steps: int, fold_in_step_size: float) -> None:
-        self.user_embeddings, self.anime_embeddings = user_embeddings, anime_embeddings
+                 temperature: float, fold_in_steps: int, fold_in_step_size: float, width: int) -> None:
+        self.user_embeddings, self.anime_embeddings, self.width = user_embeddings, anime_embeddings, width
         self.anime_bias, self.temperature = anime_bias, float(temperature)
         self.fold_in_steps, self.fold_in_step_size = fold_in_steps, fold_in_step_size
 
@@ -91,7 +110,7 @@ class NCFScorer:
         """Each profile's unit user vector: its own embedding, or its favourites folded in."""
         if not profiles.is_newcomer:
             return self.user_embeddings[profiles.user_rows]
-        return self.fold_in(profiles.known)
+        return self.fold_in(rated_only(profiles.known, len(self.anime_embeddings)))
 
     def fold_in(self, liked: sp.csr_matrix) -> np.ndarray:
         """Unit user vectors for people known only by what they liked: start from the normalised mean of the liked
@@ -100,7 +119,7 @@ class NCFScorer:
         weights = liked.sign().astype(np.float32)
         weights = sp.diags(1.0 / np.maximum(np.asarray(weights.sum(axis=1)).ravel(), 1e-9)) @ weights
         target = np.asarray(weights @ self.anime_embeddings)
-        vectors = l2_normalise_rows(target)
+        vectors = l2_normalise_rows(target)  # a profile with no rated anime stays at 0: its scores are all equal
         for _ in range(self.fold_in_steps):
             logits = self.temperature * (vectors @ self.anime_embeddings.T) + self.anime_bias
             probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -112,24 +131,25 @@ class NCFScorer:
 
     def score(self, profiles: Profiles) -> ComponentScores:
         logits = self.temperature * (self.user_vectors(profiles) @ self.anime_embeddings.T) + self.anime_bias
-        return ComponentScores(logits.astype(np.float32))
+        return ComponentScores(over_catalogue(logits, self.width))
 
     def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
         return relative_probability(values, known)
 
 
 class ItemItemScorer:
-    """EASE: score = x · B, with the profile's anime weighted as the weights were fitted (``values``)."""
+    """EASE: score = x · B over the anime EASE was fitted on (its support), the profile's anime weighted as EASE
+    was fitted (``values``); the other anime get -inf."""
 
     name = "item_item"
 
-    def __init__(self, weights: np.ndarray | sp.csr_matrix, values: str) -> None:
-        self.weights, self.values = weights, values
+    def __init__(self, item_weights: ItemWeights, values: str, width: int) -> None:
+        self.weights, self.support, self.values, self.width = item_weights.weights, item_weights.support, values, width
 
     def profile_rows(self, profiles: Profiles) -> sp.csr_matrix:
         """The profiles' anime as EASE saw users' rows: any = 1; rated = 1 if rated; weighted = rating / 10
         (0.5 if unrated). A favourite counts as a rating of 10."""
-        rows = sp.csr_matrix(profiles.known, dtype=np.float32, copy=True)
+        rows = sp.csr_matrix(profiles.known[:, self.support], dtype=np.float32, copy=True)
         rating = rows.data
         if self.values == "any":
             rows.data = np.ones_like(rating)
@@ -142,7 +162,12 @@ class ItemItemScorer:
 
     def score(self, profiles: Profiles) -> ComponentScores:
         scores = self.profile_rows(profiles) @ self.weights
-        return ComponentScores(np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32))
+        scores = scores.toarray() if sp.issparse(scores) else np.asarray(scores)
+        if len(self.support) == self.width:
+            return ComponentScores(scores.astype(np.float32))
+        full = np.full((len(profiles), self.width), -np.inf, np.float32)
+        full[:, self.support] = scores
+        return ComponentScores(full)
 
     def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
         return scale_by_max(values, known)
@@ -200,12 +225,13 @@ class EmbeddingContentScorer:
 
     name = "content"
 
-    def __init__(self, anime_embeddings: np.ndarray) -> None:
-        self.anime_embeddings = anime_embeddings
+    def __init__(self, anime_embeddings: np.ndarray, width: int) -> None:
+        self.anime_embeddings, self.width = anime_embeddings, width
 
     def score(self, profiles: Profiles) -> ComponentScores:
-        profile_vectors = np.asarray(profiles.preferred.sign() @ self.anime_embeddings)
-        return ComponentScores((profile_vectors @ self.anime_embeddings.T).astype(np.float32))
+        preferred = rated_only(profiles.preferred, len(self.anime_embeddings))
+        profile_vectors = np.asarray(preferred.sign() @ self.anime_embeddings)
+        return ComponentScores(over_catalogue(profile_vectors @ self.anime_embeddings.T, self.width))
 
     def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
         return scale_min_max(values, known)
@@ -224,3 +250,38 @@ class PopularityScorer:
 
     def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
         return scale_by_max(values, known)
+
+
+class FeaturesScorer:
+    """Content features: the cosine of each anime to the sum of the profile's preferred anime's content features.
+    Covers the whole catalogue, so anime nobody rated (and favourites nobody rated) take part too."""
+
+    name = "features"
+
+    def __init__(self, features: np.ndarray) -> None:
+        self.features = features
+
+    def profile_vectors(self, profiles: Profiles) -> np.ndarray:
+        return np.asarray(profiles.preferred.sign() @ self.features)
+
+    def score(self, profiles: Profiles) -> ComponentScores:
+        return ComponentScores((self.profile_vectors(profiles) @ self.features.T).astype(np.float32))
+
+    def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
+        return scale_by_max(values, known)
+
+
+class UnratedScorer(FeaturesScorer):
+    """The content match of the anime without community ratings only (the rated ones get -inf): how never-rated
+    titles enter recommendations, with their own weight (``serving.unrated_weight``)."""
+
+    name = "unrated"
+
+    def __init__(self, features: np.ndarray, n_rated: int) -> None:
+        super().__init__(features)
+        self.n_rated = n_rated
+
+    def score(self, profiles: Profiles) -> ComponentScores:
+        scores = super().score(profiles).values
+        scores[:, :self.n_rated] = -np.inf
+        return ComponentScores(scores)

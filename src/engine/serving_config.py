@@ -18,6 +18,8 @@ class ServingConfig:
     preferred_genres: int
     fold_in_steps: int
     fold_in_step_size: float
+    unrated_weight: float
+    similar_content_weight: float
     default_n: int
     max_n: int
     max_liked: int
@@ -49,6 +51,10 @@ class ServingConfig:
             problems.append("fold_in_steps must be an integer >= 0")
         if not (_is_number(self.fold_in_step_size) and self.fold_in_step_size >= 0):
             problems.append("fold_in_step_size must be >= 0")
+        if not (_is_number(self.unrated_weight) and self.unrated_weight >= 0):
+            problems.append("unrated_weight must be >= 0")
+        if not (_is_number(self.similar_content_weight) and 0 <= self.similar_content_weight <= 1):
+            problems.append("similar_content_weight must be between 0 and 1")
         if not (_is_number(self.preference_percentile) and 0 <= self.preference_percentile <= 100):
             problems.append("preference_percentile must be between 0 and 100")
         if not (_is_number(self.genre_boost) and self.genre_boost >= 0):

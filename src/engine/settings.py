@@ -14,8 +14,9 @@ from typing import Any
 from src.errors import ArtifactError
 
 USER_SIDE = ("ncf", "user")
-ANIME_SIDE = ("item_item", "content")
-COMPONENTS = (*USER_SIDE, *ANIME_SIDE, "popularity")
+ANIME_SIDE = ("item_item", "content", "features")
+# "unrated" (never-rated titles' content match) is added to every mix by the engine at serving.unrated_weight.
+COMPONENTS = (*USER_SIDE, *ANIME_SIDE, "popularity", "unrated")
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,12 @@ def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str
         "year": _NULLABLE_INTEGER,
         "score": _NULLABLE_NUMBER,
         "members": {"type": "integer"},
+        "japanese_name": _NULLABLE_STRING,
+        "studios": {"type": "array", "items": {"type": "string"}},
         "synopsis": _NULLABLE_STRING,
+        "image_url": {"type": "string", "nullable": True, "description": "Poster, where the metadata has one."},
+        "rated": {"type": "boolean", "description": "Whether the anime has community ratings in the data the model "
+                                                    "learned from; one without is found and recommended by content."},
         "reasons": {"type": "array", "items": {"type": "string"}, "description": "Why this item is shown."},
     }
     weight = {"type": "number", "minimum": params.WEIGHT_MIN, "maximum": params.WEIGHT_MAX}
