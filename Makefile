@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARTIFACTS ?= artifacts
 
-.PHONY: install train run serve test test-fast lint browser-deps axe-deps docker-deps image-test clean bench bench-quick
+.PHONY: install train run serve test test-fast lint browser-deps axe-deps docker-deps proxy-deps image-test clean bench bench-quick
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,18 @@ run: install
 	@test -f $(ARTIFACTS)/model/manifest.json || $(PY) pipeline/training_pipeline.py
 	$(PY) application.py
 
-serve: install
-	$(VENV)/bin/gunicorn --config gunicorn.conf.py "application:create_app()"
+# Production serving, exactly what the container runs (deploy/serve.py): Debian's nginx on 127.0.0.1:$${PORT:-5000}
+# in front of gunicorn (gunicorn.conf.py) on a Unix socket; nginx holds slow clients, limits requests per client and
+# refuses oversized requests (deploy/traffic.yaml), serves /static. `kill -HUP <its pid>` reloads the model.
+serve: install proxy-deps
+	$(PY) -m deploy.serve --host 127.0.0.1
+
+# Debian's nginx for `make serve` and the tests of the production stack, as browser-deps installs Chromium (root on
+# CI and dev machines). Installed only: where systemd would start Debian's own nginx service, it is stopped again.
+proxy-deps:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null \
+	    && { [ ! -d /run/systemd/system ] || systemctl disable --now nginx >/dev/null 2>&1 || true; }; }
 
 # Debian's Chromium and its driver for the real-browser tests (root on CI and dev machines).
 browser-deps:
@@ -57,7 +67,7 @@ image-test: install docker-deps
 
 # Everything: the lint, then every test tier (unit, integration with real training and servers, the container
 # image, browser).
-test: install browser-deps axe-deps docker-deps lint
+test: install browser-deps axe-deps docker-deps proxy-deps lint
 	$(PY) -m pytest
 
 # The unit tier alone, in under a minute: no training, no gunicorn or browser (markers in pytest.ini).
@@ -71,7 +81,7 @@ lint: install
 # `make bench` adds the soak (soak.json). The HTTP load generator is Debian's wrk, installed here as
 # browser-deps installs Chromium; without it (no root) the benchmark falls back to locust.
 # bench-quick (under 3 minutes) uses artifacts/model, or trains a small model first when there is none.
-bench: install
+bench: install proxy-deps
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
 	  || echo "wrk could not be installed: the HTTP benchmark uses locust"
 	$(PY) -m bench.run
@@ -79,7 +89,7 @@ bench: install
 	@test -f $(ARTIFACTS)/model/manifest.json || $(PY) -m pipeline.training_pipeline
 	$(PY) -m bench.soak --seconds 120 --artifacts $(ARTIFACTS) --output bench/results/soak.json
 
-bench-quick: install
+bench-quick: install proxy-deps
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
 	  || echo "wrk could not be installed: the HTTP benchmark uses locust"
 	$(PY) -m bench.run --quick

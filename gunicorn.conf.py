@@ -1,9 +1,15 @@
 """gunicorn settings: `gunicorn --config gunicorn.conf.py` (the app is named below, no argument needed).
 
-Environment overrides: GUNICORN_BIND (e.g. 127.0.0.1:8000) or PORT (binds 0.0.0.0:$PORT), WEB_CONCURRENCY
-(worker processes, default 2), GUNICORN_THREADS (threads per worker, default 4), GUNICORN_TIMEOUT (seconds),
-GUNICORN_PIDFILE (write the master's pid there, for `kill -HUP`), MODEL_WATCH_SECONDS (how often the master checks
-whether the current model changed, default 5; 0 = only on HUP).
+In production gunicorn runs behind nginx: `make serve` and the container start deploy/serve.py, which starts gunicorn
+with this file on a Unix socket and nginx in front of it (issue 16: gunicorn's workers alone are held by clients that
+send half a request and wait). Run alone, as the tests and benchmarks that compare the two do, it serves HTTP itself.
+
+Environment overrides: GUNICORN_BIND (e.g. 127.0.0.1:8000 or unix:/path) or PORT (binds 0.0.0.0:$PORT),
+WEB_CONCURRENCY (worker processes, default 2), GUNICORN_THREADS (threads per worker, default 4), GUNICORN_TIMEOUT
+(seconds), GUNICORN_PIDFILE (write the master's pid there, for `kill -HUP`), MODEL_WATCH_SECONDS (how often the
+master checks whether the current model changed, default 5; 0 = only on HUP), GUNICORN_LIMIT_REQUEST_FIELDS (header
+count, default 100; deploy/serve.py sets it from deploy/traffic.yaml), GUNICORN_ACCESS_LOG (`off` behind nginx,
+which logs every request with the client's address).
 
 A new model without downtime (DEPLOYMENT.md, "Model versions"): `kill -HUP <master pid>` makes the master load
 the current model version (artifacts/model), then fork new workers with it. The old workers finish their
@@ -38,11 +44,12 @@ keepalive = 5
 # p99 from ~85 to ~120 ms, bench/RESULTS.md), while the soak shows worker memory flat (+1.2% in 2 minutes).
 max_requests = 200000
 max_requests_jitter = 20000
-# Request-line and header limits (8190 is gunicorn's maximum; longer lines get a 414); bodies are capped by
-# the app (MAX_CONTENT_LENGTH).
+# Request-line and header limits (8190 is gunicorn's maximum; longer lines get a 414; more headers a 431); bodies
+# are capped by the app (MAX_CONTENT_LENGTH). Behind nginx, nginx refuses first (deploy/traffic.yaml), with the same
+# statuses; gunicorn's header count is the one limit nginx has not got, so deploy/serve.py sets it.
 limit_request_line = 8190
-limit_request_fields = 100
-accesslog = "-"
+limit_request_fields = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELDS", "100"))
+accesslog = None if os.environ.get("GUNICORN_ACCESS_LOG") == "off" else "-"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
