@@ -1,16 +1,20 @@
-"""Serving over HTTP, and start-up: gunicorn as configured for production on 127.0.0.1, under a bounded load.
+"""Serving over HTTP, and start-up: the production stack on 127.0.0.1, or gunicorn alone, under a bounded load.
 
     python -m bench.http_load                              # 30 s at 32 connections, 3 runs, trained artifacts
+    python -m bench.http_load --stack full gunicorn        # the production stack, then gunicorn alone
     python -m bench.http_load --seconds 10 --repeats 1 --generator locust --artifacts-root DIR
 
-Run from the repository root. Each run starts a fresh ``gunicorn --config gunicorn.conf.py`` (preloaded app,
-its workers and threads; bench/servers.py) bound to a free port on 127.0.0.1 and times process start -> first
-200 from /readyz. Then a load generator replays the throughput mix of bench/request_mix.py on a fixed number
-of connections for a fixed time: Debian's wrk (bench/wrk_mix.lua; the default when installed) or locust
-headless (bench/locustfile.py; per-endpoint figures too). Reported: requests/s, p50/p99, errors (socket errors
-and non-2xx answers), the server's and the generator's CPU per request, and each worker's memory shortly
-before the load ends: RSS, PSS and USS, where USS (pages only that worker holds) is what a worker adds beyond
-what it shares with the preloading master.
+Run from the repository root. Each run starts a fresh server bound to a free port on 127.0.0.1 (bench/servers.py)
+and times process start -> first 200 from /readyz: ``full`` (the default) is what `make serve` and the container
+run, deploy/serve.py: nginx in front of ``gunicorn --config gunicorn.conf.py`` (preloaded app, its workers and
+threads), with the proxy's per-client limit raised (every connection of the load comes from one address; the limit
+still runs); ``gunicorn`` is gunicorn alone, as served before issue 16. Then a load generator replays the
+throughput mix of bench/request_mix.py on a fixed number of connections for a fixed time: Debian's wrk
+(bench/wrk_mix.lua; the default when installed) or locust headless (bench/locustfile.py; per-endpoint figures
+too). Reported: requests/s, p50/p99, errors (socket errors and non-2xx answers), the server's CPU per request (every
+process of the stack: nginx, the gunicorn master and workers) and the generator's, and each gunicorn worker's
+memory shortly before the load ends: RSS, PSS and USS, where USS (pages only that worker holds) is what a worker
+adds beyond what it shares with the preloading master; for the stack, nginx's memory too.
 """
 from __future__ import annotations
 
@@ -30,7 +34,15 @@ import psutil
 
 from bench.common import PROJECT_ROOT, median_of, save_json
 from bench.request_mix import MIX, make_requests, write_requests
-from bench.servers import free_port, start_gunicorn, stop_process_group, wait_until
+from bench.servers import (
+    UNLIMITED_TRAFFIC,
+    free_port,
+    gunicorn_master,
+    nginx_processes,
+    start_server,
+    stop_process_group,
+    wait_until,
+)
 from config.paths_config import artifacts_root, model_dir
 
 LOCUSTFILE = PROJECT_ROOT / "bench" / "locustfile.py"
@@ -72,15 +84,35 @@ def memory(master_pid: int) -> dict:
     return {"master": figures(master), "workers": [figures(worker) for worker in master.children()]}
 
 
-def server_cpu_seconds(master_pid: int) -> float:
-    """CPU seconds (user + system) used so far by the gunicorn master and its workers, live or recycled.
+def server_cpu_seconds(top_pid: int) -> float:
+    """CPU seconds (user + system) used so far by the server: the process started and everything below it (the
+    gunicorn master and its workers, live or recycled; for the stack also nginx).
 
     gunicorn recycles a worker after ``max_requests``; once the master has reaped it, its CPU time is in the
     master's children times, so the total keeps counting it."""
-    master = psutil.Process(master_pid)
-    times = master.cpu_times()
-    own = times.user + times.system + times.children_user + times.children_system
-    return own + sum(sum(worker.cpu_times()[:2]) for worker in master.children())
+    total = 0.0
+    top = psutil.Process(top_pid)
+    for process in [top, *top.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def nginx_rss_mib(process: subprocess.Popen) -> float | None:
+    """nginx's memory (master and workers, RSS summed) under the stack; None for gunicorn alone."""
+    pids = nginx_processes(process)
+    if not pids:
+        return None
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return round(total / MIB, 1)
 
 
 def children_cpu_seconds() -> float:
@@ -163,18 +195,21 @@ def default_generator() -> str:
     return "wrk" if shutil.which("wrk") else "locust"
 
 
-def one_run(root: Path, generator: str, seconds: int, connections: int, requests_file: Path, scratch: Path) -> dict:
-    """Start gunicorn, time it to ready, load it, read its memory near the end and its CPU, stop it."""
+def one_run(root: Path, generator: str, seconds: int, connections: int, requests_file: Path, scratch: Path,
+            stack: str = "full") -> dict:
+    """Start the server, time it to ready, load it, read its memory near the end and its CPU, stop it."""
     port = free_port()
-    log_path = scratch / f"gunicorn-{port}.log"
+    log_path = scratch / f"{stack}-{port}.log"
     started = time.perf_counter()
-    process = start_gunicorn(root, port, log_path)
+    process = start_server(stack, root, port, log_path, traffic=UNLIMITED_TRAFFIC)
     try:
         ready_seconds = seconds_to_ready(process, port, started, log_path)
-        workers_before = wait_for_workers(process.pid)
-        idle_memory = memory(process.pid)
+        master_pid = gunicorn_master(process)
+        workers_before = wait_for_workers(master_pid)
+        idle_memory = memory(master_pid)
         sampled: dict = {}  # memory under load, read shortly before the load stops, from a timer thread
-        timer = threading.Timer(max(seconds - 3, 1), lambda: sampled.update(memory(process.pid)))
+        timer = threading.Timer(max(seconds - 3, 1),
+                                lambda: sampled.update(memory(master_pid), nginx_rss_mib=nginx_rss_mib(process)))
         timer.start()
         server_before, generator_before = server_cpu_seconds(process.pid), children_cpu_seconds()
         try:
@@ -190,39 +225,49 @@ def one_run(root: Path, generator: str, seconds: int, connections: int, requests
         load["server_cpu_ms_per_request"] = round(1000 * server_seconds / requests, 3)
         load["generator_cpu_ms_per_request"] = round(1000 * (children_cpu_seconds() - generator_before) / requests, 3)
         # max_requests in gunicorn.conf.py restarts a worker now and then; a restart during the load shows in p99
-        workers_after = {worker.pid for worker in psutil.Process(process.pid).children()}
+        workers_after = {worker.pid for worker in psutil.Process(master_pid).children()}
         load["workers_recycled"] = len(workers_after - workers_before)
     finally:
         stop_process_group(process)
     workers = (sampled or idle_memory)["workers"]
-    return {"ready_seconds": round(ready_seconds, 3), **load, "memory_idle": idle_memory,
+    return {"stack": stack, "ready_seconds": round(ready_seconds, 3), **load, "memory_idle": idle_memory,
+            "nginx_rss_mib": sampled.get("nginx_rss_mib"),
             "memory_under_load": sampled or None, "workers": len(workers),
             "max_worker_uss_mib": max(worker["uss_mib"] for worker in workers),
             "max_worker_rss_mib": max(worker["rss_mib"] for worker in workers),
             "master_rss_mib": (sampled or idle_memory)["master"]["rss_mib"]}
 
 
+KEYS = ["requests_per_second", "p50_ms", "p99_ms", "errors", "requests", "ready_seconds", "server_cpu_ms_per_request",
+        "generator_cpu_ms_per_request", "max_worker_uss_mib", "max_worker_rss_mib", "master_rss_mib"]
+
+
 def measure(root: Path, seconds: int = 30, connections: int = 32, repeats: int = 3, seed: int = 42,
-            generator: str | None = None) -> dict:
+            generator: str | None = None, stacks: tuple[str, ...] = ("full",)) -> dict:
+    """``repeats`` runs of each stack, alternating (full, gunicorn, full, gunicorn, ...) so that both see the same
+    machine; the first stack's figures are the result's top level, every stack's under ``stacks``."""
     generator = generator or default_generator()
+    runs: dict[str, list[dict]] = {stack: [] for stack in stacks}
     with tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:
         requests_file = write_requests(Path(scratch) / "requests.tsv", make_requests(model_dir(root), 50_000, seed))
-        runs = [one_run(root, generator, seconds, connections, requests_file, Path(scratch)) for _ in range(repeats)]
-    keys = ["requests_per_second", "p50_ms", "p99_ms", "errors", "requests", "ready_seconds",
-            "server_cpu_ms_per_request", "generator_cpu_ms_per_request",
-            "max_worker_uss_mib", "max_worker_rss_mib", "master_rss_mib"]
+        for _ in range(repeats):
+            for stack in stacks:
+                runs[stack].append(one_run(root, generator, seconds, connections, requests_file, Path(scratch), stack))
+    summary = {stack: {"runs": stack_runs, "median": median_of(stack_runs, KEYS)} for stack, stack_runs in runs.items()}
+    first = summary[stacks[0]]
     return {"generator": generator, "seconds": seconds, "connections": connections, "repeats": repeats,
-            "mix": MIX, "runs": runs, "median": median_of(runs, keys)}
+            "mix": MIX, "stack": stacks[0], "runs": first["runs"], "median": first["median"],
+            "stacks": {stack: figures["median"] for stack, figures in summary.items()}}
 
 
-def measure_startup(root: Path, repeats: int = 3) -> dict:
-    """Process start -> /readyz 200, gunicorn as in production, ``repeats`` cold starts (no load)."""
+def measure_startup(root: Path, repeats: int = 3, stack: str = "full") -> dict:
+    """Process start -> /readyz 200, the server as in production, ``repeats`` cold starts (no load)."""
     seconds = []
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as scratch:
         for _ in range(repeats):
             port, started = free_port(), time.perf_counter()
-            log_path = Path(scratch) / "gunicorn.log"
-            process = start_gunicorn(root, port, log_path)
+            log_path = Path(scratch) / "server.log"
+            process = start_server(stack, root, port, log_path)
             try:
                 seconds.append(round(seconds_to_ready(process, port, started, log_path), 3))
             finally:
@@ -238,11 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--generator", choices=sorted(GENERATORS), help="default: wrk if installed, else locust")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--stack", nargs="+", choices=["full", "gunicorn"], default=["full"],
+                        help="full: the production stack (nginx + gunicorn, default); gunicorn: gunicorn alone")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     result = measure(args.artifacts_root or artifacts_root(), args.seconds, args.connections, args.repeats, args.seed,
-                     args.generator)
+                     args.generator, tuple(args.stack))
     print(json.dumps({key: value for key, value in result.items() if key != "runs"}, indent=2))
     if args.output:
         save_json(args.output, result)

@@ -64,7 +64,12 @@ class ServedModel:
 
         user_ids = json.loads((model / "user_ids.json").read_text(encoding="utf-8"))
         anime_ids = json.loads((model / "anime_ids.json").read_text(encoding="utf-8"))
-        anime = pd.read_parquet(model / "anime.parquet")
+        if (model / "anime.json").is_file():  # the artifacts since serving reads no parquet (src/artifacts.py)
+            from src.artifacts import read_anime_table
+
+            anime = read_anime_table(model / "anime.json")
+        else:
+            anime = pd.read_parquet(model / "anime.parquet")
         titles = [english or name for name, english in zip(anime["name"], anime["english_name"], strict=True)]
         catalogue = Catalogue(anime, anime_ids)
         return cls(user_ids, anime_ids, titles, catalogue.genres, catalogue.types)

@@ -1,9 +1,11 @@
-"""The real server for benchmarks and tests: gunicorn as production runs it, on a free port of 127.0.0.1.
+"""The real server for benchmarks and tests, on a free port of 127.0.0.1: the production stack, or gunicorn alone.
 
-One place for what bench/http_load.py, bench/soak.py and the tests that need a whole server process share:
-a free port, ``start_gunicorn`` (``python -m gunicorn --config gunicorn.conf.py``, the production settings, only
-bound to 127.0.0.1 through GUNICORN_BIND and serving the given artifacts root), a readiness wait, stopping the
-server's process group, and for tests the ``gunicorn(...)`` context manager yielding a ``LiveServer``.
+One place for what bench/http_load.py, bench/soak.py, bench/hostile.py and the tests that need a whole server
+process share: a free port; ``start_stack`` (``python -m deploy.serve``: nginx in front of gunicorn, what `make serve`
+and the container run, on 127.0.0.1 and serving the given artifacts root); ``start_gunicorn`` (``python -m gunicorn
+--config gunicorn.conf.py`` alone, the production settings bound to 127.0.0.1 through GUNICORN_BIND, as served before
+issue 16 and still the way to test gunicorn itself); a readiness wait; stopping the server's process group; and for
+tests the ``stack(...)`` and ``gunicorn(...)`` context managers yielding a ``LiveServer``.
 """
 from __future__ import annotations
 
@@ -14,15 +16,21 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import yaml
 
 from config.paths_config import PROJECT_ROOT
 
 HOST = "127.0.0.1"  # never anything else: these servers exist for local benchmarks and tests
+# The proxy's per-client limits out of the way, for a load whose every connection comes from 127.0.0.1 (benchmarks,
+# the soak): the limits still run on every request, they just never refuse one.
+UNLIMITED_TRAFFIC = {"rate_limit": {"requests_per_second": 1_000_000, "burst": 1_000_000, "max_in_flight": 60_000}}
 
 
 def free_port() -> int:
@@ -57,12 +65,74 @@ def start_gunicorn(artifacts_root: Path, port: int, log: Path | IO, env: Mapping
     environment.pop("PORT", None)  # GUNICORN_BIND wins anyway; a leftover PORT would only mislead
     environment.update(env or {})
     command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", *extra_args]
+    return _start(command, environment, log)
+
+
+def start_stack(artifacts_root: Path, port: int, log: Path | IO, env: Mapping[str, str] | None = None,
+                traffic: Mapping[str, Any] | None = None) -> subprocess.Popen:
+    """The production stack (``python -m deploy.serve``: nginx on 127.0.0.1:``port`` in front of gunicorn with
+    gunicorn.conf.py), serving ``artifacts_root``, in its own session.
+
+    ``env``: variables on top of this process's environment, which deploy/serve.py hands on to gunicorn
+    (WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_CMD_ARGS, ...); ``traffic``: settings laid over deploy/traffic.yaml
+    (e.g. ``{"rate_limit": {"requests_per_second": 100000}}`` for a load from one address), written to a file beside
+    the log (or in the temporary folder) and passed as ``--traffic``.
+    """
+    environment = {**os.environ, "ANIME_ARTIFACTS_DIR": str(artifacts_root)}
+    for name in ("PORT", "SERVE_HOST", "SERVE_TRAFFIC", "GUNICORN_BIND"):  # the arguments below decide
+        environment.pop(name, None)
+    environment.update(env or {})
+    command = [sys.executable, "-m", "deploy.serve", "--host", HOST, "--port", str(port)]
+    if traffic:
+        folder = Path(log).parent if isinstance(log, (str, Path)) else Path(tempfile.gettempdir())
+        override = folder / f"traffic-{port}.yaml"
+        override.write_text(yaml.safe_dump(dict(traffic)), encoding="utf-8")
+        command += ["--traffic", str(override)]
+    return _start(command, environment, log)
+
+
+def start_server(kind: str, artifacts_root: Path, port: int, log: Path | IO, env: Mapping[str, str] | None = None,
+                 traffic: Mapping[str, Any] | None = None) -> subprocess.Popen:
+    """``kind`` "full" (the production stack, ``start_stack``) or "gunicorn" (gunicorn alone, ``start_gunicorn``;
+    ``traffic`` does not apply: there is no proxy)."""
+    if kind == "full":
+        return start_stack(artifacts_root, port, log, env, traffic)
+    if kind == "gunicorn":
+        return start_gunicorn(artifacts_root, port, log, env)
+    raise ValueError(f"unknown server kind {kind!r}: 'full' or 'gunicorn'")
+
+
+def _start(command: list[str], environment: Mapping[str, str], log: Path | IO) -> subprocess.Popen:
     if isinstance(log, (str, Path)):
         with open(log, "ab") as handle:
             return subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=handle, stderr=subprocess.STDOUT,
                                     start_new_session=True)
     return subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
+
+
+def gunicorn_master(process: subprocess.Popen) -> int:
+    """The gunicorn master's pid: ``process`` itself for gunicorn alone, its gunicorn child for the stack."""
+    import psutil
+
+    parent = psutil.Process(process.pid)
+    if "deploy.serve" not in " ".join(parent.cmdline()):
+        return process.pid
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for child in parent.children():
+            if "gunicorn" in " ".join(child.cmdline()):
+                return child.pid
+        time.sleep(0.05)
+    raise RuntimeError("deploy/serve.py started no gunicorn")
+
+
+def nginx_processes(process: subprocess.Popen) -> list[int]:
+    """nginx's master and worker pids under the stack started as ``process`` (none for gunicorn alone)."""
+    import psutil
+
+    return [child.pid for child in psutil.Process(process.pid).children(recursive=True)
+            if child.name().startswith("nginx")]
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
@@ -127,6 +197,22 @@ class LiveServer:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@contextlib.contextmanager
+def stack(artifacts_root: Path, log_path: Path, timeout: float = 120.0, ready_path: str = "/healthz",
+          env: Mapping[str, str] | None = None, traffic: Mapping[str, Any] | None = None) -> Iterator[LiveServer]:
+    """The production stack (nginx + gunicorn, ``start_stack``) on ``artifacts_root`` and a free port, one gunicorn
+    worker of four threads unless ``env`` says otherwise; yielded once ``ready_path`` answers 200, stopped
+    afterwards."""
+    port = free_port()
+    process = start_stack(artifacts_root, port, log_path,
+                          env={"WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4", **(env or {})}, traffic=traffic)
+    try:
+        wait_until(port, ready_path, process, timeout, log_path)
+        yield LiveServer(process, port, log_path)
+    finally:
+        stop_process_group(process)
 
 
 @contextlib.contextmanager

@@ -1,22 +1,25 @@
-"""Soak test: a bounded mix of valid and invalid requests against gunicorn on 127.0.0.1.
+"""Soak test: a bounded mix of valid and invalid requests against the production stack on 127.0.0.1.
 
     python -m bench.soak --seconds 120                    # make bench: 2 minutes, 32 connections
     python -m bench.soak --seconds 10 --artifacts DIR     # the short run make test does (tests/test_soak.py)
+    python -m bench.soak --stack gunicorn                 # gunicorn alone, as served before issue 16
 
-Run from the repository root. Starts gunicorn with gunicorn.conf.py on a free 127.0.0.1 port
-(bench/servers.py), serving the artifacts root given by --artifacts (else ANIME_ARTIFACTS_DIR, else
-artifacts/), drives it from --connections keep-alive connections with the soak mix of bench/request_mix.py,
-samples the workers' memory every second, and prints a JSON report on stdout (and to --output). The exit
-status is 0 when there was no 5xx, no dropped connection, no status other than the one each request should
-get, nothing logged as an error by the server, and worker memory grew less than --max-growth from the first to
-the last window (30 s, or a quarter of a shorter run).
+Run from the repository root. Starts the production stack (deploy/serve.py: nginx in front of gunicorn with
+gunicorn.conf.py; bench/servers.py) on a free 127.0.0.1 port, serving the artifacts root given by --artifacts (else
+ANIME_ARTIFACTS_DIR, else artifacts/), drives it from --connections keep-alive connections with the soak mix of
+bench/request_mix.py, samples the gunicorn workers' memory (and nginx's) every second, and prints a JSON report on
+stdout (and to --output). The exit status is 0 when there was no 5xx, no dropped connection, no status other than
+the one each request should get, nothing logged as an error by the server (gunicorn, the app or nginx), and worker
+memory grew less than --max-growth from the first to the last window (30 s, or a quarter of a shorter run).
 
-Two deliberate choices:
+Three deliberate choices:
 - Worker recycling (gunicorn's max_requests) is off for the run: a recycled worker starts small again and would
   hide a leak.
+- The proxy's per-client limits are raised (bench/servers.py, UNLIMITED_TRAFFIC): every connection comes from
+  127.0.0.1, and the soak is about the server, not about being refused (tests/test_hostile_traffic.py is).
 - A request that fails on a keep-alive connection which already served others, before any response byte, is
   retried once on a new connection (counted as "reconnects", with what the connection served last), as browsers
-  and HTTP libraries do: a server may close an idle keep-alive connection at any time. gunicorn does so after
+  and HTTP libraries do: a server may close an idle keep-alive connection at any time. gunicorn alone does so after
   answering a request whose unread body is over 64 KiB (the 413s here): it will not drain more. A request that
   fails on a fresh connection, or twice, is a dropped connection.
 """
@@ -39,7 +42,16 @@ from typing import Any
 import psutil
 
 from bench.request_mix import Request, ServedModel, SoakMix
-from bench.servers import HOST, free_port, start_gunicorn, stop_process_group, wait_until
+from bench.servers import (
+    HOST,
+    UNLIMITED_TRAFFIC,
+    free_port,
+    gunicorn_master,
+    nginx_processes,
+    start_server,
+    stop_process_group,
+    wait_until,
+)
 from config.paths_config import artifacts_root, model_dir
 
 SEED = 7
@@ -148,13 +160,16 @@ def client_loop(index: int, port: int, mix: SoakMix, deadline: float, tally: Tal
 # Memory
 # ---------------------------------------------------------------------------------------------------------
 class MemorySampler(threading.Thread):
-    """Every second: the summed resident memory of the gunicorn workers (the master holds no requests)."""
+    """Every second: the summed resident memory of the gunicorn workers (the master holds no requests), and of
+    nginx's processes when there are any (``nginx_pids``)."""
 
-    def __init__(self, master_pid: int, interval: float = 1.0) -> None:
+    def __init__(self, master_pid: int, interval: float = 1.0, nginx_pids: list[int] | None = None) -> None:
         super().__init__(daemon=True)
         self.master = psutil.Process(master_pid)
+        self.nginx = [psutil.Process(pid) for pid in nginx_pids or []]
         self.interval = interval
         self.samples: list[tuple[float, int]] = []  # (seconds since start, bytes)
+        self.nginx_samples: list[tuple[float, int]] = []
         self.worker_pids: set[int] = set()
         self._stop_event = threading.Event()
         self._start_time = time.monotonic()
@@ -166,9 +181,13 @@ class MemorySampler(threading.Thread):
                 for worker in self.master.children():
                     total += worker.memory_info().rss
                     self.worker_pids.add(worker.pid)
+                nginx = sum(process.memory_info().rss for process in self.nginx)
             except psutil.Error:
                 continue  # a worker came or went mid-sample: skip this one
-            self.samples.append((time.monotonic() - self._start_time, total))
+            now = time.monotonic() - self._start_time
+            self.samples.append((now, total))
+            if self.nginx:
+                self.nginx_samples.append((now, nginx))
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -181,19 +200,31 @@ class MemorySampler(threading.Thread):
         if not first or not last:
             return {"window_seconds": window, "samples": len(self.samples), "growth": None}
         first_mean, last_mean = statistics.fmean(first), statistics.fmean(last)
-        return {"window_seconds": window, "samples": len(self.samples), "workers": len(self.worker_pids),
-                "first_window_mb": round(first_mean / 2**20, 1), "last_window_mb": round(last_mean / 2**20, 1),
-                "peak_mb": round(max(rss for _, rss in self.samples) / 2**20, 1),
-                "growth": round(last_mean / first_mean - 1, 4)}
+        report = {"window_seconds": window, "samples": len(self.samples), "workers": len(self.worker_pids),
+                  "first_window_mb": round(first_mean / 2**20, 1), "last_window_mb": round(last_mean / 2**20, 1),
+                  "peak_mb": round(max(rss for _, rss in self.samples) / 2**20, 1),
+                  "growth": round(last_mean / first_mean - 1, 4)}
+        nginx_first = [rss for t, rss in self.nginx_samples if t <= window]
+        nginx_last = [rss for t, rss in self.nginx_samples if t >= seconds - window]
+        if nginx_first and nginx_last:
+            report["nginx"] = {"first_window_mb": round(statistics.fmean(nginx_first) / 2**20, 1),
+                               "last_window_mb": round(statistics.fmean(nginx_last) / 2**20, 1),
+                               "growth": round(statistics.fmean(nginx_last) / statistics.fmean(nginx_first) - 1, 4)}
+        return report
 
 
 # ---------------------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------------------
 def server_log_errors(text: str) -> list[str]:
-    """Lines showing the server logged an error or a traceback (the app logs as 'LEVEL name:', gunicorn '[LEVEL]')."""
-    markers = ("Traceback", " ERROR ", "[ERROR]", " CRITICAL ", "[CRITICAL]")
-    return [line for line in text.splitlines() if any(marker in line for marker in markers)]
+    """Lines showing the server logged an error or a traceback (the app logs as 'LEVEL name:', gunicorn '[LEVEL]',
+    nginx '[level]')."""
+    markers = ("Traceback", " ERROR ", "[ERROR]", " CRITICAL ", "[CRITICAL]", "[error]", "[crit]", "[alert]",
+               "[emerg]")
+    # nginx writes its 413 at error level, though it is the answer the soak's oversized bodies must get
+    client_mistakes = ("client intended to send too large body",)
+    return [line for line in text.splitlines()
+            if any(marker in line for marker in markers) and not any(mistake in line for mistake in client_mistakes)]
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -202,17 +233,17 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def run(root: Path, seconds: float, connections: int, workers: int | None, threads: int | None,
-        max_growth: float) -> dict[str, Any]:
-    """Start gunicorn, load it for ``seconds``, stop it; return the report."""
+        max_growth: float, stack: str = "full") -> dict[str, Any]:
+    """Start the server, load it for ``seconds``, stop it; return the report."""
     port = free_port()
-    env = {}  # gunicorn.conf.py's workers and threads unless asked otherwise
+    # gunicorn.conf.py's workers and threads unless asked otherwise; as production runs it, recycling off
+    env = {"GUNICORN_CMD_ARGS": "--max-requests 0"}
     if workers:
         env["WEB_CONCURRENCY"] = str(workers)
     if threads:
         env["GUNICORN_THREADS"] = str(threads)
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
-        # as production runs it (gunicorn.conf.py), recycling off
-        server = start_gunicorn(root, port, log, env=env, extra_args=["--max-requests", "0"])
+        server = start_server(stack, root, port, log, env=env, traffic=UNLIMITED_TRAFFIC)
         try:
             try:
                 wait_until(port, "/readyz", server, timeout=180)
@@ -220,7 +251,7 @@ def run(root: Path, seconds: float, connections: int, workers: int | None, threa
                 log.seek(0)
                 raise RuntimeError(f"{error}\n{log.read()[-3000:]}") from None
             mix = SoakMix(ServedModel.from_folder(model_dir(root)), VALID_SHARE)
-            tally, sampler = Tally(), MemorySampler(server.pid)
+            tally, sampler = Tally(), MemorySampler(gunicorn_master(server), nginx_pids=nginx_processes(server))
             sampler.start()
             started = time.monotonic()
             clients = [threading.Thread(target=client_loop, args=(i, port, mix, started + seconds, tally),
@@ -238,7 +269,9 @@ def run(root: Path, seconds: float, connections: int, workers: int | None, threa
             logged_errors = server_log_errors(log.read())  # read before stopping: shutdown notices are not errors
         finally:
             stop_process_group(server)
-    return build_report(tally, sampler.report(elapsed), elapsed, connections, logged_errors, server_alive, max_growth)
+    report = build_report(tally, sampler.report(elapsed), elapsed, connections, logged_errors, server_alive,
+                          max_growth)
+    return {"stack": stack, **report}
 
 
 def build_report(tally: Tally, memory: dict[str, Any], elapsed: float, connections: int, logged_errors: list[str],
@@ -275,7 +308,7 @@ def problems(report: dict[str, Any], max_growth: float) -> list[str]:
         if report[key]:
             found.append(f"{report[key]} {label}")
     if not report["server_alive"]:
-        found.append("gunicorn died during the run")
+        found.append("the server died during the run")
     growth = report["memory"].get("growth")
     if growth is None:
         found.append("too few memory samples to measure growth")
@@ -290,6 +323,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections (default 32)")
     parser.add_argument("--artifacts", type=Path,
                         help="artifacts root holding model/ (default: ANIME_ARTIFACTS_DIR or artifacts/)")
+    parser.add_argument("--stack", choices=["full", "gunicorn"], default="full",
+                        help="full: the production stack, nginx + gunicorn (default); gunicorn: gunicorn alone")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py's)")
     parser.add_argument("--threads", type=int, help="threads per worker (default: gunicorn.conf.py's)")
     parser.add_argument("--max-growth", type=float, default=0.10, help="allowed worker memory growth (default 0.10)")
@@ -303,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (model_dir(root) / "manifest.json").is_file():
         print(f"error: no model artifacts under {root}: train first (make train) or pass --artifacts", file=sys.stderr)
         return 2
-    report = run(root.resolve(), args.seconds, args.connections, args.workers, args.threads, args.max_growth)
+    report = run(root.resolve(), args.seconds, args.connections, args.workers, args.threads, args.max_growth,
+                 args.stack)
     text = json.dumps(report, indent=2, ensure_ascii=False)
     print(text)
     if args.output:
