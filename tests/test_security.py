@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from application import MAX_BODY_BYTES, create_app
-from bench.servers import LiveServer, free_port, gunicorn
+from bench.servers import LiveServer, free_port, gunicorn, stack
 from src.artifacts import write_model_artifacts
 from tests.serving_fixtures import tiny_frames
 
@@ -259,11 +259,13 @@ def test_chunked_bodies_are_capped_too(client, url: str, content_type: str, smal
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The same under real gunicorn
+# The same under the real servers: the production stack (nginx in front of gunicorn), and gunicorn alone
 # ---------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def live(tiny_artifacts_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with gunicorn(tiny_artifacts_root, tmp_path_factory.mktemp("live") / "gunicorn.log") as server:
+@pytest.fixture(scope="module", params=["stack", "gunicorn alone"])
+def live(request: pytest.FixtureRequest, tiny_artifacts_root: Path,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    start = stack if request.param == "stack" else gunicorn
+    with start(tiny_artifacts_root, tmp_path_factory.mktemp("live") / "server.log") as server:
         yield server
 
 
@@ -296,8 +298,8 @@ def test_gunicorn_caps_declared_and_chunked_bodies(live: LiveServer) -> None:
 # bandit
 # ---------------------------------------------------------------------------------------------------------
 def test_bandit_finds_nothing_of_medium_severity_or_above() -> None:
-    targets = ["application.py", "src", "pipeline", "utils", "config", "bench/soak.py", "bench/servers.py",
-               "bench/request_mix.py"]
+    targets = ["application.py", "src", "pipeline", "utils", "config", "deploy", "bench/soak.py", "bench/servers.py",
+               "bench/request_mix.py", "bench/hostile.py"]
     result = subprocess.run([str(VENV_BIN / "bandit"), "-r", *targets, "-ll", "-f", "json", "-q"], cwd=REPO,
                             capture_output=True, text=True, timeout=300)
     report = json.loads(result.stdout)

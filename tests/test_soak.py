@@ -1,4 +1,5 @@
-"""The short soak: bench/soak.py for 10 seconds against real gunicorn on 127.0.0.1, on the tiny artifacts.
+"""The short soak: bench/soak.py for 10 seconds against the production stack (deploy/serve.py: nginx in front of
+gunicorn) on 127.0.0.1, on the tiny artifacts.
 
 `make bench` runs the same module (`python -m bench.soak`) for 2 minutes on the real model; this is the version
 `make test` can afford.
@@ -31,6 +32,8 @@ def test_ten_second_soak_has_no_5xx_no_dropped_connection_and_flat_memory(tiny_a
     assert report["server_log_errors"] == 0, report["server_log_error_lines"]
     # the only connections the server may close unannounced: after a 413 whose body it would not drain
     assert set(report["reconnects_after"]) <= {"oversized body"}, report["reconnects_after"]
-    # 10 s is short, but with worker recycling off the tiny model's workers stay within a few per cent
+    # 10 s is short, but with worker recycling off the tiny model's workers stay within a few per cent; nginx too
+    assert report["stack"] == "full"
     assert report["memory"]["growth"] is not None and report["memory"]["growth"] < 0.10, report["memory"]
+    assert report["memory"]["nginx"]["growth"] < 0.10, report["memory"]
     assert report["passed"] and result.returncode == 0, report["problems"]
