@@ -181,7 +181,7 @@
       say("You can pick at most " + max + " anime: remove one to add another.");
       return;
     }
-    say("Added " + title(item) + ".");
+    say("Added " + title(item) + " to your picks.");
     var chip = document.createElement("li");
     chip.dataset.animeId = id;
     var label = document.createElement("span");
