@@ -71,7 +71,7 @@ class ServedModel:
         else:
             anime = pd.read_parquet(model / "anime.parquet")
         titles = [english or name for name, english in zip(anime["name"], anime["english_name"], strict=True)]
-        catalogue = Catalogue(anime, anime_ids)
+        catalogue = Catalogue(anime, len(anime_ids))  # the model's anime are the first rows of the catalogue
         return cls(user_ids, anime_ids, titles, catalogue.genres, catalogue.types)
 
 
