@@ -29,7 +29,8 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
     return merge(defaults, read_yaml(path), source=str(path))
 
 
-def merge(defaults: dict[str, Any], overrides: dict[str, Any], source: str = "the config", prefix: str = "") -> dict[str, Any]:
+def merge(defaults: dict[str, Any], overrides: dict[str, Any], source: str = "the config",
+          prefix: str = "") -> dict[str, Any]:
     """A copy of ``defaults`` with ``overrides`` laid over it, refusing keys that ``defaults`` does not have."""
     merged = copy.deepcopy(defaults)
     for key, value in overrides.items():

@@ -32,7 +32,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="maximum training epochs")
     parser.add_argument("--stage", choices=[*STAGES, "all"], default="all", help="run one stage only (default: all)")
     parser.add_argument("--compare-original", action="store_true",
-                        help="also train the original design's NCF for the report (evaluation.compare_original_objective)")
+                        help="also train the original design's NCF for the report "
+                             "(evaluation.compare_original_objective)")
     return parser.parse_args()
 
 

@@ -54,7 +54,8 @@ def build_model(n_users: int, n_anime: int, config: dict[str, Any]) -> keras.Mod
     size, stddev, seed = int(model_config["embedding_size"]), float(model_config["init_stddev"]), int(config["seed"])
     user = keras.Input(name="user", shape=(), dtype="int32")
     user_vector = layers.Embedding(n_users, size, name="user_embedding",
-                                   embeddings_initializer=keras.initializers.RandomNormal(stddev=stddev, seed=seed))(user)
+                                   embeddings_initializer=keras.initializers.RandomNormal(stddev=stddev,
+                                                                                          seed=seed))(user)
     user_vector = layers.UnitNormalization(axis=-1, name="user_normalised")(user_vector)
     logits = CatalogueLogits(n_anime, size, float(model_config["temperature"]), stddev, seed + 1,
                              name="catalogue")(user_vector)

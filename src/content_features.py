@@ -194,7 +194,8 @@ def content_blocks(anime: pd.DataFrame, settings: ContentSettings | Mapping[str,
         "episodes": _buckets(anime["episodes"], EPISODE_EDGES),
     }
     # a block with no columns (a tiny table without synopses, say) stays empty: there is nothing to normalise
-    return {name: (normalize(block, norm="l2", copy=False) if block.shape[1] else sp.csr_matrix(block)).astype(np.float32)
+    return {name: (normalize(block, norm="l2", copy=False) if block.shape[1]
+                   else sp.csr_matrix(block)).astype(np.float32)
             for name, block in blocks.items()}
 
 

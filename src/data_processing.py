@@ -207,7 +207,7 @@ def _line_ranges(path: Path, block_size: int) -> list[tuple[int, int]]:
             handle.readline()  # on to the start of the next line
             starts.append(handle.tell())
     starts.append(size)
-    return [(start, end) for start, end in zip(starts, starts[1:]) if end > start]
+    return [(start, end) for start, end in zip(starts, starts[1:], strict=False) if end > start]
 
 
 class _ByteRange(io.RawIOBase):
@@ -241,7 +241,8 @@ def _read_ratings_robust(path: Path, ratings_format: str, block_size: int) -> tu
                        for name in RATING_INPUT_COLUMNS]
             readable = np.logical_and.reduce([np.isfinite(c) & (c == np.round(c)) for c in columns])
             if (~readable).any():
-                skipped["rows with a non-integer value"] = skipped.get("rows with a non-integer value", 0) + int((~readable).sum())
+                skipped["rows with a non-integer value"] = (skipped.get("rows with a non-integer value", 0)
+                                                            + int((~readable).sum()))
             blocks.append(_validate_block(*(c[readable].astype(np.int64) for c in columns), ratings_format, skipped))
     return blocks, skipped
 
@@ -254,7 +255,8 @@ def _validate_block(user_id: np.ndarray, anime_id: np.ndarray, rating: np.ndarra
     if user_id.dtype != np.int32 or anime_id.dtype != np.int32:  # int32 input cannot exceed the int32 maximum
         valid &= (user_id <= int32_max) & (anime_id <= int32_max)
     if not valid.all():
-        skipped["rows with an id or rating out of range"] = skipped.get("rows with an id or rating out of range", 0) + int((~valid).sum())
+        skipped["rows with an id or rating out of range"] = (skipped.get("rows with an id or rating out of range", 0)
+                                                             + int((~valid).sum()))
         user_id, anime_id, rating = user_id[valid], anime_id[valid], rating[valid]
     # "Not rated" (-1 in 2016, 0 in 2020) becomes 0; real scores are 1..10.
     return (user_id.astype(np.int32, copy=False), anime_id.astype(np.int32, copy=False),
@@ -318,7 +320,7 @@ def _keep_rows(blocks: list[Block], kept_users: np.ndarray, known_anime: np.ndar
     while blocks:
         block, mask = blocks.pop(0), masks.pop(0)
         end = start + int(np.count_nonzero(mask))
-        for column, values in zip((kept.user_id, kept.anime_id, kept.rating), block):
+        for column, values in zip((kept.user_id, kept.anime_id, kept.rating), block, strict=True):
             column[start:end] = values[mask]
         start = end
     return kept, unknown_anime_rows
@@ -366,7 +368,8 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
     if unknown_anime_rows:
         logger.warning("dropping %d rows whose anime id is not in %s", unknown_anime_rows, found["anime"].name)
     if len(ratings.rating) == 0:
-        raise UserError(f"no ratings row refers to an anime in {found['anime'].name}: are the files from the same dataset?")
+        raise UserError(f"no ratings row refers to an anime in {found['anime'].name}: "
+                        "are the files from the same dataset?")
 
     user_ids, user_index = encode(ratings.user_id)
     rated_ids, anime_index = encode(ratings.anime_id)  # every anime on a kept user's list
@@ -403,16 +406,19 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
 
     split_counts = np.bincount(split, minlength=3)
     summary = {
-        "source": read_json(raw_dir / "source.json") if (raw_dir / "source.json").is_file() else {"origin": str(raw_dir)},
+        "source": (read_json(raw_dir / "source.json") if (raw_dir / "source.json").is_file()
+                   else {"origin": str(raw_dir)}),
         "ratings_file": found["ratings"].name, "ratings_format": found["ratings_format"],
         "rows_read": rows_read, "rows_skipped": sum(skipped.values()), "skip_reasons": skipped,
         "rows_with_unknown_anime": unknown_anime_rows,
         "min_user_ratings": min_user_ratings, "users": len(user_ids), "anime": len(anime_ids),
-        "catalogue": len(catalogue), "new_anime": int(new_anime.sum()), "new_anime_interactions": new_anime_rows.num_rows,
+        "catalogue": len(catalogue), "new_anime": int(new_anime.sum()),
+        "new_anime_interactions": new_anime_rows.num_rows,
         "interactions": len(rating), "rated": int(np.count_nonzero(rating)), "duplicates_dropped": duplicates,
         "train": int(split_counts[SPLIT_TRAIN]), "validation": int(split_counts[SPLIT_VALIDATION]),
         "test": int(split_counts[SPLIT_TEST]),
-        "newcomers": int(len(np.unique(newcomers.column("user_id").to_numpy()))), "newcomer_interactions": newcomers.num_rows,
+        "newcomers": int(len(np.unique(newcomers.column("user_id").to_numpy()))),
+        "newcomer_interactions": newcomers.num_rows,
         "holdout_fraction": float(evaluation["holdout_fraction"]), "seed": int(config["seed"]),
         "metadata_repairs": metadata.repairs,
     }

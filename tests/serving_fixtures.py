@@ -104,8 +104,8 @@ def tiny_frames(unrated: bool = False) -> dict[str, object]:
                                     TINY_HYBRID["item_item"])
     return {"user_embeddings": user_embeddings, "anime_embeddings": anime_embeddings, "user_ids": user_ids,
             "anime_ids": anime_ids, "anime": anime, "user_ratings": ratings,
-            "manifest": {"data_source": "tests/serving_fixtures.py", "n_users": len(user_ids), "n_anime": len(anime_ids),
-                         "model": {"temperature": 7.0}, "hybrid": TINY_HYBRID},
+            "manifest": {"data_source": "tests/serving_fixtures.py", "n_users": len(user_ids),
+                         "n_anime": len(anime_ids), "model": {"temperature": 7.0}, "hybrid": TINY_HYBRID},
             "anime_bias": np.zeros(len(anime_ids), np.float32), "item_weights": item_weights,
             "content_features": content_features}
 
@@ -128,7 +128,8 @@ def _rating_rows(anime_ids: np.ndarray, user_ids: np.ndarray) -> list[tuple[int,
                     continue  # each user has one anime of their own group left to discover
                 # everyone in a group loves its fourth and fifth anime (ids 20/21 and 104/105): clear favourites
                 rating = 10 if j in (1, 4) else 7 + (j + k) % 3
-                rows.append((user_index[user], anime_index[anime_id], rating, SPLIT_VALIDATION if j == 2 else SPLIT_TRAIN))
+                rows.append((user_index[user], anime_index[anime_id], rating,
+                             SPLIT_VALIDATION if j == 2 else SPLIT_TRAIN))
             rows.append((user_index[user], anime_index[other[k % len(other)]], 2, SPLIT_TRAIN))
     return rows
 
@@ -157,8 +158,8 @@ def tiny_model_dir(tiny_artifacts_root: Path) -> Path:
 def serving_config() -> ServingConfig:
     """The defaults of config.yaml, pinned here so a config tweak does not silently change the known answers."""
     return ServingConfig(preference_percentile=75, genre_boost=0.5, preferred_genres=5, fold_in_steps=3,
-                         fold_in_step_size=0.2, unrated_weight=0.3, similar_content_weight=0.4, default_n=10, max_n=100, max_liked=50,
-                         max_query_length=100, keep_versions=2)
+                         fold_in_step_size=0.2, unrated_weight=0.3, similar_content_weight=0.4, default_n=10, max_n=100,
+                         max_liked=50, max_query_length=100, keep_versions=2)
 
 
 @pytest.fixture(scope="session")

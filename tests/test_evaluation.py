@@ -56,7 +56,7 @@ def lists_of(score_fn, train: pd.DataFrame, users: np.ndarray, n_anime: int, k: 
 
 
 def frame(pairs: list[tuple[int, int]], rating: int = 8, split: int = SPLIT_TRAIN) -> pd.DataFrame:
-    users, anime = zip(*pairs) if pairs else ((), ())
+    users, anime = zip(*pairs, strict=True) if pairs else ((), ())
     return pd.DataFrame({"user_index": np.array(users, np.int32), "anime_index": np.array(anime, np.int32),
                          "rating": np.full(len(pairs), rating, np.int8), "split": np.full(len(pairs), split, np.int8)})
 
@@ -71,7 +71,7 @@ def random_ratings(seed: int = 7, n_users: int = 60, n_anime: int = 40) -> pd.Da
         ratings = np.where(rng.random(len(listed)) < 0.15, 0, rng.integers(1, 11, len(listed)))
         rated = np.flatnonzero(ratings > 0)
         held = set(rng.choice(rated, size=max(1, len(rated) // 5), replace=False).tolist())
-        for position, (anime, rating) in enumerate(zip(listed, ratings)):
+        for position, (anime, rating) in enumerate(zip(listed, ratings, strict=True)):
             split = SPLIT_TEST if position in held else (SPLIT_VALIDATION if rng.random() < 0.05 else SPLIT_TRAIN)
             rows.append((user, anime, rating, split))
     return pd.DataFrame(rows, columns=["user_index", "anime_index", "rating", "split"]).astype(
@@ -189,7 +189,7 @@ def test_training_items_are_never_recommended():
 
     users = held_out_users(test)
     lists = lists_of(cheater, train, users, n_anime, k=10)
-    for user, recommended in zip(users, lists):
+    for user, recommended in zip(users, lists, strict=True):
         assert not set(recommended[recommended >= 0]) & set(np.flatnonzero(known[user]))
     metrics = evaluate_scorer(cheater, train, test, n_anime, k=10)
     assert metrics["recall"] == 1.0 and metrics["ndcg"] == pytest.approx(1.0) and metrics["hr"] == 1.0
@@ -216,9 +216,9 @@ def test_evaluator_equals_per_user_metrics_and_ignores_batch_size():
     lists = lists_of(score, train, users, 40, k=10)
     relevant = test.groupby("user_index")["anime_index"].apply(set)
     expected = {
-        "hr": np.mean([hit_rate_at_k(lst, relevant[u], 10) for u, lst in zip(users, lists)]),
-        "recall": np.mean([recall_at_k(lst, relevant[u], 10) for u, lst in zip(users, lists)]),
-        "ndcg": np.mean([ndcg_at_k(lst, relevant[u], 10) for u, lst in zip(users, lists)]),
+        "hr": np.mean([hit_rate_at_k(lst, relevant[u], 10) for u, lst in zip(users, lists, strict=True)]),
+        "recall": np.mean([recall_at_k(lst, relevant[u], 10) for u, lst in zip(users, lists, strict=True)]),
+        "ndcg": np.mean([ndcg_at_k(lst, relevant[u], 10) for u, lst in zip(users, lists, strict=True)]),
         "coverage": catalogue_coverage(lists, 40),
         "mean_popularity_rank": mean_popularity_rank(lists, popularity_ranks(train, 40)),
     }
@@ -313,7 +313,8 @@ def test_embedding_scorer_is_the_cosine_of_normalised_embeddings():
     anime = np.array([[1.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
     users = np.array([[0.0, 0.5], [2.0, 0.1]])
     scores = embedding_scorer(users, anime)(np.array([0, 1]))
-    expected = (users / np.linalg.norm(users, axis=1, keepdims=True)) @ (anime / np.linalg.norm(anime, axis=1, keepdims=True)).T
+    expected = ((users / np.linalg.norm(users, axis=1, keepdims=True))
+                @ (anime / np.linalg.norm(anime, axis=1, keepdims=True)).T)
     np.testing.assert_allclose(scores, expected, rtol=1e-6)
     assert scores.argmax(axis=1).tolist() == [1, 0]
 

@@ -130,7 +130,8 @@ ARTIFACT_FAULTS: list[tuple[str, Mutation, str]] = [
     ("bias-of-another-model", _save("anime_bias.npy", np.zeros(ANIME + 2, np.float32)), "one float per anime"),
     ("item-weights-of-another-model", lambda folder: np.savez(folder / "item_weights.npz", support=np.arange(ANIME),
                                                               dense=np.zeros((3, 3), np.float32)), "must be 12 x 12"),
-    ("item-weights-beyond-the-catalogue", lambda folder: np.savez(folder / "item_weights.npz", support=np.array([0, 99]),
+    ("item-weights-beyond-the-catalogue", lambda folder: np.savez(folder / "item_weights.npz",
+                                                                  support=np.array([0, 99]),
                                                                   dense=np.zeros((2, 2), np.float32)), "support must"),
 ]
 

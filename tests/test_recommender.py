@@ -56,7 +56,8 @@ def test_every_item_has_a_reason_and_the_documented_fields(engine: Recommender) 
 
 def test_reasons_name_the_neighbours_and_the_favourite(engine: Recommender) -> None:
     first = engine.recommend_for_user(TEST_USER, n=1)[0]
-    assert any(reason.startswith("liked by ") and "of your 10 most similar users" in reason for reason in first["reasons"])
+    assert any(reason.startswith("liked by ") and "of your 10 most similar users" in reason
+               for reason in first["reasons"])
     assert any(reason.startswith("similar to ") and "which you rated" in reason for reason in first["reasons"])
 
 
@@ -210,8 +211,8 @@ def test_hybrid_is_the_weighted_mean_of_the_components(engine: Recommender) -> N
 def test_engine_derives_preferences_from_the_ratings_it_is_given(tiny_model_dir, serving_config) -> None:
     """The evaluator drops the test split before building the engine: held-out anime must not leak in."""
     artifacts = load_model_artifacts(tiny_model_dir)
-    train_only = ModelArtifacts(**{**artifacts.__dict__,
-                                   "user_ratings": artifacts.user_ratings[artifacts.user_ratings["split"] != SPLIT_TEST]})
+    ratings = artifacts.user_ratings
+    train_only = ModelArtifacts(**{**artifacts.__dict__, "user_ratings": ratings[ratings["split"] != SPLIT_TEST]})
     engine = Recommender(train_only, serving_config)
     known = engine.interactions.profiles([engine.user_index(TEST_USER)]).known_of(0)
     assert 21 not in {int(engine.anime_ids[j]) for j in known}

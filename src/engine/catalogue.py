@@ -64,14 +64,17 @@ class Catalogue:
         self.members = np.nan_to_num(_numeric(anime["members"])).astype(np.int64)
         # The ranking tie-break: among equal scores, the anime with more members comes first.
         self.popularity_order = np.argsort(-self.members, kind="stable")
-        names = [clean_text(value) or f"Anime {anime_id}" for value, anime_id in zip(anime["name"], self.anime_ids)]
+        names = [clean_text(value) or f"Anime {anime_id}"
+                 for value, anime_id in zip(anime["name"], self.anime_ids, strict=True)]
         english_names = [clean_text(value) for value in anime["english_name"]]
         japanese_names = [clean_text(value) for value in anime["japanese_name"]]
         synonyms = [[text for text in map(clean_text, _as_list(value)) if text] for value in anime["synonyms"]]
         self.studios = [[text for text in map(clean_text, _as_list(value)) if text] for value in anime["studios"]]
-        self.titles_shown = [english or name for english, name in zip(english_names, names)]
-        self.title_index = TitleIndex([[name, english or "", japanese or "", *others] for name, english, japanese, others
-                                       in zip(names, english_names, japanese_names, synonyms)], self.members)
+        self.titles_shown = [english or name for english, name in zip(english_names, names, strict=True)]
+        self.title_index = TitleIndex([[name, english or "", japanese or "", *others]
+                                       for name, english, japanese, others
+                                       in zip(names, english_names, japanese_names, synonyms, strict=True)],
+                                      self.members)
         episodes = _numeric(anime["episodes"])
         premiered, synopses = anime["premiered"].tolist(), anime["synopsis"].tolist()
         images = [_image_url(value) for value in anime["image_url"]]

@@ -57,7 +57,8 @@ def by_user(score_rows: RowScoreFn, matrix: sp.csr_matrix) -> ScoreFn:
 def _check_users(users: np.ndarray, n_rows: int, what: str) -> np.ndarray:
     users = np.asarray(users, dtype=np.int64)
     if users.size and (users.min() < 0 or users.max() >= n_rows):
-        raise ValueError(f"user index outside the {n_rows} users {what} knows; build it with n_users covering the test users")
+        raise ValueError(f"user index outside the {n_rows} users {what} knows; "
+                         "build it with n_users covering the test users")
     return users
 
 

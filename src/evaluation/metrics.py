@@ -23,7 +23,8 @@ import pandas as pd
 from scipy.stats import rankdata
 
 
-def _relevance(ranked_items: Sequence[int] | np.ndarray, relevant_items: Iterable[int], k: int) -> tuple[list[int], int]:
+def _relevance(ranked_items: Sequence[int] | np.ndarray, relevant_items: Iterable[int],
+               k: int) -> tuple[list[int], int]:
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     relevant = {int(item) for item in relevant_items}

@@ -25,11 +25,13 @@ _NULLABLE_NUMBER = {"type": "number", "nullable": True}
 
 
 def _error_response(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
 def _ok(description: str, schema: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
 
 def _query(name: str, schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
@@ -95,15 +97,18 @@ def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str
         "UserRecommendations": {"type": "object", "required": ["user_id", "preferred_genres", "recommendations"],
                                 "properties": {"user_id": {"type": "integer"},
                                                "preferred_genres": {"type": "array", "items": {"type": "string"}},
-                                               "recommendations": {"type": "array", "items": {"$ref": "#/components/schemas/Recommendation"}}}},
+                                               "recommendations": {"type": "array", "items": {
+                                                   "$ref": "#/components/schemas/Recommendation"}}}},
         "SimilarResponse": {"type": "object", "required": ["anime", "similar"],
                             "properties": {"anime": {"$ref": "#/components/schemas/Anime"},
-                                           "similar": {"type": "array", "items": {"$ref": "#/components/schemas/SimilarAnime"}}}},
+                                           "similar": {"type": "array",
+                                                       "items": {"$ref": "#/components/schemas/SimilarAnime"}}}},
         "SearchResponse": {"type": "object", "required": ["query", "total", "offset", "results"],
                            "properties": {"query": {"type": "string"},
                                           "total": {"type": "integer", "description": "Anime found in all."},
                                           "offset": {"type": "integer"},
-                                          "results": {"type": "array", "items": {"$ref": "#/components/schemas/Anime"}}}},
+                                          "results": {"type": "array",
+                                                      "items": {"$ref": "#/components/schemas/Anime"}}}},
         "FavouritesRequest": {
             "type": "object", "required": ["liked"], "additionalProperties": False,
             # both weights 0 would leave nothing to rank by
@@ -112,12 +117,14 @@ def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str
             "properties": {
                 "liked": {"type": "array", "minItems": 1, "maxItems": config.max_liked, "uniqueItems": True,
                           "items": {"type": "integer", "minimum": 0, "maximum": params.MAX_ID},
-                          "description": "MyAnimeList ids of anime the person liked (find them with /api/anime/search)."},
+                          "description": "MyAnimeList ids of anime the person liked "
+                                         "(find them with /api/anime/search)."},
                 "n": {"type": "integer", "minimum": 1, "maximum": config.max_n, "default": config.default_n},
                 "user_weight": {**weight, "description": WEIGHT_HELP["user_weight"]},
                 "content_weight": {**weight, "description": WEIGHT_HELP["content_weight"]},
                 "genre": {"oneOf": [genre, {"type": "array", "items": genre, "maxItems": params.MAX_FILTER_VALUES}]},
-                "type": {"oneOf": [type_schema, {"type": "array", "items": type_schema, "maxItems": params.MAX_FILTER_VALUES}]},
+                "type": {"oneOf": [type_schema,
+                                   {"type": "array", "items": type_schema, "maxItems": params.MAX_FILTER_VALUES}]},
                 "min_score": {"type": "number", "minimum": params.SCORE_MIN, "maximum": params.SCORE_MAX},
                 "year_from": {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
                 "year_to": {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
@@ -128,7 +135,8 @@ def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str
                                               "ignored": {"type": "array", "items": {"type": "integer"},
                                                           "description": "Liked ids the catalogue does not know: "
                                                                          "skipped."},
-                                              "recommendations": {"type": "array", "items": {"$ref": "#/components/schemas/Recommendation"}}}},
+                                              "recommendations": {"type": "array", "items": {
+                                                  "$ref": "#/components/schemas/Recommendation"}}}},
         "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
         "Ready": {"type": "object", "required": ["status", "version"],
                   "properties": {"status": {"type": "string", "enum": ["ready"]},
@@ -168,29 +176,35 @@ def openapi_document(engine: Recommender | None, config: ServingConfig) -> dict[
         "openapi": "3.0.3",
         "info": {"title": "Anime recommender API", "version": "1.0.0",
                  "description": "Hybrid anime recommendations (user-based + content-based) from NCF embeddings "
-                                "trained on MyAnimeList ratings. Errors are JSON {\"error\": {\"status\", \"message\"}}."},
+                                "trained on MyAnimeList ratings. "
+                                "Errors are JSON {\"error\": {\"status\", \"message\"}}."},
         "paths": {
             "/api/users/{user_id}/recommendations": {"get": {
                 "operationId": "recommendForUser",
                 "summary": "Hybrid recommendations for a known MyAnimeList user; never anime they rated or watched.",
-                "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": id_schema}, n, *weights, *filters],
+                "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": id_schema},
+                               n, *weights, *filters],
                 "responses": {"200": _ok("Recommendations, best first.", "UserRecommendations"),
                               "400": _error_response("A malformed id or parameter, an unknown genre or type."),
-                              "404": _error_response("The user is not in the model."), "503": unavailable, "414": too_long}}},
+                              "404": _error_response("The user is not in the model."),
+                              "503": unavailable, "414": too_long}}},
             "/api/anime/{anime_id}/similar": {"get": {
                 "operationId": "similarAnime",
                 "summary": "Anime most similar to one anime (cosine over anime embeddings), itself excluded.",
                 "parameters": [{"name": "anime_id", "in": "path", "required": True, "schema": id_schema}, n, *filters],
                 "responses": {"200": _ok("The anime and its most similar anime.", "SimilarResponse"),
                               "400": _error_response("A malformed id or parameter."),
-                              "404": _error_response("The anime is not in the model."), "503": unavailable, "414": too_long}}},
+                              "404": _error_response("The anime is not in the model."),
+                              "503": unavailable, "414": too_long}}},
             "/api/anime/search": {"get": {
                 "operationId": "searchAnime",
-                "summary": "Find anime by original or English title: exact, then prefix, then substring; popular first.",
+                "summary": "Find anime by original or English title: exact, then prefix, then substring; "
+                           "popular first.",
                 "parameters": [
                     {"name": "q", "in": "query", "required": True, "description": "Part of a title.",
                      "schema": {"type": "string", "minLength": 1, "maxLength": config.max_query_length}},
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": config.max_n, "default": config.default_n},
+                    _query("limit",
+                           {"type": "integer", "minimum": 1, "maximum": config.max_n, "default": config.default_n},
                            "How many results to return at most."),
                     _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
                            "How many results to skip: the next page starts at offset + limit.")],
@@ -200,9 +214,12 @@ def openapi_document(engine: Recommender | None, config: ServingConfig) -> dict[
             "/api/recommendations": {"post": {
                 "operationId": "recommendFromFavourites",
                 "summary": "Cold start: recommendations for someone not in the data, from a few anime they liked.",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FavouritesRequest"}}}},
-                "responses": {"200": _ok("Recommendations, best first; the liked anime are never among them.", "FavouritesResponse"),
-                              "400": _error_response("Bad JSON, liked not a non-empty list of distinct ids, or a bad option."),
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/FavouritesRequest"}}}},
+                "responses": {"200": _ok("Recommendations, best first; the liked anime are never among them.",
+                                         "FavouritesResponse"),
+                              "400": _error_response("Bad JSON, liked not a non-empty list of distinct ids, "
+                                                     "or a bad option."),
                               "404": _error_response("A liked anime is not in the model."),
                               "413": _error_response("The body is larger than the server accepts."),
                               "415": _error_response("The body was sent with a Content-Type other than JSON."),
@@ -212,10 +229,12 @@ def openapi_document(engine: Recommender | None, config: ServingConfig) -> dict[
             "/readyz": {"get": {"operationId": "readyz", "summary": "Readiness: the model artifacts are loaded.",
                                 "responses": {"200": _ok("Ready to recommend.", "Ready"),
                                               "503": {"description": "Not ready; reason says why.",
-                                                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Unavailable"}}}}}}},
+                                                      "content": {"application/json": {"schema": {
+                                                          "$ref": "#/components/schemas/Unavailable"}}}}}}},
             "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document.",
                                           "responses": {"200": {"description": "The OpenAPI document.",
-                                                                "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+                                                                "content": {"application/json": {
+                                                                    "schema": {"type": "object"}}}}}}},
         },
         "components": {"schemas": _schemas(config, genre, type_schema)},
     }
