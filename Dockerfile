@@ -1,13 +1,18 @@
-# Anime recommender: the Flask app under gunicorn, with its model artifacts baked into the image.
+# Anime recommender: the Flask app under gunicorn behind Debian's nginx, with its model artifacts baked into the image.
 #
 #   docker/build-image.sh --tag anime-recommender [--model artifacts/model]   (CI's and make image-test's command)
 #   docker build -t anime-recommender .                                        (the working tree as it is)
 #   docker run --rm -p 5000:5000 --read-only --tmpfs /tmp anime-recommender
 #
+# It runs what `make serve` runs (deploy/serve.py): nginx on 0.0.0.0:5000 holding slow clients, limiting requests per
+# client, refusing oversized requests and serving /static (deploy/traffic.yaml), in front of gunicorn on a Unix socket
+# (issue 16, DEPLOYMENT.md "Hostile traffic"). `docker kill --signal HUP` reloads the model, as under make serve.
+#
 # Where the model comes from: CI runs `dvc pull` / `dvc repro` before building, and docker/build-image.sh --model
 # puts artifacts/model/ in the build context, where it is copied in as it is. On a fresh clone there is none, and
-# the `model` stage trains on the embedded sample instead, so every build gives an image that serves with no
-# network at run time.
+# the `model` stage trains on the embedded sample instead (the pipeline's stages without the evaluation: train
+# chooses the settings and fits the evaluation model, refit fits the served one on every rating), so every build
+# gives an image that serves with no network at run time.
 
 ARG PYTHON_IMAGE=python:3.11-slim-trixie
 
@@ -58,7 +63,8 @@ RUN if [ -f artifacts/model/manifest.json ]; then \
         python -m pipeline.training_pipeline --stage ingest \
         && python -m pipeline.training_pipeline --stage process \
             ${MIN_USER_RATINGS:+--min-user-ratings "$MIN_USER_RATINGS"} \
-        && python -m pipeline.training_pipeline --stage train ${TRAIN_EPOCHS:+--epochs "$TRAIN_EPOCHS"}; \
+        && python -m pipeline.training_pipeline --stage train ${TRAIN_EPOCHS:+--epochs "$TRAIN_EPOCHS"} \
+        && python -m pipeline.training_pipeline --stage refit ${TRAIN_EPOCHS:+--epochs "$TRAIN_EPOCHS"}; \
     fi \
  && python -c "from src.artifacts import load_model_artifacts; load_model_artifacts('artifacts/model')" \
  && mkdir -p /opt/anime/artifacts \
@@ -68,8 +74,17 @@ RUN if [ -f artifacts/model/manifest.json ]; then \
  && rm -rf artifacts data \
  && python -m compileall -q /build
 
-# ---- runtime: serving dependencies + code + model, run as a non-root user, nothing written outside /tmp ----
+# ---- runtime: serving dependencies + nginx + code + model, run as a non-root user, nothing written outside /tmp ----
 FROM serving-deps AS runtime
+# Debian's nginx, the reverse proxy of deploy/serve.py (~3 MB). It runs as the app's user from a config rendered
+# under /tmp; nothing of Debian's own nginx setup (its site, its service) is used.
+# deploy/nginx.conf.template uses nothing newer than nginx 1.19, so the version is left to the base's release:
+# not pinned, as Debian's release (1.22 on bookworm, 1.26 on trixie) decides it.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nginx \
+ && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/* \
+ && nginx -v
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can verify it (deployment.yaml uses the same ids).
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /tmp --no-create-home --shell /usr/sbin/nologin app
@@ -79,12 +94,16 @@ COPY --from=model /opt/anime/artifacts /opt/anime/artifacts
 # The root filesystem may be mounted read-only, so every writable path points at /tmp
 # (an emptyDir in Kubernetes, `--tmpfs /tmp` with docker run --read-only).
 ENV ANIME_ARTIFACTS_DIR=/opt/anime/artifacts \
+    SERVE_HOST=0.0.0.0 \
     HOME=/tmp \
     TMPDIR=/tmp \
     MPLCONFIGDIR=/tmp/matplotlib
 USER 10001:10001
 EXPOSE 5000
-# /healthz answers as soon as gunicorn serves; urlopen raises (exit 1) on a refused connection or an error status.
+# /healthz answers (through nginx) as soon as gunicorn serves; urlopen raises (exit 1) on a refused connection or an
+# error status.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:5000/healthz', timeout=4)"]
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "application:create_app()"]
+# nginx on SERVE_HOST:PORT (0.0.0.0:5000) in front of gunicorn (gunicorn.conf.py); pid 1 passes HUP to gunicorn and
+# stops both gracefully on TERM.
+CMD ["python", "-m", "deploy.serve"]
