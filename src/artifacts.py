@@ -10,11 +10,12 @@ One folder per published model version, written by training as a whole and made 
 | ``anime_embeddings.npy`` | float32 (n_anime, d), rows L2-normalised; row j is anime ``anime_ids[j]`` |
 | ``anime_bias.npy`` | float32 (n_anime,): the NCF's per-anime bias; its score is T · cos(u, a) + bias[a] |
 | ``user_ids.json`` / ``anime_ids.json`` | the id maps: list position = embedding row |
-| ``item_weights.npz`` | EASE's anime x anime weights B, dense (``dense``) or kept sparse (``data``, ``indices``, ``indptr``) |
-| ``anime.json`` | metadata of the whole catalogue, one record per anime: the model's anime first (record j is anime index j), then those without ratings |
+| ``item_weights.npz`` | EASE's weights B over ``support`` (its anime), dense or kept sparse (CSR arrays) |
+| ``favourites_item_weights.npz`` | optional: newcomers' own B, when the carve chose other EASE settings for them |
+| ``anime.json`` | the whole catalogue's metadata: the model's anime first (record j = anime index j), then the rest |
 | ``content_features.npy`` | float32 (n_catalogue, f), rows L2-normalised: every catalogue anime's content features |
 | ``story.npz`` | the catalogue's synopsis TF-IDF rows (CSR), for "story like ..." reasons |
-| ``user_ratings.npy`` | every known interaction of the kept users: ``user_index``, ``anime_index``, ``rating`` (1..10, 0 = watched or listed but not rated), ``split`` (see ``SPLIT_*``) |
+| ``user_ratings.npy`` | the kept users' interactions: user_index, anime_index, rating (0: not rated), split |
 | ``manifest.json`` | data source, counts, the hybrid's chosen settings, config, library versions, version id |
 
 Serving reads only .npy, .npz and .json, so its image needs no parquet library. Everything loads with
@@ -70,6 +71,7 @@ class ModelArtifacts:
     manifest: dict[str, Any]
     anime_bias: np.ndarray | None = None  # zeros when not given
     item_weights: ItemWeights | None = field(default=None, repr=False)  # EASE B; none: no item-item term
+    favourites_item_weights: ItemWeights | None = field(default=None, repr=False)  # newcomers' own B, if any
     content_features: np.ndarray | None = field(default=None, repr=False)  # (catalogue x f); none: no content path
     story: sp.csr_matrix | None = field(default=None, repr=False)  # synopsis TF-IDF rows of the catalogue
 
@@ -107,7 +109,7 @@ def save_embeddings(folder: Path, user_embeddings: np.ndarray, anime_embeddings:
     write_ids(folder / "anime_ids.json", anime_ids)
 
 
-def save_item_weights(folder: Path, item_weights: ItemWeights | None) -> None:
+def save_item_weights(folder: Path, item_weights: ItemWeights | None, name: str = "item_weights.npz") -> None:
     """EASE's B as ``item_weights.npz``: dense, or the three CSR arrays, and the anime it covers (``support``);
     an empty file means no item-item term."""
     arrays: dict[str, np.ndarray] = {}
@@ -119,11 +121,11 @@ def save_item_weights(folder: Path, item_weights: ItemWeights | None) -> None:
         else:
             arrays = {"dense": np.asarray(weights, dtype=np.float32)}
         arrays["support"] = np.asarray(item_weights.support, dtype=np.int64)
-    np.savez(folder / "item_weights.npz", **arrays)
+    np.savez(folder / name, **arrays)
 
 
 def save_content_features(folder: Path, features: np.ndarray, story: sp.spmatrix | None) -> None:
-    """The catalogue's content features (row j = catalogue row j) and its synopsis vectors (for "story like" reasons)."""
+    """The catalogue's content features (row j = catalogue row j) and synopsis vectors (for "story like" reasons)."""
     np.save(folder / "content_features.npy", np.asarray(features, dtype=np.float32), allow_pickle=False)
     story = sp.csr_matrix((0, 0), dtype=np.float32) if story is None else sp.csr_matrix(story, dtype=np.float32)
     np.savez(folder / "story.npz", data=story.data, indices=story.indices, indptr=story.indptr,
@@ -236,6 +238,8 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
         anime_ids = read_ids(folder / "anime_ids.json")
         anime_bias = np.load(folder / "anime_bias.npy", allow_pickle=False)
         item_weights = load_item_weights(folder / "item_weights.npz")
+        favourites_path = folder / "favourites_item_weights.npz"
+        favourites_weights = load_item_weights(favourites_path) if favourites_path.is_file() else None
         anime = read_anime_table(folder / "anime.json")
         user_ratings = read_ratings(folder / "user_ratings.npy")
         content_features, story = load_content_features(folder)
@@ -243,16 +247,18 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
     except ArtifactError:
         raise
     except Exception as error:  # any parse failure means a truncated or corrupt file
-        raise ArtifactError(f"model artifacts in {folder} are unreadable ({type(error).__name__}: {error}); retrain") from error
+        raise ArtifactError(f"model artifacts in {folder} are unreadable ({type(error).__name__}: {error}); "
+                            "retrain") from error
     if not isinstance(manifest, dict):
         raise ArtifactError("manifest.json must be a JSON object; retrain")
     _check_consistency(user_embeddings, anime_embeddings, user_ids, anime_ids, anime, user_ratings)
-    if problems := _companion_problems(anime_bias, item_weights, len(anime_ids)) + _content_problems(
-            content_features, story, len(anime)):
+    if problems := (_companion_problems(anime_bias, (item_weights, favourites_weights), len(anime_ids))
+                    + _content_problems(content_features, story, len(anime))):
         raise ArtifactError("model artifacts do not match each other: " + "; ".join(problems) + "; retrain")
-    return ModelArtifacts(user_embeddings.astype(np.float32, copy=False), anime_embeddings.astype(np.float32, copy=False),
+    return ModelArtifacts(user_embeddings.astype(np.float32, copy=False),
+                          anime_embeddings.astype(np.float32, copy=False),
                           user_ids, anime_ids, anime, user_ratings, manifest, anime_bias.astype(np.float32, copy=False),
-                          item_weights, content_features if content_features.shape[1] else None,
+                          item_weights, favourites_weights, content_features if content_features.shape[1] else None,
                           story if story.shape[0] else None)
 
 
@@ -267,18 +273,20 @@ def _content_problems(features: np.ndarray, story: sp.csr_matrix, n_catalogue: i
     return problems
 
 
-def _companion_problems(anime_bias: np.ndarray, item_weights: ItemWeights | None,
+def _companion_problems(anime_bias: np.ndarray, item_weights: tuple[ItemWeights | None, ...],
                         n_anime: int) -> list[str]:
     problems = []
     if anime_bias.shape != (n_anime,) or not np.issubdtype(anime_bias.dtype, np.floating):
         problems.append(f"anime_bias.npy must hold one float per anime ({n_anime}), not {anime_bias.shape}")
     elif not np.isfinite(anime_bias).all():
         problems.append("anime_bias.npy contains NaN or infinity")
-    if item_weights is not None:
-        support = item_weights.support
-        if item_weights.shape != (len(support), len(support)):
+    for weights in item_weights:
+        if weights is None:
+            continue
+        support = weights.support
+        if weights.shape != (len(support), len(support)):
             problems.append(f"item_weights.npz weights must be {len(support)} x {len(support)} (its support), "
-                            f"not {item_weights.shape}")
+                            f"not {weights.shape}")
         elif len(support) and (support.min() < 0 or support.max() >= n_anime or np.any(np.diff(support) <= 0)):
             problems.append(f"item_weights.npz support must be increasing anime indices below {n_anime}")
     return problems
@@ -304,7 +312,8 @@ def _embedding_problems(user_embeddings: np.ndarray, anime_embeddings: np.ndarra
                     f"{matrix.dtype}"]
     problems = []
     if user_embeddings.shape[1] != anime_embeddings.shape[1]:
-        problems.append(f"user and anime embeddings differ in size ({user_embeddings.shape[1]} vs {anime_embeddings.shape[1]})")
+        problems.append(f"user and anime embeddings differ in size ({user_embeddings.shape[1]} vs "
+                        f"{anime_embeddings.shape[1]})")
     elif user_embeddings.shape[1] == 0:
         problems.append("the embeddings have no columns")
     for name, matrix, ids in matrices:

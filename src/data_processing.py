@@ -39,9 +39,9 @@ import pyarrow.parquet as pq
 
 from config import paths_config
 from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, save_content_features, write_ids
+from src.content_features import fit_content_features
 from src.data_ingestion import describe_raw_folder
 from src.errors import UserError
-from src.content_features import fit_content_features
 from src.evaluation.splitting import assign_splits, select_newcomers
 from src.logger import get_logger
 from src.metadata import read_metadata

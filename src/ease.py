@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import lapack
 import scipy.sparse as sp
-
+from scipy.linalg import lapack
 
 
 def ease_weights(interactions: sp.spmatrix, regularisation: float) -> np.ndarray:

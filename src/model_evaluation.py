@@ -32,11 +32,16 @@ from src.engine.scorers import over_catalogue
 from src.engine.serving_config import ServingConfig
 from src.errors import UserError
 from src.evaluation import baselines
+from src.evaluation.metrics import popularity_ranks
 from src.evaluation.newcomers import favourites_ranker, item_scorer_rankers, newcomer_split
 from src.evaluation.protocol import (
-    EvaluationSettings, RankFn, engine_rankers, evaluate_methods, scorer_rankers, settings_from_config,
+    EvaluationSettings,
+    RankFn,
+    engine_rankers,
+    evaluate_methods,
+    scorer_rankers,
+    settings_from_config,
 )
-from src.evaluation.metrics import popularity_ranks
 from src.evaluation.reports import log_to_comet, write_reports
 from src.evaluation.splitting import held_out_users, split_interactions, without_held_out
 from src.logger import get_logger
@@ -52,7 +57,7 @@ ENGINE_METHODS = {"ncf_direct": "ncf", "item_item": "item_item", "user": "user",
 ROW_BASELINES: dict[str, Callable[..., baselines.RowScoreFn]] = {
     "popularity": lambda matrix: baselines.popularity(matrix),
     "item_knn": lambda matrix, shrink, neighbours: baselines.item_knn(matrix, shrink, neighbours),
-    "ease": lambda matrix, regularisation: baselines.ease(matrix, regularisation),
+    "ease": lambda matrix, regularisation, max_anime=None: baselines.ease(matrix, regularisation, max_anime),
 }
 
 
@@ -68,12 +73,29 @@ def _grid(section: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def baseline_grids(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Every baseline's candidate settings: evaluation.baselines, and for EASE the dense candidates of hybrid.item_item."""
+    """Every baseline's candidate settings (evaluation.baselines). EASE is not here: its dense candidates were
+    already measured on the same carve when the hybrid's settings were chosen (see ``ease_from_carve``)."""
     grids = {name: _grid(section) for name, section in config["evaluation"]["baselines"].items()}
-    item_item = config["hybrid"]["item_item"]
-    grids["ease"] = _grid({"values": item_item["values"], "regularisation": item_item["regularisation"]})
     grids["popularity"] = [{"values": "any"}]
     return grids
+
+
+def ease_from_carve(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """The EASE baseline's settings: the dense, EASE-alone candidates the hybrid's search measured on the carve,
+    the best for known users and the best for newcomers."""
+    dense = [trial for trial in trials if trial.get("search") == "item_item and ncf"
+             and trial["settings"]["neighbours"] is None and trial["ncf"] == 0]
+    if not dense:
+        raise UserError("the model records no dense EASE candidate measured on the carve: keep null among "
+                        "hybrid.item_item.neighbours (and the catalogue under dense_max_anime) and retrain")
+    chosen = {}
+    for purpose, key in (("users", "recall"), ("newcomers", "newcomer_recall")):
+        trial = max(dense, key=lambda trial: trial[key])
+        chosen[purpose] = {"setting": {"values": trial["settings"]["values"],
+                                       "regularisation": trial["settings"]["regularisation"],
+                                       "max_anime": trial["settings"].get("max_anime")},
+                           "carve_recall": trial[key]}
+    return chosen
 
 
 def _fit_row_baseline(name: str, rows: pd.DataFrame, n_users: int, n_anime: int, setting: dict[str, Any],
@@ -142,6 +164,9 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
     engine = engine_for(artifacts, config)
     width, tiebreak = engine.n_anime, engine.catalogue.popularity_order  # rankings cover the whole catalogue
     chosen = tune_baselines(config, carve(data, config), tiebreak)
+    for purpose, ease_choice in ease_from_carve(artifacts.manifest.get("hybrid", {}).get("carve", {}).get("trials", [])
+                                                ).items():
+        chosen[purpose]["ease"] = ease_choice
 
     rankers = scorer_rankers(_fit_baselines(config, known, n_users, engine.n_model_anime, chosen["users"], width),
                              known, width, n_users, tiebreak)
@@ -194,7 +219,8 @@ def _fit_baselines(config: dict[str, Any], known: pd.DataFrame, n_users: int, n_
 
 
 def _evaluate_newcomers(config: dict[str, Any], processed_dir: Path, engine: Recommender, known: pd.DataFrame,
-                        chosen: Mapping[str, Any], settings: EvaluationSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+                        chosen: Mapping[str, Any],
+                        settings: EvaluationSettings) -> tuple[dict[str, Any], dict[str, Any]]:
     """Favourites (the engine's cold start) against the baselines built from the same favourites."""
     path = processed_dir / "newcomers.parquet"
     rows = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["user_id", "anime_index", "rating"])
@@ -237,14 +263,16 @@ def _evaluate_new_anime(config: dict[str, Any], processed_dir: Path, engine: Rec
     pool = np.zeros(width, dtype=bool)
     pool[rows["anime_index"].to_numpy()] = True
     catalogue = engine.catalogue
-    genre_vectors = catalogue.genre_matrix / np.maximum(np.linalg.norm(catalogue.genre_matrix, axis=1, keepdims=True), 1e-9)
+    genre_norms = np.linalg.norm(catalogue.genre_matrix, axis=1, keepdims=True)
+    genre_vectors = catalogue.genre_matrix / np.maximum(genre_norms, 1e-9)
     rng = np.random.default_rng(int(config["seed"]))
     random_scores = rng.random(width)
 
     def ranker(score: Callable[[Any], np.ndarray]) -> RankFn:
         def rank(users: np.ndarray, k: int) -> np.ndarray:
             profiles = engine.interactions.profiles(users)
-            return top_k(np.asarray(score(profiles), dtype=np.float64), k, allowed=pool, tiebreak=catalogue.popularity_order)
+            return top_k(np.asarray(score(profiles), dtype=np.float64), k, allowed=pool,
+                         tiebreak=catalogue.popularity_order)
         return rank
 
     rankers = {

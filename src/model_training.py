@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from src.experiment_tracking import CometEpochLogger, tracked_experiment  # comet before keras
-
 import keras
 import numpy as np
 import pandas as pd
@@ -25,12 +23,21 @@ import scipy.sparse as sp
 
 from config import paths_config
 from src.artifacts import (
-    SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, load_content_features, read_ids, save_content_features,
-    save_embeddings, save_item_weights, write_manifest, write_tables,
+    SPLIT_TEST,
+    SPLIT_TRAIN,
+    SPLIT_VALIDATION,
+    load_content_features,
+    read_ids,
+    save_content_features,
+    save_embeddings,
+    save_item_weights,
+    write_manifest,
+    write_tables,
 )
 from src.base_model import build_model, extract_embeddings
 from src.ease import fit_item_weights
 from src.errors import UserError
+from src.experiment_tracking import CometEpochLogger, tracked_experiment  # comet before keras
 from src.logger import get_logger
 from src.model_registry import publish_model
 from utils.atomic import atomic_directory, write_json
@@ -45,7 +52,8 @@ def learning_rate_schedule(settings: dict[str, float]) -> Callable[[int], float]
     """The original schedule: linear ramp from ``start`` to ``max``, optional plateau, then exponential decay
     of the excess over ``min``."""
     start, peak, floor = float(settings["start"]), float(settings["max"]), float(settings["min"])
-    rampup, sustain, decay = int(settings["rampup_epochs"]), int(settings["sustain_epochs"]), float(settings["exp_decay"])
+    rampup, sustain = int(settings["rampup_epochs"]), int(settings["sustain_epochs"])
+    decay = float(settings["exp_decay"])
 
     def rate(epoch: int) -> float:
         if epoch < rampup:
@@ -166,6 +174,8 @@ def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_tar
     validation = None
     if validation_targets is not None and validation_targets.nnz:
         validation = UserBatches(validation_targets, batches.batch_size, None)
+    # Large data needs fewer passes: the number of steps, not of epochs, is what the model needs.
+    epochs = max(1, min(epochs, int(np.ceil(int(training["max_steps"]) / max(len(batches), 1)))))
     if strategy is None:
         model = build_model(n_users, n_anime, config)
     else:
@@ -208,13 +218,18 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
             experiment.log_parameters(flatten(config))
             experiment.log_others({f"data.{key}": value for key, value in data.summary.items()
                                    if not isinstance(value, dict)})
-            fitted = fit_ncf(config, data.train_targets, data.validation_targets, epochs, [CometEpochLogger(experiment)])
+            fitted = fit_ncf(config, data.train_targets, data.validation_targets, epochs,
+                             [CometEpochLogger(experiment)])
             fitted.model.save(staging / "model.keras")
             user_embeddings, anime_embeddings, anime_bias = fitted.embeddings()
             save_embeddings(staging, user_embeddings, anime_embeddings, data.user_ids, data.anime_ids, anime_bias)
             item_started = time.perf_counter()
             save_item_weights(staging, fit_item_weights(data.known, len(data.user_ids), len(data.anime_ids),
                                                         settings["item_item"]))
+            if settings.get("favourites_item_item"):  # the newcomers' own EASE, chosen for them on the carve
+                save_item_weights(staging, fit_item_weights(data.known, len(data.user_ids), len(data.anime_ids),
+                                                            settings["favourites_item_item"]),
+                                  "favourites_item_weights.npz")
             final = _training_summary(fitted, time.perf_counter() - item_started)
             experiment.log_metrics(final)
             for name in ("user_embeddings.npy", "anime_embeddings.npy", "anime_bias.npy"):
@@ -225,8 +240,9 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
         write_tables(staging, data.anime, data.ratings)
         save_content_features(staging, data.content_features, data.story)
         write_manifest(staging, manifest)
+        schedule = learning_rate_schedule(config["training"]["learning_rate"])
         write_json(staging / "history.json", {**fitted.history, "learning_rate_schedule": [
-            learning_rate_schedule(config["training"]["learning_rate"])(epoch) for epoch in range(final["epochs_run"])]})
+            schedule(epoch) for epoch in range(final["epochs_run"])]})
     logger.info("published model artifacts to %s: NCF %d epochs in %.1f s, EASE in %.1f s", destination,
                 final["epochs_run"], final["training_seconds"], final["item_item_seconds"])
     return manifest

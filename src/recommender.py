@@ -20,6 +20,7 @@ import numpy as np
 from config.loader import load_config
 from config.paths_config import model_dir
 from src.artifacts import ModelArtifacts, l2_normalise, load_model_artifacts, with_optional_columns
+from src.ease import ItemWeights
 from src.engine import validation
 from src.engine.catalogue import Catalogue, Filters
 from src.engine.explanations import recommendation_reasons, similar_anime_reasons
@@ -27,7 +28,12 @@ from src.engine.hybrid import Hybrid, HybridScores
 from src.engine.interactions import Interactions, Profiles
 from src.engine.ranking import top_k, top_k_row
 from src.engine.scorers import (
-    EmbeddingContentScorer, FeaturesScorer, ItemItemScorer, NCFScorer, NeighbourScorer, PopularityScorer,
+    EmbeddingContentScorer,
+    FeaturesScorer,
+    ItemItemScorer,
+    NCFScorer,
+    NeighbourScorer,
+    PopularityScorer,
     UnratedScorer,
 )
 from src.engine.serving_config import ServingConfig
@@ -82,8 +88,18 @@ class Recommender:
         if self.content_features is not None:
             scorers += [FeaturesScorer(self.content_features), UnratedScorer(self.content_features, self.n_model_anime)]
         self.hybrid = Hybrid({scorer.name: scorer for scorer in scorers})
+        # Newcomers' favourites may have an item-item model of their own (EASE settings chosen for them).
+        self.favourites_hybrid = self.hybrid
+        if artifacts.favourites_item_weights is not None:
+            values = (self.settings.favourites_item_item or self.settings.item_item)["values"]
+            self.favourites_hybrid = Hybrid({**self.hybrid.scorers, "item_item": ItemItemScorer(
+                artifacts.favourites_item_weights, values, width)})
+        if not artifacts.manifest.get("hybrid"):
+            # default settings (hand-made artifacts): mix what these artifacts have
+            self.settings = self.settings.restricted_to(self.hybrid.scorers)
         for weights in (self.settings.weights, self.settings.favourites_weights):
-            if missing := sorted(name for name, weight in weights.items() if weight > 0 and name not in self.hybrid.scorers):
+            if missing := sorted(name for name, weight in weights.items()
+                                 if weight > 0 and name not in self.hybrid.scorers):
                 raise ArtifactError(f"the hybrid weights use {', '.join(missing)}, which the artifacts lack; retrain")
         self.manifest = artifacts.manifest
         logger.info("recommender ready: %d users, %d anime, %d known interactions, %d genres; mix %s",
@@ -117,7 +133,8 @@ class Recommender:
     def with_unrated(self, weights: dict[str, float]) -> dict[str, float]:
         """A mix plus the never-rated titles' content match, at ``serving.unrated_weight`` of the mix's total:
         the same for every method that ranks the whole catalogue, so offline figures include its effect."""
-        if "unrated" not in self.hybrid.scorers or self.n_model_anime == self.n_anime or self.config.unrated_weight <= 0:
+        if ("unrated" not in self.hybrid.scorers or self.n_model_anime == self.n_anime
+                or self.config.unrated_weight <= 0):
             return weights
         return {**weights, "unrated": self.config.unrated_weight * sum(weights.values())}
 
@@ -160,7 +177,7 @@ class Recommender:
     def preferred_anime(self, user_id: int) -> list[tuple[int, float]]:
         """[(anime id, rating)] the user rated at or above their own preference percentile, best first."""
         anime, ratings = self.interactions.profiles([self.user_index(user_id)]).preferred_of(0)
-        return [(int(self.anime_ids[j]), float(r)) for j, r in zip(anime, ratings)]
+        return [(int(self.anime_ids[j]), float(r)) for j, r in zip(anime, ratings, strict=True)]
 
     def default_weights(self) -> tuple[float, float]:
         """The (similar users, similar anime) split of the model's chosen mix: where the sliders start."""
@@ -171,7 +188,7 @@ class Recommender:
         k = validation.check_n(k if k is not None else self.settings.similar_users, self.config, "k")
         nearest, similarity = self.neighbours.nearest_users(self.interactions.profiles([self.user_index(user_id)]), k)
         return [(int(self.user_ids[row]), round(float(value), 4))
-                for row, value in zip(nearest[0], similarity[0]) if row >= 0]
+                for row, value in zip(nearest[0], similarity[0], strict=True) if row >= 0]
 
     # ------------------------------------------------------------------ recommendations
     def recommend_for_user(self, user_id: int, n: int | None = None, user_weight: float | None = None,
@@ -192,7 +209,7 @@ class Recommender:
         """
         n = validation.check_n(self.config.default_n if n is None else n, self.config)
         liked = validation.check_liked(liked_anime_ids, self.config)
-        known = [self.catalogue.index_of(anime_id) for anime_id in liked if self.catalogue.index_of(anime_id) is not None]
+        known = [index for index in map(self.catalogue.index_of, liked) if index is not None]
         if not known:
             raise UnknownAnimeError(f"none of the anime id(s) {', '.join(map(str, liked[:10]))} is known: "
                                     "search a title to find valid ids")
@@ -200,13 +217,14 @@ class Recommender:
         weights = tilted(self.settings.favourites_weights, validation.weights(user_weight, content_weight))
         if not np.any(np.array(known) < self.n_model_anime) and "features" in self.hybrid.scorers:
             weights = {"features": 1.0}  # only never-rated favourites: their content is all there is to go on
-        return self._recommend(profiles, n, self.with_unrated(weights), filters)
+        return self._recommend(profiles, n, self.with_unrated(weights), filters, self.favourites_hybrid)
 
     def unknown_anime(self, anime_ids: Sequence[int]) -> list[int]:
         """The ids among ``anime_ids`` that the catalogue does not have, in the order given."""
         return [int(anime_id) for anime_id in anime_ids if self.catalogue.index_of(anime_id) is None]
 
-    def similar_anime(self, anime_id: int, n: int | None = None, filters: Filters | None = None) -> list[dict[str, Any]]:
+    def similar_anime(self, anime_id: int, n: int | None = None,
+                      filters: Filters | None = None) -> list[dict[str, Any]]:
         """The n anime closest to ``anime_id``, itself excluded: for a rated anime a blend of the NCF embeddings'
         cosine and the content features' (``serving.similar_content_weight``), for a never-rated one content only."""
         n = validation.check_n(self.config.default_n if n is None else n, self.config)
@@ -248,10 +266,10 @@ class Recommender:
         """How many anime ``query`` finds in all (for paging)."""
         return self.catalogue.count_matches(validation.check_query(query, self.config))
 
-    def _recommend(self, profiles: Profiles, n: int, weights: dict[str, float],
-                   filters: Filters | None) -> list[dict[str, Any]]:
+    def _recommend(self, profiles: Profiles, n: int, weights: dict[str, float], filters: Filters | None,
+                   hybrid: Hybrid | None = None) -> list[dict[str, Any]]:
         mask = self.catalogue.filter_mask(filters)
-        scores = self.hybrid.score(profiles, weights)
+        scores = (hybrid or self.hybrid).score(profiles, weights)
         top = top_k(scores.total, n, exclude=profiles.known, allowed=mask, tiebreak=self.catalogue.popularity_order)[0]
         top = top[top >= 0]
         return self._explain(top, scores, profiles)
@@ -283,10 +301,15 @@ class Recommender:
             similarity = np.where(rated, similarity, content)
         return similarity
 
-    def with_item_item(self, weights: np.ndarray | Any, values: str) -> Recommender:
-        """The same engine with other EASE weights (used to compare EASE settings on the validation carve)."""
+    def with_item_item(self, weights: ItemWeights, values: str, favourites: bool = False) -> Recommender:
+        """The same engine with other EASE weights, for known users (or, with ``favourites``, for newcomers only):
+        how the validation carve compares EASE settings."""
         clone = copy.copy(self)
-        clone.hybrid = Hybrid({**self.hybrid.scorers, "item_item": ItemItemScorer(weights, values, self.n_anime)})
+        swapped = Hybrid({**self.hybrid.scorers, "item_item": ItemItemScorer(weights, values, self.n_anime)})
+        if favourites:
+            clone.favourites_hybrid = swapped
+        else:
+            clone.hybrid = clone.favourites_hybrid = swapped
         return clone
 
     # ------------------------------------------------------------------ offline API (model rows, no validation of ids)
@@ -314,10 +337,10 @@ class Recommender:
         """(len(favourites) x k) anime indices for newcomers given by their favourites (anime indices), as the
         favourites endpoint ranks them; -1 padded."""
         return self._rank(Profiles.from_favourites(favourites, self.n_anime), k,
-                          self.method_weights(method, newcomers=True))
+                          self.method_weights(method, newcomers=True), self.favourites_hybrid)
 
-    def _rank(self, profiles: Profiles, k: int, weights: dict[str, float]) -> np.ndarray:
-        scores = self.hybrid.score(profiles, weights)
+    def _rank(self, profiles: Profiles, k: int, weights: dict[str, float], hybrid: Hybrid | None = None) -> np.ndarray:
+        scores = (hybrid or self.hybrid).score(profiles, weights)
         return top_k(scores.total, k, exclude=profiles.known, tiebreak=self.catalogue.popularity_order)
 
 

@@ -17,7 +17,12 @@ import pandas as pd
 
 from config import paths_config
 from src.artifacts import (
-    SPLIT_TRAIN, load_content_features, load_model_artifacts, read_ids, save_content_features, write_ids,
+    SPLIT_TRAIN,
+    load_content_features,
+    load_model_artifacts,
+    read_ids,
+    save_content_features,
+    write_ids,
 )
 from src.data_processing import catalogue_order, encode
 from src.errors import UserError

@@ -64,11 +64,17 @@ def carve(data: TrainingData, config: dict[str, Any]) -> Carve:
                                 np.random.default_rng(seed))
     is_newcomer = newcomer[carved["user_index"].to_numpy()]
     newcomer_rows = carved[is_newcomer].rename(columns={"user_index": "user_id"})
+    limit = int(config["hybrid"]["carve_users"])
+    if newcomer.sum() > limit:  # a seeded sample of the carve-newcomers scores the favourites' mix
+        sample = np.random.default_rng(seed).choice(np.flatnonzero(newcomer), size=limit, replace=False)
+        newcomer_rows = newcomer_rows[np.isin(newcomer_rows["user_id"].to_numpy(), sample)]
     members = carved[~is_newcomer]
     test = members[members["split"].to_numpy() == SPLIT_TEST]
     width = len(data.anime)
     relevant = interaction_matrix(test, n_users, width)
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    if len(users) > limit:  # a seeded sample keeps the component tables small on a large dataset
+        users = np.sort(np.random.default_rng(seed).choice(users, size=limit, replace=False))
     return Carve(members[members["split"].to_numpy() != SPLIT_TEST], relevant, users,
                  newcomer_split(newcomer_rows, int(evaluation["newcomer_favourites"])), n_users, n_anime, width)
 
@@ -96,8 +102,9 @@ class ComponentTable:
     """
 
     def __init__(self, engine: Recommender, profiles: Any, relevant: sp.csr_matrix, k: int,
-                 names: tuple[str, ...]) -> None:
+                 names: tuple[str, ...], favourites: bool = False) -> None:
         self.engine, self.profiles, self.k = engine, profiles, k
+        self.hybrid = engine.favourites_hybrid if favourites else engine.hybrid
         rated = engine.n_model_anime
         self.known = sp.csr_matrix(profiles.known[:, :rated])
         self.relevant = sp.csr_matrix(relevant[:, :rated])
@@ -106,7 +113,7 @@ class ComponentTable:
         self.parts = {name: self.normalised(name) for name in names}
 
     def normalised(self, name: str) -> np.ndarray:
-        scorer = self.engine.hybrid.scorers[name]
+        scorer = self.hybrid.scorers[name]
         values = scorer.normalise(scorer.score(self.profiles).values, self.profiles.known)
         return np.ascontiguousarray(values[:, :self.engine.n_model_anime])
 
@@ -170,26 +177,52 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
                           anime_bias, content_features=data.content_features, story=data.story)
     trials: list[dict[str, Any]] = []
     engine: Recommender | None = None
-    best: tuple[dict[str, Any], np.ndarray, Any] | None = None  # (settings, per-user recall, weights)
+    ncf_part: np.ndarray | None = None
+    # EASE's settings and the NCF's weight beside it are chosen together: the two carry the mix. The default is
+    # the strongest plain EASE (dense, alone: the baseline's form); anything else must beat it significantly.
+    default: tuple[dict[str, Any], float, np.ndarray, Any] | None = None
+    best: tuple[dict[str, Any], float, np.ndarray, Any] | None = None
+    # Newcomers have only their favourites: EASE's best settings for them may differ (kept when they do).
+    newcomer_default: tuple[dict[str, Any], np.ndarray, Any] | None = None
+    newcomer_best: tuple[dict[str, Any], np.ndarray, Any] | None = None
     for settings, weights in _item_item_candidates(carve_data, config):
         engine = (Recommender(dataclasses.replace(base, item_weights=weights), ServingConfig.from_config(config),
                               {**hybrid["default"], "item_item": settings})
                   if engine is None else engine.with_item_item(weights, settings["values"]))
-        recall = _table(engine, carve_data, k, ("item_item",)).recall({"item_item": 1.0})
+        table = _table(engine, carve_data, k, ("item_item",) if ncf_part is not None else ("item_item", "ncf"))
+        ncf_part = table.parts.setdefault("ncf", ncf_part)
         newcomer_recall = _newcomer_table(engine, carve_data, k, ("item_item",)).recall({"item_item": 1.0})
-        trials.append({"search": "item_item", "settings": settings, "recall": float(recall.mean()),
-                       "newcomer_recall": float(newcomer_recall.mean())})
-        # dense candidates compete on the mean; a pruned one must beat the best so far significantly
-        if best is None or (settings["neighbours"] is None and recall.mean() > best[1].mean()) \
-                or significantly_better(recall, best[1], significance):
-            best = (settings, recall, weights)
+        if settings["neighbours"] is None and (newcomer_default is None
+                                               or newcomer_recall.mean() > newcomer_default[1].mean()):
+            newcomer_default = (settings, newcomer_recall, weights)
+        if newcomer_best is None or newcomer_recall.mean() > newcomer_best[1].mean():
+            newcomer_best = (settings, newcomer_recall, weights)
+        for ncf_weight in [0.0, *hybrid["weights"]]:
+            recall = table.recall({"item_item": 1.0, "ncf": ncf_weight})
+            trials.append({"search": "item_item and ncf", "settings": settings, "ncf": ncf_weight,
+                           "recall": float(recall.mean()),
+                           **({"newcomer_recall": float(newcomer_recall.mean())} if ncf_weight == 0 else {})})
+            plain = settings["neighbours"] is None and ncf_weight == 0
+            if plain and (default is None or recall.mean() > default[2].mean()):
+                default = (settings, ncf_weight, recall, weights)
+            if best is None or recall.mean() > best[2].mean():
+                best = (settings, ncf_weight, recall, weights)
     assert engine is not None and best is not None, "hybrid.item_item offers no candidate"
-    item_item, _, weights = best
+    if default is None or significantly_better(best[2], default[2], significance):
+        default = best
+    item_item, ncf_weight, _, weights = default
     engine = engine.with_item_item(weights, item_item["values"])
+    assert newcomer_best is not None
+    if newcomer_default is None or significantly_better(newcomer_best[1], newcomer_default[1], significance):
+        newcomer_default = newcomer_best
+    favourites_item_item, _, favourites_weights_b = newcomer_default
+    if favourites_item_item != item_item:
+        engine = engine.with_item_item(favourites_weights_b, favourites_item_item["values"], favourites=True)
     components = list(hybrid["components"])
     known = _table(engine, carve_data, k, ("item_item", *(c for c in components if c != "user")))
-    chosen_users, user_weights = int(hybrid["default"]["similar_users"]), {"item_item": 1.0}
-    user_weights = _coordinate_search(known, user_weights, [c for c in components if c != "user"],
+    start = {"item_item": 1.0, **({"ncf": ncf_weight} if ncf_weight else {})}
+    chosen_users = int(hybrid["default"]["similar_users"])
+    user_weights = _coordinate_search(known, start, [c for c in components if c not in ("user", "ncf")],
                                       list(hybrid["weights"]), significance, trials, "users")
     if "user" in components:
         best_user: tuple[float, int, np.ndarray] | None = None
@@ -212,6 +245,7 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
     result = {
         "weights": user_weights, "favourites_weights": favourites_weights, "similar_users": chosen_users,
         "item_item": item_item,
+        "favourites_item_item": favourites_item_item if favourites_item_item != item_item else None,
         "carve": {"users": len(carve_data.users), "newcomers": len(carve_data.newcomers),
                   "recall": float(final_users.mean()), "favourites_recall": float(final_newcomers.mean()),
                   "ncf_training_seconds": round(fitted.seconds, 2), "seconds": round(time.perf_counter() - started, 2),
@@ -232,7 +266,7 @@ def _newcomer_table(engine: Recommender, carve_data: Carve, k: int, names: tuple
     newcomers = carve_data.newcomers
     profiles = Profiles.from_favourites(newcomers.favourites, engine.n_anime)
     relevant = interaction_matrix(newcomers.relevant_rows, len(newcomers), carve_data.width)
-    return ComponentTable(engine, profiles, relevant, k, names)
+    return ComponentTable(engine, profiles, relevant, k, names, favourites=True)
 
 
 # ------------------------------------------------------------------------------------------ the NCF's own settings

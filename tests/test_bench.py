@@ -111,3 +111,37 @@ def test_the_whole_benchmark_in_smoke_mode(tiny_root, tmp_path, monkeypatch, cap
     assert summary in capsys.readouterr().out
     for figure in ("hybrid", "requests/s", "readyz", "rows/s", "samples/s", "default model"):
         assert figure in summary
+
+
+def test_the_full_size_harness_in_smoke_mode(tmp_path, capsys):
+    """bench/full_size.py end to end on a tiny synthetic file: every stage as its own probed process, the sample
+    stability check, then serving (both servers, every endpoint). The figures mean nothing; the shape does."""
+    from bench import full_size
+
+    output = tmp_path / "full.json"
+    assert full_size.main(["--smoke", "--rows", "6000", "--users", "30", "--min-user-ratings", "10", "--sampling",
+                           "--workdir", str(tmp_path), "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert list(report["stages"]) == ["ingest", "process", "train", "evaluate", "refit"]
+    for stage in report["stages"].values():
+        assert stage["returncode"] == 0 and stage["wall_seconds"] > 0 and stage["peak_rss_bytes"] > 0
+        assert stage["probe"]["samples"]["count"] > 0 and stage["probe"]["sections"]
+    train = report["stages"]["train"]["probe"]
+    assert any(path.endswith("choose_settings > fit_ncf") for path in train["sections"])
+    assert any("publish" in path for path in report["stages"]["refit"]["probe"]["sections"])
+    fits = [fit for stage in report["stages"].values() for fit in stage["probe"]["ncf_fits"]]
+    assert len(fits) == 3 and all(fit["users_per_second"] > 0 and fit["interactions_per_second"] > 0 for fit in fits)
+    assert report["pipeline"]["wall_seconds"] >= sum(s["wall_seconds"] for s in report["stages"].values()) - 1
+    assert report["outcome"]["metrics"]["known_users"]["hybrid"]["recall"] >= 0
+    assert report["sampling"]["recommended_max_users"] > 0 and "hybrid" in report["sampling"]["methods"]
+    serving = report["serving"]
+    assert set(serving["startup"]) == {"full", "gunicorn"}
+    assert set(serving["in_process"]["api"]) == {"hybrid", "user_based", "similar_anime", "search", "favourites"}
+    assert {"page index", "page anime", "openapi"} <= set(serving["http_endpoints"])
+    assert all(set(figures["statuses"]) == {200} for figures in serving["http_endpoints"].values())
+    assert serving["http_mix"]["median"]["errors"] == 0 and serving["http_mix"]["median"]["requests"] > 0
+    summary = output.with_suffix(".md").read_text()
+    assert summary in capsys.readouterr().out
+    for figure in ("whole pipeline", "users/s", "interactions/s", "Sampled profile", "readyz", "max_users"):
+        assert figure in summary
+    assert not list(tmp_path.glob("bench-full-*")), "the scratch folder is deleted"

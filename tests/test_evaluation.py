@@ -11,9 +11,9 @@ import pytest
 
 from config.loader import load_config
 from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, ModelArtifacts
+from src.ease import ease_weights, keep_top_neighbours
 from src.engine.ranking import top_k
 from src.errors import UserError
-from src.ease import ease_weights, keep_top_neighbours
 from src.evaluation import baselines
 from src.evaluation.baselines import embedding_scorer, interaction_matrix
 from src.evaluation.metrics import (

@@ -37,12 +37,16 @@ def test_evaluation_reports_every_method_and_the_newcomers(trained_root, tmp_pat
         assert 0 <= metrics["recall"] <= metrics["hr"] <= 1 and 0 <= metrics["ndcg"] <= 1
     assert set(report["newcomers"]["methods"]) == NEWCOMER_METHODS
     assert report["newcomers"]["meta"]["newcomers"] > 10
+    new_anime = report["new_anime"]["methods"]
+    assert set(new_anime) == {"content", "genre_only", "popularity", "random"}
+    assert new_anime["content"]["recall"] > new_anime["random"]["recall"]  # the content path places them
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["methods"] == report["methods"] and written["meta"]["min_user_ratings"] == 400
     assert written["newcomers"]["methods"] == report["newcomers"]["methods"]
     assert set(written["meta"]["baselines"]["users"]) == {"popularity", "item_knn", "als", "ease"}
     markdown = (tmp_path / "evaluation.md").read_text()
     assert "| hybrid |" in markdown and "| favourites |" in markdown and "best baseline" in markdown
+    assert "## New anime" in markdown and written["new_anime"]["methods"] == new_anime
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

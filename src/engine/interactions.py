@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-
 FAVOURITE_RATING = 10.0
 
 

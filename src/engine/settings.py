@@ -7,6 +7,7 @@ neighbours' favourites) and "similar anime" (EASE's item-item weights and the em
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,14 +25,16 @@ class HybridSettings:
     weights: dict[str, float]  # known users
     favourites_weights: dict[str, float]  # newcomers, from their favourites
     similar_users: int
-    item_item: dict[str, Any]  # how EASE was fitted: values, regularisation, neighbours
+    item_item: dict[str, Any]  # how EASE was fitted: values, regularisation, neighbours, max_anime
+    favourites_item_item: dict[str, Any] | None = None  # the newcomers' own EASE, when it differs
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> HybridSettings:
         try:
             settings = cls({str(k): float(v) for k, v in mapping["weights"].items()},
                            {str(k): float(v) for k, v in mapping["favourites_weights"].items()},
-                           int(mapping["similar_users"]), dict(mapping["item_item"]))
+                           int(mapping["similar_users"]), dict(mapping["item_item"]),
+                           dict(mapping["favourites_item_item"]) if mapping.get("favourites_item_item") else None)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ArtifactError(f"the hybrid settings are incomplete or malformed ({error}); retrain") from error
         for name, weights in (("weights", settings.weights), ("favourites_weights", settings.favourites_weights)):
@@ -43,9 +46,16 @@ class HybridSettings:
             raise ArtifactError("hybrid similar_users must be >= 1; retrain")
         return settings
 
+    def restricted_to(self, available: Mapping[str, Any]) -> HybridSettings:
+        """These settings with only the components in ``available`` (the NCF alone when none is left)."""
+        def keep(weights: dict[str, float]) -> dict[str, float]:
+            return {name: weight for name, weight in weights.items() if name in available} or {"ncf": 1.0}
+        return dataclasses.replace(self, weights=keep(self.weights), favourites_weights=keep(self.favourites_weights))
+
     def as_dict(self) -> dict[str, Any]:
         return {"weights": self.weights, "favourites_weights": self.favourites_weights,
-                "similar_users": self.similar_users, "item_item": self.item_item}
+                "similar_users": self.similar_users, "item_item": self.item_item,
+                "favourites_item_item": self.favourites_item_item}
 
 
 def default_slider_weights(weights: Mapping[str, float]) -> tuple[float, float]:

@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from src.artifacts import l2_normalise
-from src.ease import ease_weights
+from src.ease import ease_weights, most_rated
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 RowScoreFn = Callable[[sp.csr_matrix], np.ndarray]
@@ -91,10 +91,19 @@ def item_knn(matrix: sp.csr_matrix, shrink: float = 0.0, neighbours: int | None 
     return lambda rows: np.asarray(rows @ similarity)
 
 
-def ease(matrix: sp.csr_matrix, regularisation: float) -> RowScoreFn:
-    """EASE (src/ease.py), dense: Score(u) = x_u · B."""
-    weights = ease_weights(matrix, regularisation)
-    return lambda rows: np.asarray(rows @ weights)
+def ease(matrix: sp.csr_matrix, regularisation: float, max_anime: int | None = None) -> RowScoreFn:
+    """EASE (src/ease.py), dense: Score(u) = x_u · B, over the ``max_anime`` most-rated anime (all when None;
+    the others score -inf) as the engine's item-item part is fitted."""
+    support = most_rated(matrix, max_anime)
+    weights = ease_weights(matrix[:, support], regularisation)
+    if len(support) == matrix.shape[1]:
+        return lambda rows: np.asarray(rows @ weights)
+
+    def score(rows: sp.csr_matrix) -> np.ndarray:
+        scores = np.full((rows.shape[0], matrix.shape[1]), -np.inf, np.float32)
+        scores[:, support] = np.asarray(rows[:, support] @ weights)
+        return scores
+    return score
 
 
 def als(matrix: sp.csr_matrix, factors: int, regularization: float, alpha: float, iterations: int,

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from src.engine.serving_config import ServingConfig
-from src.recommender import Recommender
 from src.engine.validation import MAX_OFFSET
+from src.recommender import Recommender
 from src.web import params
 
 _NULLABLE_STRING = {"type": "string", "nullable": True}
