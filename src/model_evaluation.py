@@ -109,32 +109,36 @@ def _fit_row_baseline(name: str, rows: pd.DataFrame, n_users: int, n_anime: int,
 
 
 def tune_baselines(config: dict[str, Any], carve_data: Carve, tiebreak: np.ndarray) -> dict[str, Any]:
-    """Each baseline's best settings on the carve: for known users, and (row baselines) for newcomers."""
-    k = int(config["evaluation"]["k"])
+    """Each baseline's best settings on the carve: for known users, and (row baselines) for newcomers.
+
+    A baseline knows only the model's (rated) anime, and every carve-test anime is one of them, so the carve is
+    scored over those alone: the never-rated rest of the catalogue would only cost time."""
+    k, rated = int(config["evaluation"]["k"]), carve_data.n_anime
     chosen: dict[str, Any] = {"users": {}, "newcomers": {}, "trials": []}
-    known = baselines.interaction_matrix(carve_data.train, carve_data.n_users, carve_data.width)
-    favourites = carve_data.newcomers.favourites_matrix(carve_data.width)
+    known = baselines.interaction_matrix(carve_data.train, carve_data.n_users, rated)
+    favourites = sp.csr_matrix(carve_data.newcomers.favourites_matrix(carve_data.width)[:, :rated])
     newcomer_relevant = baselines.interaction_matrix(carve_data.newcomers.relevant_rows, len(carve_data.newcomers),
-                                                     carve_data.width)
+                                                     rated)
+    relevant = sp.csr_matrix(carve_data.relevant[carve_data.users][:, :rated])
+    rated_tiebreak = tiebreak[tiebreak < rated]
     for name, grid in baseline_grids(config).items():
         for setting in grid:
             started = time.perf_counter()
             if name == "als":
                 score_users = baselines.als(baselines.interaction_matrix(carve_data.train, carve_data.n_users,
-                                                                         carve_data.n_anime, setting["values"]),
+                                                                         rated, setting["values"]),
                                             setting["factors"], setting["regularization"], setting["alpha"],
                                             setting["iterations"], int(config["seed"]))
-                scores = {"users": over_catalogue(score_users(carve_data.users), carve_data.width)}
+                scores = {"users": score_users(carve_data.users)}
             else:
-                score_rows = _fit_row_baseline(name, carve_data.train, carve_data.n_users, carve_data.n_anime, setting,
-                                               carve_data.width)
+                score_rows = _fit_row_baseline(name, carve_data.train, carve_data.n_users, rated, setting, rated)
                 scores = {"users": score_rows(known[carve_data.users]), "newcomers": score_rows(favourites)}
             recalls = {}
             for purpose, values in scores.items():
-                exclude, relevant = ((known[carve_data.users], carve_data.relevant[carve_data.users])
-                                     if purpose == "users" else (favourites, newcomer_relevant))
-                lists = top_k(np.asarray(values), k, exclude=exclude, tiebreak=tiebreak)
-                recalls[purpose] = float(recall_per_user(lists, relevant, k).mean())
+                exclude, truth = ((known[carve_data.users], relevant) if purpose == "users"
+                                  else (favourites, newcomer_relevant))
+                lists = top_k(np.asarray(values), k, exclude=exclude, tiebreak=rated_tiebreak)
+                recalls[purpose] = float(recall_per_user(lists, truth, k).mean())
                 if name not in chosen[purpose] or recalls[purpose] > chosen[purpose][name]["carve_recall"]:
                     chosen[purpose][name] = {"setting": setting, "carve_recall": recalls[purpose]}
             chosen["trials"].append({"baseline": name, "setting": setting, "carve_recall": recalls,
