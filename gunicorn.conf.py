@@ -38,6 +38,7 @@ preload_app = True
 pidfile = os.environ.get("GUNICORN_PIDFILE") or None
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30
+# Longer than nginx keeps an idle connection to gunicorn (4 s, deploy/nginx.conf.template): nginx closes it first.
 keepalive = 5
 # Recycle workers now and then so a slow leak cannot grow without bound; jitter avoids restarting all at once.
 # Rarely: a restart costs a burst of slow requests (at 10,000 it recycled every ~30 s under load and pushed
