@@ -602,8 +602,9 @@ def test_prestop_command_exists(container: Container) -> None:
 
 
 def test_hup_reloads_the_model_under_traffic(container: Container, known_ids: dict[str, list[int]]) -> None:
-    """Issue 15 in the real image: `kill -HUP` to gunicorn (pid 1) reloads the model in the master and replaces
-    every worker while 8 clients keep asking; none fails, and every answer names the one baked version."""
+    """Issue 15 in the real image: `kill -HUP` to deploy/serve.py (pid 1), which passes it to gunicorn, reloads the
+    model in gunicorn's master and replaces every worker while 8 clients keep asking through nginx; none fails, and
+    every answer names the one baked version."""
     status, ready = container.get_json("/readyz")
     version = ready.get("version")
     assert status == 200 and version, ready
