@@ -36,7 +36,8 @@ def ease_weights(interactions: sp.spmatrix, regularisation: float) -> np.ndarray
     _mirror_lower_triangle(precision)
     precision /= -np.diag(precision).copy()  # B_ij = -P_ij / P_jj
     np.fill_diagonal(precision, 0.0)
-    return precision
+    # LAPACK hands back a Fortran-ordered array; a sparse row times it would copy all of B to C order every time
+    return np.ascontiguousarray(precision)
 
 
 def _mirror_lower_triangle(matrix: np.ndarray, block_size: int = 1024) -> None:

@@ -144,7 +144,10 @@ class ItemItemScorer:
     name = "item_item"
 
     def __init__(self, item_weights: ItemWeights, values: str, width: int) -> None:
-        self.weights, self.support, self.values, self.width = item_weights.weights, item_weights.support, values, width
+        weights = item_weights.weights
+        # a sparse row times a dense B needs B in C order (scipy would copy it on every request otherwise)
+        self.weights = weights if sp.issparse(weights) else np.ascontiguousarray(weights, dtype=np.float32)
+        self.support, self.values, self.width = item_weights.support, values, width
 
     def profile_rows(self, profiles: Profiles) -> sp.csr_matrix:
         """The profiles' anime as EASE saw users' rows: any = 1; rated = 1 if rated; weighted = rating / 10
