@@ -48,8 +48,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from bench.request_mix import (
     Request,
     ServedModel,
@@ -84,9 +82,10 @@ def copy_model(source: Path, destination: Path, marker: str = "", note: str = ""
         if path.is_file() and path.name not in _SKIPPED:
             shutil.copy2(path, destination / path.name)
     if marker:
-        anime = pd.read_parquet(destination / "anime.parquet")
-        anime["name"] = anime["name"].astype(str) + marker
-        anime.to_parquet(destination / "anime.parquet", index=False)
+        records = json.loads((destination / "anime.json").read_text(encoding="utf-8"))
+        for record in records:
+            record["name"] = f"{record['name']}{marker}"
+        (destination / "anime.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
     manifest = json.loads((destination / MANIFEST).read_text(encoding="utf-8"))
     manifest.pop("version", None)
     manifest.pop("published_at", None)

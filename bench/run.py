@@ -44,7 +44,7 @@ SMOKE = {**QUICK, "requests": 20, "warmup": 5, "http_seconds": 2, "http_connecti
          "startup_repeats": 1, "rows": 20_000, "processing_repeats": 1, "min_user_ratings": 10,
          "training_min_user_ratings": 400, "epochs": 2, "default_model": True,
          "training_overrides": {"model.embedding_size": 8, "model.jit_compile": False, "training.epochs": 1,
-                                "training.negatives_per_positive": 1, "training.batch_size": 4096}}
+                                "training.batch_size": 4096}}
 
 
 def ensure_model(scratch: Path) -> tuple[Path, str]:

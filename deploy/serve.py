@@ -172,10 +172,18 @@ def error_bodies(traffic: Mapping[str, int]) -> dict[str, str]:
     return files
 
 
+# A Unix socket's path must fit sockaddr_un.sun_path: 108 bytes on Linux, 104 on macOS, with its terminating NUL.
+SOCKET_PATH_LIMIT = 100
+
+
 def prepare_run_dir(traffic: Mapping[str, int], listen: str) -> tuple[Path, Path]:
     """A fresh run folder (mode 0700) holding nginx.conf and errors/: (folder, gunicorn's socket path)."""
     run_dir = Path(tempfile.mkdtemp(prefix="anime-serve-"))
     socket_path = run_dir / "gunicorn.sock"
+    if len(os.fsencode(socket_path)) > SOCKET_PATH_LIMIT:  # a deep TMPDIR: Unix sockets cannot live there
+        run_dir.rmdir()
+        run_dir = Path(tempfile.mkdtemp(prefix="anime-serve-", dir="/tmp"))
+        socket_path = run_dir / "gunicorn.sock"
     (run_dir / "nginx.conf").write_text(nginx_config(traffic, listen=listen, run_dir=run_dir,
                                                      socket_path=socket_path), encoding="utf-8")
     (run_dir / "errors").mkdir()

@@ -204,13 +204,16 @@ def write_model_artifacts(folder: str | Path, user_embeddings: np.ndarray, anime
                           user_ids: np.ndarray, anime_ids: np.ndarray, anime: pd.DataFrame,
                           user_ratings: pd.DataFrame, manifest: dict[str, Any], anime_bias: np.ndarray | None = None,
                           item_weights: ItemWeights | None = None,
-                          content_features: np.ndarray | None = None, story: sp.spmatrix | None = None) -> None:
+                          content_features: np.ndarray | None = None, story: sp.spmatrix | None = None,
+                          favourites_item_weights: ItemWeights | None = None) -> None:
     """Write everything serving reads into ``folder`` (training adds model.keras beside it); content features
     default to none (an empty matrix: no content path)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_embeddings(folder, user_embeddings, anime_embeddings, user_ids, anime_ids, anime_bias)
     save_item_weights(folder, item_weights)
+    if favourites_item_weights is not None:
+        save_item_weights(folder, favourites_item_weights, "favourites_item_weights.npz")
     save_content_features(folder, np.zeros((len(anime), 0), np.float32) if content_features is None
                           else content_features, story)
     write_tables(folder, anime, user_ratings)

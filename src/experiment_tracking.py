@@ -11,8 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import comet_ml  # noqa: F401  (imported before keras by callers, as comet recommends)
-import keras
+# Comet's own crash reports go to its Sentry unless switched off; a training run sends nothing anywhere by default
+# (it has no network at all in CI), so they are off unless the environment says otherwise.
+os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
+
+import comet_ml  # noqa: E402,F401  (imported before keras by callers, as comet recommends)
+import keras  # noqa: E402
 
 from src.logger import get_logger
 

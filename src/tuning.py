@@ -191,7 +191,9 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
                   if engine is None else engine.with_item_item(weights, settings["values"]))
         table = _table(engine, carve_data, k, ("item_item",) if ncf_part is not None else ("item_item", "ncf"))
         ncf_part = table.parts.setdefault("ncf", ncf_part)
-        newcomer_recall = _newcomer_table(engine, carve_data, k, ("item_item",)).recall({"item_item": 1.0})
+        # Too small a carve may hold no newcomer at all: their settings then follow the known users'.
+        newcomer_recall = (_newcomer_table(engine, carve_data, k, ("item_item",)).recall({"item_item": 1.0})
+                           if len(carve_data.newcomers) else np.zeros(1))
         if settings["neighbours"] is None and (newcomer_default is None
                                                or newcomer_recall.mean() > newcomer_default[1].mean()):
             newcomer_default = (settings, newcomer_recall, weights)
@@ -238,16 +240,21 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
         if best_user and significantly_better(best_user[2], known.recall(user_weights), significance):
             user_weights, chosen_users = {**user_weights, "user": best_user[0]}, best_user[1]
     engine.neighbours.neighbours = chosen_users
-    favourites = _newcomer_table(engine, carve_data, k, ("item_item", *hybrid["favourites_components"]))
-    favourites_weights = _coordinate_search(favourites, {"item_item": 1.0}, list(hybrid["favourites_components"]),
-                                            list(hybrid["weights"]), significance, trials, "newcomers")
-    final_users, final_newcomers = known.recall(user_weights), favourites.recall(favourites_weights)
+    favourites_weights: dict[str, float] = {"item_item": 1.0}
+    final_newcomers = np.full(1, np.nan)
+    if len(carve_data.newcomers):
+        favourites = _newcomer_table(engine, carve_data, k, ("item_item", *hybrid["favourites_components"]))
+        favourites_weights = _coordinate_search(favourites, favourites_weights, list(hybrid["favourites_components"]),
+                                                list(hybrid["weights"]), significance, trials, "newcomers")
+        final_newcomers = favourites.recall(favourites_weights)
+    final_users = known.recall(user_weights)
     result = {
         "weights": user_weights, "favourites_weights": favourites_weights, "similar_users": chosen_users,
         "item_item": item_item,
         "favourites_item_item": favourites_item_item if favourites_item_item != item_item else None,
         "carve": {"users": len(carve_data.users), "newcomers": len(carve_data.newcomers),
-                  "recall": float(final_users.mean()), "favourites_recall": float(final_newcomers.mean()),
+                  "recall": float(final_users.mean()),
+                  "favourites_recall": float(final_newcomers.mean()) if len(carve_data.newcomers) else None,
                   "ncf_training_seconds": round(fitted.seconds, 2), "seconds": round(time.perf_counter() - started, 2),
                   "significance": significance, "trials": trials},
     }

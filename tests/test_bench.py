@@ -125,8 +125,10 @@ def test_the_full_size_harness_in_smoke_mode(tmp_path, capsys):
     assert list(report["stages"]) == ["ingest", "process", "train", "evaluate", "refit"]
     for stage in report["stages"].values():
         assert stage["returncode"] == 0 and stage["wall_seconds"] > 0 and stage["peak_rss_bytes"] > 0
-        assert stage["probe"]["samples"]["count"] > 0 and stage["probe"]["sections"]
+        assert stage["probe"]["sections"]
     train = report["stages"]["train"]["probe"]
+    # stacks are sampled about 20 times a second: a tiny ingest may end before the first, training does not
+    assert train["samples"]["count"] > 0 and train["samples"]["count"] >= train["stage_seconds"] * 5
     assert any(path.endswith("choose_settings > fit_ncf") for path in train["sections"])
     assert any("publish" in path for path in report["stages"]["refit"]["probe"]["sections"])
     fits = [fit for stage in report["stages"].values() for fit in stage["probe"]["ncf_fits"]]

@@ -114,6 +114,7 @@ def test_retraining_then_hup_changes_the_version_of_the_next_responses(trained_r
     shutil.copytree(trained_root, root, symlinks=True)
     config = small_training_config(base_config)
     config["training"]["epochs"] = 1
+    config["evaluation"]["holdout_fraction"] = 0  # the train stage then publishes the served model itself
     config_path = tmp_path / "config.yaml"
     config_path.write_text(json.dumps(config), encoding="utf-8")  # YAML is a superset of JSON
 

@@ -32,7 +32,9 @@ def served_root(trained_root, tmp_path_factory):
     """An artifacts root serving the trained model as the evaluation sees it (held-out rows dropped)."""
     root = tmp_path_factory.mktemp("served")
     artifacts = without_held_out(load_model_artifacts(paths_config.model_dir(trained_root)))
-    write_model_artifacts(paths_config.model_dir(root), **dataclasses.asdict(artifacts))
+    # the fields as they are (dataclasses.asdict would turn the EASE weights into a dict too)
+    fields = {field.name: getattr(artifacts, field.name) for field in dataclasses.fields(artifacts)}
+    write_model_artifacts(paths_config.model_dir(root), **fields)
     return root
 
 

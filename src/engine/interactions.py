@@ -95,7 +95,7 @@ def _csr(index_lists: Sequence[np.ndarray], value_lists: Sequence[np.ndarray] | 
     """Rows in the given order (not sorted by column), values 1 unless given."""
     indptr = np.concatenate([[0], np.cumsum([len(indices) for indices in index_lists])]).astype(np.int64)
     indices = np.concatenate(index_lists).astype(np.int32) if index_lists else np.zeros(0, np.int32)
-    data = (np.concatenate(value_lists).astype(np.float32) if value_lists is not None
+    data = (np.concatenate(value_lists).astype(np.float32) if value_lists
             else np.ones(len(indices), np.float32))
     return sp.csr_matrix((data, indices, indptr), shape=(len(index_lists), n_columns))
 
