@@ -180,10 +180,11 @@ def prepare_run_dir(traffic: Mapping[str, int], listen: str) -> tuple[Path, Path
     """A fresh run folder (mode 0700) holding nginx.conf and errors/: (folder, gunicorn's socket path)."""
     run_dir = Path(tempfile.mkdtemp(prefix="anime-serve-"))
     socket_path = run_dir / "gunicorn.sock"
-    if len(os.fsencode(socket_path)) > SOCKET_PATH_LIMIT:  # a deep TMPDIR: Unix sockets cannot live there
+    if len(os.fsencode(socket_path)) > SOCKET_PATH_LIMIT:
         run_dir.rmdir()
-        run_dir = Path(tempfile.mkdtemp(prefix="anime-serve-", dir="/tmp"))
-        socket_path = run_dir / "gunicorn.sock"
+        raise SystemExit(f"serve: TMPDIR {run_dir.parent} is too deep for gunicorn's Unix socket "
+                         f"({len(os.fsencode(socket_path))} bytes, at most {SOCKET_PATH_LIMIT}): "
+                         "point TMPDIR at a shorter folder")
     (run_dir / "nginx.conf").write_text(nginx_config(traffic, listen=listen, run_dir=run_dir,
                                                      socket_path=socket_path), encoding="utf-8")
     (run_dir / "errors").mkdir()

@@ -15,7 +15,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -572,7 +574,8 @@ def test_outputs_travel_through_the_default_local_remote(reproduced: dict[str, o
 
 
 @pytest.mark.integration
-def test_image_layout_serves_the_pipelines_model(reproduced: dict[str, object], tmp_path: Path) -> None:
+def test_image_layout_serves_the_pipelines_model(reproduced: dict[str, object], tmp_path: Path,
+                                                 container_tmp: Path) -> None:
     """The Dockerfile's model stage script and runtime command, run without Docker on the DVC clone's model."""
     require_app_files(reproduced["clone"])
     clone: Path = reproduced["clone"]
@@ -599,8 +602,7 @@ def test_image_layout_serves_the_pipelines_model(reproduced: dict[str, object], 
         assert path.stat().st_mode & needed == needed, f"{path.name} is not readable by the app's user"
 
     port = free_port()
-    writable = tmp_path / "container-tmp"
-    writable.mkdir()
+    writable = container_tmp
     env = container_env(writable, model.parent)
     env.update(SERVE_HOST="127.0.0.1", PORT=str(port))  # a free loopback port instead of the image's 0.0.0.0:5000
     log_path = tmp_path / "serve.log"
@@ -621,6 +623,13 @@ def test_image_layout_serves_the_pipelines_model(reproduced: dict[str, object], 
             f"nginx and gunicorn use {resident_mib:.0f} MiB, the pod requests {requested_mib:.0f} MiB"
     finally:
         stop_process_group(server)
+
+
+@pytest.fixture
+def container_tmp() -> Iterator[Path]:
+    """The container's /tmp: a short path, as there, since gunicorn's Unix socket lives in it."""
+    with tempfile.TemporaryDirectory(prefix="ctmp-") as folder:
+        yield Path(folder)
 
 
 def read_only_root(writable: Path) -> list[str]:
