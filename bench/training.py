@@ -94,22 +94,27 @@ def default_model_child(root: Path, overrides: dict[str, Any]) -> dict:
     from config import paths_config
     from src.data_ingestion import ingest
     from src.data_processing import process
-    from src.model_training import train
+    from src.model_training import prepare_training_data, train
+    from src.tuning import choose_settings
 
     stages = {"imports": time.perf_counter() - started}
     config = load_config(overrides)
     config["training"]["verbose"] = 0
+    processed = paths_config.processed_dir(root)
+    outcome: dict[str, Any] = {}
     for name, step in [
         ("ingest", lambda: ingest(config, destination=paths_config.raw_dir(root))),
-        ("process", lambda: process(config, raw_dir=paths_config.raw_dir(root),
-                                    destination=paths_config.processed_dir(root))),
-        ("train", lambda: train(config, processed_dir=paths_config.processed_dir(root),
-                                destination=paths_config.model_dir(root),
-                                comet_directory=paths_config.comet_dir(root))),
+        ("process", lambda: process(config, raw_dir=paths_config.raw_dir(root), destination=processed)),
+        ("choose settings", lambda: outcome.update(
+            settings=choose_settings(config, prepare_training_data(config, processed)))),
+        ("train", lambda: outcome.update(manifest=train(config, outcome["settings"], processed_dir=processed,
+                                                        destination=paths_config.model_dir(root),
+                                                        comet_directory=paths_config.comet_dir(root)))),
     ]:
         begun = time.perf_counter()
-        result = step()
+        step()
         stages[name] = time.perf_counter() - begun
+    result = outcome["manifest"]
     return {"seconds": round(time.perf_counter() - started, 2), "stages": {k: round(v, 2) for k, v in stages.items()},
             "users": result["counts"]["users"], "epochs_run": result["training"]["epochs_run"]}
 

@@ -10,8 +10,9 @@ One folder per published model version, written by training as a whole and made 
 | ``anime_embeddings.npy`` | float32 (n_anime, d), rows L2-normalised; row j is anime ``anime_ids[j]`` |
 | ``anime_bias.npy`` | float32 (n_anime,): the NCF's per-anime bias; its score is T · cos(u, a) + bias[a] |
 | ``user_ids.json`` / ``anime_ids.json`` | the id maps: list position = embedding row |
-| ``item_weights.npz`` | EASE's weights B over ``support`` (its anime), dense or kept sparse (CSR arrays) |
-| ``favourites_item_weights.npz`` | optional: newcomers' own B, when the carve chose other EASE settings for them |
+| ``item_weights.npz`` | EASE's weights B over ``support`` (its anime): the support, and B's CSR arrays when sparse |
+| ``item_weights.npy`` | a dense B, memory-mapped by the server (one copy however many workers) |
+| ``favourites_item_weights.npz``, ``.npy`` | optional: newcomers' own B, when the carve chose other settings for them |
 | ``anime.json`` | the whole catalogue's metadata: the model's anime first (record j = anime index j), then the rest |
 | ``content_features.npy`` | float32 (n_catalogue, f), rows L2-normalised: every catalogue anime's content features |
 | ``story.npz`` | the catalogue's synopsis TF-IDF rows (CSR), for "story like ..." reasons |
@@ -110,16 +111,18 @@ def save_embeddings(folder: Path, user_embeddings: np.ndarray, anime_embeddings:
 
 
 def save_item_weights(folder: Path, item_weights: ItemWeights | None, name: str = "item_weights.npz") -> None:
-    """EASE's B as ``item_weights.npz``: dense, or the three CSR arrays, and the anime it covers (``support``);
-    an empty file means no item-item term."""
+    """EASE's B: ``item_weights.npz`` holds the anime it covers (``support``) and, for a sparse B, its three CSR
+    arrays; a dense B goes beside it as ``item_weights.npy``, which the server memory-maps, so however many workers
+    serve, the machine holds one copy. An npz without support means no item-item term."""
     arrays: dict[str, np.ndarray] = {}
+    dense_path = folder / Path(name).with_suffix(".npy")
     if item_weights is not None:
         weights = item_weights.weights
         if sp.issparse(weights):
             csr = sp.csr_matrix(weights, dtype=np.float32)
             arrays = {"data": csr.data, "indices": csr.indices, "indptr": csr.indptr, "shape": np.array(csr.shape)}
-        else:
-            arrays = {"dense": np.asarray(weights, dtype=np.float32)}
+        else:  # in C order: a sparse row times B reads B's rows (scipy would copy a Fortran-ordered B per request)
+            np.save(dense_path, np.ascontiguousarray(weights, dtype=np.float32), allow_pickle=False)
         arrays["support"] = np.asarray(item_weights.support, dtype=np.int64)
     np.savez(folder / name, **arrays)
 
@@ -140,14 +143,16 @@ def load_content_features(folder: Path) -> tuple[np.ndarray, sp.csr_matrix]:
 
 
 def load_item_weights(path: Path) -> ItemWeights | None:
+    """The EASE weights saved by save_item_weights; a dense B is memory-mapped (read-only, shared by processes)."""
     # our own handle: numpy leaves its file open when a truncated archive fails to parse
     with path.open("rb") as handle, np.load(handle, allow_pickle=False) as stored:
-        if "dense" in stored:
-            weights: np.ndarray | sp.csr_matrix = stored["dense"]
-        elif "data" in stored:
-            weights = sp.csr_matrix((stored["data"], stored["indices"], stored["indptr"]), shape=tuple(stored["shape"]))
-        else:
+        if "support" not in stored:
             return None
+        if "data" in stored:
+            weights: np.ndarray | sp.csr_matrix = sp.csr_matrix(
+                (stored["data"], stored["indices"], stored["indptr"]), shape=tuple(stored["shape"]))
+        else:
+            weights = np.load(path.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
         return ItemWeights(weights, stored["support"])
 
 

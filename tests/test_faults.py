@@ -88,6 +88,12 @@ def _ratings_table(change: Callable[[pd.DataFrame], pd.DataFrame]) -> Mutation:
     return mutate
 
 
+def _dense_item_weights(folder: Path, support: np.ndarray, size: int) -> None:
+    """EASE weights as save_item_weights writes a dense B: the support in the npz, B beside it as .npy."""
+    np.savez(folder / "item_weights.npz", support=support)
+    np.save(folder / "item_weights.npy", np.zeros((size, size), np.float32), allow_pickle=False)
+
+
 def _replace_folder_by_file(folder: Path) -> None:
     shutil.rmtree(folder)
     folder.write_text("not a folder", encoding="utf-8")
@@ -128,11 +134,12 @@ ARTIFACT_FAULTS: list[tuple[str, Mutation, str]] = [
      "must hold integers"),
     ("ratings-without-a-column", _ratings_table(lambda frame: frame.drop(columns=["split"])), "must hold the columns"),
     ("bias-of-another-model", _save("anime_bias.npy", np.zeros(ANIME + 2, np.float32)), "one float per anime"),
-    ("item-weights-of-another-model", lambda folder: np.savez(folder / "item_weights.npz", support=np.arange(ANIME),
-                                                              dense=np.zeros((3, 3), np.float32)), "must be 12 x 12"),
-    ("item-weights-beyond-the-catalogue", lambda folder: np.savez(folder / "item_weights.npz",
-                                                                  support=np.array([0, 99]),
-                                                                  dense=np.zeros((2, 2), np.float32)), "support must"),
+    ("item-weights-of-another-model", lambda folder: _dense_item_weights(folder, np.arange(ANIME), 3),
+     "must be 12 x 12"),
+    ("item-weights-beyond-the-catalogue", lambda folder: _dense_item_weights(folder, np.array([0, 99]), 2),
+     "support must"),
+    ("item-weights-without-their-matrix", _remove("item_weights.npy"), "unreadable"),
+    ("item-weights-truncated", _truncate("item_weights.npy"), "unreadable"),
 ]
 
 
@@ -233,6 +240,7 @@ def small_root(tmp_path_factory: pytest.TempPathFactory, base_config: dict) -> d
     write_ratings(raw, rows[:700] + MALFORMED_ROWS + rows[700:])
     config = small_training_config(base_config)
     config["training"]["epochs"] = 1
+    config["evaluation"]["holdout_fraction"] = 0  # no test set: the train stage publishes the served model
     config_path = workspace / "config.yaml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     stages = {}
