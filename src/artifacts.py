@@ -151,6 +151,8 @@ def load_item_weights(path: Path) -> ItemWeights | None:
         if "data" in stored:
             weights: np.ndarray | sp.csr_matrix = sp.csr_matrix(
                 (stored["data"], stored["indices"], stored["indptr"]), shape=tuple(stored["shape"]))
+        elif "dense" in stored:  # written before B moved beside the npz: loaded whole
+            weights = stored["dense"]
         else:
             weights = np.load(path.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
         return ItemWeights(weights, stored["support"])
