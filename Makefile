@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARTIFACTS ?= artifacts
 
-.PHONY: install train run serve test test-fast lint browser-deps axe-deps docker-deps proxy-deps image-test clean bench bench-quick
+.PHONY: install train run serve test test-fast lint browser-deps axe-deps docker-deps proxy-deps image-test clean bench bench-quick notebook
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,20 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# The notebook (notebook/anime.ipynb) executed top to bottom on the artifacts and rendered to
+# $(ARTIFACTS)/reports/notebook.html: a model is trained first when there is none, and the evaluation reports are
+# made when missing (from the evaluation model, trained again only when it is gone). The kernel is this venv's.
+NOTEBOOK_ENV := ANIME_ARTIFACTS_DIR=$(abspath $(ARTIFACTS)) TF_CPP_MIN_LOG_LEVEL=3
+notebook: install
+	@test -f $(ARTIFACTS)/model/manifest.json || $(NOTEBOOK_ENV) $(PY) pipeline/training_pipeline.py
+	@test -f $(ARTIFACTS)/reports/metrics.json || { \
+	  { test -f $(ARTIFACTS)/evaluation/model/manifest.json || \
+	    $(NOTEBOOK_ENV) $(PY) pipeline/training_pipeline.py --stage train; } && \
+	  $(NOTEBOOK_ENV) $(PY) pipeline/training_pipeline.py --stage evaluate; }
+	$(NOTEBOOK_ENV) $(PY) -m jupyter nbconvert --to html --execute notebook/anime.ipynb \
+	  --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=900 \
+	  --output-dir $(ARTIFACTS)/reports --output notebook
 
 # Benchmarks (python -m bench.run, from the repository root): bench/results/bench.json and summary.md;
 # `make bench` adds the soak (soak.json). The HTTP load generator is Debian's wrk, installed here as
