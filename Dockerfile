@@ -24,17 +24,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY requirements-serving.txt ./
 # The same RUN trims what serving never loads, so it never reaches a layer (budget in DEPLOYMENT.md): the
-# libraries' own test suites (~100 MB), and pyarrow's Flight and S3 modules, C++ test module, headers and Cython
-# sources (~55 MB; parquet, which the artifacts use, and everything it links stay). The model stage's load
-# check and tests/test_image.py run on this trimmed set, so a trim that breaks an import fails the build.
+# libraries' own test suites (~100 MB). The model stage's load check and tests/test_image.py run on this trimmed
+# set, so a trim that breaks an import fails the build. Serving reads .npy, .npz and JSON only: no pyarrow here.
 RUN pip install --no-cache-dir -r requirements-serving.txt \
  && site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
- && find "$site" -depth -type d -name tests -path "$site/*/tests" -exec rm -rf {} + \
- && arrow="$site/pyarrow" \
- && if [ -d "$arrow" ]; then \
-        rm -rf "$arrow/include" "$arrow/src" "$arrow"/*flight* "$arrow"/*s3* "$arrow"/_pyarrow_cpp_tests* \
-        && find "$arrow" \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.cc' \) -delete; \
-    fi
+ && find "$site" -depth -type d -name tests -path "$site/*/tests" -exec rm -rf {} +
 
 # ---- deps: plus training (TensorFlow, comet-ml, DVC), only for the model stage; the runtime image stays small ----
 FROM serving-deps AS deps

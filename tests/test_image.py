@@ -539,11 +539,6 @@ def test_runtime_size_within_budget(image: Image) -> None:
         runtime_mb = mb(image.size)
         how = f"measured on {image.base.name}"
     record("runtime_size", {"mb": runtime_mb, "how": how, "budget_mb": RUNTIME_BUDGET_MB})
-    if runtime_mb > RUNTIME_BUDGET_MB and "pyarrow" in {name.lower() for name in image.packages}:
-        # Known and owned (issue 17 report, DEPLOYMENT.md): serving reads its tables from parquet, and pyarrow
-        # alone is ~107 MB after the Dockerfile's trim. This turns into a failure for any other cause.
-        pytest.xfail(f"runtime image {runtime_mb} MB > {RUNTIME_BUDGET_MB} MB ({how}): pyarrow is a serving "
-                     "requirement while the model's tables are parquet")
     assert runtime_mb <= RUNTIME_BUDGET_MB, f"runtime image {runtime_mb} MB > {RUNTIME_BUDGET_MB} MB ({how})"
 
 

@@ -18,8 +18,7 @@ SERVING = ["application.py", "gunicorn.conf.py", "src/web", "src/engine", "src/r
 # Distribution name -> import name, where they differ.
 IMPORT_NAMES = {"tensorflow-cpu": "tensorflow", "pyyaml": "yaml", "comet-ml": "comet_ml", "scikit-learn": "sklearn"}
 # Requirements that product code uses without importing them, and how.
-RUN_NOT_IMPORTED = {"gunicorn": "the production server that runs the app (gunicorn --config gunicorn.conf.py)",
-                    "pyarrow": "pandas reads and writes the .parquet artifacts with it"}
+RUN_NOT_IMPORTED = {"gunicorn": "the production server that runs the app (gunicorn --config gunicorn.conf.py)"}
 # Imports that only an optional extra of setup.py provides.
 EXTRAS = {"google": "google-cloud-storage, the gcs extra (data.source: gcs)"}
 
