@@ -354,10 +354,10 @@ def test_resources_are_set_and_cover_the_measured_memory() -> None:
     request = memory_mib(resources["requests"]["memory"])
     limit = memory_mib(resources["limits"]["memory"])
     assert request <= limit
-    # The measurement is recorded in the manifest as "measured-rss-mib: N" (see the comment there).
-    measured = re.search(r"measured-rss-mib:\s*(\d+)", (REPO / "deployment.yaml").read_text(encoding="utf-8"))
+    # The measurement is recorded in the manifest as "measured-pss-mib: N" (see the comment there).
+    measured = re.search(r"measured-pss-mib:\s*(\d+)", (REPO / "deployment.yaml").read_text(encoding="utf-8"))
     assert measured, "record the measured serving memory in deployment.yaml"
-    assert request >= int(measured.group(1)), "the request must cover the measured resident memory"
+    assert request >= int(measured.group(1)), "the request must cover the measured memory"
     assert limit >= 1.5 * int(measured.group(1)), "the limit needs headroom over the measured memory"
 
 
