@@ -87,7 +87,7 @@ def ease_from_carve(trials: list[dict[str, Any]]) -> dict[str, Any]:
              and trial["settings"]["neighbours"] is None and trial["ncf"] == 0]
     if not dense:
         raise UserError("the model records no dense EASE candidate measured on the carve: keep null among "
-                        "hybrid.item_item.neighbours (and the catalogue under dense_max_anime) and retrain")
+                        "hybrid.item_item.neighbours and retrain")
     chosen = {}
     for purpose, key in (("users", "recall"), ("newcomers", "newcomer_recall")):
         trial = max(dense, key=lambda trial: trial[key])

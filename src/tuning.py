@@ -139,26 +139,27 @@ def _coordinate_search(table: ComponentTable, start: dict[str, float], component
     return weights
 
 
-def _item_item_candidates(carve_data: Carve, config: dict[str, Any]) -> Iterator[tuple[dict[str, Any], ItemWeights]]:
-    """(settings, weights) of each EASE candidate of ``hybrid.item_item``, dense ones first; one Gram per values."""
+def _item_item_candidates(carve_data: Carve,
+                          config: dict[str, Any]) -> Iterator[tuple[dict[str, Any], ItemWeights, bool]]:
+    """(settings, weights, servable) of each EASE candidate of ``hybrid.item_item``, dense ones first; one Gram
+    per values. A dense B is always measured (it is the EASE baseline and the reference every candidate must beat)
+    but served only up to ``dense_max_anime`` anime: it costs n^2 x 4 bytes in memory and in the image."""
     grid = config["hybrid"]["item_item"]
     max_anime = grid["max_anime"]
     for values in grid["values"]:
         matrix = interaction_matrix(carve_data.train, carve_data.n_users, carve_data.n_anime, values)
         support = most_rated(matrix, max_anime)
-        dense_allowed = len(support) <= int(grid["dense_max_anime"])
+        dense_servable = len(support) <= int(grid["dense_max_anime"])
         for regularisation in grid["regularisation"]:
             started = time.perf_counter()
             dense = ease_weights(matrix[:, support], float(regularisation))
             logger.info("EASE %s over %d anime, lambda %g: %.1f s", values, len(support), regularisation,
                         time.perf_counter() - started)
             for neighbours in grid["neighbours"]:
-                if neighbours is None and not dense_allowed:
-                    continue
                 settings = {"values": values, "regularisation": regularisation, "neighbours": neighbours,
                             "max_anime": max_anime}
                 weights = dense if neighbours is None else keep_top_neighbours(dense, int(neighbours))
-                yield settings, ItemWeights(weights, support)
+                yield settings, ItemWeights(weights, support), neighbours is not None or dense_servable
 
 
 def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any]:
@@ -185,7 +186,12 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
     # Newcomers have only their favourites: EASE's best settings for them may differ (kept when they do).
     newcomer_default: tuple[dict[str, Any], np.ndarray, Any] | None = None
     newcomer_best: tuple[dict[str, Any], np.ndarray, Any] | None = None
-    for settings, weights in _item_item_candidates(carve_data, config):
+    # Where a dense B is not served, EASE alone in its least pruned form stands in for it when nothing beats it.
+    default_servable = newcomer_default_servable = True
+    least_pruned = max((n for n in hybrid["item_item"]["neighbours"] if n is not None), default=None)
+    stand_in: tuple[dict[str, Any], float, np.ndarray, Any] | None = None
+    newcomer_stand_in: tuple[dict[str, Any], np.ndarray, Any] | None = None
+    for settings, weights, servable in _item_item_candidates(carve_data, config):
         engine = (Recommender(dataclasses.replace(base, item_weights=weights), ServingConfig.from_config(config),
                               {**hybrid["default"], "item_item": settings})
                   if engine is None else engine.with_item_item(weights, settings["values"]))
@@ -196,27 +202,32 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
                            if len(carve_data.newcomers) else np.zeros(1))
         if settings["neighbours"] is None and (newcomer_default is None
                                                or newcomer_recall.mean() > newcomer_default[1].mean()):
-            newcomer_default = (settings, newcomer_recall, weights)
-        if newcomer_best is None or newcomer_recall.mean() > newcomer_best[1].mean():
+            newcomer_default, newcomer_default_servable = (settings, newcomer_recall, weights), servable
+        if servable and (newcomer_best is None or newcomer_recall.mean() > newcomer_best[1].mean()):
             newcomer_best = (settings, newcomer_recall, weights)
+        if settings["neighbours"] == least_pruned and (newcomer_stand_in is None
+                                                       or newcomer_recall.mean() > newcomer_stand_in[1].mean()):
+            newcomer_stand_in = (settings, newcomer_recall, weights)
         for ncf_weight in [0.0, *hybrid["weights"]]:
             recall = table.recall({"item_item": 1.0, "ncf": ncf_weight})
             trials.append({"search": "item_item and ncf", "settings": settings, "ncf": ncf_weight,
-                           "recall": float(recall.mean()),
+                           "recall": float(recall.mean()), "served": servable,
                            **({"newcomer_recall": float(newcomer_recall.mean())} if ncf_weight == 0 else {})})
             plain = settings["neighbours"] is None and ncf_weight == 0
             if plain and (default is None or recall.mean() > default[2].mean()):
-                default = (settings, ncf_weight, recall, weights)
-            if best is None or recall.mean() > best[2].mean():
+                default, default_servable = (settings, ncf_weight, recall, weights), servable
+            if settings["neighbours"] == least_pruned and ncf_weight == 0 and (
+                    stand_in is None or recall.mean() > stand_in[2].mean()):
+                stand_in = (settings, ncf_weight, recall, weights)
+            if servable and (best is None or recall.mean() > best[2].mean()):
                 best = (settings, ncf_weight, recall, weights)
-    assert engine is not None and best is not None, "hybrid.item_item offers no candidate"
-    if default is None or significantly_better(best[2], default[2], significance):
-        default = best
+    assert engine is not None and best is not None, "hybrid.item_item offers no servable candidate"
+    default = _served_choice(default, default_servable, stand_in, best, significance, lambda choice: choice[2])
     item_item, ncf_weight, _, weights = default
     engine = engine.with_item_item(weights, item_item["values"])
     assert newcomer_best is not None
-    if newcomer_default is None or significantly_better(newcomer_best[1], newcomer_default[1], significance):
-        newcomer_default = newcomer_best
+    newcomer_default = _served_choice(newcomer_default, newcomer_default_servable, newcomer_stand_in, newcomer_best,
+                                      significance, lambda choice: choice[1])
     favourites_item_item, _, favourites_weights_b = newcomer_default
     if favourites_item_item != item_item:
         engine = engine.with_item_item(favourites_weights_b, favourites_item_item["values"], favourites=True)
@@ -262,6 +273,17 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
                 result["carve"]["seconds"], item_item, user_weights, k, final_users.mean(), favourites_weights,
                 final_newcomers.mean())
     return result
+
+
+def _served_choice(reference: Any, reference_servable: bool, stand_in: Any, best: Any, significance: float,
+                   recall: Any) -> Any:
+    """The best servable candidate if it beats the reference (plain dense EASE) significantly; otherwise the
+    reference itself when it may be served, else its stand-in (EASE alone, least pruned)."""
+    if reference is None or significantly_better(recall(best), recall(reference), significance):
+        return best
+    if reference_servable:
+        return reference
+    return stand_in if stand_in is not None else best
 
 
 def _table(engine: Recommender, carve_data: Carve, k: int, names: tuple[str, ...]) -> ComponentTable:

@@ -1,0 +1,51 @@
+"""The hybrid's settings chosen on the validation carve (src/tuning.py), on the real embedded sample: what may be
+served, what is only measured, and what the EASE baseline reads back from the trials."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from config import paths_config
+from src.model_evaluation import ease_from_carve
+from src.model_training import prepare_training_data
+from src.tuning import choose_settings
+from tests.conftest import small_training_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def training_data(trained_root, base_config):
+    return prepare_training_data(small_training_config(base_config),
+                                 paths_config.processed_dir(trained_root))
+
+
+def _choose(base_config: dict, training_data, dense_max_anime: int) -> dict:
+    config = small_training_config(base_config)
+    config["hybrid"]["item_item"].update(neighbours=[None, 50], dense_max_anime=dense_max_anime)
+    return choose_settings(copy.deepcopy(config), training_data)
+
+
+def test_a_dense_ease_above_dense_max_anime_is_measured_but_never_served(base_config, training_data):
+    chosen = _choose(base_config, training_data, dense_max_anime=1)
+    trials = [t for t in chosen["carve"]["trials"] if t["search"] == "item_item and ncf"]
+    dense = [t for t in trials if t["settings"]["neighbours"] is None]
+    assert dense and not any(t["served"] for t in dense)  # measured, as the reference and the baseline
+    assert all(t["served"] for t in trials if t["settings"]["neighbours"] is not None)
+    assert chosen["item_item"]["neighbours"] == 50
+    assert (chosen["favourites_item_item"] or chosen["item_item"])["neighbours"] == 50
+    # the EASE baseline of the report still finds its dense candidates among the trials
+    baseline = ease_from_carve(chosen["carve"]["trials"])
+    assert baseline["users"]["carve_recall"] == max(t["recall"] for t in dense if t["ncf"] == 0)
+
+
+def test_a_small_enough_catalogue_may_serve_the_dense_ease(base_config, training_data):
+    chosen = _choose(base_config, training_data, dense_max_anime=10**6)
+    trials = [t for t in chosen["carve"]["trials"] if t["search"] == "item_item and ncf"]
+    assert all(t["served"] for t in trials)
+    best_plain = max((t for t in trials if t["settings"]["neighbours"] is None and t["ncf"] == 0),
+                     key=lambda t: t["recall"])
+    # plain dense EASE is the default: anything else had to beat it by the significance margin
+    if chosen["item_item"]["neighbours"] is None:
+        assert chosen["item_item"] == best_plain["settings"]
