@@ -190,10 +190,16 @@ def _api(server: str, path: str, body: dict | None = None) -> dict:
 
 
 def _in_view(driver, element_id: str) -> bool:
-    """The element's top is on screen (after a submit, the results are what the visitor sees)."""
-    return driver.execute_script(
-        "const box = document.getElementById(arguments[0]).getBoundingClientRect();"
-        "return box.top >= -1 && box.top < window.innerHeight * 0.6;", element_id)
+    """The element's top comes on screen (after a submit, the results are what the visitor sees), within
+    WAIT_SECONDS: the browser scrolls to the anchor as the page settles, later on a busy machine."""
+    from selenium.common.exceptions import TimeoutException
+
+    try:
+        return bool(_wait(driver, lambda d: d.execute_script(
+            "const box = document.getElementById(arguments[0]).getBoundingClientRect();"
+            "return box.top >= -1 && box.top < window.innerHeight * 0.6;", element_id)))
+    except TimeoutException:
+        return False
 
 
 def _first_card_in_view(driver) -> bool:
