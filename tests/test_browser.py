@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from bench.servers import gunicorn
-from tests.serving_fixtures import TEST_USER
+from tests.serving_fixtures import TEST_USER, write_tiny_artifacts
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -46,6 +46,15 @@ def server(tiny_artifacts_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     """The real thing: gunicorn with gunicorn.conf.py, on a free local port, serving the model (/readyz 200)."""
     log_path = tmp_path_factory.mktemp("browser-server") / "gunicorn.log"
     with gunicorn(tiny_artifacts_root, log_path, timeout=60, ready_path="/readyz") as live:
+        yield live.url
+
+
+@pytest.fixture(scope="module")
+def catalogue_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same, on a catalogue that also lists anime nobody rated (issue 12: the whole catalogue)."""
+    root = tmp_path_factory.mktemp("catalogue-artifacts")
+    write_tiny_artifacts(root / "model", unrated=True)
+    with gunicorn(root, root / "gunicorn.log", timeout=60, ready_path="/readyz") as live:
         yield live.url
 
 
@@ -319,6 +328,17 @@ def test_search_suggestions_lead_to_an_anime_page_with_similar_anime(server: str
     assert 1 not in _card_ids(browser)
     assert set(_card_ids(browser)[:5]) == {5, 6, 20, 21, 30}  # the rest of its group comes first
     _scan(browser, "similar_anime", width)
+    _assert_no_console_errors(browser)
+
+
+def test_a_never_rated_title_has_its_page_and_similar_anime(catalogue_server: str, browser, width: str) -> None:
+    _open(browser, catalogue_server + "/anime/38000")
+    _wait(browser, lambda d: len(_cards(d)) > 0)
+    assert "Kimetsu no Yaiba" in browser.find_element(_by().TAG_NAME, "h1").text
+    assert "no ratings yet" in browser.find_element(_by().TAG_NAME, "main").text
+    ids = _card_ids(browser)
+    assert 38000 not in ids and 40748 in ids  # Jujutsu Kaisen, never rated either, found by content alone
+    _scan(browser, "never_rated_anime", width)
     _assert_no_console_errors(browser)
 
 
