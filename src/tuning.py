@@ -181,16 +181,10 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
     ncf_part: np.ndarray | None = None
     # EASE's settings and the NCF's weight beside it are chosen together: the two carry the mix. The default is
     # the strongest plain EASE (dense, alone: the baseline's form); anything else must beat it significantly.
-    default: tuple[dict[str, Any], float, np.ndarray, Any] | None = None
-    best: tuple[dict[str, Any], float, np.ndarray, Any] | None = None
-    # Newcomers have only their favourites: EASE's best settings for them may differ (kept when they do).
-    newcomer_default: tuple[dict[str, Any], np.ndarray, Any] | None = None
-    newcomer_best: tuple[dict[str, Any], np.ndarray, Any] | None = None
-    # Where a dense B is not served, EASE alone in its least pruned form stands in for it when nothing beats it.
-    default_servable = newcomer_default_servable = True
     least_pruned = max((n for n in hybrid["item_item"]["neighbours"] if n is not None), default=None)
-    stand_in: tuple[dict[str, Any], float, np.ndarray, Any] | None = None
-    newcomer_stand_in: tuple[dict[str, Any], np.ndarray, Any] | None = None
+    known_choice = _EaseChoice(least_pruned)
+    # Newcomers have only their favourites: EASE's best settings for them may differ (kept when they do).
+    newcomer_choice = _EaseChoice(least_pruned)
     for settings, weights, servable in _item_item_candidates(carve_data, config):
         engine = (Recommender(dataclasses.replace(base, item_weights=weights), ServingConfig.from_config(config),
                               {**hybrid["default"], "item_item": settings})
@@ -200,35 +194,17 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
         # Too small a carve may hold no newcomer at all: their settings then follow the known users'.
         newcomer_recall = (_newcomer_table(engine, carve_data, k, ("item_item",)).recall({"item_item": 1.0})
                            if len(carve_data.newcomers) else np.zeros(1))
-        if settings["neighbours"] is None and (newcomer_default is None
-                                               or newcomer_recall.mean() > newcomer_default[1].mean()):
-            newcomer_default, newcomer_default_servable = (settings, newcomer_recall, weights), servable
-        if servable and (newcomer_best is None or newcomer_recall.mean() > newcomer_best[1].mean()):
-            newcomer_best = (settings, newcomer_recall, weights)
-        if settings["neighbours"] == least_pruned and (newcomer_stand_in is None
-                                                       or newcomer_recall.mean() > newcomer_stand_in[1].mean()):
-            newcomer_stand_in = (settings, newcomer_recall, weights)
+        newcomer_choice.offer((settings, newcomer_recall, weights), newcomer_recall, settings, 0.0, servable)
         for ncf_weight in [0.0, *hybrid["weights"]]:
             recall = table.recall({"item_item": 1.0, "ncf": ncf_weight})
             trials.append({"search": "item_item and ncf", "settings": settings, "ncf": ncf_weight,
                            "recall": float(recall.mean()), "served": servable,
                            **({"newcomer_recall": float(newcomer_recall.mean())} if ncf_weight == 0 else {})})
-            plain = settings["neighbours"] is None and ncf_weight == 0
-            if plain and (default is None or recall.mean() > default[2].mean()):
-                default, default_servable = (settings, ncf_weight, recall, weights), servable
-            if settings["neighbours"] == least_pruned and ncf_weight == 0 and (
-                    stand_in is None or recall.mean() > stand_in[2].mean()):
-                stand_in = (settings, ncf_weight, recall, weights)
-            if servable and (best is None or recall.mean() > best[2].mean()):
-                best = (settings, ncf_weight, recall, weights)
-    assert engine is not None and best is not None, "hybrid.item_item offers no servable candidate"
-    default = _served_choice(default, default_servable, stand_in, best, significance, lambda choice: choice[2])
-    item_item, ncf_weight, _, weights = default
+            known_choice.offer((settings, ncf_weight, recall, weights), recall, settings, ncf_weight, servable)
+    assert engine is not None, "hybrid.item_item offers no candidate"
+    item_item, ncf_weight, _, weights = known_choice.served(significance)
     engine = engine.with_item_item(weights, item_item["values"])
-    assert newcomer_best is not None
-    newcomer_default = _served_choice(newcomer_default, newcomer_default_servable, newcomer_stand_in, newcomer_best,
-                                      significance, lambda choice: choice[1])
-    favourites_item_item, _, favourites_weights_b = newcomer_default
+    favourites_item_item, _, favourites_weights_b = newcomer_choice.served(significance)
     if favourites_item_item != item_item:
         engine = engine.with_item_item(favourites_weights_b, favourites_item_item["values"], favourites=True)
     components = list(hybrid["components"])
@@ -275,15 +251,42 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
     return result
 
 
-def _served_choice(reference: Any, reference_servable: bool, stand_in: Any, best: Any, significance: float,
-                   recall: Any) -> Any:
-    """The best servable candidate if it beats the reference (plain dense EASE) significantly; otherwise the
-    reference itself when it may be served, else its stand-in (EASE alone, least pruned)."""
-    if reference is None or significantly_better(recall(best), recall(reference), significance):
-        return best
-    if reference_servable:
-        return reference
-    return stand_in if stand_in is not None else best
+class _EaseChoice:
+    """EASE's candidates as the carve measures them, for one group (known users or newcomers): the reference
+    (plain dense EASE alone, the baseline's form), its stand-in where a dense B is not served (EASE alone, least
+    pruned), and the best candidate that may be served; each kept with its per-user recall."""
+
+    def __init__(self, least_pruned: int | None) -> None:
+        self.least_pruned = least_pruned
+        self.reference: tuple[Any, np.ndarray] | None = None
+        self.reference_servable = True
+        self.stand_in: tuple[Any, np.ndarray] | None = None
+        self.best: tuple[Any, np.ndarray] | None = None
+
+    def offer(self, candidate: Any, recall: np.ndarray, settings: dict[str, Any], ncf_weight: float,
+              servable: bool) -> None:
+        measured = (candidate, recall)
+        alone = ncf_weight == 0
+        if alone and settings["neighbours"] is None and _beats(recall, self.reference):
+            self.reference, self.reference_servable = measured, servable
+        if alone and settings["neighbours"] == self.least_pruned and _beats(recall, self.stand_in):
+            self.stand_in = measured
+        if servable and _beats(recall, self.best):
+            self.best = measured
+
+    def served(self, significance: float) -> Any:
+        """The best servable candidate if it beats the reference significantly; otherwise the reference itself
+        when it may be served, else its stand-in."""
+        assert self.best is not None, "hybrid.item_item offers no servable candidate"
+        if self.reference is None or significantly_better(self.best[1], self.reference[1], significance):
+            return self.best[0]
+        if self.reference_servable:
+            return self.reference[0]
+        return (self.stand_in or self.best)[0]
+
+
+def _beats(recall: np.ndarray, other: tuple[Any, np.ndarray] | None) -> bool:
+    return other is None or recall.mean() > other[1].mean()
 
 
 def _table(engine: Recommender, carve_data: Carve, k: int, names: tuple[str, ...]) -> ComponentTable:
