@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -56,7 +57,8 @@ ENGINE_METHODS = {"ncf_direct": "ncf", "item_item": "item_item", "user": "user",
 # Baselines that score from an interaction row alone: they serve newcomers from their favourites too.
 ROW_BASELINES: dict[str, Callable[..., baselines.RowScoreFn]] = {
     "popularity": lambda matrix: baselines.popularity(matrix),
-    "item_knn": lambda matrix, shrink, neighbours: baselines.item_knn(matrix, shrink, neighbours),
+    "item_knn": lambda matrix, shrink, neighbours, similarity=None: baselines.item_knn(matrix, shrink, neighbours,
+                                                                                     similarity),
     "ease": lambda matrix, regularisation, max_anime=None: baselines.ease(matrix, regularisation, max_anime),
 }
 
@@ -98,14 +100,47 @@ def ease_from_carve(trials: list[dict[str, Any]]) -> dict[str, Any]:
     return chosen
 
 
-def _fit_row_baseline(name: str, rows: pd.DataFrame, n_users: int, n_anime: int, setting: dict[str, Any],
-                      width: int) -> baselines.RowScoreFn:
-    """A row baseline fitted on the model's ``n_anime`` rated anime; it scores rows ``width`` (the catalogue) wide,
-    the anime without ratings getting -inf (a baseline has nothing to say about them)."""
-    matrix = baselines.interaction_matrix(rows, n_users, n_anime, setting["values"])
-    options = {key: value for key, value in setting.items() if key != "values"}
-    score_rows = ROW_BASELINES[name](matrix, **options)
-    return lambda rows: over_catalogue(np.asarray(score_rows(sp.csr_matrix(rows[:, :n_anime]))), width)
+class RowBaselines:
+    """The row baselines fitted on one set of rows, on the model's ``n_anime`` rated anime; each scores rows
+    ``width`` (the catalogue) wide, the anime without ratings getting -inf (a baseline has nothing to say about them).
+
+    What settings share is computed once: the interaction matrix per values, item-kNN's dense similarity per
+    values and shrink (the latest one; a search runs its neighbour counts in a row), and, with ``keep``, each
+    fitted scorer (the known users' and the newcomers' baselines are often the same fit)."""
+
+    def __init__(self, rows: pd.DataFrame, n_users: int, n_anime: int, width: int) -> None:
+        self.rows, self.n_users, self.n_anime, self.width = rows, n_users, n_anime, width
+        self._matrices: dict[str, sp.csr_matrix] = {}
+        self._similarity: tuple[tuple[str, float], np.ndarray] | None = None
+        self._fitted: dict[str, baselines.RowScoreFn] = {}
+
+    def matrix(self, values: str) -> sp.csr_matrix:
+        if values not in self._matrices:
+            self._matrices[values] = baselines.interaction_matrix(self.rows, self.n_users, self.n_anime, values)
+        return self._matrices[values]
+
+    def scorer(self, name: str, setting: dict[str, Any], keep: bool = True) -> baselines.RowScoreFn:
+        key = json.dumps([name, setting], sort_keys=True)
+        if key in self._fitted:
+            return self._fitted[key]
+        matrix = self.matrix(setting["values"])
+        options = {key: value for key, value in setting.items() if key != "values"}
+        if name == "item_knn":
+            options["similarity"] = self._cosine(setting["values"], float(options.get("shrink", 0.0)))
+        score_rows = ROW_BASELINES[name](matrix, **options)
+        n_anime, width = self.n_anime, self.width
+
+        def score(rows: sp.csr_matrix) -> np.ndarray:
+            return over_catalogue(np.asarray(score_rows(sp.csr_matrix(rows[:, :n_anime]))), width)
+        if keep:
+            self._fitted[key] = score
+        return score
+
+    def _cosine(self, values: str, shrink: float) -> np.ndarray:
+        if self._similarity is None or self._similarity[0] != (values, shrink):
+            self._similarity = None  # the previous one goes before the next is built: one n x n array at a time
+            self._similarity = ((values, shrink), baselines.cosine_similarity(self.matrix(values), shrink))
+        return self._similarity[1]
 
 
 def tune_baselines(config: dict[str, Any], carve_data: Carve, tiebreak: np.ndarray) -> dict[str, Any]:
@@ -121,6 +156,7 @@ def tune_baselines(config: dict[str, Any], carve_data: Carve, tiebreak: np.ndarr
                                                      rated)
     relevant = sp.csr_matrix(carve_data.relevant[carve_data.users][:, :rated])
     rated_tiebreak = tiebreak[tiebreak < rated]
+    fitter = RowBaselines(carve_data.train, carve_data.n_users, rated, rated)
     for name, grid in baseline_grids(config).items():
         for setting in grid:
             started = time.perf_counter()
@@ -131,7 +167,7 @@ def tune_baselines(config: dict[str, Any], carve_data: Carve, tiebreak: np.ndarr
                                             setting["iterations"], int(config["seed"]))
                 scores = {"users": score_users(carve_data.users)}
             else:
-                score_rows = _fit_row_baseline(name, carve_data.train, carve_data.n_users, rated, setting, rated)
+                score_rows = fitter.scorer(name, setting, keep=False)
                 scores = {"users": score_rows(known[carve_data.users]), "newcomers": score_rows(favourites)}
             recalls = {}
             for purpose, values in scores.items():
@@ -172,14 +208,14 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
                                                 ).items():
         chosen[purpose]["ease"] = ease_choice
 
-    rankers = scorer_rankers(_fit_baselines(config, known, n_users, engine.n_model_anime, chosen["users"], width),
-                             known, width, n_users, tiebreak)
+    fitted = RowBaselines(known, n_users, engine.n_model_anime, width)
+    rankers = scorer_rankers(_fit_baselines(config, fitted, chosen["users"]), known, width, n_users, tiebreak)
     rankers.update({name: engine_rankers(engine, [method])[method] for name, method in ENGINE_METHODS.items()})
     if config["evaluation"]["compare_original_objective"] if compare_original is None else compare_original:
         rankers.update(_original_rankers(config, artifacts, known, tiebreak, width))
     results = evaluate_methods(rankers, known, test, width, settings)
 
-    newcomer_results, newcomer_meta = _evaluate_newcomers(config, processed_dir, engine, known, chosen["newcomers"],
+    newcomer_results, newcomer_meta = _evaluate_newcomers(config, processed_dir, engine, fitted, chosen["newcomers"],
                                                           settings)
     new_anime_results, new_anime_meta = _evaluate_new_anime(config, processed_dir, engine, settings)
     data_summary = artifacts.manifest.get("data", {})
@@ -205,24 +241,23 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
     return {"methods": results, **sections, "meta": meta}
 
 
-def _fit_baselines(config: dict[str, Any], known: pd.DataFrame, n_users: int, n_anime: int,
-                   chosen: Mapping[str, Any], width: int) -> dict[str, baselines.ScoreFn]:
-    """The baselines with their carve-chosen settings, fitted on every known (non-test) row; scores ``width`` wide."""
-    fitted: dict[str, baselines.ScoreFn] = {}
+def _fit_baselines(config: dict[str, Any], fitted: RowBaselines,
+                   chosen: Mapping[str, Any]) -> dict[str, baselines.ScoreFn]:
+    """The baselines with their carve-chosen settings, fitted on every known (non-test) row; by user."""
+    scorers: dict[str, baselines.ScoreFn] = {}
     for name in ("popularity", "item_knn", "als", "ease"):
         setting = chosen[name]["setting"]
-        matrix = baselines.interaction_matrix(known, n_users, width, setting["values"])
         if name == "als":
-            score_users = baselines.als(baselines.interaction_matrix(known, n_users, n_anime, setting["values"]),
-                                        setting["factors"], setting["regularization"], setting["alpha"],
-                                        setting["iterations"], int(config["seed"]))
-            fitted[name] = lambda users, score_users=score_users: over_catalogue(score_users(users), width)
+            score_users = baselines.als(fitted.matrix(setting["values"]), setting["factors"],
+                                        setting["regularization"], setting["alpha"], setting["iterations"],
+                                        int(config["seed"]))
+            scorers[name] = lambda users, score_users=score_users: over_catalogue(score_users(users), fitted.width)
         else:
-            fitted[name] = baselines.by_user(_fit_row_baseline(name, known, n_users, n_anime, setting, width), matrix)
-    return fitted
+            scorers[name] = baselines.by_user(fitted.scorer(name, setting), fitted.matrix(setting["values"]))
+    return scorers
 
 
-def _evaluate_newcomers(config: dict[str, Any], processed_dir: Path, engine: Recommender, known: pd.DataFrame,
+def _evaluate_newcomers(config: dict[str, Any], processed_dir: Path, engine: Recommender, fitted: RowBaselines,
                         chosen: Mapping[str, Any],
                         settings: EvaluationSettings) -> tuple[dict[str, Any], dict[str, Any]]:
     """Favourites (the engine's cold start) against the baselines built from the same favourites."""
@@ -231,18 +266,16 @@ def _evaluate_newcomers(config: dict[str, Any], processed_dir: Path, engine: Rec
     split = newcomer_split(rows, int(config["evaluation"]["newcomer_favourites"]))
     if len(split) == 0:
         return {}, {"newcomers": 0, "reason": "no newcomers (evaluation.newcomer_fraction is 0 or the data too small)"}
-    n_users, n_anime, width = engine.n_users, engine.n_model_anime, engine.n_anime
-    tiebreak = engine.catalogue.popularity_order
+    width, tiebreak = engine.n_anime, engine.catalogue.popularity_order
     rankers: dict[str, RankFn] = {
         "favourites": favourites_ranker(split, lambda favourites, k: engine.rank_favourites(favourites, k)),
         "ncf_fold_in": favourites_ranker(split, lambda favourites, k: engine.rank_favourites(favourites, k, "ncf")),
     }
-    row_baselines = {name: _fit_row_baseline(name, known, n_users, n_anime, chosen[name]["setting"], width)
-                     for name in ("popularity", "item_knn", "ease")}
+    row_baselines = {name: fitted.scorer(name, chosen[name]["setting"]) for name in ("popularity", "item_knn", "ease")}
     rankers.update(item_scorer_rankers(split, row_baselines, width, tiebreak))
     no_settings = dataclasses.replace(settings, max_users=None)  # every newcomer counts
     results = evaluate_methods(rankers, split.favourites_rows, split.relevant_rows, width, no_settings,
-                               popularity_ranks(known, width))
+                               popularity_ranks(fitted.rows, width))
     meta = {"newcomers": len(split), "favourites": int(config["evaluation"]["newcomer_favourites"]),
             "protocol": "each newcomer's top-rated anime (at most `favourites`) are sent as favourites; their other "
                         "rated anime are relevant; the favourites are excluded from the ranking"}

@@ -35,7 +35,7 @@ from src.artifacts import (
     write_tables,
 )
 from src.base_model import build_model, extract_embeddings
-from src.ease import fit_item_weights
+from src.ease import fit_item_weight_sets
 from src.errors import UserError
 from src.experiment_tracking import CometEpochLogger, tracked_experiment  # comet before keras
 from src.logger import get_logger
@@ -145,11 +145,20 @@ def batch_size_for(config: dict[str, Any], n_users: int) -> int:
     return max(1, min(int(config["training"]["batch_size"]), int(np.ceil(n_users / 5))))
 
 
+def validation_interval(training: dict[str, Any], epochs: int) -> int:
+    """Epochs between val_loss passes (Keras validates after epochs every, 2 x every, ...):
+    ``training.validation_every``, at most ``epochs`` (so there is at least one), 1 under early stopping."""
+    if training["early_stopping_patience"] is not None:
+        return 1
+    return max(1, min(int(training["validation_every"]), epochs))
+
+
 @dataclass
 class FittedNCF:
     model: keras.Model
     history: dict[str, list[float]]
     seconds: float
+    validation_every: int = 1  # val_loss[i] belongs to epoch (i + 1) x validation_every
 
     def embeddings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return extract_embeddings(self.model)
@@ -182,6 +191,9 @@ def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_tar
         with strategy.scope():
             model = build_model(n_users, n_anime, config)
     schedule = [keras.callbacks.LearningRateScheduler(learning_rate_schedule(training["learning_rate"]))]
+    # A validation pass costs about as much as an epoch of training: val_loss only every few epochs (and at the
+    # last), unless early stopping watches it.
+    validation_every = validation_interval(training, epochs)
     if training["early_stopping_patience"] is not None and validation is not None:
         schedule.append(keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True,
                                                       patience=int(training["early_stopping_patience"])))
@@ -190,13 +202,13 @@ def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_tar
     started = time.perf_counter()
     if strategy is None:
         history = model.fit(batches, validation_data=validation, epochs=epochs, verbose=training["verbose"],
-                            callbacks=schedule + list(callbacks or [])).history
+                            validation_freq=validation_every, callbacks=schedule + list(callbacks or [])).history
     else:
         from src.distributed import fit_distributed
 
         history = fit_distributed(model, batches, validation, epochs, strategy, schedule + list(callbacks or []))
     return FittedNCF(model, {name: [float(v) for v in values] for name, values in history.items()},
-                     time.perf_counter() - started)
+                     time.perf_counter() - started, validation_every if strategy is None else 1)
 
 
 def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path | None = None,
@@ -224,12 +236,12 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
             user_embeddings, anime_embeddings, anime_bias = fitted.embeddings()
             save_embeddings(staging, user_embeddings, anime_embeddings, data.user_ids, data.anime_ids, anime_bias)
             item_started = time.perf_counter()
-            save_item_weights(staging, fit_item_weights(data.known, len(data.user_ids), len(data.anime_ids),
-                                                        settings["item_item"]))
+            chosen = [settings["item_item"]]
             if settings.get("favourites_item_item"):  # the newcomers' own EASE, chosen for them on the carve
-                save_item_weights(staging, fit_item_weights(data.known, len(data.user_ids), len(data.anime_ids),
-                                                            settings["favourites_item_item"]),
-                                  "favourites_item_weights.npz")
+                chosen.append(settings["favourites_item_item"])
+            item_weights = fit_item_weight_sets(data.known, len(data.user_ids), len(data.anime_ids), chosen)
+            for weights, name in zip(item_weights, ("item_weights.npz", "favourites_item_weights.npz"), strict=False):
+                save_item_weights(staging, weights, name)
             final = _training_summary(fitted, time.perf_counter() - item_started)
             experiment.log_metrics(final)
             for name in ("user_embeddings.npy", "anime_embeddings.npy", "anime_bias.npy"):
@@ -249,12 +261,18 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
 
 
 def _training_summary(fitted: FittedNCF, item_seconds: float) -> dict[str, Any]:
+    """The best epoch by val_loss (by loss without validation) and every figure of that epoch. val_loss may be
+    measured only every few epochs (``validation_interval``)."""
     history = fitted.history
-    monitor = "val_loss" if "val_loss" in history else "loss"
-    best_epoch = int(np.argmin(history[monitor]))
-    return {"epochs_run": len(history["loss"]), "best_epoch": best_epoch + 1,
+    epochs = len(history["loss"])
+    every = fitted.validation_every if history.get("val_loss") else 1
+    monitor = "val_loss" if history.get("val_loss") else "loss"
+    best_epoch = (int(np.argmin(history[monitor])) + 1) * every  # 1-based
+    figures = {name: values[best_epoch - 1] if len(values) == epochs else values[best_epoch // every - 1]
+               for name, values in history.items() if values}
+    return {"epochs_run": epochs, "best_epoch": best_epoch,
             "training_seconds": round(fitted.seconds, 2), "item_item_seconds": round(item_seconds, 2),
-            **{f"best_{name}": float(values[best_epoch]) for name, values in history.items()}}
+            **{f"best_{name}": float(value) for name, value in figures.items()}}
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -26,7 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, ModelArtifacts
-from src.ease import ItemWeights, ease_weights, keep_top_neighbours, most_rated
+from src.ease import ItemWeights, ease_from_gram, gram, keep_top_neighbours, most_rated
 from src.engine.interactions import Profiles
 from src.engine.ranking import top_k
 from src.engine.serving_config import ServingConfig
@@ -79,10 +79,12 @@ def carve(data: TrainingData, config: dict[str, Any]) -> Carve:
                  newcomer_split(newcomer_rows, int(evaluation["newcomer_favourites"])), n_users, n_anime, width)
 
 
-def recall_per_user(lists: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
-    """Recall@k of each top-k list (a row of ``lists``, -1 padded) against the same row of ``relevant``."""
-    hits = np.take_along_axis(relevant.toarray() > 0, np.maximum(lists, 0), axis=1) & (lists >= 0)
-    return batch_metrics(hits, np.diff(relevant.indptr), k)["recall"]
+def recall_per_user(lists: np.ndarray, relevant: sp.csr_matrix | np.ndarray, k: int) -> np.ndarray:
+    """Recall@k of each top-k list (a row of ``lists``, -1 padded) against the same row of ``relevant`` (sparse,
+    or already a dense boolean array)."""
+    relevant = relevant.toarray() > 0 if sp.issparse(relevant) else relevant
+    hits = np.take_along_axis(relevant, np.maximum(lists, 0), axis=1) & (lists >= 0)
+    return batch_metrics(hits, np.count_nonzero(relevant, axis=1), k)["recall"]
 
 
 def significantly_better(candidate: np.ndarray, current: np.ndarray, significance: float) -> bool:
@@ -99,27 +101,33 @@ class ComponentTable:
 
     Only the model's (rated) anime are kept: every carve-test anime is one of them, and the never-rated titles'
     own weight is not chosen here (serving.unrated_weight), so the rest of the catalogue would only cost time.
+    Columns are kept in the tie-break (popularity) order: ``top_k`` without a tie-break then breaks ties exactly
+    as serving does, without reordering a users x anime array for every mix.
     """
 
     def __init__(self, engine: Recommender, profiles: Any, relevant: sp.csr_matrix, k: int,
                  names: tuple[str, ...], favourites: bool = False) -> None:
         self.engine, self.profiles, self.k = engine, profiles, k
         self.hybrid = engine.favourites_hybrid if favourites else engine.hybrid
-        rated = engine.n_model_anime
-        self.known = sp.csr_matrix(profiles.known[:, :rated])
-        self.relevant = sp.csr_matrix(relevant[:, :rated])
         order = engine.catalogue.popularity_order
-        self.tiebreak = order[order < rated]
+        self.order = order[order < engine.n_model_anime]
+        self.known = sp.csr_matrix(profiles.known[:, self.order])
+        self.relevant = relevant[:, self.order].toarray() > 0
         self.parts = {name: self.normalised(name) for name in names}
 
     def normalised(self, name: str) -> np.ndarray:
         scorer = self.hybrid.scorers[name]
         values = scorer.normalise(scorer.score(self.profiles).values, self.profiles.known)
-        return np.ascontiguousarray(values[:, :self.engine.n_model_anime])
+        return np.ascontiguousarray(values[:, self.order])
 
     def recall(self, weights: dict[str, float]) -> np.ndarray:
-        total = sum(weight * self.parts[name] for name, weight in weights.items() if weight > 0)
-        lists = top_k(total, self.k, exclude=self.known, tiebreak=self.tiebreak)
+        total: np.ndarray | None = None
+        for name, weight in weights.items():
+            if weight > 0:
+                part = np.float32(weight) * self.parts[name]
+                total = part if total is None else np.add(total, part, out=total)
+        assert total is not None, "a mix needs a component with a positive weight"
+        lists = top_k(total, self.k, exclude=self.known)
         return recall_per_user(lists, self.relevant, self.k)
 
 
@@ -142,17 +150,19 @@ def _coordinate_search(table: ComponentTable, start: dict[str, float], component
 def _item_item_candidates(carve_data: Carve,
                           config: dict[str, Any]) -> Iterator[tuple[dict[str, Any], ItemWeights, bool]]:
     """(settings, weights, servable) of each EASE candidate of ``hybrid.item_item``, dense ones first; one Gram
-    per values. A dense B is always measured (it is the EASE baseline and the reference every candidate must beat)
-    but served only up to ``dense_max_anime`` anime: it costs n^2 x 4 bytes in memory and in the image."""
+    per values, shared by the regularisations. A dense B is always measured (it is the EASE baseline and the
+    reference every candidate must beat) but served only up to ``dense_max_anime`` anime: it costs n^2 x 4 bytes
+    in memory and in the image."""
     grid = config["hybrid"]["item_item"]
     max_anime = grid["max_anime"]
     for values in grid["values"]:
         matrix = interaction_matrix(carve_data.train, carve_data.n_users, carve_data.n_anime, values)
         support = most_rated(matrix, max_anime)
         dense_servable = len(support) <= int(grid["dense_max_anime"])
+        shared = gram(matrix[:, support])  # one Gram serves every regularisation
         for regularisation in grid["regularisation"]:
             started = time.perf_counter()
-            dense = ease_weights(matrix[:, support], float(regularisation))
+            dense = ease_from_gram(shared, float(regularisation))
             logger.info("EASE %s over %d anime, lambda %g: %.1f s", values, len(support), regularisation,
                         time.perf_counter() - started)
             for neighbours in grid["neighbours"]:

@@ -11,7 +11,14 @@ import pytest
 
 from config.loader import load_config
 from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, ModelArtifacts
-from src.ease import ease_weights, keep_top_neighbours
+from src.ease import (
+    ease_from_gram,
+    ease_weights,
+    fit_item_weight_sets,
+    fit_item_weights,
+    gram,
+    keep_top_neighbours,
+)
 from src.engine.ranking import top_k
 from src.errors import UserError
 from src.evaluation import baselines
@@ -298,6 +305,72 @@ def test_ease_matches_its_closed_form():
     np.fill_diagonal(expected, 0.0)
     import scipy.sparse as sp
     np.testing.assert_allclose(ease_weights(sp.csr_matrix(matrix), 5.0), expected, atol=1e-5)
+
+
+def test_gram_is_xtx_whatever_the_block_of_users():
+    import scipy.sparse as sp
+    matrix = sp.random(41, 9, density=0.3, random_state=2, format="csr", dtype=np.float32)
+    expected = (matrix.T @ matrix).toarray()
+    for block_bytes in (4 * 9, 4 * 9 * 5, 1 << 20):  # one user, five users and every user per block
+        result = gram(matrix, block_bytes=block_bytes)
+        assert result.flags["C_CONTIGUOUS"] and result.dtype == np.float32
+        np.testing.assert_allclose(result, expected, rtol=1e-6)
+    assert gram(sp.csr_matrix((0, 3))).tolist() == [[0.0] * 3] * 3
+    assert gram(sp.csr_matrix((3, 0))).shape == (0, 0)
+
+
+def test_one_gram_serves_every_regularisation_unchanged():
+    import scipy.sparse as sp
+    matrix = sp.csr_matrix((np.random.default_rng(5).random((30, 12)) < 0.3).astype(np.float32))
+    shared = gram(matrix)
+    before = shared.copy()
+    for regularisation in (1.0, 5.0, 50.0):
+        np.testing.assert_allclose(ease_from_gram(shared, regularisation), ease_weights(matrix, regularisation),
+                                   atol=1e-6)
+    np.testing.assert_array_equal(shared, before)  # not overwritten unless asked
+
+
+def test_item_weight_sets_share_an_inversion_and_equal_separate_fits():
+    train, _, _ = checkerboard()
+    dense = {"values": "any", "regularisation": 1.0, "neighbours": None, "max_anime": None}
+    pruned, weighted = {**dense, "neighbours": 3}, {**dense, "values": "weighted"}
+    together = fit_item_weight_sets(train, 10, 10, [pruned, dense, weighted])
+    for fitted, settings in zip(together, (pruned, dense, weighted), strict=True):
+        alone = fit_item_weights(train, 10, 10, settings)
+        as_array = [w.toarray() if hasattr(w, "toarray") else w for w in (fitted.weights, alone.weights)]
+        np.testing.assert_allclose(*as_array, atol=1e-6)
+        np.testing.assert_array_equal(fitted.support, alone.support)
+    assert together[1].weights is not together[2].weights  # other values: another inversion
+
+
+def test_a_batch_split_over_threads_scores_every_row_exactly_as_alone():
+    import scipy.sparse as sp
+
+    from src.engine.scorers import rows_times
+    rows = sp.random(700, 90, density=0.2, format="csr", dtype=np.float32, random_state=3)
+    dense = np.random.default_rng(3).random((90, 40), dtype=np.float32)
+    sparse = sp.random(90, 40, density=0.2, format="csr", dtype=np.float32, random_state=4)
+    for weights in (dense, sparse):
+        batch = rows_times(rows, weights, rows_per_thread=100)  # several threads where the machine has the cores
+        alone = np.vstack([np.asarray(sp.csr_matrix(rows[i] @ weights).toarray()) for i in range(rows.shape[0])])
+        np.testing.assert_array_equal(batch, alone)  # to the bit: serving and evaluation agree
+
+
+def test_item_similarity_is_the_shrunk_cosine_pruned_per_anime():
+    # 3 users x 3 anime: anime 0 and 1 share two users, anime 2 shares one with each
+    matrix = interaction_matrix(pd.DataFrame({"user_index": [0, 0, 1, 1, 2, 2], "anime_index": [0, 1, 0, 1, 1, 2],
+                                              "rating": 8}), 3, 3)
+    norms = np.sqrt([2.0, 3.0, 1.0])
+    overlap = np.array([[0, 2, 0], [2, 0, 1], [0, 1, 0]], np.float32)
+    expected = overlap / (np.outer(norms, norms) + 1.0)
+    np.testing.assert_allclose(baselines.item_similarity(matrix, shrink=1.0), expected, rtol=1e-6)
+    pruned = baselines.item_similarity(matrix, shrink=1.0, neighbours=1)
+    # each anime (column) keeps its one most similar anime: 0 <- 1, 1 <- 0, 2 <- 1
+    assert sorted(zip(*pruned.nonzero(), strict=True)) == [(0, 1), (1, 0), (1, 2)]
+    shared = baselines.cosine_similarity(matrix, 1.0)
+    scores = baselines.item_knn(matrix, 1.0, 1, similarity=shared)(matrix)
+    np.testing.assert_allclose(scores, (matrix @ pruned).toarray(), rtol=1e-6)
+    np.testing.assert_array_equal(shared, baselines.cosine_similarity(matrix, 1.0))  # pruning left it whole
 
 
 def test_interaction_values_count_weigh_or_drop_unrated_rows():

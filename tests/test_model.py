@@ -7,7 +7,16 @@ import pytest
 
 from src.artifacts import l2_normalise
 from src.base_model import build_model, extract_embeddings, multinomial_nll
-from src.model_training import UserBatches, batch_size_for, fit_ncf, learning_rate_schedule, user_targets
+from src.model_training import (
+    FittedNCF,
+    UserBatches,
+    _training_summary,
+    batch_size_for,
+    fit_ncf,
+    learning_rate_schedule,
+    user_targets,
+    validation_interval,
+)
 
 
 def test_model_has_the_designed_layers_and_scores_the_whole_catalogue(config):
@@ -89,3 +98,27 @@ def test_trained_model_ranks_the_held_out_checkerboard_anime_first(config):
     scores[ratings["user_index"], ratings["anime_index"]] = -np.inf  # what the user already has
     assert scores.argmax(axis=1).tolist() == [held[user] for user in range(n)]
     assert fitted.history["loss"][-1] < fitted.history["loss"][0]
+
+
+def test_validation_runs_every_few_epochs_at_least_once_and_every_epoch_under_early_stopping():
+    training = {"validation_every": 10, "early_stopping_patience": None}
+    assert [validation_interval(training, epochs) for epochs in (60, 34, 7, 1)] == [10, 10, 7, 1]
+    assert validation_interval({**training, "early_stopping_patience": 3}, 60) == 1
+
+
+def test_training_summary_reads_the_best_epoch_from_sparse_validation():
+    history = {"loss": [5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.4], "val_loss": [3.0, 2.5, 2.7], "learning_rate": [0.1] * 7}
+    summary = _training_summary(FittedNCF(None, history, 1.0, validation_every=2), 0.5)  # epochs 2, 4 and 6
+    assert summary["epochs_run"] == 7 and summary["best_epoch"] == 4
+    assert summary["best_val_loss"] == 2.5 and summary["best_loss"] == 2.0
+    no_validation = _training_summary(FittedNCF(None, {"loss": [3.0, 1.0, 2.0]}, 1.0), 0.5)
+    assert no_validation["best_epoch"] == 2 and no_validation["best_loss"] == 1.0
+
+
+def test_validation_every_few_epochs_is_what_the_fit_reports(config):
+    targets = user_targets(pd.DataFrame({"user_index": [0, 0, 1, 1, 2], "anime_index": [0, 1, 1, 2, 0],
+                                         "rating": [8, 6, 9, 0, 7]}), 3, 3, 0.5)
+    config["training"].update(epochs=7, validation_every=3, batch_size=2)
+    fitted = fit_ncf(config, targets, targets)
+    assert len(fitted.history["loss"]) == 7 and len(fitted.history["val_loss"]) == 2  # after epochs 3 and 6
+    assert fitted.validation_every == 3

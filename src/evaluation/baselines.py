@@ -13,7 +13,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from src.artifacts import l2_normalise
-from src.ease import ease_weights, most_rated
+from src.ease import ease_weights, gram, keep_top_neighbours, most_rated
+from src.engine.scorers import rows_times
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 RowScoreFn = Callable[[sp.csr_matrix], np.ndarray]
@@ -68,27 +69,49 @@ def popularity(matrix: sp.csr_matrix) -> RowScoreFn:
     return lambda rows: np.broadcast_to(counts, (rows.shape[0], len(counts)))
 
 
-def item_similarity(matrix: sp.csr_matrix, shrink: float = 0.0, neighbours: int | None = None) -> np.ndarray:
-    """Dense float32 cosine similarity between the anime columns of a users x anime matrix, zero diagonal.
+def item_similarity(matrix: sp.csr_matrix, shrink: float = 0.0, neighbours: int | None = None
+                    ) -> np.ndarray | sp.csr_matrix:
+    """Cosine similarity between the anime columns of a users x anime matrix, zero diagonal: dense float32, or
+    with ``neighbours`` each anime (column) keeping only its that many most similar anime, as sparse CSR.
 
     sim(i, j) = x_i · x_j / (|x_i| |x_j| + shrink), with x_i anime i's column; shrinkage damps pairs seen by few
-    users. With ``neighbours``, each anime (column) keeps only its that many most similar anime.
+    users.
     """
-    columns = sp.csc_matrix(matrix, dtype=np.float32)
-    similarity = (columns.T @ columns).toarray().astype(np.float32)
+    return keep_neighbours(cosine_similarity(matrix, shrink), neighbours)
+
+
+def cosine_similarity(matrix: sp.csr_matrix, shrink: float = 0.0, block_rows: int = 2048) -> np.ndarray:
+    """The dense float32 (shrunk) cosine similarity of ``item_similarity``, without pruning: one per values and
+    shrink serves every neighbour count of a search. Normalised in place, a block of rows at a time."""
+    similarity = gram(matrix)
     norms = np.sqrt(np.diag(similarity)).copy()
-    similarity /= np.outer(norms, norms) + np.float32(shrink + 1e-9)
+    for start in range(0, len(similarity), block_rows):
+        rows = slice(start, start + block_rows)
+        similarity[rows] /= np.outer(norms[rows], norms) + np.float32(shrink + 1e-9)
     np.fill_diagonal(similarity, 0.0)  # an anime is not its own neighbour
-    if neighbours and neighbours < len(similarity):
-        weakest = np.argpartition(-similarity, neighbours - 1, axis=0)[neighbours:]
-        np.put_along_axis(similarity, weakest, 0.0, axis=0)
     return similarity
 
 
-def item_knn(matrix: sp.csr_matrix, shrink: float = 0.0, neighbours: int | None = None) -> RowScoreFn:
-    """Score(u, j) = sum over u's anime i of sim(i, j)."""
-    similarity = item_similarity(matrix, shrink, neighbours)
-    return lambda rows: np.asarray(rows @ similarity)
+def keep_neighbours(similarity: np.ndarray, neighbours: int | None) -> np.ndarray | sp.csr_matrix:
+    """``similarity`` as it is (no limit, or one above the anime count), or each column's ``neighbours`` largest
+    entries as sparse CSR (a similarity is never negative, so largest = strongest)."""
+    if not neighbours or neighbours >= len(similarity):
+        return similarity
+    return keep_top_neighbours(similarity, int(neighbours))
+
+
+def item_knn(matrix: sp.csr_matrix, shrink: float = 0.0, neighbours: int | None = None,
+             similarity: np.ndarray | None = None) -> RowScoreFn:
+    """Score(u, j) = sum over u's anime i of sim(i, j). ``similarity``: the matrix's ``cosine_similarity`` with
+    this shrink, when it was already computed (a search over neighbour counts)."""
+    dense = cosine_similarity(matrix, shrink) if similarity is None else similarity
+    pruned = keep_neighbours(dense, neighbours)
+    return lambda rows: dense_product(rows, pruned)
+
+
+def dense_product(rows: sp.csr_matrix, weights: np.ndarray | sp.spmatrix) -> np.ndarray:
+    """rows @ weights as a dense array, whether ``weights`` is dense or sparse, over every core for a batch."""
+    return rows_times(sp.csr_matrix(rows), weights)
 
 
 def ease(matrix: sp.csr_matrix, regularisation: float, max_anime: int | None = None) -> RowScoreFn:
@@ -97,11 +120,11 @@ def ease(matrix: sp.csr_matrix, regularisation: float, max_anime: int | None = N
     support = most_rated(matrix, max_anime)
     weights = ease_weights(matrix[:, support], regularisation)
     if len(support) == matrix.shape[1]:
-        return lambda rows: np.asarray(rows @ weights)
+        return lambda rows: dense_product(rows, weights)
 
     def score(rows: sp.csr_matrix) -> np.ndarray:
         scores = np.full((rows.shape[0], matrix.shape[1]), -np.inf, np.float32)
-        scores[:, support] = np.asarray(rows[:, support] @ weights)
+        scores[:, support] = dense_product(sp.csr_matrix(rows)[:, support], weights)
         return scores
     return score
 
