@@ -176,6 +176,19 @@ def test_top_k_orders_best_first_breaks_ties_by_index_and_pads():
     assert np.array_equal(top_k(many, 10), expected)
 
 
+def test_top_k_of_a_batch_split_over_threads_equals_each_row_ranked_alone():
+    rng = np.random.default_rng(8)
+    scores = rng.integers(0, 5, (600, 40)).astype(np.float32)  # many ties
+    scores[rng.random(scores.shape) < 0.1] = -np.inf
+    import scipy.sparse as sp
+    exclude = sp.random(600, 40, density=0.2, random_state=8, format="csr")
+    tiebreak, allowed = rng.permutation(40), rng.random(40) < 0.8
+    batch = top_k(scores, 10, exclude=exclude, tiebreak=tiebreak, allowed=allowed)
+    alone = np.vstack([top_k(scores[i], 10, exclude=exclude[i], tiebreak=tiebreak, allowed=allowed)
+                       for i in range(len(scores))])
+    np.testing.assert_array_equal(batch, alone)
+
+
 def test_nan_scores_are_never_recommended():
     train, test = split_interactions(random_ratings())
     metrics = evaluate_scorer(lambda users: np.full((len(users), 40), np.nan), train, test, 40)

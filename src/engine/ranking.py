@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from src.engine.parallel import by_row_blocks
+
 
 def top_k(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None, allowed: np.ndarray | None = None,
           tiebreak: np.ndarray | None = None) -> np.ndarray:
@@ -22,21 +24,30 @@ def top_k(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None, a
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+    scores = np.asarray(scores)
+    scores = scores[None, :] if scores.ndim == 1 else scores
     # A copy (exclusions are written into it), in the scores' own float type: float32 stays float32, which halves
     # the memory traffic and changes no order and no tie; integers become float64, which holds them exactly.
-    scores = np.array(scores, dtype=np.result_type(np.asarray(scores).dtype, np.float32), ndmin=2)
-    scores[np.isnan(scores)] = -np.inf
-    if exclude is not None and exclude.nnz:
-        exclude = sp.csr_matrix(exclude)
-        rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
-        scores[rows, exclude.indices] = -np.inf
-    if allowed is not None:
-        scores[:, ~np.asarray(allowed, dtype=bool)] = -np.inf
-    if tiebreak is None:
-        return _top_k_lowest_index(scores, k)
-    tiebreak = np.asarray(tiebreak, dtype=np.int64)
-    positions = _top_k_lowest_index(scores[:, tiebreak], k)
-    return np.where(positions >= 0, tiebreak[np.maximum(positions, 0)], -1)
+    dtype = np.result_type(scores.dtype, np.float32)
+    exclude = sp.csr_matrix(exclude) if exclude is not None and exclude.nnz else None
+    masked = ~np.asarray(allowed, dtype=bool) if allowed is not None else None
+    order = np.asarray(tiebreak, dtype=np.int64) if tiebreak is not None else None
+
+    def rank(start: int, stop: int) -> np.ndarray:
+        block = np.array(scores[start:stop], dtype=dtype)
+        block[np.isnan(block)] = -np.inf
+        if exclude is not None:
+            excluded = exclude[start:stop]
+            block[np.repeat(np.arange(stop - start), np.diff(excluded.indptr)), excluded.indices] = -np.inf
+        if masked is not None:
+            block[:, masked] = -np.inf
+        if order is None:
+            return _top_k_lowest_index(block, k)
+        positions = _top_k_lowest_index(block[:, order], k)
+        return np.where(positions >= 0, order[np.maximum(positions, 0)], -1)
+
+    blocks = by_row_blocks(rank, len(scores))  # a large batch over the cores, each row ranked exactly as alone
+    return blocks[0] if len(blocks) == 1 else np.vstack(blocks)
 
 
 def top_k_row(scores: np.ndarray, k: int, *, exclude: np.ndarray | None = None, allowed: np.ndarray | None = None,

@@ -19,8 +19,6 @@ which every normalisation turns into 0.
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,6 +28,7 @@ import scipy.sparse as sp
 from src.ease import ItemWeights
 from src.engine.catalogue import Catalogue
 from src.engine.interactions import Interactions, Profiles
+from src.engine.parallel import by_row_blocks
 from src.engine.ranking import top_k
 
 
@@ -56,18 +55,10 @@ def over_catalogue(scores: np.ndarray, width: int) -> np.ndarray:
 
 
 def rows_times(rows: sp.csr_matrix, weights: np.ndarray | sp.spmatrix, rows_per_thread: int = 128) -> np.ndarray:
-    """``rows @ weights`` as a dense array, a large batch of sparse rows split over the machine's cores.
-
-    scipy's sparse products release the GIL, so threads run them in parallel; each row is still computed exactly
-    as it would be alone, so a profile scores the same in a batch (evaluation, tuning) as alone (serving), to the
-    bit. Requests (a row or a few) never start a thread."""
-    threads = min(len(os.sched_getaffinity(0)), rows.shape[0] // rows_per_thread)
-    if threads < 2:
-        return _dense(rows @ weights)
-    bounds = np.linspace(0, rows.shape[0], threads + 1).astype(int)
-    with ThreadPoolExecutor(threads) as pool:
-        parts = pool.map(lambda start, stop: _dense(rows[start:stop] @ weights), bounds[:-1], bounds[1:])
-        return np.vstack(list(parts))
+    """``rows @ weights`` as a dense array; a large batch of sparse rows is split over the cores (exact per row,
+    src/engine/parallel.py)."""
+    blocks = by_row_blocks(lambda start, stop: _dense(rows[start:stop] @ weights), rows.shape[0], rows_per_thread)
+    return blocks[0] if len(blocks) == 1 else np.vstack(blocks)
 
 
 def _dense(product: Any) -> np.ndarray:
