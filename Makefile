@@ -112,7 +112,7 @@ bench-quick: install proxy-deps
 	$(PY) -m bench.full_size --rows 10000000 --skip-serving
 
 bench-full: install proxy-deps
-	$(PY) -m bench.full_size --rows 109224747 --max-users 5000
+	$(PY) -m bench.full_size --rows 109224747 --max-users 8000
 
 clean:
 	rm -rf $(ARTIFACTS) .pytest_cache

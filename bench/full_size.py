@@ -2,7 +2,7 @@
 RSS, where the time goes inside each, training throughput, and serving: start-up, memory per worker, in-process
 and HTTP latency of every endpoint, HTTP throughput.
 
-    python -m bench.full_size --rows 109224747 --max-users 5000    # make bench-full: the full-size synthetic file
+    python -m bench.full_size --rows 109224747 --max-users 8000    # make bench-full: the full-size synthetic file
     python -m bench.full_size --rows 10000000                      # make bench-quick's pipeline part
     python -m bench.full_size --raw-dir ~/kaggle/anime-2020        # the real Kaggle files instead
     python -m bench.full_size --rows 10000000 --sampling           # + the evaluation-sample stability check
