@@ -253,8 +253,11 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
         save_content_features(staging, data.content_features, data.story)
         write_manifest(staging, manifest)
         schedule = learning_rate_schedule(config["training"]["learning_rate"])
-        write_json(staging / "history.json", {**fitted.history, "learning_rate_schedule": [
-            schedule(epoch) for epoch in range(final["epochs_run"])]})
+        every = fitted.validation_every
+        write_json(staging / "history.json", {
+            **fitted.history, "learning_rate_schedule": [schedule(epoch) for epoch in range(final["epochs_run"])],
+            # the epoch (1-based) each val_loss was measured after: every ``validation_every`` epochs
+            "val_epochs": [(i + 1) * every for i in range(len(fitted.history.get("val_loss", [])))]})
     logger.info("published model artifacts to %s: NCF %d epochs in %.1f s, EASE in %.1f s", destination,
                 final["epochs_run"], final["training_seconds"], final["item_item_seconds"])
     return manifest

@@ -36,6 +36,9 @@ def test_training_publishes_a_complete_consistent_artifact_set(trained_root):
     assert manifest["counts"]["users"] == len(artifacts.user_ids)
     assert manifest["data"]["source"]["origin"] == "embedded sample"
     assert 1 <= manifest["training"]["epochs_run"] <= 3 and np.isfinite(manifest["training"]["best_val_loss"])
+    history = json.loads((model_dir / "history.json").read_text())  # val_loss with the epochs it was measured after
+    assert len(history["val_epochs"]) == len(history["val_loss"]) >= 1
+    assert history["val_epochs"][-1] <= manifest["training"]["epochs_run"] == len(history["loss"])
     assert {"tensorflow", "keras", "numpy"} <= set(manifest["versions"])
     model = keras.saving.load_model(model_dir / "model.keras")
     # the saved network's logits over the catalogue are the published embeddings' T * cosine + anime bias

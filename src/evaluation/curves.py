@@ -86,7 +86,7 @@ def report_rankers(metrics: Mapping[str, Any], model_dir: Path | None = None,
     with, from its manifest). A method the report has but this code cannot rebuild is left out, with a warning.
     """
     # The evaluation's own helpers: the baselines fitted exactly as evaluate_model fits them.
-    from src.model_evaluation import ENGINE_METHODS, _fit_baselines, _original_rankers, engine_for
+    from src.model_evaluation import ENGINE_METHODS, RowBaselines, _fit_baselines, _original_rankers, engine_for
 
     artifacts = load_model_artifacts(model_dir or paths_config.evaluation_model_dir())
     config = config or artifacts.manifest.get("config")
@@ -103,7 +103,7 @@ def report_rankers(metrics: Mapping[str, Any], model_dir: Path | None = None,
               if name in wanted}
     rankers: dict[str, RankFn] = {}
     if chosen:
-        fitted = _fit_baselines(config, known, n_users, engine.n_model_anime, chosen, width)
+        fitted = _fit_baselines(config, RowBaselines(known, n_users, engine.n_model_anime, width), chosen)
         rankers.update(scorer_rankers(fitted, known, width, n_users, tiebreak))
     rankers.update({name: engine_rankers(engine, [method])[method] for name, method in ENGINE_METHODS.items()
                     if name in wanted})
