@@ -158,10 +158,15 @@ class FittedNCF:
     model: keras.Model
     history: dict[str, list[float]]
     seconds: float
-    validation_every: int = 1  # val_loss[i] belongs to epoch (i + 1) x validation_every
+    validation_every: int = 1
 
     def embeddings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return extract_embeddings(self.model)
+
+    @property
+    def val_epochs(self) -> list[int]:
+        """The epoch (1-based) each val_loss was measured after: every ``validation_every`` epochs."""
+        return [(i + 1) * self.validation_every for i in range(len(self.history.get("val_loss", [])))]
 
 
 def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_targets: sp.csr_matrix | None = None,
@@ -191,8 +196,8 @@ def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_tar
         with strategy.scope():
             model = build_model(n_users, n_anime, config)
     schedule = [keras.callbacks.LearningRateScheduler(learning_rate_schedule(training["learning_rate"]))]
-    # A validation pass costs about as much as an epoch of training: val_loss only every few epochs (and at the
-    # last), unless early stopping watches it.
+    # A validation pass costs about a third of an epoch of training: val_loss only every few epochs, unless early
+    # stopping watches it.
     validation_every = validation_interval(training, epochs)
     if training["early_stopping_patience"] is not None and validation is not None:
         schedule.append(keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True,
@@ -253,11 +258,9 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
         save_content_features(staging, data.content_features, data.story)
         write_manifest(staging, manifest)
         schedule = learning_rate_schedule(config["training"]["learning_rate"])
-        every = fitted.validation_every
         write_json(staging / "history.json", {
             **fitted.history, "learning_rate_schedule": [schedule(epoch) for epoch in range(final["epochs_run"])],
-            # the epoch (1-based) each val_loss was measured after: every ``validation_every`` epochs
-            "val_epochs": [(i + 1) * every for i in range(len(fitted.history.get("val_loss", [])))]})
+            "val_epochs": fitted.val_epochs})
     logger.info("published model artifacts to %s: NCF %d epochs in %.1f s, EASE in %.1f s", destination,
                 final["epochs_run"], final["training_seconds"], final["item_item_seconds"])
     return manifest
@@ -268,10 +271,10 @@ def _training_summary(fitted: FittedNCF, item_seconds: float) -> dict[str, Any]:
     measured only every few epochs (``validation_interval``)."""
     history = fitted.history
     epochs = len(history["loss"])
-    every = fitted.validation_every if history.get("val_loss") else 1
     monitor = "val_loss" if history.get("val_loss") else "loss"
-    best_epoch = (int(np.argmin(history[monitor])) + 1) * every  # 1-based
-    figures = {name: values[best_epoch - 1] if len(values) == epochs else values[best_epoch // every - 1]
+    best = int(np.argmin(history[monitor]))  # an index into the monitored list
+    best_epoch = fitted.val_epochs[best] if monitor == "val_loss" else best + 1  # 1-based
+    figures = {name: values[best_epoch - 1] if len(values) == epochs else values[best]
                for name, values in history.items() if values}
     return {"epochs_run": epochs, "best_epoch": best_epoch,
             "training_seconds": round(fitted.seconds, 2), "item_item_seconds": round(item_seconds, 2),

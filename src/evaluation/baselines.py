@@ -106,12 +106,7 @@ def item_knn(matrix: sp.csr_matrix, shrink: float = 0.0, neighbours: int | None 
     this shrink, when it was already computed (a search over neighbour counts)."""
     dense = cosine_similarity(matrix, shrink) if similarity is None else similarity
     pruned = keep_neighbours(dense, neighbours)
-    return lambda rows: dense_product(rows, pruned)
-
-
-def dense_product(rows: sp.csr_matrix, weights: np.ndarray | sp.spmatrix) -> np.ndarray:
-    """rows @ weights as a dense array, whether ``weights`` is dense or sparse, over every core for a batch."""
-    return rows_times(sp.csr_matrix(rows), weights)
+    return lambda rows: rows_times(rows, pruned)
 
 
 def ease(matrix: sp.csr_matrix, regularisation: float, max_anime: int | None = None) -> RowScoreFn:
@@ -120,11 +115,11 @@ def ease(matrix: sp.csr_matrix, regularisation: float, max_anime: int | None = N
     support = most_rated(matrix, max_anime)
     weights = ease_weights(matrix[:, support], regularisation)
     if len(support) == matrix.shape[1]:
-        return lambda rows: dense_product(rows, weights)
+        return lambda rows: rows_times(rows, weights)
 
     def score(rows: sp.csr_matrix) -> np.ndarray:
         scores = np.full((rows.shape[0], matrix.shape[1]), -np.inf, np.float32)
-        scores[:, support] = dense_product(sp.csr_matrix(rows)[:, support], weights)
+        scores[:, support] = rows_times(rows[:, support], weights)
         return scores
     return score
 
