@@ -277,9 +277,11 @@ class Recommender:
     def _explain(self, top: np.ndarray, scores: HybridScores, profiles: Profiles) -> list[dict[str, Any]]:
         preferred, ratings = profiles.preferred_of(0)
         genres = self.catalogue.top_genres(profiles.preferred, self.config.preferred_genres)[0]
-        neighbours = scores.parts.get("user") or self.neighbours.score(profiles)
-        reasons = recommendation_reasons(top, neighbours.evidence["neighbour_counts"][0],
-                                         neighbours.evidence["neighbours"], preferred, ratings, genres,
+        if (user_part := scores.parts.get("user")) is not None:
+            counts, neighbours = user_part.evidence["neighbour_counts"][0][top], user_part.evidence["neighbours"]
+        else:  # the mix did not count similar users' votes: count them for the shown anime only
+            counts, neighbours = self.neighbours.counts_of(profiles, top)
+        reasons = recommendation_reasons(top, counts, neighbours, preferred, ratings, genres,
                                          self.catalogue, self._similarity_between, profiles.is_newcomer)
         items = []
         for j, item_reasons in zip(top, reasons, strict=True):

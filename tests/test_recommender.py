@@ -61,6 +61,36 @@ def test_reasons_name_the_neighbours_and_the_favourite(engine: Recommender) -> N
     assert any(reason.startswith("similar to ") and "which you rated" in reason for reason in first["reasons"])
 
 
+
+@pytest.mark.parametrize("user_row", range(6))
+def test_reasons_count_for_the_shown_anime_what_the_user_based_scorer_counts(engine: Recommender,
+                                                                            user_row: int) -> None:
+    """When the mix leaves similar users out, the reasons count their votes for the shown anime only; the counts are
+    the user-based scorer's own, rated and unrated anime alike."""
+    profiles = engine.interactions.profiles([user_row])
+    full = engine.neighbours.score(profiles).evidence
+    anime = np.random.default_rng(user_row).permutation(engine.n_anime)[:7]
+    counts, asked = engine.neighbours.counts_of(profiles, anime)
+    assert asked == full["neighbours"]
+    np.testing.assert_array_equal(counts, full["neighbour_counts"][0][anime])
+
+
+def test_reasons_without_the_user_based_part_still_name_the_similar_users(engine: Recommender) -> None:
+    first = engine.recommend_for_user(TEST_USER, n=1, user_weight=0.0, content_weight=1.0)[0]
+    assert any(reason.startswith("liked by ") and "of your 10 most similar users" in reason
+               for reason in first["reasons"])
+
+
+def test_a_newcomer_is_folded_in_once_per_request(engine: Recommender, monkeypatch) -> None:
+    """The NCF's scores and the similar users both need the favourites' fold-in; one request computes it once."""
+    calls = []
+    fold_in = engine.ncf.fold_in
+    monkeypatch.setattr(engine.ncf, "fold_in", lambda liked: calls.append(1) or fold_in(liked))
+    engine.recommend_from_favourites([101, 102], n=4)
+    assert len(calls) == 1
+    engine.recommend_from_favourites([101, 102], n=4)
+    assert len(calls) == 2  # a new request folds in anew: nothing is kept between requests
+
 def test_a_group_b_user_gets_the_group_b_anime_they_have_not_seen(engine: Recommender) -> None:
     # GROUP_B_USERS[0] rated every group-B anime but Kimi no Na wa. (104)
     assert ids(engine.recommend_for_user(GROUP_B_USERS[0], n=1)) == [104]

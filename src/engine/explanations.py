@@ -22,7 +22,8 @@ def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighb
                            preferred_ratings: np.ndarray, preferred_genres: tuple[str, ...], catalogue: Catalogue,
                            similarity: Similarity, newcomer: bool) -> list[list[str]]:
     """Reasons for each anime index in ``top``: how many of the profile's ``neighbours`` most similar users prefer
-    it (``neighbour_counts``, one per anime), which preferred anime it is most like, and shared favourite genres.
+    it (``neighbour_counts``, one per anime of ``top``), which preferred anime it is most like, and shared favourite
+    genres.
 
     The reasons describe the recommendation whatever mix ranked it: the NCF's embeddings find the similar users
     and the similar favourite (``similarity(anime, others)``: cosines). ``preferred`` (best first) and
@@ -34,7 +35,7 @@ def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighb
     all_reasons = []
     for position, anime in enumerate(top):
         reasons = []
-        count = int(neighbour_counts[anime]) if anime < len(neighbour_counts) else 0
+        count = int(neighbour_counts[position])
         if count > 0:
             reasons.append(f"liked by {count} of {neighbours} users with similar taste" if newcomer
                            else f"liked by {count} of your {neighbours} most similar users")

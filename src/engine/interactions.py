@@ -7,7 +7,8 @@ Both are kept per user best-rated first, so a reason can name the favourite.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ class Profiles:
     known: sp.csr_matrix
     preferred: sp.csr_matrix
     user_rows: np.ndarray | None = None  # None: newcomers, who have no row in the model
+    # What one request computes twice otherwise (a newcomer's fold-in: the NCF's scores and the similar users both
+    # need it), kept for this batch only: a Profiles lives for one request, so nothing is shared between threads.
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
         return self.known.shape[0]

@@ -122,7 +122,9 @@ class NCFScorer:
         """Each profile's unit user vector: its own embedding, or its favourites folded in."""
         if not profiles.is_newcomer:
             return self.user_embeddings[profiles.user_rows]
-        return self.fold_in(rated_only(profiles.known, len(self.anime_embeddings)))
+        if (self, "fold_in") not in profiles.memo:
+            profiles.memo[self, "fold_in"] = self.fold_in(rated_only(profiles.known, len(self.anime_embeddings)))
+        return profiles.memo[self, "fold_in"]
 
     def fold_in(self, liked: sp.csr_matrix) -> np.ndarray:
         """Unit user vectors for people known only by what they liked: start from the normalised mean of the liked
@@ -213,6 +215,14 @@ class NeighbourScorer:
             return empty, empty.astype(np.float32)
         nearest = top_k(similarity, k)
         return nearest, np.take_along_axis(similarity, np.maximum(nearest, 0), axis=1)
+
+    def counts_of(self, profiles: Profiles, anime: np.ndarray) -> tuple[np.ndarray, int]:
+        """(how many of the first profile's nearest users prefer each of ``anime``, how many users were asked):
+        the reasons' evidence, the counts ``score`` computes for every anime, here only for the few shown."""
+        nearest, _ = self.nearest_users(profiles)
+        users = nearest[0][nearest[0] >= 0]
+        counts = np.asarray(self._preferred[users][:, np.asarray(anime, dtype=np.int64)].sum(axis=0)).ravel()
+        return counts.astype(np.int32), nearest.shape[1]
 
     def score(self, profiles: Profiles) -> ComponentScores:
         nearest, _ = self.nearest_users(profiles)
