@@ -147,18 +147,29 @@ def _coordinate_search(table: ComponentTable, start: dict[str, float], component
     return weights
 
 
-def _item_item_candidates(carve_data: Carve,
-                          config: dict[str, Any]) -> Iterator[tuple[dict[str, Any], ItemWeights, bool]]:
-    """(settings, weights, servable) of each EASE candidate of ``hybrid.item_item``, dense ones first; one Gram
-    per values, shared by the regularisations. A dense B is always measured (it is the EASE baseline and the
-    reference every candidate must beat) but served only up to ``dense_max_anime`` anime: it costs n^2 x 4 bytes
-    in memory and in the image."""
+def _item_item_candidates(carve_data: Carve, config: dict[str, Any]
+                          ) -> Iterator[tuple[dict[str, Any], ItemWeights, dict[str, bool]]]:
+    """(settings, weights, may it be served to "known" users and to "newcomers") of each EASE candidate of
+    ``hybrid.item_item``, dense ones first; one Gram per values, shared by the regularisations.
+
+    A dense B is always measured (it is the EASE baseline and the reference every candidate must beat), but it is
+    served only up to ``dense_max_anime`` anime (it costs n^2 x 4 bytes in memory and in the image), and only to a
+    group whose profiles cost at most ``dense_max_cost`` multiply-adds each (profile anime in EASE's support x
+    support size: the carve users' mean for known users, ``serving.max_liked`` favourites for newcomers). A pruned
+    B costs a few per profile anime and may always be served."""
     grid = config["hybrid"]["item_item"]
-    max_anime = grid["max_anime"]
+    max_anime, max_cost = grid["max_anime"], float(grid["dense_max_cost"])
     for values in grid["values"]:
         matrix = interaction_matrix(carve_data.train, carve_data.n_users, carve_data.n_anime, values)
         support = most_rated(matrix, max_anime)
-        dense_servable = len(support) <= int(grid["dense_max_anime"])
+        profile_anime = matrix[carve_data.users][:, support].getnnz(axis=1).mean() if len(carve_data.users) else 0.0
+        dense_cost = {"known": float(profile_anime) * len(support),
+                      "newcomers": float(config["serving"]["max_liked"]) * len(support)}
+        dense_fits = len(support) <= int(grid["dense_max_anime"])
+        dense_servable = {group: dense_fits and cost <= max_cost for group, cost in dense_cost.items()}
+        logger.info("EASE %s over %d anime: a dense B costs %.1f M multiply-adds per known user's profile (limit "
+                    "%.1f M)%s", values, len(support), dense_cost["known"] / 1e6, max_cost / 1e6,
+                    "" if all(dense_servable.values()) else f"; served dense to {dense_servable}")
         shared = gram(matrix[:, support])  # one Gram serves every regularisation
         for regularisation in grid["regularisation"]:
             started = time.perf_counter()
@@ -169,7 +180,8 @@ def _item_item_candidates(carve_data: Carve,
                 settings = {"values": values, "regularisation": regularisation, "neighbours": neighbours,
                             "max_anime": max_anime}
                 weights = dense if neighbours is None else keep_top_neighbours(dense, int(neighbours))
-                yield settings, ItemWeights(weights, support), neighbours is not None or dense_servable
+                servable = dense_servable if neighbours is None else {"known": True, "newcomers": True}
+                yield settings, ItemWeights(weights, support), servable
 
 
 def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any]:
@@ -204,13 +216,16 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
         # Too small a carve may hold no newcomer at all: their settings then follow the known users'.
         newcomer_recall = (_newcomer_table(engine, carve_data, k, ("item_item",)).recall({"item_item": 1.0})
                            if len(carve_data.newcomers) else np.zeros(1))
-        newcomer_choice.offer((settings, newcomer_recall, weights), newcomer_recall, settings, 0.0, servable)
+        newcomer_choice.offer((settings, newcomer_recall, weights), newcomer_recall, settings, 0.0,
+                              servable["newcomers"])
         for ncf_weight in [0.0, *hybrid["weights"]]:
             recall = table.recall({"item_item": 1.0, "ncf": ncf_weight})
             trials.append({"search": "item_item and ncf", "settings": settings, "ncf": ncf_weight,
-                           "recall": float(recall.mean()), "served": servable,
-                           **({"newcomer_recall": float(newcomer_recall.mean())} if ncf_weight == 0 else {})})
-            known_choice.offer((settings, ncf_weight, recall, weights), recall, settings, ncf_weight, servable)
+                           "recall": float(recall.mean()), "served": servable["known"],
+                           **({"newcomer_recall": float(newcomer_recall.mean()),
+                               "newcomer_served": servable["newcomers"]} if ncf_weight == 0 else {})})
+            known_choice.offer((settings, ncf_weight, recall, weights), recall, settings, ncf_weight,
+                               servable["known"])
     assert engine is not None, "hybrid.item_item offers no candidate"
     item_item, ncf_weight, _, weights = known_choice.served(significance)
     engine = engine.with_item_item(weights, item_item["values"])

@@ -21,9 +21,11 @@ def training_data(trained_root, base_config):
                                  paths_config.processed_dir(trained_root))
 
 
-def _choose(base_config: dict, training_data, dense_max_anime: int) -> dict:
+def _choose(base_config: dict, training_data, dense_max_anime: int, dense_max_cost: float = 1e12,
+            **item_item) -> dict:
     config = small_training_config(base_config)
-    config["hybrid"]["item_item"].update(neighbours=[None, 50], dense_max_anime=dense_max_anime)
+    config["hybrid"]["item_item"].update(neighbours=[None, 50], dense_max_anime=dense_max_anime,
+                                         dense_max_cost=dense_max_cost, **item_item)
     return choose_settings(copy.deepcopy(config), training_data)
 
 
@@ -49,3 +51,22 @@ def test_a_small_enough_catalogue_may_serve_the_dense_ease(base_config, training
     # plain dense EASE is the default: anything else had to beat it by the significance margin
     if chosen["item_item"]["neighbours"] is None:
         assert chosen["item_item"] == best_plain["settings"]
+
+
+@pytest.mark.parametrize("max_cost_per_favourite", [0.5, 2.0])
+def test_a_dense_ease_too_costly_per_profile_is_served_only_to_whom_it_is_cheap(base_config, training_data,
+                                                                                 max_cost_per_favourite: float):
+    """Known users' long profiles cost more multiply-adds per request than newcomers' few favourites: a limit
+    between the two serves the dense B to newcomers only; below both, to nobody."""
+    support = 2000  # EASE over the 2,000 most-rated anime (the sample's users rated far more)
+    limit = max_cost_per_favourite * small_training_config(base_config)["serving"]["max_liked"] * support
+    chosen = _choose(base_config, training_data, dense_max_anime=10**6, dense_max_cost=limit, max_anime=support)
+    trials = [t for t in chosen["carve"]["trials"] if t["search"] == "item_item and ncf"]
+    dense = [t for t in trials if t["settings"]["neighbours"] is None]
+    assert dense and not any(t["served"] for t in dense)  # known users' profiles hold far more than 2 x 50 anime
+    assert all(t["served"] for t in trials if t["settings"]["neighbours"] is not None)
+    assert chosen["item_item"]["neighbours"] == 50
+    newcomers_may = {t["newcomer_served"] for t in dense if t["ncf"] == 0}
+    assert newcomers_may == {max_cost_per_favourite >= 1.0}
+    if max_cost_per_favourite < 1.0:
+        assert (chosen["favourites_item_item"] or chosen["item_item"])["neighbours"] == 50
