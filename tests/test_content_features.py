@@ -20,6 +20,7 @@ from src.content_features import (
     explain_similarity,
     fit_content_features,
     nearest,
+    story_similarity,
     story_vectors,
 )
 from src.metadata import read_metadata
@@ -109,6 +110,20 @@ def test_explain_similarity_names_studio_genres_and_story(anime, features):
     unrelated = explain_similarity(anime, bebop, row(anime, 15), features.story)  # Eyeshield 21: sports
     assert unrelated == []
 
+
+
+def test_the_engine_scores_many_stories_at_once_as_each_pair_alone(anime, features):
+    """Similar anime's reasons take the source's story cosine with all ten results in one product: the same
+    figures as each pair alone, and 0 where the story matrix is missing or of another catalogue."""
+    from src.engine.explanations import story_cosines
+
+    story, source = features.story, row(anime, 1)
+    others = np.random.default_rng(0).permutation(story.shape[0])[:40]
+    together = story_cosines(story, story.shape[0], source, others)
+    alone = [story_similarity(story, source, int(j)) for j in others]
+    np.testing.assert_allclose(together, alone, rtol=1e-6, atol=1e-7)
+    assert (together > 0).any() and not story_cosines(story, story.shape[0] + 1, source, others).any()
+    assert not story_cosines(None, story.shape[0], source, others).any()
 
 def test_story_vectors_skip_boilerplate_and_cut_words(anime):
     table = anime.iloc[:3].copy()

@@ -61,22 +61,30 @@ def similar_anime_reasons(top: np.ndarray, similarity: np.ndarray, source: int, 
     "shared genres: Action, Sci-Fi"."""
     title = catalogue.titles_shown[source]
     all_reasons = []
-    for anime in top:
+    for anime, story_cosine in zip(top, story_cosines(story, len(catalogue), source, top), strict=True):
         reasons = [f"{max(float(similarity[anime]), 0.0):.0%} similar to {title}"]
-        reasons += content_reasons(catalogue, story, source, int(anime))
+        reasons += content_reasons(catalogue, source, int(anime), float(story_cosine))
         all_reasons.append(reasons)
     return all_reasons
 
 
-def content_reasons(catalogue: Catalogue, story: sp.csr_matrix | None, first: int, second: int) -> list[str]:
-    """What two anime share: studios, a story (their synopses' TF-IDF cosine, both long enough), genres."""
+def story_cosines(story: sp.csr_matrix | None, n_anime: int, source: int, others: np.ndarray) -> np.ndarray:
+    """The synopsis TF-IDF cosine of ``source`` with each of ``others`` (one sparse product for them all); 0 when
+    the artifacts have no story matrix for this catalogue of ``n_anime``."""
+    if story is None or story.shape[0] != n_anime or len(others) == 0:
+        return np.zeros(len(others), np.float32)
+    return np.asarray((story[np.asarray(others, dtype=np.int64)] @ story[source].T).todense()).ravel()
+
+
+def content_reasons(catalogue: Catalogue, first: int, second: int, story_cosine: float) -> list[str]:
+    """What two anime share: studios, a story (their synopses' TF-IDF cosine ``story_cosine``, both long enough),
+    genres."""
     reasons = []
     studios = [studio for studio in catalogue.studios[first] if studio in set(catalogue.studios[second])]
     if studios:
         reasons.append(f"same studio{'s' if len(studios) > 1 else ''}: {', '.join(studios[:REASON_TITLES])}")
-    if story is not None and story.shape[0] == len(catalogue) and _long_synopses(catalogue, first, second):
-        if float(story[first].multiply(story[second]).sum()) >= STORY_THRESHOLD:
-            reasons.append(f"story like {catalogue.titles_shown[first]}")
+    if story_cosine >= STORY_THRESHOLD and _long_synopses(catalogue, first, second):
+        reasons.append(f"story like {catalogue.titles_shown[first]}")
     second_genres = set(catalogue.item_genres(second))
     genres = [genre for genre in catalogue.item_genres(first) if genre in second_genres][:REASON_TITLES]
     if genres:

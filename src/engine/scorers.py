@@ -220,8 +220,8 @@ class NeighbourScorer:
         """(how many of the first profile's nearest users prefer each of ``anime``, how many users were asked):
         the reasons' evidence, the counts ``score`` computes for every anime, here only for the few shown."""
         nearest, _ = self.nearest_users(profiles)
-        users = nearest[0][nearest[0] >= 0]
-        counts = np.asarray(self._preferred[users][:, np.asarray(anime, dtype=np.int64)].sum(axis=0)).ravel()
+        preferred = self._preferred[nearest[0][nearest[0] >= 0]].indices  # every anime each neighbour prefers
+        counts = (preferred[:, None] == np.asarray(anime, dtype=preferred.dtype)[None, :]).sum(axis=0)
         return counts.astype(np.int32), nearest.shape[1]
 
     def score(self, profiles: Profiles) -> ComponentScores:
