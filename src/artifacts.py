@@ -13,6 +13,7 @@ One folder per published model version, written by training as a whole and made 
 | ``item_weights.npz`` | EASE's weights B over ``support`` (its anime): the support, and B's CSR arrays when sparse |
 | ``item_weights.npy`` | a dense B, memory-mapped by the server (one copy however many workers) |
 | ``favourites_item_weights.npz``, ``.npy`` | optional: newcomers' own B, when the carve chose other settings for them |
+| ``similar_users.npz`` | optional: each user's nearest users by the embeddings (``rows``, ``cosines``; n_users x k) |
 | ``anime.json`` | the whole catalogue's metadata: the model's anime first (record j = anime index j), then the rest |
 | ``content_features.npy`` | float32 (n_catalogue, f), rows L2-normalised: every catalogue anime's content features |
 | ``story.npz`` | the catalogue's synopsis TF-IDF rows (CSR), for "story like ..." reasons |
@@ -36,6 +37,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from src.ease import ItemWeights
+from src.engine.scorers import NearestUsers, nearest_user_table
 from src.errors import ArtifactError
 from utils.atomic import write_bytes, write_json
 
@@ -75,6 +77,7 @@ class ModelArtifacts:
     favourites_item_weights: ItemWeights | None = field(default=None, repr=False)  # newcomers' own B, if any
     content_features: np.ndarray | None = field(default=None, repr=False)  # (catalogue x f); none: no content path
     story: sp.csr_matrix | None = field(default=None, repr=False)  # synopsis TF-IDF rows of the catalogue
+    nearest_users: NearestUsers | None = field(default=None, repr=False)  # none: serving searches every request
 
     def __post_init__(self) -> None:
         if self.anime_bias is None:
@@ -125,6 +128,24 @@ def save_item_weights(folder: Path, item_weights: ItemWeights | None, name: str 
             np.save(dense_path, np.ascontiguousarray(weights, dtype=np.float32), allow_pickle=False)
         arrays["support"] = np.asarray(item_weights.support, dtype=np.int64)
     np.savez(folder / name, **arrays)
+
+
+def save_similar_users(folder: Path, k: int) -> None:
+    """Each user's ``k`` nearest users, found once from the embeddings exactly as the server normalises them
+    (re-read from ``user_embeddings.npy``), so a known user's request reads a row of the table."""
+    embeddings = l2_normalise(np.load(folder / "user_embeddings.npy", allow_pickle=False))
+    write_nearest_users(folder, nearest_user_table(embeddings, int(k)))
+
+
+def write_nearest_users(folder: Path, table: NearestUsers) -> None:
+    np.savez(folder / "similar_users.npz", rows=table.rows, cosines=table.cosines)
+
+
+def load_similar_users(path: Path) -> NearestUsers | None:
+    if not path.is_file():
+        return None
+    with path.open("rb") as handle, np.load(handle, allow_pickle=False) as stored:
+        return NearestUsers(stored["rows"], stored["cosines"])
 
 
 def save_content_features(folder: Path, features: np.ndarray, story: sp.spmatrix | None) -> None:
@@ -212,12 +233,16 @@ def write_model_artifacts(folder: str | Path, user_embeddings: np.ndarray, anime
                           user_ratings: pd.DataFrame, manifest: dict[str, Any], anime_bias: np.ndarray | None = None,
                           item_weights: ItemWeights | None = None,
                           content_features: np.ndarray | None = None, story: sp.spmatrix | None = None,
-                          favourites_item_weights: ItemWeights | None = None) -> None:
+                          favourites_item_weights: ItemWeights | None = None,
+                          nearest_users: NearestUsers | None = None) -> None:
     """Write everything serving reads into ``folder`` (training adds model.keras beside it); content features
-    default to none (an empty matrix: no content path)."""
+    default to none (an empty matrix: no content path). Training writes the nearest users with
+    ``save_similar_users``; a table given here is written as it is."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_embeddings(folder, user_embeddings, anime_embeddings, user_ids, anime_ids, anime_bias)
+    if nearest_users is not None:
+        write_nearest_users(folder, nearest_users)
     save_item_weights(folder, item_weights)
     if favourites_item_weights is not None:
         save_item_weights(folder, favourites_item_weights, "favourites_item_weights.npz")
@@ -253,6 +278,7 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
         anime = read_anime_table(folder / "anime.json")
         user_ratings = read_ratings(folder / "user_ratings.npy")
         content_features, story = load_content_features(folder)
+        nearest_users = load_similar_users(folder / "similar_users.npz")
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except ArtifactError:
         raise
@@ -263,13 +289,28 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
         raise ArtifactError("manifest.json must be a JSON object; retrain")
     _check_consistency(user_embeddings, anime_embeddings, user_ids, anime_ids, anime, user_ratings)
     if problems := (_companion_problems(anime_bias, (item_weights, favourites_weights), len(anime_ids))
-                    + _content_problems(content_features, story, len(anime))):
+                    + _content_problems(content_features, story, len(anime))
+                    + _similar_users_problems(nearest_users, len(user_ids))):
         raise ArtifactError("model artifacts do not match each other: " + "; ".join(problems) + "; retrain")
     return ModelArtifacts(user_embeddings.astype(np.float32, copy=False),
                           anime_embeddings.astype(np.float32, copy=False),
                           user_ids, anime_ids, anime, user_ratings, manifest, anime_bias.astype(np.float32, copy=False),
                           item_weights, favourites_weights, content_features if content_features.shape[1] else None,
-                          story if story.shape[0] else None)
+                          story if story.shape[0] else None, nearest_users)
+
+
+def _similar_users_problems(table: NearestUsers | None, n_users: int) -> list[str]:
+    if table is None:
+        return []
+    rows, cosines = table.rows, table.cosines
+    if rows.ndim != 2 or len(rows) != n_users or cosines.shape != rows.shape or rows.shape[1] == 0:
+        return [f"similar_users.npz must hold rows and cosines of one line per user ({n_users}), "
+                f"not {rows.shape} and {cosines.shape}"]
+    if not np.issubdtype(rows.dtype, np.integer) or rows.min() < -1 or rows.max() >= n_users:
+        return [f"similar_users.npz rows must be user rows from 0 to {n_users - 1} (-1: none)"]
+    if not np.issubdtype(cosines.dtype, np.floating) or not np.isfinite(cosines[rows >= 0]).all():
+        return ["similar_users.npz cosines must be finite floats"]
+    return []
 
 
 def _content_problems(features: np.ndarray, story: sp.csr_matrix, n_catalogue: int) -> list[str]:

@@ -76,7 +76,8 @@ class Recommender:
         self.ncf = NCFScorer(self.user_embeddings, self.anime_embeddings, artifacts.anime_bias, temperature,
                              config.fold_in_steps, config.fold_in_step_size, width)
         self.neighbours = NeighbourScorer(self.user_embeddings, self.ncf, self.interactions, self.catalogue,
-                                          self.settings.similar_users, config.genre_boost, config.preferred_genres)
+                                          self.settings.similar_users, config.genre_boost, config.preferred_genres,
+                                          artifacts.nearest_users)
         scorers = [self.ncf, self.neighbours, EmbeddingContentScorer(self.anime_embeddings, width),
                    PopularityScorer(self.interactions)]
         if artifacts.item_weights is not None:

@@ -363,3 +363,59 @@ def test_engine_serves_a_really_trained_model(trained_root) -> None:
     assert not set(liked) & set(ids(engine.recommend_from_favourites(liked, n=10)))
     for method in ("user", "content", "hybrid"):
         assert engine.score_users([0], method).shape == (1, engine.n_anime)
+    # training published each user's nearest users, as many as the carve chose, as the search finds them
+    from src.engine.scorers import nearest_user_rows
+
+    table = engine.neighbours.table
+    assert table is not None and table.k == engine.settings.similar_users
+    rows, _ = nearest_user_rows(engine.user_embeddings[:5], engine.user_embeddings, table.k, np.arange(5))
+    np.testing.assert_array_equal(table.rows[:5], rows)
+
+
+
+def test_the_published_nearest_users_are_what_the_search_finds(tmp_path, serving_config) -> None:
+    """similar_users.npz, written with the artifacts, holds each user's nearest users as the per-request search
+    ranks them (the same cosines, the same order); an engine reading it answers exactly as one that searches."""
+    from src.artifacts import save_similar_users
+    from src.engine.scorers import nearest_user_rows
+
+    searching = Recommender.from_folder(write_tiny_artifacts(tmp_path / "searching"), serving_config)
+    save_similar_users(write_tiny_artifacts(tmp_path / "table"), 10)
+    reading = Recommender.from_folder(tmp_path / "table", serving_config)
+    assert searching.neighbours.table is None and reading.neighbours.table.k == 10
+    for row in range(searching.n_users):
+        vector = searching.user_embeddings[[row]]
+        rows, cosines = nearest_user_rows(vector, searching.user_embeddings, 10, np.array([row]))
+        np.testing.assert_array_equal(reading.neighbours.table.rows[row], rows[0])
+        np.testing.assert_allclose(reading.neighbours.table.cosines[row], cosines[0], rtol=1e-6)
+        user_id = int(searching.user_ids[row])
+        assert reading.similar_users(user_id, 10) == searching.similar_users(user_id, 10)
+        assert reading.recommend_for_user(user_id, n=5) == searching.recommend_for_user(user_id, n=5)
+    # more neighbours than the table holds: the search answers
+    user_id = int(searching.user_ids[0])
+    assert reading.similar_users(user_id, 12) == searching.similar_users(user_id, 12)
+
+
+@pytest.mark.parametrize(("rows", "cosines", "problem"), [
+    (np.zeros((3, 2), np.int64), np.zeros((3, 2), np.float32), "one line per user"),
+    (None, np.full((0, 0), np.nan, np.float32), "one line per user"),
+    ("past the end", None, "user rows from 0"),
+    (None, "nan", "finite"),
+])
+def test_a_damaged_nearest_users_table_is_refused(tmp_path, serving_config, rows, cosines, problem) -> None:
+    from src.artifacts import save_similar_users
+
+    folder = write_tiny_artifacts(tmp_path / "model")
+    save_similar_users(folder, 4)
+    with np.load(folder / "similar_users.npz") as stored:
+        good_rows, good_cosines = stored["rows"], stored["cosines"]
+    if isinstance(rows, str):
+        rows = good_rows.copy()
+        rows[0, 0] = len(good_rows)
+    if isinstance(cosines, str):
+        cosines = good_cosines.copy()
+        cosines[1, 1] = np.nan
+    np.savez(folder / "similar_users.npz", rows=good_rows if rows is None else rows,
+             cosines=good_cosines if cosines is None else cosines)
+    with pytest.raises(ArtifactError, match=problem):
+        Recommender.from_folder(folder, serving_config)
