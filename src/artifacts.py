@@ -37,6 +37,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from src.ease import ItemWeights
+from src.engine.interactions import best_first_order
 from src.engine.scorers import NearestUsers, nearest_user_table
 from src.errors import ArtifactError
 from utils.atomic import write_bytes, write_json
@@ -196,7 +197,10 @@ def write_tables(folder: Path, anime: pd.DataFrame, user_ratings: pd.DataFrame) 
     ratings = np.empty(len(user_ratings), dtype=RATING_DTYPE)
     for column in RATING_COLUMNS:
         ratings[column] = user_ratings[column].to_numpy()
-    np.save(folder / "user_ratings.npy", ratings, allow_pickle=False)
+    # best first (by user, rating descending, anime), the order serving indexes them in: it then only checks it
+    order = best_first_order(ratings["user_index"].astype(np.int64), ratings["anime_index"].astype(np.int64),
+                             ratings["rating"].astype(np.float64), int(ratings["anime_index"].max(initial=-1)) + 1)
+    np.save(folder / "user_ratings.npy", ratings[order], allow_pickle=False)
 
 
 def _json_value(value: Any) -> Any:

@@ -419,3 +419,42 @@ def test_a_damaged_nearest_users_table_is_refused(tmp_path, serving_config, rows
              cosines=good_cosines if cosines is None else cosines)
     with pytest.raises(ArtifactError, match=problem):
         Recommender.from_folder(folder, serving_config)
+
+
+def _ratings(seed: int, repeats: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    cells = rng.choice(30 * 40, size=300, replace=False)
+    users, anime = cells // 40, cells % 40
+    if repeats:  # the same (user, anime) again, with another rating
+        users, anime = np.concatenate([users, users[:7]]), np.concatenate([anime, anime[:7]])
+    return pd.DataFrame({"user_index": users, "anime_index": anime, "rating": rng.integers(0, 11, len(users)),
+                         "split": np.zeros(len(users), np.int8)})
+
+
+@pytest.mark.parametrize("repeats", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_rows_already_best_first_index_as_rows_in_any_order(seed: int, repeats: bool) -> None:
+    """The server skips sorting rows that are already best first and unrepeated (training writes them so): the
+    index is the same as from the rows shuffled, repeats included (which always take the sorting path)."""
+    from src.engine.interactions import Interactions, best_first_order
+
+    shuffled = _ratings(seed, repeats).sample(frac=1.0, random_state=seed)
+    order = best_first_order(*(shuffled[c].to_numpy(np.int64) for c in ("user_index", "anime_index")),
+                             shuffled["rating"].to_numpy(np.float64), 40)
+    ordered = shuffled.iloc[order]
+    fast, sorted_here = Interactions(ordered, 30, 40, 75), Interactions(shuffled, 30, 40, 75)
+    for name in ("known", "preferred"):
+        for part in ("indptr", "indices", "data"):
+            np.testing.assert_array_equal(getattr(getattr(fast, name), part), getattr(getattr(sorted_here, name), part))
+    np.testing.assert_array_equal(fast.thresholds, sorted_here.thresholds)
+    assert len(fast) == 300
+
+
+def test_repeats_are_found_across_blocks_of_users() -> None:
+    from src.engine.interactions import _has_repeats
+
+    users, anime = np.array([0, 0, 1, 3, 3, 5]), np.array([1, 2, 1, 0, 4, 4])
+    for cells in (1, 5, 2**20):  # one user a block, a few, all of them
+        assert not _has_repeats(users, anime, 6, 5, cells_per_block=cells)
+        assert _has_repeats(np.append(users, 5), np.append(anime, 4), 6, 5, cells_per_block=cells)
+        assert not _has_repeats(np.append(users, 5), np.append(anime, 3), 6, 5, cells_per_block=cells)
