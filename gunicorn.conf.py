@@ -5,7 +5,7 @@ with this file on a Unix socket and nginx in front of it (issue 16: gunicorn's w
 send half a request and wait). Run alone, as the tests and benchmarks that compare the two do, it serves HTTP itself.
 
 Environment overrides: GUNICORN_BIND (e.g. 127.0.0.1:8000 or unix:/path) or PORT (binds 0.0.0.0:$PORT),
-WEB_CONCURRENCY (worker processes, default 2), GUNICORN_THREADS (threads per worker, default 4), GUNICORN_TIMEOUT
+WEB_CONCURRENCY (worker processes, default 2), GUNICORN_THREADS (threads per worker, default 2), GUNICORN_TIMEOUT
 (seconds), GUNICORN_PIDFILE (write the master's pid there, for `kill -HUP`), MODEL_WATCH_SECONDS (how often the
 master checks whether the current model changed, default 5; 0 = only on HUP), GUNICORN_LIMIT_REQUEST_FIELDS (header
 count, default 100; deploy/serve.py sets it from deploy/traffic.yaml), GUNICORN_ACCESS_LOG (`off` behind nginx,
@@ -29,7 +29,10 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 wsgi_app = "application:create_app()"
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Two threads: nginx reads every request whole before it reaches a worker, so a thread never waits on a client, and
+# more threads only contend for the worker's GIL and caches (full-size model at 400 requests/s: p99 71 ms with
+# two, 114 ms with four; bench/RESULTS.md)
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 worker_class = "gthread"
 # Load the app and the model in the master, then fork: the workers share the libraries' and the arrays' memory
 # pages (total PSS 203 MiB for master + 2 workers, against 323 MiB when each worker loads its own; DEPLOYMENT.md).

@@ -291,6 +291,12 @@ def measure_serving(root: Path, scratch: Path, settings: dict[str, Any]) -> dict
     results["http_mix"]["runs"] = [{key: value for key, value in run.items() if key not in ("wrk",)}
                                    for run in mix["runs"]]
     results["http_mix"]["load_average_before"] = [round(v, 2) for v in load_before]
+    # The saturating load measures capacity; its latency is mostly queueing behind the other connections. The
+    # target's "p99 at 400 requests/s" is measured at that load, paced (Poisson arrivals), on the production stack.
+    print(f"[{time.strftime('%H:%M:%S')}] serving: HTTP mix paced at {settings['paced_rate']:g} requests/s", flush=True)
+    paced = http_load.measure(root, settings["http_seconds"], settings["paced_connections"],
+                              settings["http_repeats"], stacks=(settings["stacks"][0],), rate=settings["paced_rate"])
+    results["http_paced"] = {key: value for key, value in paced.items() if key != "runs"}
     return results
 
 
@@ -412,14 +418,29 @@ def _mix_rows(mix: dict[str, Any], server: str, median: dict[str, Any]) -> list[
         f"| {server}: memory a worker adds (USS; its RSS; master RSS) | {median['max_worker_uss_mib']:.0f} MiB "
         f"({median['max_worker_rss_mib']:.0f} MiB; {median['master_rss_mib']:.0f} MiB) | <= 300 MB | "
         f"{_verdict(uss_mb <= SERVING_TARGETS['worker_mb'])} |",
-        f"| {server}, HTTP mix ({mix['generator']}, {mix['connections']} connections, "
+        f"| {server}, HTTP mix saturating ({mix['generator']}, {mix['connections']} connections, "
         f"{mix['repeats']} x {mix['seconds']} s): requests/s | {median['requests_per_second']:.0f} | >= 400 | "
         f"{_verdict(median['requests_per_second'] >= SERVING_TARGETS['http_rps'])} |",
-        f"| {server}, HTTP mix: p50 / p99 | {median['p50_ms']:.1f} / {median['p99_ms']:.1f} ms | p99 <= 100 ms | "
-        f"{_verdict(median['p99_ms'] <= SERVING_TARGETS['http_p99_ms'])} |",
+        f"| {server}, HTTP mix saturating: p50 / p99 (queueing behind {mix['connections']} connections) | "
+        f"{median['p50_ms']:.1f} / {median['p99_ms']:.1f} ms | | |",
         f"| {server}, HTTP mix: errors | {median['errors']:.0f} of {median['requests']:.0f} | 0 | "
         f"{_verdict(median['errors'] == 0)} |",
         f"| {server}, HTTP mix: server CPU per request | {median['server_cpu_ms_per_request']:.2f} ms | | |",
+    ]
+
+
+def _paced_rows(paced: dict[str, Any], server: str) -> list[str]:
+    median = paced["median"]
+    met = (median["requests_per_second"] >= SERVING_TARGETS["http_rps"]
+           and median["p99_ms"] <= SERVING_TARGETS["http_p99_ms"])
+    return [
+        f"| {server}, HTTP mix paced at {paced['rate']:g} requests/s offered (Poisson arrivals, "
+        f"{paced['connections']} connections, {paced['repeats']} x {paced['seconds']} s): requests/s served; "
+        f"p50 / p99 | {median['requests_per_second']:.0f}; {median['p50_ms']:.1f} / {median['p99_ms']:.1f} ms | "
+        f">= 400 with p99 <= 100 ms | {_verdict(met)} |",
+        f"| {server}, HTTP mix paced: errors; server CPU per request | {median['errors']:.0f} of "
+        f"{median['requests']:.0f}; {median['server_cpu_ms_per_request']:.2f} ms | 0 | "
+        f"{_verdict(median['errors'] == 0)} |",
     ]
 
 
@@ -433,6 +454,8 @@ def serving_lines(serving: dict[str, Any]) -> list[str]:
     mix = serving.get("http_mix", {})
     for stack, median in (mix.get("stacks") or {}).items():
         lines += _mix_rows(mix, STACK_NAMES[stack], median)
+    if paced := serving.get("http_paced"):
+        lines += _paced_rows(paced, STACK_NAMES[paced["stack"]])
     child = serving.get("in_process", {})
     if child:
         lines.append(f"| in process: model load; RSS after load / after requests | {child['load_seconds']:.1f} s; "
@@ -520,7 +543,10 @@ def main(argv: list[str] | None = None) -> int:
 
     label = f"{args.rows / 1e6:g} M rows" if not args.raw_dir else f"real files in {args.raw_dir}"
     settings = {"startup_repeats": 3, "requests": args.requests, "endpoint_requests": 200, "stacks": args.stacks,
-                "http_seconds": args.http_seconds, "http_connections": 32, "http_repeats": args.http_repeats}
+                "http_seconds": args.http_seconds, "http_connections": 32, "http_repeats": args.http_repeats,
+                # 10% above the target: each connection's wait does not count its answer's time, so a little
+                # less arrives than is offered
+                "paced_rate": 440.0, "paced_connections": 128}
     overlay: dict[str, Any] = {}
     if args.config:
         import yaml
@@ -529,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         overlay = {**SMOKE_CONFIG, **overlay}
         settings.update(startup_repeats=1, requests=10, endpoint_requests=5, http_seconds=2, http_connections=4,
-                        http_repeats=1)
+                        http_repeats=1, paced_rate=20.0, paced_connections=4)
     if args.max_users:
         overlay.setdefault("evaluation", {})["max_users"] = args.max_users
     budget = None if args.raw_dir else budget_for(args.rows)

@@ -3,6 +3,7 @@
     python -m bench.http_load                              # 30 s at 32 connections, 3 runs, trained artifacts
     python -m bench.http_load --stack full gunicorn        # the production stack, then gunicorn alone
     python -m bench.http_load --seconds 10 --repeats 1 --generator locust --artifacts-root DIR
+    python -m bench.http_load --rate 420 --connections 128   # paced: the latency at a given load, not at saturation
 
 Run from the repository root. Each run starts a fresh server bound to a free port on 127.0.0.1 (bench/servers.py)
 and times process start -> first 200 from /readyz: ``full`` (the default) is what `make serve` and the container
@@ -15,6 +16,12 @@ too). Reported: requests/s, p50/p99, errors (socket errors and non-2xx answers),
 process of the stack: nginx, the gunicorn master and workers) and the generator's, and each gunicorn worker's
 memory shortly before the load ends: RSS, PSS and USS, where USS (pages only that worker holds) is what a worker
 adds beyond what it shares with the preloading master; for the stack, nginx's memory too.
+
+By default every connection sends its next request as soon as the last is answered: the load saturates the
+server, requests/s is its capacity, and the latency is mostly time queued behind the other connections (32 of
+them, 8 served at once). ``--rate R`` (wrk only) paces the load instead: each connection waits connections / R
+seconds before each request, so about R requests a second arrive (a little fewer: the wait does not count the
+answer's own time; the achieved rate is what is reported), and p99 is the latency a client sees at that load.
 """
 from __future__ import annotations
 
@@ -120,11 +127,14 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_locust(port: int, seconds: int, connections: int, requests_file: Path, scratch: Path) -> dict:
+def run_locust(port: int, seconds: int, connections: int, requests_file: Path, scratch: Path,
+               rate: float | None = None) -> dict:
     """A headless locust run (one user per connection); aggregated and per-endpoint figures.
 
     Read from ``--json-file``, written once the run has ended (the CSV files are only refreshed every
     second, so they can miss the end of a run)."""
+    if rate:
+        raise ValueError("a paced load (--rate) needs wrk")
     # locust loads bench/locustfile.py by path: the repository root on PYTHONPATH makes `bench` importable there
     env = {**os.environ, "BENCH_REQUESTS_FILE": str(requests_file),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
@@ -167,11 +177,14 @@ def _locust_figures(entries: list[dict]) -> dict:
             "max_ms": round(max((entry["max_response_time"] for entry in entries), default=0), 1)}
 
 
-def run_wrk(port: int, seconds: int, connections: int, requests_file: Path, scratch: Path) -> dict:
-    """A wrk run (two threads, ``connections`` connections) replaying the mix; its aggregated figures."""
+def run_wrk(port: int, seconds: int, connections: int, requests_file: Path, scratch: Path,
+            rate: float | None = None) -> dict:
+    """A wrk run (two threads, ``connections`` connections) replaying the mix, saturating or paced at about
+    ``rate`` requests/s; its aggregated figures."""
     command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
                "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}"]
-    done = subprocess.run(command, env={**os.environ, "BENCH_REQUESTS_FILE": str(requests_file)},
+    delay = {"BENCH_DELAY_MS": str(round(1000 * connections / rate))} if rate else {}
+    done = subprocess.run(command, env={**os.environ, "BENCH_REQUESTS_FILE": str(requests_file), **delay},
                           capture_output=True, text=True, timeout=seconds + 60)
     line = next((line for line in done.stdout.splitlines() if line.startswith("BENCH_JSON ")), None)
     if line is None:
@@ -196,7 +209,7 @@ def default_generator() -> str:
 
 
 def one_run(root: Path, generator: str, seconds: int, connections: int, requests_file: Path, scratch: Path,
-            stack: str = "full") -> dict:
+            stack: str = "full", rate: float | None = None) -> dict:
     """Start the server, time it to ready, load it, read its memory near the end and its CPU, stop it."""
     port = free_port()
     log_path = scratch / f"{stack}-{port}.log"
@@ -213,7 +226,7 @@ def one_run(root: Path, generator: str, seconds: int, connections: int, requests
         timer.start()
         server_before, generator_before = server_cpu_seconds(process.pid), children_cpu_seconds()
         try:
-            load = GENERATORS[generator](port, seconds, connections, requests_file, scratch)
+            load = GENERATORS[generator](port, seconds, connections, requests_file, scratch, rate)
         finally:
             timer.cancel()
         if process.poll() is not None:
@@ -243,20 +256,22 @@ KEYS = ["requests_per_second", "p50_ms", "p99_ms", "errors", "requests", "ready_
 
 
 def measure(root: Path, seconds: int = 30, connections: int = 32, repeats: int = 3, seed: int = 42,
-            generator: str | None = None, stacks: tuple[str, ...] = ("full",)) -> dict:
+            generator: str | None = None, stacks: tuple[str, ...] = ("full",), rate: float | None = None) -> dict:
     """``repeats`` runs of each stack, alternating (full, gunicorn, full, gunicorn, ...) so that both see the same
-    machine; the first stack's figures are the result's top level, every stack's under ``stacks``."""
+    machine; the first stack's figures are the result's top level, every stack's under ``stacks``. ``rate``: a
+    paced load of about that many requests/s (wrk), else a saturating one."""
     generator = generator or default_generator()
     runs: dict[str, list[dict]] = {stack: [] for stack in stacks}
     with tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:
         requests_file = write_requests(Path(scratch) / "requests.tsv", make_requests(model_dir(root), 50_000, seed))
         for _ in range(repeats):
             for stack in stacks:
-                runs[stack].append(one_run(root, generator, seconds, connections, requests_file, Path(scratch), stack))
+                runs[stack].append(one_run(root, generator, seconds, connections, requests_file, Path(scratch), stack,
+                                           rate))
     summary = {stack: {"runs": stack_runs, "median": median_of(stack_runs, KEYS)} for stack, stack_runs in runs.items()}
     first = summary[stacks[0]]
     return {"generator": generator, "seconds": seconds, "connections": connections, "repeats": repeats,
-            "mix": MIX, "stack": stacks[0], "runs": first["runs"], "median": first["median"],
+            "rate": rate, "mix": MIX, "stack": stacks[0], "runs": first["runs"], "median": first["median"],
             "stacks": {stack: figures["median"] for stack, figures in summary.items()}}
 
 
@@ -285,11 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--stack", nargs="+", choices=["full", "gunicorn"], default=["full"],
                         help="full: the production stack (nginx + gunicorn, default); gunicorn: gunicorn alone")
+    parser.add_argument("--rate", type=float, help="pace the load at about this many requests/s (wrk); "
+                        "default: saturate the server")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
+    if args.rate is not None and not args.rate > 0:
+        parser.error(f"--rate must be above 0, got {args.rate:g}")
+    if args.rate and (args.generator or default_generator()) != "wrk":
+        parser.error("--rate needs wrk (make bench installs it)")
     result = measure(args.artifacts_root or artifacts_root(), args.seconds, args.connections, args.repeats, args.seed,
-                     args.generator, tuple(args.stack))
+                     args.generator, tuple(args.stack), args.rate)
     print(json.dumps({key: value for key, value in result.items() if key != "runs"}, indent=2))
     if args.output:
         save_json(args.output, result)

@@ -5,6 +5,16 @@
 local requests = {}
 local position = 0
 local thread_number = 0
+-- BENCH_DELAY_MS: each connection waits a random time of this mean before each request (a paced load: about
+-- connections / mean requests a second) instead of sending the next one as soon as an answer comes back (the
+-- saturating load). Exponential waits make the arrivals a Poisson stream, as independent clients' are; equal
+-- waits would keep the connections in step, firing all together in bursts.
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if delay_ms and delay_ms > 0 then
+  function delay()
+    return -math.log(1 - math.random()) * delay_ms
+  end
+end
 
 function setup(thread)
   thread_number = thread_number + 1
@@ -19,6 +29,7 @@ function init(args)
     end
   end
   position = (start or 0) % #requests
+  math.randomseed(start or 0)
 end
 
 function request()

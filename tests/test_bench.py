@@ -138,6 +138,8 @@ def test_the_full_size_harness_in_smoke_mode(tmp_path, capsys):
     assert report["sampling"]["recommended_max_users"] > 0 and "hybrid" in report["sampling"]["methods"]
     serving = report["serving"]
     assert set(serving["startup"]) == {"full", "gunicorn"}
+    paced = serving["http_paced"]  # the latency at a paced load, beside the saturating one
+    assert paced["rate"] == 20.0 and paced["median"]["requests"] > 0 and paced["median"]["errors"] == 0
     assert set(serving["in_process"]["api"]) == {"hybrid", "user_based", "similar_anime", "search", "favourites"}
     assert {"page index", "page anime", "openapi"} <= set(serving["http_endpoints"])
     statuses = {kind: {int(status) for status in figures["statuses"]}
