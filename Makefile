@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARTIFACTS ?= artifacts
 
-.PHONY: install train run serve test test-fast lint browser-deps axe-deps docker-deps proxy-deps image-test clean bench bench-quick bench-full notebook
+.PHONY: install train run serve test test-fast lint browser-deps axe-deps docker-deps proxy-deps load-deps image-test clean bench bench-quick bench-full notebook
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ proxy-deps:
 	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null \
 	    && { [ ! -d /run/systemd/system ] || systemctl disable --now nginx >/dev/null 2>&1 || true; }; }
+
+# Debian's wrk, the benchmarks' HTTP load generator (a tenth of locust's CPU; the paced load needs it), as
+# browser-deps installs Chromium. Without it (no root) the benchmarks fall back to locust and skip the paced load.
+load-deps:
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
+	  || echo "wrk could not be installed: the HTTP benchmarks use locust and skip the paced load"
 
 # Debian's Chromium and its driver for the real-browser tests (root on CI and dev machines).
 browser-deps:
@@ -67,7 +73,7 @@ image-test: install docker-deps
 
 # Everything: the lint, then every test tier (unit, integration with real training and servers, the container
 # image, browser).
-test: install browser-deps axe-deps docker-deps proxy-deps lint
+test: install browser-deps axe-deps docker-deps proxy-deps load-deps lint
 	$(PY) -m pytest
 
 # The unit tier alone, in under a minute: no training, no gunicorn or browser (markers in pytest.ini).
@@ -92,26 +98,21 @@ notebook: install
 	  --output-dir $(ARTIFACTS)/reports --output notebook
 
 # Benchmarks (python -m bench.run, from the repository root): bench/results/bench.json and summary.md;
-# `make bench` adds the soak (soak.json). The HTTP load generator is Debian's wrk, installed here as
-# browser-deps installs Chromium; without it (no root) the benchmark falls back to locust.
+# `make bench` adds the soak (soak.json). The HTTP load generator is Debian's wrk (load-deps).
 # bench-quick uses artifacts/model, or trains a small model first when there is none, then runs the whole
 # pipeline on a 10 M-row synthetic file (issue 14's budget: 300 s, 6 GB). bench-full does the same at the full
 # 2020 size, 109 M rows, then serves the model it published (budget: 30 minutes, 10 GB; bench/RESULTS.md).
-bench: install proxy-deps
-	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
-	  || echo "wrk could not be installed: the HTTP benchmark uses locust"
+bench: install proxy-deps load-deps
 	$(PY) -m bench.run
 	@# The 2-minute soak (issue 7) against the served model: zero 5xx, no dropped connection, flat memory.
 	@test -f $(ARTIFACTS)/model/manifest.json || $(PY) -m pipeline.training_pipeline
 	$(PY) -m bench.soak --seconds 120 --artifacts $(ARTIFACTS) --output bench/results/soak.json
 
-bench-quick: install proxy-deps
-	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
-	  || echo "wrk could not be installed: the HTTP benchmark uses locust"
+bench-quick: install proxy-deps load-deps
 	$(PY) -m bench.run --quick
 	$(PY) -m bench.full_size --rows 10000000 --skip-serving
 
-bench-full: install proxy-deps
+bench-full: install proxy-deps load-deps
 	$(PY) -m bench.full_size --rows 109224747 --max-users 8000
 
 clean:

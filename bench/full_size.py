@@ -293,6 +293,9 @@ def measure_serving(root: Path, scratch: Path, settings: dict[str, Any]) -> dict
     results["http_mix"]["load_average_before"] = [round(v, 2) for v in load_before]
     # The saturating load measures capacity; its latency is mostly queueing behind the other connections. The
     # target's "p99 at 400 requests/s" is measured at that load, paced (Poisson arrivals), on the production stack.
+    if http_load.default_generator() != "wrk":
+        print("serving: wrk is not installed, so the paced load is skipped (make bench-full installs it)", flush=True)
+        return results
     print(f"[{time.strftime('%H:%M:%S')}] serving: HTTP mix paced at {settings['paced_rate']:g} requests/s", flush=True)
     paced = http_load.measure(root, settings["http_seconds"], settings["paced_connections"],
                               settings["http_repeats"], stacks=(settings["stacks"][0],), rate=settings["paced_rate"])
