@@ -131,7 +131,7 @@ def save_item_weights(folder: Path, item_weights: ItemWeights | None, name: str 
     np.savez(folder / name, **arrays)
 
 
-def save_similar_users(folder: Path, k: int) -> None:
+def save_nearest_users(folder: Path, k: int) -> None:
     """Each user's ``k`` nearest users, found once from the embeddings exactly as the server normalises them
     (re-read from ``user_embeddings.npy``), so a known user's request reads a row of the table."""
     embeddings = l2_normalise(np.load(folder / "user_embeddings.npy", allow_pickle=False))
@@ -142,7 +142,7 @@ def write_nearest_users(folder: Path, table: NearestUsers) -> None:
     np.savez(folder / "similar_users.npz", rows=table.rows, cosines=table.cosines)
 
 
-def load_similar_users(path: Path) -> NearestUsers | None:
+def load_nearest_users(path: Path) -> NearestUsers | None:
     if not path.is_file():
         return None
     with path.open("rb") as handle, np.load(handle, allow_pickle=False) as stored:
@@ -241,7 +241,7 @@ def write_model_artifacts(folder: str | Path, user_embeddings: np.ndarray, anime
                           nearest_users: NearestUsers | None = None) -> None:
     """Write everything serving reads into ``folder`` (training adds model.keras beside it); content features
     default to none (an empty matrix: no content path). Training writes the nearest users with
-    ``save_similar_users``; a table given here is written as it is."""
+    ``save_nearest_users``; a table given here is written as it is."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_embeddings(folder, user_embeddings, anime_embeddings, user_ids, anime_ids, anime_bias)
@@ -282,7 +282,7 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
         anime = read_anime_table(folder / "anime.json")
         user_ratings = read_ratings(folder / "user_ratings.npy")
         content_features, story = load_content_features(folder)
-        nearest_users = load_similar_users(folder / "similar_users.npz")
+        nearest_users = load_nearest_users(folder / "similar_users.npz")
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except ArtifactError:
         raise
@@ -294,7 +294,7 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
     _check_consistency(user_embeddings, anime_embeddings, user_ids, anime_ids, anime, user_ratings)
     if problems := (_companion_problems(anime_bias, (item_weights, favourites_weights), len(anime_ids))
                     + _content_problems(content_features, story, len(anime))
-                    + _similar_users_problems(nearest_users, len(user_ids))):
+                    + _nearest_users_problems(nearest_users, len(user_ids))):
         raise ArtifactError("model artifacts do not match each other: " + "; ".join(problems) + "; retrain")
     return ModelArtifacts(user_embeddings.astype(np.float32, copy=False),
                           anime_embeddings.astype(np.float32, copy=False),
@@ -303,7 +303,7 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
                           story if story.shape[0] else None, nearest_users)
 
 
-def _similar_users_problems(table: NearestUsers | None, n_users: int) -> list[str]:
+def _nearest_users_problems(table: NearestUsers | None, n_users: int) -> list[str]:
     if table is None:
         return []
     rows, cosines = table.rows, table.cosines

@@ -31,7 +31,7 @@ from src.artifacts import (
     save_content_features,
     save_embeddings,
     save_item_weights,
-    save_similar_users,
+    save_nearest_users,
     write_manifest,
     write_tables,
 )
@@ -241,7 +241,7 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
             fitted.model.save(staging / "model.keras")
             user_embeddings, anime_embeddings, anime_bias = fitted.embeddings()
             save_embeddings(staging, user_embeddings, anime_embeddings, data.user_ids, data.anime_ids, anime_bias)
-            save_similar_users(staging, int(settings["similar_users"]))
+            save_nearest_users(staging, int(settings["similar_users"]))
             item_started = time.perf_counter()
             chosen = [settings["item_item"]]
             if settings.get("favourites_item_item"):  # the newcomers' own EASE, chosen for them on the carve

@@ -376,11 +376,11 @@ def test_engine_serves_a_really_trained_model(trained_root) -> None:
 def test_the_published_nearest_users_are_what_the_search_finds(tmp_path, serving_config) -> None:
     """similar_users.npz, written with the artifacts, holds each user's nearest users as the per-request search
     ranks them (the same cosines, the same order); an engine reading it answers exactly as one that searches."""
-    from src.artifacts import save_similar_users
+    from src.artifacts import save_nearest_users
     from src.engine.scorers import nearest_user_rows
 
     searching = Recommender.from_folder(write_tiny_artifacts(tmp_path / "searching"), serving_config)
-    save_similar_users(write_tiny_artifacts(tmp_path / "table"), 10)
+    save_nearest_users(write_tiny_artifacts(tmp_path / "table"), 10)
     reading = Recommender.from_folder(tmp_path / "table", serving_config)
     assert searching.neighbours.table is None and reading.neighbours.table.k == 10
     for row in range(searching.n_users):
@@ -403,10 +403,10 @@ def test_the_published_nearest_users_are_what_the_search_finds(tmp_path, serving
     (None, "nan", "finite"),
 ])
 def test_a_damaged_nearest_users_table_is_refused(tmp_path, serving_config, rows, cosines, problem) -> None:
-    from src.artifacts import save_similar_users
+    from src.artifacts import save_nearest_users
 
     folder = write_tiny_artifacts(tmp_path / "model")
-    save_similar_users(folder, 4)
+    save_nearest_users(folder, 4)
     with np.load(folder / "similar_users.npz") as stored:
         good_rows, good_cosines = stored["rows"], stored["cosines"]
     if isinstance(rows, str):
