@@ -24,9 +24,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY requirements-serving.txt ./
 # The same RUN trims what serving never loads, so it never reaches a layer (budget in DEPLOYMENT.md): the
-# libraries' own test suites (~100 MB). The model stage's load check and tests/test_image.py run on this trimmed
-# set, so a trim that breaks an import fails the build. Serving reads .npy, .npz and JSON only: no pyarrow here.
-RUN pip install --no-cache-dir -r requirements-serving.txt \
+# libraries' own test suites (~100 MB), and their bytecode (--no-compile: 49 MB of .pyc, mostly of modules serving
+# never imports; the runtime stage compiles what it does import). The model stage's load check and
+# tests/test_image.py run on this trimmed set, so a trim that breaks an import fails the build. Serving reads .npy,
+# .npz and JSON only: no pyarrow here.
+RUN pip install --no-cache-dir --no-compile -r requirements-serving.txt \
  && site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
  && find "$site" -depth -type d -name tests -path "$site/*/tests" -exec rm -rf {} +
 
@@ -86,6 +88,11 @@ RUN groupadd --system --gid 10001 app \
 # Code and model stay owned by root: the app can read them but not change them.
 COPY --from=model /build /app
 COPY --from=model /opt/anime/artifacts /opt/anime/artifacts
+# Bytecode for exactly the modules serving imports (the app, its model load and gunicorn's worker), written once
+# here because the read-only root cannot take it at run time: without it every start would compile them again.
+# The model's dense EASE weights are derived in this load too (a few seconds; nothing of them is written).
+RUN cd /app && ANIME_ARTIFACTS_DIR=/opt/anime/artifacts PYTHONDONTWRITEBYTECODE= python -c \
+    "import application, deploy.serve, gunicorn.app.wsgiapp, gunicorn.workers.gthread; application.create_app()"
 # The root filesystem may be mounted read-only, so every writable path points at /tmp
 # (an emptyDir in Kubernetes, `--tmpfs /tmp` with docker run --read-only).
 ENV ANIME_ARTIFACTS_DIR=/opt/anime/artifacts \

@@ -10,8 +10,9 @@ One folder per published model version, written by training as a whole and made 
 | ``anime_embeddings.npy`` | float32 (n_anime, d), rows L2-normalised; row j is anime ``anime_ids[j]`` |
 | ``anime_bias.npy`` | float32 (n_anime,): the NCF's per-anime bias; its score is T · cos(u, a) + bias[a] |
 | ``user_ids.json`` / ``anime_ids.json`` | the id maps: list position = embedding row |
-| ``item_weights.npz`` | EASE's weights B over ``support`` (its anime): the support, and B's CSR arrays when sparse |
-| ``item_weights.npy`` | a dense B, memory-mapped by the server (one copy however many workers) |
+| ``item_weights.npz`` | EASE's B over ``support`` (its anime): the support, and B's CSR arrays when sparse, or the |
+| | ``values`` and ``regularisation`` a cheap dense B is derived again with, at load |
+| ``item_weights.npy`` | a dense B too costly to derive at load, memory-mapped by the server (one copy for all) |
 | ``favourites_item_weights.npz``, ``.npy`` | optional: newcomers' own B, when the carve chose other settings for them |
 | ``similar_users.npz`` | optional: each user's nearest users by the embeddings (``rows``, ``cosines``; n_users x k) |
 | ``anime.json`` | the whole catalogue's metadata: the model's anime first (record j = anime index j), then the rest |
@@ -36,7 +37,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from src.ease import ItemWeights
+from src.ease import INTERACTION_VALUES, ItemWeights, dense_item_weights, interaction_matrix
 from src.engine.interactions import best_first_order
 from src.engine.scorers import NearestUsers, nearest_user_table
 from src.errors import ArtifactError
@@ -114,17 +115,25 @@ def save_embeddings(folder: Path, user_embeddings: np.ndarray, anime_embeddings:
     write_ids(folder / "anime_ids.json", anime_ids)
 
 
-def save_item_weights(folder: Path, item_weights: ItemWeights | None, name: str = "item_weights.npz") -> None:
+def save_item_weights(folder: Path, item_weights: ItemWeights | None, name: str = "item_weights.npz",
+                      derive_max_cost: int | None = None) -> None:
     """EASE's B: ``item_weights.npz`` holds the anime it covers (``support``) and, for a sparse B, its three CSR
-    arrays; a dense B goes beside it as ``item_weights.npy``, which the server memory-maps, so however many workers
-    serve, the machine holds one copy. An npz without support means no item-item term."""
+    arrays. A dense B is n² x 4 bytes (166 MB at 6,444 anime), yet a closed-form function of the published
+    interactions: when deriving it again costs at most ``derive_max_cost`` multiply-adds (about 3 s of one core at
+    the embedded sample's size), the npz holds only its ``values`` and ``regularisation`` and the server derives
+    it at load (``load_item_weights``), which keeps the image and the artifacts small. Otherwise B goes beside the
+    npz as ``item_weights.npy``, which the server memory-maps, so however many workers serve, the machine holds one
+    copy. An npz without support means no item-item term."""
     arrays: dict[str, np.ndarray] = {}
     dense_path = folder / Path(name).with_suffix(".npy")
     if item_weights is not None:
         weights = item_weights.weights
+        cost = item_weights.derivation_cost()
         if sp.issparse(weights):
             csr = sp.csr_matrix(weights, dtype=np.float32)
             arrays = {"data": csr.data, "indices": csr.indices, "indptr": csr.indptr, "shape": np.array(csr.shape)}
+        elif cost is not None and derive_max_cost is not None and cost <= derive_max_cost:
+            arrays = {"values": np.array(item_weights.values), "regularisation": np.array(item_weights.regularisation)}
         else:  # in C order: a sparse row times B reads B's rows (scipy would copy a Fortran-ordered B per request)
             np.save(dense_path, np.ascontiguousarray(weights, dtype=np.float32), allow_pickle=False)
         arrays["support"] = np.asarray(item_weights.support, dtype=np.int64)
@@ -164,20 +173,39 @@ def load_content_features(folder: Path) -> tuple[np.ndarray, sp.csr_matrix]:
     return features, story
 
 
-def load_item_weights(path: Path) -> ItemWeights | None:
-    """The EASE weights saved by save_item_weights; a dense B is memory-mapped (read-only, shared by processes)."""
+def load_item_weights(path: Path, user_ratings: pd.DataFrame, n_users: int, n_anime: int) -> ItemWeights | None:
+    """The EASE weights saved by save_item_weights: a shipped dense B is memory-mapped (read-only, shared by
+    processes); one saved as its settings is derived again from ``user_ratings``' training rows (every row but the
+    test holdout, as training fitted it), in the gunicorn master before the workers fork, so they share it too."""
     # our own handle: numpy leaves its file open when a truncated archive fails to parse
     with path.open("rb") as handle, np.load(handle, allow_pickle=False) as stored:
         if "support" not in stored:
             return None
+        support = stored["support"]
         if "data" in stored:
             weights: np.ndarray | sp.csr_matrix = sp.csr_matrix(
                 (stored["data"], stored["indices"], stored["indptr"]), shape=tuple(stored["shape"]))
+        elif "values" in stored:
+            return _derive_item_weights(path.name, support, str(stored["values"]), float(stored["regularisation"]),
+                                        user_ratings, n_users, n_anime)
         elif "dense" in stored:  # written before B moved beside the npz: loaded whole
             weights = stored["dense"]
         else:
             weights = np.load(path.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
-        return ItemWeights(weights, stored["support"])
+        return ItemWeights(weights, support)
+
+
+def _derive_item_weights(name: str, support: np.ndarray, values: str, regularisation: float,
+                         user_ratings: pd.DataFrame, n_users: int, n_anime: int) -> ItemWeights:
+    if values not in INTERACTION_VALUES:
+        raise ArtifactError(f"{name}: values must be one of {', '.join(INTERACTION_VALUES)}, not {values!r}; retrain")
+    if not math.isfinite(regularisation) or regularisation <= 0:
+        raise ArtifactError(f"{name}: the regularisation must be a positive number, not {regularisation}; retrain")
+    if (support.ndim != 1 or not np.issubdtype(support.dtype, np.integer) or not len(support)
+            or support.min() < 0 or support.max() >= n_anime or np.any(np.diff(support) <= 0)):
+        raise ArtifactError(f"{name}: support must be increasing anime indices below {n_anime}; retrain")
+    known = user_ratings[user_ratings["split"].to_numpy() != SPLIT_TEST]
+    return dense_item_weights(interaction_matrix(known, n_users, n_anime, values), support, values, regularisation)
 
 
 def with_optional_columns(anime: pd.DataFrame) -> pd.DataFrame:
@@ -276,11 +304,13 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
         user_ids = read_ids(folder / "user_ids.json")
         anime_ids = read_ids(folder / "anime_ids.json")
         anime_bias = np.load(folder / "anime_bias.npy", allow_pickle=False)
-        item_weights = load_item_weights(folder / "item_weights.npz")
-        favourites_path = folder / "favourites_item_weights.npz"
-        favourites_weights = load_item_weights(favourites_path) if favourites_path.is_file() else None
         anime = read_anime_table(folder / "anime.json")
         user_ratings = read_ratings(folder / "user_ratings.npy")
+        _check_consistency(user_embeddings, anime_embeddings, user_ids, anime_ids, anime, user_ratings)
+        weights_of = (folder / "item_weights.npz", folder / "favourites_item_weights.npz")
+        item_weights, favourites_weights = (
+            load_item_weights(path, user_ratings, len(user_ids), len(anime_ids)) if path.is_file() else None
+            for path in weights_of)
         content_features, story = load_content_features(folder)
         nearest_users = load_nearest_users(folder / "similar_users.npz")
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
@@ -291,7 +321,6 @@ def load_model_artifacts(folder: str | Path) -> ModelArtifacts:
                             "retrain") from error
     if not isinstance(manifest, dict):
         raise ArtifactError("manifest.json must be a JSON object; retrain")
-    _check_consistency(user_embeddings, anime_embeddings, user_ids, anime_ids, anime, user_ratings)
     if problems := (_companion_problems(anime_bias, (item_weights, favourites_weights), len(anime_ids))
                     + _content_problems(content_features, story, len(anime))
                     + _nearest_users_problems(nearest_users, len(user_ids))):

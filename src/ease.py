@@ -18,6 +18,32 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.linalg import blas, lapack
 
+INTERACTION_VALUES = ("any", "rated", "weighted")
+
+
+def interaction_matrix(interactions: pd.DataFrame, n_users: int, n_anime: int, values: str = "any") -> sp.csr_matrix:
+    """users x anime CSR matrix of the interactions.
+
+    ``values``: "any" = 1 for every row (rated or not); "rated" = 1 for rated rows only; "weighted" = rating / 10
+    for rated rows and 0.5 for watched-but-unrated ones. Which one suits a baseline is chosen on the carve.
+    """
+    rating = interactions["rating"].to_numpy() if "rating" in interactions else np.ones(len(interactions))
+    rows = interactions
+    if values == "rated":
+        rows, rating = interactions[rating > 0], rating[rating > 0]
+    if values == "weighted":
+        data = np.where(rating > 0, rating / 10.0, 0.5).astype(np.float32)
+    elif values in ("any", "rated"):
+        data = np.ones(len(rows), np.float32)
+    else:
+        raise ValueError(f"interaction values must be any, rated or weighted, not {values!r}")
+    matrix = sp.csr_matrix((data, (rows["user_index"].to_numpy(np.int64), rows["anime_index"].to_numpy(np.int64))),
+                           shape=(n_users, n_anime))
+    matrix.sum_duplicates()
+    if values != "weighted":
+        matrix.data[:] = 1.0  # duplicates were summed; presence is what counts
+    return matrix
+
 
 def gram(interactions: sp.spmatrix, block_bytes: int = 1 << 28) -> np.ndarray:
     """XᵀX of a users x anime matrix as a dense (anime x anime) float32 array, C-contiguous and symmetric.
@@ -109,10 +135,29 @@ class ItemWeights:
 
     weights: np.ndarray | sp.csr_matrix
     support: np.ndarray
+    # How a dense B was fitted (interaction values, regularisation, users): enough to derive it again from the
+    # published interactions instead of shipping it (``derivation_cost``, src/artifacts.py).
+    values: str | None = None
+    regularisation: float | None = None
+    users: int = 0
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.weights.shape
+
+    def derivation_cost(self) -> int | None:
+        """Multiply-adds to derive this B again (None: it cannot be, or need not: a pruned B is small): the Gram
+        matrix's users x n² / 2 plus the inversion's n³ (Cholesky factor n³ / 3, inverse from it 2n³ / 3)."""
+        if sp.issparse(self.weights) or self.values is None or self.regularisation is None:
+            return None
+        n = len(self.support)
+        return self.users * n * n // 2 + n ** 3
+
+
+def dense_item_weights(matrix: sp.csr_matrix, support: np.ndarray, values: str, regularisation: float) -> ItemWeights:
+    """EASE's dense B over the ``support`` columns of ``matrix`` (interaction_matrix with ``values``)."""
+    return ItemWeights(ease_weights(matrix[:, support], regularisation), support, values, regularisation,
+                       matrix.shape[0])
 
 
 def fit_item_weights(interactions: pd.DataFrame, n_users: int, n_anime: int, settings: dict[str, Any]) -> ItemWeights:
@@ -125,8 +170,6 @@ def fit_item_weight_sets(interactions: pd.DataFrame, n_users: int, n_anime: int,
                          settings: list[dict[str, Any]]) -> list[ItemWeights]:
     """``fit_item_weights`` for each of several settings (the known users' EASE and the newcomers' own); settings
     that differ only in their neighbours share one inversion."""
-    from src.evaluation.baselines import interaction_matrix  # the one definition of the interaction values
-
     dense: dict[tuple[Any, ...], ItemWeights] = {}
     fitted = []
     for each in settings:
@@ -134,7 +177,7 @@ def fit_item_weight_sets(interactions: pd.DataFrame, n_users: int, n_anime: int,
         if key not in dense:
             matrix = interaction_matrix(interactions, n_users, n_anime, each["values"])
             support = most_rated(matrix, each.get("max_anime"))
-            dense[key] = ItemWeights(ease_weights(matrix[:, support], float(each["regularisation"])), support)
+            dense[key] = dense_item_weights(matrix, support, each["values"], float(each["regularisation"]))
         weights = dense[key]
         if each["neighbours"] is not None:
             weights = ItemWeights(keep_top_neighbours(weights.weights, int(each["neighbours"])), weights.support)

@@ -94,6 +94,13 @@ def _dense_item_weights(folder: Path, support: np.ndarray, size: int) -> None:
     np.save(folder / "item_weights.npy", np.zeros((size, size), np.float32), allow_pickle=False)
 
 
+def _derived_item_weights(folder: Path, support: np.ndarray, values: str, regularisation: float) -> None:
+    """EASE weights as save_item_weights writes a cheap dense B: its support and settings, derived at load."""
+    (folder / "item_weights.npy").unlink(missing_ok=True)
+    np.savez(folder / "item_weights.npz", support=support, values=np.array(values),
+             regularisation=np.array(regularisation))
+
+
 def _replace_folder_by_file(folder: Path) -> None:
     shutil.rmtree(folder)
     folder.write_text("not a folder", encoding="utf-8")
@@ -140,6 +147,12 @@ ARTIFACT_FAULTS: list[tuple[str, Mutation, str]] = [
      "support must"),
     ("item-weights-without-their-matrix", _remove("item_weights.npy"), "unreadable"),
     ("item-weights-truncated", _truncate("item_weights.npy"), "unreadable"),
+    ("derived-item-weights-of-unknown-values",
+     lambda folder: _derived_item_weights(folder, np.arange(ANIME), "stars", 50), "values must be one of"),
+    ("derived-item-weights-without-regularisation",
+     lambda folder: _derived_item_weights(folder, np.arange(ANIME), "any", 0.0), "regularisation must be a positive"),
+    ("derived-item-weights-beyond-the-catalogue",
+     lambda folder: _derived_item_weights(folder, np.array([0, 99]), "any", 50), "support must be increasing"),
 ]
 
 

@@ -20,30 +20,6 @@ ScoreFn = Callable[[np.ndarray], np.ndarray]
 RowScoreFn = Callable[[sp.csr_matrix], np.ndarray]
 
 
-def interaction_matrix(interactions: pd.DataFrame, n_users: int, n_anime: int, values: str = "any") -> sp.csr_matrix:
-    """users x anime CSR matrix of the interactions.
-
-    ``values``: "any" = 1 for every row (rated or not); "rated" = 1 for rated rows only; "weighted" = rating / 10
-    for rated rows and 0.5 for watched-but-unrated ones. Which one suits a baseline is chosen on the carve.
-    """
-    rating = interactions["rating"].to_numpy() if "rating" in interactions else np.ones(len(interactions))
-    rows = interactions
-    if values == "rated":
-        rows, rating = interactions[rating > 0], rating[rating > 0]
-    if values == "weighted":
-        data = np.where(rating > 0, rating / 10.0, 0.5).astype(np.float32)
-    elif values in ("any", "rated"):
-        data = np.ones(len(rows), np.float32)
-    else:
-        raise ValueError(f"interaction values must be any, rated or weighted, not {values!r}")
-    matrix = sp.csr_matrix((data, (rows["user_index"].to_numpy(np.int64), rows["anime_index"].to_numpy(np.int64))),
-                           shape=(n_users, n_anime))
-    matrix.sum_duplicates()
-    if values != "weighted":
-        matrix.data[:] = 1.0  # duplicates were summed; presence is what counts
-    return matrix
-
-
 def n_users_of(*frames: pd.DataFrame) -> int:
     return int(max((frame["user_index"].max() for frame in frames if len(frame)), default=-1)) + 1
 
