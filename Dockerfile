@@ -91,7 +91,7 @@ COPY --from=model /opt/anime/artifacts /opt/anime/artifacts
 # Bytecode for exactly the modules serving imports (the app, its model load and gunicorn's worker), written once
 # here because the read-only root cannot take it at run time: without it every start would compile them again.
 # The model's dense EASE weights are derived in this load too (a few seconds; nothing of them is written).
-RUN cd /app && ANIME_ARTIFACTS_DIR=/opt/anime/artifacts PYTHONDONTWRITEBYTECODE= python -c \
+RUN ANIME_ARTIFACTS_DIR=/opt/anime/artifacts PYTHONDONTWRITEBYTECODE='' python -c \
     "import application, deploy.serve, gunicorn.app.wsgiapp, gunicorn.workers.gthread; application.create_app()"
 # The root filesystem may be mounted read-only, so every writable path points at /tmp
 # (an emptyDir in Kubernetes, `--tmpfs /tmp` with docker run --read-only).

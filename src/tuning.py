@@ -26,11 +26,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, ModelArtifacts
-from src.ease import ItemWeights, ease_from_gram, gram, keep_top_neighbours, most_rated
+from src.ease import ItemWeights, ease_from_gram, gram, interaction_matrix, keep_top_neighbours, most_rated
 from src.engine.interactions import Profiles
 from src.engine.ranking import top_k
 from src.engine.serving_config import ServingConfig
-from src.evaluation.baselines import interaction_matrix
 from src.evaluation.metrics import batch_metrics
 from src.evaluation.newcomers import NewcomerSplit, newcomer_split
 from src.evaluation.splitting import carve_validation, select_newcomers

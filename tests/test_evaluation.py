@@ -17,12 +17,13 @@ from src.ease import (
     fit_item_weight_sets,
     fit_item_weights,
     gram,
+    interaction_matrix,
     keep_top_neighbours,
 )
 from src.engine.ranking import top_k
 from src.errors import UserError
 from src.evaluation import baselines
-from src.evaluation.baselines import embedding_scorer, interaction_matrix
+from src.evaluation.baselines import embedding_scorer
 from src.evaluation.metrics import (
     batch_metrics,
     catalogue_coverage,

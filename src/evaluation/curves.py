@@ -22,8 +22,9 @@ import pandas as pd
 
 from config import paths_config
 from src.artifacts import load_model_artifacts
+from src.ease import interaction_matrix
 from src.errors import UserError
-from src.evaluation.baselines import interaction_matrix, n_users_of
+from src.evaluation.baselines import n_users_of
 from src.evaluation.protocol import (
     EvaluationSettings,
     RankFn,

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from src.ease import interaction_matrix
 from src.engine.ranking import top_k
 from src.errors import UserError
-from src.evaluation.baselines import ScoreFn, interaction_matrix, n_users_of
+from src.evaluation.baselines import ScoreFn, n_users_of
 from src.evaluation.metrics import batch_metrics, popularity_ranks
 from src.evaluation.splitting import held_out_users
 from src.logger import get_logger
