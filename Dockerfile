@@ -50,8 +50,10 @@ COPY . ./
 ENV ANIME_ARTIFACTS_DIR=/build/artifacts
 # The load check fails the build on incomplete or inconsistent artifacts rather than the pods at start-up.
 # (No evaluate stage: the image needs the model, not the report.)
-# model.keras is left out: serving reads only the embeddings and tables, and the network (with its optimizer
-# state) is the biggest file of the set. chmod: the app is not root, whatever modes the artifacts arrived with.
+# deploy/slim_model.py leaves out model.keras (serving never runs the network) and EASE's dense weights when the
+# server derives them cheaply at load (the embedded sample's two, 332 MB; the full-size model's are kept): the
+# load check after it derives them as the pods will. chmod: the app is not root, whatever modes the artifacts
+# arrived with.
 RUN if [ -f artifacts/model/manifest.json ]; then \
         echo "Using the model artifacts from the build context"; \
     else \
@@ -62,10 +64,10 @@ RUN if [ -f artifacts/model/manifest.json ]; then \
         && python -m pipeline.training_pipeline --stage train ${TRAIN_EPOCHS:+--epochs "$TRAIN_EPOCHS"} \
         && python -m pipeline.training_pipeline --stage refit ${TRAIN_EPOCHS:+--epochs "$TRAIN_EPOCHS"}; \
     fi \
- && python -c "from src.artifacts import load_model_artifacts; load_model_artifacts('artifacts/model')" \
  && mkdir -p /opt/anime/artifacts \
  && mv "$(readlink -f artifacts/model)" /opt/anime/artifacts/model \
- && rm -f /opt/anime/artifacts/model/model.keras \
+ && python -m deploy.slim_model /opt/anime/artifacts/model \
+ && python -c "from src.artifacts import load_model_artifacts; load_model_artifacts('/opt/anime/artifacts/model')" \
  && chmod -R a+rX /opt/anime/artifacts \
  && rm -rf artifacts data \
  && python -m compileall -q /build
@@ -90,7 +92,6 @@ COPY --from=model /build /app
 COPY --from=model /opt/anime/artifacts /opt/anime/artifacts
 # Bytecode for exactly the modules serving imports (the app, its model load and gunicorn's worker), written once
 # here because the read-only root cannot take it at run time: without it every start would compile them again.
-# The model's dense EASE weights are derived in this load too (a few seconds; nothing of them is written).
 RUN ANIME_ARTIFACTS_DIR=/opt/anime/artifacts PYTHONDONTWRITEBYTECODE='' python -c \
     "import application, deploy.serve, gunicorn.app.wsgiapp, gunicorn.workers.gthread; application.create_app()"
 # The root filesystem may be mounted read-only, so every writable path points at /tmp

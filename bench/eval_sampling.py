@@ -38,7 +38,7 @@ def per_user_metrics(root: Path, smoke: bool = False) -> dict[str, Any]:
     from config import paths_config
     from config.loader import load_config
     from src.artifacts import load_model_artifacts
-    from src.evaluation import baselines
+    from src.ease import interaction_matrix
     from src.evaluation.metrics import batch_metrics
     from src.evaluation.protocol import recommend_top_k
     from src.evaluation.splitting import held_out_users, split_interactions
@@ -52,7 +52,7 @@ def per_user_metrics(root: Path, smoke: bool = False) -> dict[str, Any]:
     engine = engine_for(artifacts, config)
     users = held_out_users(test)
     width = max(int(getattr(engine, "n_anime", n_anime)), n_anime)  # rankings may span a catalogue beyond the model's
-    relevant = baselines.interaction_matrix(test, n_users, width)[users]
+    relevant = interaction_matrix(test, n_users, width)[users]
     n_relevant = np.diff(relevant.indptr)
     names = ["hybrid", *[name for name in engine.hybrid.scorers if name != "hybrid"]]
     rankers = {method: (lambda rows, k, method=method: engine.rank_users(rows, k, method)) for method in names}

@@ -11,8 +11,8 @@ One folder per published model version, written by training as a whole and made 
 | ``anime_bias.npy`` | float32 (n_anime,): the NCF's per-anime bias; its score is T · cos(u, a) + bias[a] |
 | ``user_ids.json`` / ``anime_ids.json`` | the id maps: list position = embedding row |
 | ``item_weights.npz`` | EASE's B over ``support`` (its anime): the support, and B's CSR arrays when sparse, or the |
-| | ``values`` and ``regularisation`` a cheap dense B is derived again with, at load |
-| ``item_weights.npy`` | a dense B too costly to derive at load, memory-mapped by the server (one copy for all) |
+| | ``values`` and ``regularisation`` a dense B was fitted with (derived again at load when its .npy is left out) |
+| ``item_weights.npy`` | a dense B, memory-mapped by the server (one copy for all workers) |
 | ``favourites_item_weights.npz``, ``.npy`` | optional: newcomers' own B, when the carve chose other settings for them |
 | ``similar_users.npz`` | optional: each user's nearest users by the embeddings (``rows``, ``cosines``; n_users x k) |
 | ``anime.json`` | the whole catalogue's metadata: the model's anime first (record j = anime index j), then the rest |
@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from src.ease import INTERACTION_VALUES, ItemWeights, dense_item_weights, interaction_matrix
+from src.ease import INTERACTION_VALUES, ItemWeights, dense_item_weights, derivation_cost, interaction_matrix
 from src.engine.interactions import best_first_order
 from src.engine.scorers import NearestUsers, nearest_user_table
 from src.errors import ArtifactError
@@ -115,29 +115,49 @@ def save_embeddings(folder: Path, user_embeddings: np.ndarray, anime_embeddings:
     write_ids(folder / "anime_ids.json", anime_ids)
 
 
-def save_item_weights(folder: Path, item_weights: ItemWeights | None, name: str = "item_weights.npz",
-                      derive_max_cost: int | None = None) -> None:
+def save_item_weights(folder: Path, item_weights: ItemWeights | None, name: str = "item_weights.npz") -> None:
     """EASE's B: ``item_weights.npz`` holds the anime it covers (``support``) and, for a sparse B, its three CSR
-    arrays. A dense B is n² x 4 bytes (166 MB at 6,444 anime), yet a closed-form function of the published
-    interactions: when deriving it again costs at most ``derive_max_cost`` multiply-adds (about 3 s of one core at
-    the embedded sample's size), the npz holds only its ``values`` and ``regularisation`` and the server derives
-    it at load (``load_item_weights``), which keeps the image and the artifacts small. Otherwise B goes beside the
-    npz as ``item_weights.npy``, which the server memory-maps, so however many workers serve, the machine holds one
-    copy. An npz without support means no item-item term."""
+    arrays. A dense B goes beside it as ``item_weights.npy``, which the server memory-maps, so however many workers
+    serve, the machine holds one copy; the npz also records the ``values`` and ``regularisation`` it was fitted
+    with, so that a copy of the model may leave the .npy out and have the server derive it again
+    (``drop_derivable_item_weights``: the container image). An npz without support means no item-item term."""
     arrays: dict[str, np.ndarray] = {}
     dense_path = folder / Path(name).with_suffix(".npy")
     if item_weights is not None:
         weights = item_weights.weights
-        cost = item_weights.derivation_cost()
         if sp.issparse(weights):
             csr = sp.csr_matrix(weights, dtype=np.float32)
             arrays = {"data": csr.data, "indices": csr.indices, "indptr": csr.indptr, "shape": np.array(csr.shape)}
-        elif cost is not None and derive_max_cost is not None and cost <= derive_max_cost:
-            arrays = {"values": np.array(item_weights.values), "regularisation": np.array(item_weights.regularisation)}
         else:  # in C order: a sparse row times B reads B's rows (scipy would copy a Fortran-ordered B per request)
             np.save(dense_path, np.ascontiguousarray(weights, dtype=np.float32), allow_pickle=False)
+            if item_weights.values is not None and item_weights.regularisation is not None:
+                arrays = {"values": np.array(item_weights.values),
+                          "regularisation": np.array(item_weights.regularisation)}
         arrays["support"] = np.asarray(item_weights.support, dtype=np.int64)
     np.savez(folder / name, **arrays)
+
+
+def drop_derivable_item_weights(folder: str | Path, max_cost: int) -> list[str]:
+    """Delete each dense B of the model in ``folder`` that the server can derive again at load for at most
+    ``max_cost`` multiply-adds (src/ease.py: ``derivation_cost``); return the files deleted.
+
+    A dense B is n² x 4 bytes (166 MB at the embedded sample's 6,444 anime) yet a closed-form function of the
+    published training rows and two settings: an image without it is 332 MB smaller and starts ~3.5 s later. Only
+    for a copy that is not swapped in under load (the image bakes one version): deriving at a swap takes the
+    master seconds of one core that the memory-mapped file does not.
+    """
+    folder = Path(folder)
+    n_users = len(read_ids(folder / "user_ids.json"))
+    dropped = []
+    for archive in sorted(folder.glob("*item_weights.npz")):
+        dense = archive.with_suffix(".npy")
+        with archive.open("rb") as handle, np.load(handle, allow_pickle=False) as stored:
+            derivable = "values" in stored and "support" in stored
+            size = len(stored["support"]) if derivable else 0
+        if derivable and dense.is_file() and derivation_cost(n_users, size) <= max_cost:
+            dense.unlink()
+            dropped.append(dense.name)
+    return dropped
 
 
 def save_nearest_users(folder: Path, k: int) -> None:
@@ -174,9 +194,10 @@ def load_content_features(folder: Path) -> tuple[np.ndarray, sp.csr_matrix]:
 
 
 def load_item_weights(path: Path, user_ratings: pd.DataFrame, n_users: int, n_anime: int) -> ItemWeights | None:
-    """The EASE weights saved by save_item_weights: a shipped dense B is memory-mapped (read-only, shared by
-    processes); one saved as its settings is derived again from ``user_ratings``' training rows (every row but the
-    test holdout, as training fitted it), in the gunicorn master before the workers fork, so they share it too."""
+    """The EASE weights saved by save_item_weights: a dense B is memory-mapped (read-only, shared by processes);
+    one left out (drop_derivable_item_weights) is derived again from ``user_ratings``' training rows (every row
+    but the test holdout, as training fitted it), in the gunicorn master before the workers fork, so they share
+    it too."""
     # our own handle: numpy leaves its file open when a truncated archive fails to parse
     with path.open("rb") as handle, np.load(handle, allow_pickle=False) as stored:
         if "support" not in stored:
@@ -185,11 +206,11 @@ def load_item_weights(path: Path, user_ratings: pd.DataFrame, n_users: int, n_an
         if "data" in stored:
             weights: np.ndarray | sp.csr_matrix = sp.csr_matrix(
                 (stored["data"], stored["indices"], stored["indptr"]), shape=tuple(stored["shape"]))
-        elif "values" in stored:
-            return _derive_item_weights(path.name, support, str(stored["values"]), float(stored["regularisation"]),
-                                        user_ratings, n_users, n_anime)
         elif "dense" in stored:  # written before B moved beside the npz: loaded whole
             weights = stored["dense"]
+        elif "values" in stored and not path.with_suffix(".npy").exists():  # left out of this copy: derived
+            return _derive_item_weights(path.name, support, str(stored["values"]), float(stored["regularisation"]),
+                                        user_ratings, n_users, n_anime)
         else:
             weights = np.load(path.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
         return ItemWeights(weights, support)

@@ -135,29 +135,24 @@ class ItemWeights:
 
     weights: np.ndarray | sp.csr_matrix
     support: np.ndarray
-    # How a dense B was fitted (interaction values, regularisation, users): enough to derive it again from the
-    # published interactions instead of shipping it (``derivation_cost``, src/artifacts.py).
+    # How a dense B was fitted: with the published interactions, enough to derive it again instead of shipping it
+    # (src/artifacts.py: drop_derivable_item_weights).
     values: str | None = None
     regularisation: float | None = None
-    users: int = 0
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.weights.shape
 
-    def derivation_cost(self) -> int | None:
-        """Multiply-adds to derive this B again (None: it cannot be, or need not: a pruned B is small): the Gram
-        matrix's users x n² / 2 plus the inversion's n³ (Cholesky factor n³ / 3, inverse from it 2n³ / 3)."""
-        if sp.issparse(self.weights) or self.values is None or self.regularisation is None:
-            return None
-        n = len(self.support)
-        return self.users * n * n // 2 + n ** 3
+def derivation_cost(users: int, anime: int) -> int:
+    """Multiply-adds to derive a dense B of ``anime`` anime from ``users`` users' rows: the Gram matrix's
+    users x n² / 2 plus the inversion's n³ (Cholesky factor n³ / 3, the inverse from it 2n³ / 3)."""
+    return users * anime * anime // 2 + anime ** 3
 
 
 def dense_item_weights(matrix: sp.csr_matrix, support: np.ndarray, values: str, regularisation: float) -> ItemWeights:
     """EASE's dense B over the ``support`` columns of ``matrix`` (interaction_matrix with ``values``)."""
-    return ItemWeights(ease_weights(matrix[:, support], regularisation), support, values, regularisation,
-                       matrix.shape[0])
+    return ItemWeights(ease_weights(matrix[:, support], regularisation), support, values, regularisation)
 
 
 def fit_item_weights(interactions: pd.DataFrame, n_users: int, n_anime: int, settings: dict[str, Any]) -> ItemWeights:

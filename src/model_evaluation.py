@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 from config import paths_config
 from src.artifacts import ModelArtifacts, load_model_artifacts
+from src.ease import interaction_matrix
 from src.engine.ranking import top_k
 from src.engine.scorers import over_catalogue
 from src.engine.serving_config import ServingConfig
@@ -116,7 +117,7 @@ class RowBaselines:
 
     def matrix(self, values: str) -> sp.csr_matrix:
         if values not in self._matrices:
-            self._matrices[values] = baselines.interaction_matrix(self.rows, self.n_users, self.n_anime, values)
+            self._matrices[values] = interaction_matrix(self.rows, self.n_users, self.n_anime, values)
         return self._matrices[values]
 
     def scorer(self, name: str, setting: dict[str, Any], keep: bool = True) -> baselines.RowScoreFn:
@@ -150,9 +151,9 @@ def tune_baselines(config: dict[str, Any], carve_data: Carve, tiebreak: np.ndarr
     scored over those alone: the never-rated rest of the catalogue would only cost time."""
     k, rated = int(config["evaluation"]["k"]), carve_data.n_anime
     chosen: dict[str, Any] = {"users": {}, "newcomers": {}, "trials": []}
-    known = baselines.interaction_matrix(carve_data.train, carve_data.n_users, rated)
+    known = interaction_matrix(carve_data.train, carve_data.n_users, rated)
     favourites = sp.csr_matrix(carve_data.newcomers.favourites_matrix(carve_data.width)[:, :rated])
-    newcomer_relevant = baselines.interaction_matrix(carve_data.newcomers.relevant_rows, len(carve_data.newcomers),
+    newcomer_relevant = interaction_matrix(carve_data.newcomers.relevant_rows, len(carve_data.newcomers),
                                                      rated)
     relevant = sp.csr_matrix(carve_data.relevant[carve_data.users][:, :rated])
     rated_tiebreak = tiebreak[tiebreak < rated]
@@ -161,7 +162,7 @@ def tune_baselines(config: dict[str, Any], carve_data: Carve, tiebreak: np.ndarr
         for setting in grid:
             started = time.perf_counter()
             if name == "als":
-                score_users = baselines.als(baselines.interaction_matrix(carve_data.train, carve_data.n_users,
+                score_users = baselines.als(interaction_matrix(carve_data.train, carve_data.n_users,
                                                                          rated, setting["values"]),
                                             setting["factors"], setting["regularization"], setting["alpha"],
                                             setting["iterations"], int(config["seed"]))

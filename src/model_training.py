@@ -247,9 +247,8 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
             if settings.get("favourites_item_item"):  # the newcomers' own EASE, chosen for them on the carve
                 chosen.append(settings["favourites_item_item"])
             item_weights = fit_item_weight_sets(data.known, len(data.user_ids), len(data.anime_ids), chosen)
-            derive_max_cost = int(config["hybrid"]["item_item"]["derive_max_cost"])
             for weights, name in zip(item_weights, ("item_weights.npz", "favourites_item_weights.npz"), strict=False):
-                save_item_weights(staging, weights, name, derive_max_cost)
+                save_item_weights(staging, weights, name)
             final = _training_summary(fitted, time.perf_counter() - item_started)
             experiment.log_metrics(final)
             for name in ("user_embeddings.npy", "anime_embeddings.npy", "anime_bias.npy"):

@@ -1,33 +1,38 @@
-"""EASE's dense B published as its settings and derived again when the server loads the model (src/artifacts.py:
-save_item_weights, load_item_weights), on the really trained model: the derived B is the fitted one, and the app
-answers exactly as with the shipped B; a B too costly to derive is shipped and memory-mapped."""
+"""EASE's dense B left out of a model copy and derived again when the server loads it (src/artifacts.py:
+drop_derivable_item_weights, load_item_weights; deploy/slim_model.py, the image's step), on the really trained
+model: the derived B is the fitted one, and the app answers exactly as with the shipped B; a B too costly to
+derive is kept and memory-mapped."""
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from application import create_app
 from config import paths_config
-from src.artifacts import load_model_artifacts, save_item_weights, write_manifest
-from src.ease import ItemWeights, fit_item_weights
+from src.artifacts import drop_derivable_item_weights, load_model_artifacts, save_item_weights, write_manifest
+from src.ease import ItemWeights, derivation_cost, fit_item_weights
 from src.model_training import prepare_training_data
 from tests.conftest import small_training_config
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.integration
 
 DENSE = {"values": "weighted", "regularisation": 200.0, "neighbours": None, "max_anime": None}
 
 
-def test_the_derivation_cost_counts_the_gram_and_the_inversion() -> None:
-    dense = ItemWeights(np.zeros((3, 3), np.float32), np.arange(3), "any", 1.0, users=4)
-    assert dense.derivation_cost() == 4 * 3 * 3 // 2 + 3 ** 3
-    assert ItemWeights(sp.csr_matrix((3, 3), dtype=np.float32), np.arange(3), "any", 1.0, 4).derivation_cost() is None
-    assert ItemWeights(np.zeros((3, 3), np.float32), np.arange(3)).derivation_cost() is None  # settings unknown
+def test_the_derivation_cost_counts_the_gram_and_the_inversion(base_config) -> None:
+    assert derivation_cost(users=4, anime=3) == 4 * 3 * 3 // 2 + 3 ** 3
+    # the configured limit derives the embedded sample's B (150 users, 6,444 anime at 400 ratings; 2,230 and
+    # 7,215 at 50) and keeps the full 2020 size's (39,243 users, 8,000 anime)
+    limit = int(base_config["hybrid"]["item_item"]["derive_max_cost"])
+    assert derivation_cost(150, 6444) <= derivation_cost(2230, 7215) <= limit < derivation_cost(39243, 8000)
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +43,12 @@ def fitted(trained_root: Path, base_config: dict) -> ItemWeights:
 
 
 def _published(trained_root: Path, folder: Path, weights: ItemWeights, derive_max_cost: int) -> Path:
+    """A copy of the trained model serving ``weights``, its .npy dropped when derivable within the cost."""
     shutil.copytree(paths_config.model_dir(trained_root).resolve(), folder)
-    (folder / "item_weights.npy").unlink(missing_ok=True)
-    (folder / "favourites_item_weights.npz").unlink(missing_ok=True)
-    (folder / "favourites_item_weights.npy").unlink(missing_ok=True)
-    save_item_weights(folder, weights, "item_weights.npz", derive_max_cost)
+    for name in ("item_weights.npy", "favourites_item_weights.npz", "favourites_item_weights.npy"):
+        (folder / name).unlink(missing_ok=True)
+    save_item_weights(folder, weights, "item_weights.npz")
+    drop_derivable_item_weights(folder, derive_max_cost)
     # EASE alone for everyone, whatever the carve chose for this small model: the answers then hang on B only
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     manifest["hybrid"].update(item_item=DENSE, weights={"item_item": 1.0}, favourites_weights={"item_item": 1.0},
@@ -51,12 +57,17 @@ def _published(trained_root: Path, folder: Path, weights: ItemWeights, derive_ma
     return folder
 
 
-def test_a_cheap_dense_ease_is_published_as_its_settings_and_derived_equal_at_load(trained_root, fitted, tmp_path):
-    cost = fitted.derivation_cost()
-    folder = _published(trained_root, tmp_path / "derived", fitted, derive_max_cost=cost)
+def _cost(trained_root: Path, weights: ItemWeights) -> int:
+    users = load_model_artifacts(paths_config.model_dir(trained_root)).user_ids
+    return derivation_cost(len(users), len(weights.support))
+
+
+def test_a_cheap_dense_ease_is_left_out_and_derived_equal_at_load(trained_root, fitted, tmp_path):
+    folder = _published(trained_root, tmp_path / "derived", fitted, derive_max_cost=_cost(trained_root, fitted))
     assert not (folder / "item_weights.npy").exists()
     with np.load(folder / "item_weights.npz") as stored:
         assert sorted(stored.files) == ["regularisation", "support", "values"]
+        assert str(stored["values"]) == "weighted" and float(stored["regularisation"]) == 200.0
     derived = load_model_artifacts(folder).item_weights
     assert isinstance(derived.weights, np.ndarray) and not isinstance(derived.weights, np.memmap)
     assert derived.weights.flags.c_contiguous and derived.weights.dtype == np.float32
@@ -65,8 +76,8 @@ def test_a_cheap_dense_ease_is_published_as_its_settings_and_derived_equal_at_lo
     np.testing.assert_allclose(derived.weights, fitted.weights, rtol=1e-4, atol=1e-6 * np.abs(fitted.weights).max())
 
 
-def test_a_costly_dense_ease_is_shipped_and_memory_mapped(trained_root, fitted, tmp_path):
-    folder = _published(trained_root, tmp_path / "shipped", fitted, derive_max_cost=fitted.derivation_cost() - 1)
+def test_a_costly_dense_ease_is_kept_and_memory_mapped(trained_root, fitted, tmp_path):
+    folder = _published(trained_root, tmp_path / "shipped", fitted, derive_max_cost=_cost(trained_root, fitted) - 1)
     assert (folder / "item_weights.npy").is_file()
     shipped = load_model_artifacts(folder).item_weights
     assert isinstance(shipped.weights, np.memmap)
@@ -75,7 +86,7 @@ def test_a_costly_dense_ease_is_shipped_and_memory_mapped(trained_root, fitted, 
 
 def test_the_app_answers_the_same_from_a_derived_and_a_shipped_ease(trained_root, fitted, tmp_path):
     answers = []
-    for name, limit in (("derived", fitted.derivation_cost()), ("shipped", 0)):
+    for name, limit in (("derived", _cost(trained_root, fitted)), ("shipped", 0)):
         folder = _published(trained_root, tmp_path / name, fitted, derive_max_cost=limit)
         client = create_app({"TESTING": True, "ARTIFACTS_DIR": str(folder)}).test_client()
         users = load_model_artifacts(folder).user_ids[:12]
@@ -86,3 +97,21 @@ def test_the_app_answers_the_same_from_a_derived_and_a_shipped_ease(trained_root
         answers.append([[item["anime_id"] for item in response.get_json()["recommendations"]]
                         for response in responses])
     assert answers[0] == answers[1]
+
+
+def test_the_images_slimming_step_leaves_out_the_network_and_a_cheap_ease(trained_root, fitted, tmp_path):
+    folder = _published(trained_root, tmp_path / "image", fitted, derive_max_cost=0)  # B kept: the CLI decides
+    assert (folder / "model.keras").is_file() and (folder / "item_weights.npy").is_file()
+    done = subprocess.run([sys.executable, "-m", "deploy.slim_model", str(folder)], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "item_weights.npy (derived at load)" in done.stdout
+    assert not (folder / "model.keras").exists() and not (folder / "item_weights.npy").exists()
+    assert isinstance(load_model_artifacts(folder).item_weights.weights, np.ndarray)
+
+
+def test_the_slimming_step_refuses_a_folder_without_a_model_in_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "deploy.slim_model", str(tmp_path / "nothing")],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "no model in" in done.stderr
