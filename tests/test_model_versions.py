@@ -363,7 +363,7 @@ def test_the_image_build_context_and_model_stage_take_the_current_version(tmp_pa
     )
 
     context = tmp_path / "build"
-    for name in ("src", "config", "utils", "pipeline"):
+    for name in ("src", "config", "utils", "pipeline", "deploy"):
         shutil.copytree(REPO / name, context / name, ignore=shutil.ignore_patterns("__pycache__"))
     pointer = paths_config.model_dir(context / "artifacts")
     publish_tiny(pointer, versions_config, "old")
@@ -380,3 +380,4 @@ def test_the_image_build_context_and_model_stage_take_the_current_version(tmp_pa
     baked = tmp_path / "opt" / "anime" / "artifacts" / "model"
     assert baked.is_dir() and not baked.is_symlink()
     assert json.loads((baked / "manifest.json").read_text(encoding="utf-8"))["version"] == version
+    assert not (baked / "model.keras").exists()  # deploy/slim_model.py: serving never runs the network
