@@ -1,6 +1,6 @@
 """Hot model swap under load: publish a new model into a running gunicorn, HUP its master, count what clients saw.
 
-    python -m bench.model_swap                        # the current model of artifacts/, 32 connections, 8 s
+    python -m bench.model_swap                        # the current model of artifacts/, 32 connections, 20 s
     python -m bench.model_swap --broken               # the new model fails its load checks: the old one must stay
     python -m bench.model_swap --artifacts DIR --seconds 8 --connections 32 --output bench/results/model_swap.json
 
@@ -416,7 +416,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifacts", type=Path, help="artifacts root whose current model is used (default: "
                                                        "ANIME_ARTIFACTS_DIR or artifacts/); never modified")
-    parser.add_argument("--seconds", type=float, default=8.0, help="how long the load runs (default 8)")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="how long the load runs; the HUP comes a third of the way in (default 20)")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections (default 32)")
     parser.add_argument("--broken", action="store_true", help="the new model fails its load checks")
     parser.add_argument("--output", type=Path, help="also write the JSON report here")
