@@ -61,11 +61,6 @@ class ContentSettings:
     synopsis_max_df: float = 0.3
     names_min_df: int = 2
     svd_iterations: int = 5
-    # explain_similarity says "story like …" from this synopsis TF-IDF cosine on, for synopses of at least
-    # story_min_words words each (short ones share boilerplate: "A music video for the song …")
-    story_threshold: float = 0.15
-    story_min_words: int = 25
-    max_shared_genres: int = 3  # how many shared genres a reason names
 
 
 # Tuned a little on a validation carve of the embedded ratings (python -m bench.content_features, which reports
@@ -279,39 +274,7 @@ def nearest(features: np.ndarray, row: int, k: int = 10) -> np.ndarray:
     return top[np.argsort(-scores[top], kind="stable")]
 
 
-# ----------------------------------------------------------------------------------------------- reasons
-def explain_similarity(anime: pd.DataFrame, i: int, j: int, story: sp.csr_matrix | None = None,
-                       settings: ContentSettings | Mapping[str, Any] | None = None) -> list[str]:
-    """Why anime row ``j`` is like anime row ``i``, in words: "same studio: ufotable", "shared genres: Action,
-    Demons", "story like Kimetsu no Yaiba" (the synopses' TF-IDF cosine is at least ``story_threshold`` and both
-    have ``story_min_words``). ``story`` is ``story_vectors(anime)`` (or ``ContentFeatures.story``) of the same
-    table; computed here when not given (seconds for the whole catalogue: pass it when explaining many pairs)."""
-    settings = content_settings(settings)
-    first, second = anime.iloc[i], anime.iloc[j]
-    reasons = []
-    studios = _shared(first["studios"], second["studios"])
-    if studios:
-        reasons.append(f"same studio{'s' if len(studios) > 1 else ''}: {', '.join(studios)}")
-    genres = _shared(first["genres"], second["genres"])
-    if genres:
-        reasons.append(f"shared genres: {', '.join(genres[: settings.max_shared_genres])}")
-    long_enough = all(isinstance(text, str) and len(text.split()) >= settings.story_min_words
-                      for text in (first["synopsis"], second["synopsis"]))
-    if long_enough:
-        story = story if story is not None else story_vectors(anime, settings)
-        if story.shape[1] and story_similarity(story, i, j) >= settings.story_threshold:
-            reasons.append(f"story like {first['name']}")
-    return reasons
-
-
+# ---------------------------------------------------------------------------------- one pair's story cosine
 def story_similarity(story: sp.csr_matrix, i: int, j: int) -> float:
     """Cosine of two anime's synopsis TF-IDF rows (0 when either has no synopsis)."""
     return float(story[i].multiply(story[j]).sum())
-
-
-def _shared(first: Any, second: Any) -> list[str]:
-    """The labels in both lists, in the first list's order."""
-    if not isinstance(first, (list, tuple, np.ndarray)) or not isinstance(second, (list, tuple, np.ndarray)):
-        return []
-    other = set(second)
-    return [label for label in first if label in other]

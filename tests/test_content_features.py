@@ -17,12 +17,13 @@ from src.content_features import (
     build_content_features,
     content_blocks,
     content_settings,
-    explain_similarity,
     fit_content_features,
     nearest,
     story_similarity,
     story_vectors,
 )
+from src.engine.catalogue import Catalogue
+from src.engine.explanations import content_reasons
 from src.metadata import read_metadata
 from tests.conftest import FIXTURES, SAMPLE
 
@@ -97,19 +98,20 @@ def test_blocks_are_unit_rows_or_empty(anime):
     assert blocks["type"][row(anime, 1)].sum() == 1
 
 
-def test_explain_similarity_names_studio_genres_and_story(anime, features):
-    bebop, movie = row(anime, 1), row(anime, 5)
-    assert explain_similarity(anime, bebop, movie, features.story) == [
-        "shared genres: Action, Sci-Fi", "story like Cowboy Bebop"]
-    evangelion, end = row(anime, 30), row(anime, 32)
-    assert explain_similarity(anime, evangelion, end, features.story) == [
-        "same studio: Gainax", "shared genres: Avant Garde, Drama, Sci-Fi", "story like Neon Genesis Evangelion"]
-    hunter, ova = row(anime, 136), row(anime, 137)
-    reasons = explain_similarity(anime, hunter, ova)  # the synopsis vectors computed on the spot
-    assert reasons[:2] == ["same studio: Nippon Animation", "shared genres: Action, Adventure, Fantasy"]
-    unrelated = explain_similarity(anime, bebop, row(anime, 15), features.story)  # Eyeshield 21: sports
-    assert unrelated == []
+def test_content_reasons_name_studio_story_and_genres(anime, features):
+    """The engine's reasons for similar anime (src/engine/explanations.py) on real metadata and synopses."""
+    catalogue = Catalogue(anime)
 
+    def reasons(first: int, second: int, story=features.story) -> list[str]:
+        i, j = row(anime, first), row(anime, second)
+        return content_reasons(catalogue, i, j, story_similarity(story, i, j))
+
+    assert reasons(1, 5) == ["story like Cowboy Bebop", "shared genres: Action, Sci-Fi"]  # Bebop and its movie
+    assert reasons(30, 32) == ["same studio: Gainax", "story like Neon Genesis Evangelion",
+                               "shared genres: Avant Garde, Drama, Sci-Fi"]
+    hunter = reasons(136, 137, story_vectors(anime))  # the synopsis vectors computed on the spot
+    assert hunter[0] == "same studio: Nippon Animation" and "shared genres: Action, Adventure, Fantasy" in hunter
+    assert reasons(1, 15) == []  # Eyeshield 21: sports
 
 
 def test_the_engine_scores_many_stories_at_once_as_each_pair_alone(anime, features):
@@ -168,8 +170,9 @@ def test_the_whole_2020_catalogue():
     assert sum(name.startswith("Shingeki no Kyojin") for name in neighbours(16498, 8)) == 8
     kimetsu = row(anime, 38000)
     # Jujutsu Kaisen (MAPPA) beside Kimetsu no Yaiba (ufotable): no studio in common, three genres named
-    assert explain_similarity(anime, kimetsu, row(anime, 40748), features.story)[0] == (
-        "shared genres: Action, Demons, Shounen")
+    jujutsu = row(anime, 40748)
+    assert content_reasons(Catalogue(anime), kimetsu, jujutsu, story_similarity(features.story, kimetsu, jujutsu))[-1] \
+        == "shared genres: Action, Demons, Shounen"
 
 
 def test_the_benchmark_measures_quality_on_real_ratings(anime):

@@ -12,7 +12,7 @@ REASON_TITLES = 3
 # Below this cosine, "similar to X" would be a stretch; such items are explained by other reasons.
 MIN_REASON_SIMILARITY = 0.25
 # "story like X" from this synopsis TF-IDF cosine on, for synopses of at least this many words each (short ones
-# share boilerplate such as "A music video for the song ..."): src/content_features.py chose them on real titles.
+# share boilerplate such as "A music video for the song ..."), chosen on real titles (tests/test_content_features.py).
 STORY_THRESHOLD = 0.15
 STORY_MIN_WORDS = 25
 Similarity = Callable[[np.ndarray, np.ndarray], np.ndarray]
