@@ -222,8 +222,7 @@ def _derive_item_weights(name: str, support: np.ndarray, values: str, regularisa
         raise ArtifactError(f"{name}: values must be one of {', '.join(INTERACTION_VALUES)}, not {values!r}; retrain")
     if not math.isfinite(regularisation) or regularisation <= 0:
         raise ArtifactError(f"{name}: the regularisation must be a positive number, not {regularisation}; retrain")
-    if (support.ndim != 1 or not np.issubdtype(support.dtype, np.integer) or not len(support)
-            or support.min() < 0 or support.max() >= n_anime or np.any(np.diff(support) <= 0)):
+    if support.ndim != 1 or not np.issubdtype(support.dtype, np.integer) or not _valid_support(support, n_anime):
         raise ArtifactError(f"{name}: support must be increasing anime indices below {n_anime}; retrain")
     known = user_ratings[user_ratings["split"].to_numpy() != SPLIT_TEST]
     return dense_item_weights(interaction_matrix(known, n_users, n_anime, values), support, values, regularisation)
@@ -392,9 +391,14 @@ def _companion_problems(anime_bias: np.ndarray, item_weights: tuple[ItemWeights 
         if weights.shape != (len(support), len(support)):
             problems.append(f"item_weights.npz weights must be {len(support)} x {len(support)} (its support), "
                             f"not {weights.shape}")
-        elif len(support) and (support.min() < 0 or support.max() >= n_anime or np.any(np.diff(support) <= 0)):
+        elif len(support) and not _valid_support(support, n_anime):
             problems.append(f"item_weights.npz support must be increasing anime indices below {n_anime}")
     return problems
+
+
+def _valid_support(support: np.ndarray, n_anime: int) -> bool:
+    """EASE's anime: at least one, increasing, each an anime index of the model."""
+    return bool(len(support)) and support.min() >= 0 and support.max() < n_anime and bool(np.all(np.diff(support) > 0))
 
 
 def _check_consistency(user_embeddings: np.ndarray, anime_embeddings: np.ndarray, user_ids: np.ndarray,

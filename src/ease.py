@@ -33,10 +33,10 @@ def interaction_matrix(interactions: pd.DataFrame, n_users: int, n_anime: int, v
         rows, rating = interactions[rating > 0], rating[rating > 0]
     if values == "weighted":
         data = np.where(rating > 0, rating / 10.0, 0.5).astype(np.float32)
-    elif values in ("any", "rated"):
+    elif values in INTERACTION_VALUES:
         data = np.ones(len(rows), np.float32)
     else:
-        raise ValueError(f"interaction values must be any, rated or weighted, not {values!r}")
+        raise ValueError(f"interaction values must be one of {', '.join(INTERACTION_VALUES)}, not {values!r}")
     matrix = sp.csr_matrix((data, (rows["user_index"].to_numpy(np.int64), rows["anime_index"].to_numpy(np.int64))),
                            shape=(n_users, n_anime))
     matrix.sum_duplicates()
@@ -143,6 +143,7 @@ class ItemWeights:
     @property
     def shape(self) -> tuple[int, int]:
         return self.weights.shape
+
 
 def derivation_cost(users: int, anime: int) -> int:
     """Multiply-adds to derive a dense B of ``anime`` anime from ``users`` users' rows: the Gram matrix's
