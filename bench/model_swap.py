@@ -2,11 +2,11 @@
 
     python -m bench.model_swap                        # the current model of artifacts/, 32 connections, 20 s
     python -m bench.model_swap --broken               # the new model fails its load checks: the old one must stay
-    python -m bench.model_swap --artifacts DIR --seconds 8 --connections 32 --output bench/results/model_swap.json
+    python -m bench.model_swap --artifacts DIR --seconds 20 --connections 32 --output bench/results/model_swap.json
 
 Run from the repository root. The run never touches the artifacts it is given. It copies their current model
 into a scratch artifacts root and publishes it there as version A (src/model_registry.py). It starts gunicorn on
-that root as production configures it (gunicorn.conf.py, 2 workers of 4 threads, pointer watching off, so the
+that root as production configures it (gunicorn.conf.py, 2 workers of 2 threads, pointer watching off, so the
 HUP is what swaps). Then it drives the server from --connections keep-alive connections, with valid requests
 only: user recommendations, similar anime, search, favourites, and the home page with a user id. A third of the
 way in, it publishes version B, the same model with every title marked " [B]" (or, with --broken, points the

@@ -44,7 +44,7 @@ from src.evaluation.protocol import (
     scorer_rankers,
     settings_from_config,
 )
-from src.evaluation.reports import log_to_comet, write_reports
+from src.evaluation.reports import log_to_comet, versus_best_baseline, write_reports
 from src.evaluation.splitting import held_out_users, split_interactions, without_held_out
 from src.logger import get_logger
 from src.model_training import prepare_training_data
@@ -214,10 +214,10 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
     rankers.update({name: engine_rankers(engine, [method])[method] for name, method in ENGINE_METHODS.items()})
     if config["evaluation"]["compare_original_objective"] if compare_original is None else compare_original:
         rankers.update(_original_rankers(config, artifacts, known, tiebreak, width))
-    results = evaluate_methods(rankers, known, test, width, settings)
+    evaluation = evaluate_methods(rankers, known, test, width, settings)
+    results = evaluation.metrics
 
-    newcomer_results, newcomer_meta = _evaluate_newcomers(config, processed_dir, engine, fitted, chosen["newcomers"],
-                                                          settings)
+    newcomer_section = _evaluate_newcomers(config, processed_dir, engine, fitted, chosen["newcomers"], settings)
     new_anime_results, new_anime_meta = _evaluate_new_anime(config, processed_dir, engine, settings)
     data_summary = artifacts.manifest.get("data", {})
     meta = {
@@ -234,12 +234,12 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
         "baselines": {purpose: {name: entry["setting"] for name, entry in values.items()}
                       for purpose, values in chosen.items() if purpose != "trials"},
     }
-    sections = {"newcomers": {"methods": newcomer_results, "meta": newcomer_meta},
-                "new_anime": {"methods": new_anime_results, "meta": new_anime_meta}}
-    files = write_reports(results, reports_dir, meta, **sections)
+    versus = versus_best_baseline(evaluation, "hybrid")
+    sections = {"newcomers": newcomer_section, "new_anime": {"methods": new_anime_results, "meta": new_anime_meta}}
+    files = write_reports(results, reports_dir, meta, versus, **sections)
     log_to_comet(experiment, {**results, **{f"{name}.{method}": values for name, section in sections.items()
                                             for method, values in section["methods"].items()}}, files.values())
-    return {"methods": results, **sections, "meta": meta}
+    return {"methods": results, **({"versus": versus} if versus else {}), **sections, "meta": meta}
 
 
 def _fit_baselines(config: dict[str, Any], fitted: RowBaselines,
@@ -260,13 +260,15 @@ def _fit_baselines(config: dict[str, Any], fitted: RowBaselines,
 
 def _evaluate_newcomers(config: dict[str, Any], processed_dir: Path, engine: Recommender, fitted: RowBaselines,
                         chosen: Mapping[str, Any],
-                        settings: EvaluationSettings) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Favourites (the engine's cold start) against the baselines built from the same favourites."""
+                        settings: EvaluationSettings) -> dict[str, Any]:
+    """Favourites (the engine's cold start) against the baselines built from the same favourites: the report's
+    section (``methods``, ``versus`` and ``meta``)."""
     path = processed_dir / "newcomers.parquet"
     rows = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["user_id", "anime_index", "rating"])
     split = newcomer_split(rows, int(config["evaluation"]["newcomer_favourites"]))
     if len(split) == 0:
-        return {}, {"newcomers": 0, "reason": "no newcomers (evaluation.newcomer_fraction is 0 or the data too small)"}
+        return {"methods": {}, "meta": {"newcomers": 0, "reason": "no newcomers (evaluation.newcomer_fraction is 0 "
+                                                                   "or the data too small)"}}
     width, tiebreak = engine.n_anime, engine.catalogue.popularity_order
     rankers: dict[str, RankFn] = {
         "favourites": favourites_ranker(split, lambda favourites, k: engine.rank_favourites(favourites, k)),
@@ -275,12 +277,13 @@ def _evaluate_newcomers(config: dict[str, Any], processed_dir: Path, engine: Rec
     row_baselines = {name: fitted.scorer(name, chosen[name]["setting"]) for name in ("popularity", "item_knn", "ease")}
     rankers.update(item_scorer_rankers(split, row_baselines, width, tiebreak))
     no_settings = dataclasses.replace(settings, max_users=None)  # every newcomer counts
-    results = evaluate_methods(rankers, split.favourites_rows, split.relevant_rows, width, no_settings,
-                               popularity_ranks(fitted.rows, width))
+    evaluation = evaluate_methods(rankers, split.favourites_rows, split.relevant_rows, width, no_settings,
+                                  popularity_ranks(fitted.rows, width))
     meta = {"newcomers": len(split), "favourites": int(config["evaluation"]["newcomer_favourites"]),
             "protocol": "each newcomer's top-rated anime (at most `favourites`) are sent as favourites; their other "
                         "rated anime are relevant; the favourites are excluded from the ranking"}
-    return results, meta
+    versus = versus_best_baseline(evaluation, "favourites")
+    return {"methods": evaluation.metrics, **({"versus": versus} if versus else {}), "meta": meta}
 
 
 def _evaluate_new_anime(config: dict[str, Any], processed_dir: Path, engine: Recommender,
@@ -320,7 +323,7 @@ def _evaluate_new_anime(config: dict[str, Any], processed_dir: Path, engine: Rec
         "random": ranker(lambda profiles: np.broadcast_to(random_scores, (len(profiles), width))),
     }
     known = pd.DataFrame({"user_index": np.zeros(0, np.int64), "anime_index": np.zeros(0, np.int64)})
-    results = evaluate_methods(rankers, known, rows, width, dataclasses.replace(settings, max_users=None))
+    results = evaluate_methods(rankers, known, rows, width, dataclasses.replace(settings, max_users=None)).metrics
     meta = {"new_anime": int(pool.sum()), "users": int(rows["user_index"].nunique()),
             "protocol": "the held-out anime are ranked for each user who rated one; relevant = the ones they rated"}
     return results, meta

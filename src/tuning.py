@@ -30,7 +30,7 @@ from src.ease import ItemWeights, ease_from_gram, gram, interaction_matrix, keep
 from src.engine.interactions import Profiles
 from src.engine.ranking import top_k
 from src.engine.serving_config import ServingConfig
-from src.evaluation.metrics import batch_metrics
+from src.evaluation.metrics import batch_metrics, paired_difference
 from src.evaluation.newcomers import NewcomerSplit, newcomer_split
 from src.evaluation.splitting import carve_validation, select_newcomers
 from src.logger import get_logger
@@ -89,9 +89,8 @@ def recall_per_user(lists: np.ndarray, relevant: sp.csr_matrix | np.ndarray, k: 
 def significantly_better(candidate: np.ndarray, current: np.ndarray, significance: float) -> bool:
     """Whether the candidate's per-user recalls beat the current ones by more than ``significance`` standard
     errors of the paired difference (a one-sided paired z-test)."""
-    difference = candidate - current
-    spread = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else 0.0
-    return bool(difference.mean() > significance * spread and difference.mean() > 0)
+    difference, spread = paired_difference(candidate, current)
+    return bool(difference > significance * spread and difference > 0)
 
 
 class ComponentTable:

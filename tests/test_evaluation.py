@@ -30,8 +30,10 @@ from src.evaluation.metrics import (
     hit_rate_at_k,
     mean_popularity_rank,
     ndcg_at_k,
+    paired_difference,
     popularity_ranks,
     recall_at_k,
+    standard_error,
 )
 from src.evaluation.protocol import (
     EvaluationSettings,
@@ -42,7 +44,7 @@ from src.evaluation.protocol import (
     scorer_rankers,
     settings_from_config,
 )
-from src.evaluation.reports import log_to_comet, write_reports
+from src.evaluation.reports import log_to_comet, versus_best_baseline, write_reports
 from src.evaluation.splitting import held_out_users, split_interactions, without_held_out
 
 SETTINGS = EvaluationSettings(k=10, batch_size=1024, max_users=None, seed=42)
@@ -163,6 +165,15 @@ def test_batch_metrics_match_the_per_user_functions():
 
 # --- ranking and the held-out protocol ------------------------------------------------------------------------
 
+def test_paired_difference_and_standard_error_by_hand():
+    # differences 0.5, 0, 0: mean 1/6; sample variance ((1/3)^2 + 2 (1/6)^2) / 2 = 1/12; SE sqrt(1/12) / sqrt(3) = 1/6
+    assert paired_difference(np.array([1.0, 0.5, 0.0]), np.array([0.5, 0.5, 0.0])) == pytest.approx((1 / 6, 1 / 6))
+    assert paired_difference(np.array([0.3, 0.3]), np.array([0.1, 0.1])) == pytest.approx((0.2, 0.0))  # no spread
+    assert standard_error(np.array([0.25])) == 0.0 and standard_error(np.array([0.0, 1.0])) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="one value per user"):
+        paired_difference(np.zeros(3), np.zeros(4))
+
+
 def test_top_k_orders_best_first_breaks_ties_by_index_and_pads():
     scores = np.array([[0.1, 0.9, 0.5, 0.9, -np.inf], [1.0, 1.0, 1.0, 1.0, 1.0]])
     assert top_k(scores, 3).tolist() == [[1, 3, 2], [0, 1, 2]]
@@ -242,6 +253,8 @@ def test_evaluator_equals_per_user_metrics_and_ignores_batch_size():
         "ndcg": np.mean([ndcg_at_k(lst, relevant[u], 10) for u, lst in zip(users, lists, strict=True)]),
         "coverage": catalogue_coverage(lists, 40),
         "mean_popularity_rank": mean_popularity_rank(lists, popularity_ranks(train, 40)),
+        "recall_se": np.std([recall_at_k(lst, relevant[u], 10) for u, lst in zip(users, lists, strict=True)],
+                            ddof=1) / np.sqrt(len(users)),
     }
     assert 7 not in lists[list(users).index(5)]
     for batch_size in (1, 7, 1000):
@@ -416,7 +429,7 @@ def test_the_engine_plugs_in_through_its_own_ranking():
     train, test, held = checkerboard()
     rankers = engine_rankers(Engine(), methods=("content", "hybrid"))
     assert rankers["hybrid"](np.array([3, 4]), 1)[:, 0].tolist() == [3, 4]
-    results = evaluate_methods(rankers, train, test, 10, SETTINGS)
+    results = evaluate_methods(rankers, train, test, 10, SETTINGS).metrics
     assert set(results) == {"content", "hybrid"}
 
 
@@ -440,7 +453,7 @@ def test_whole_evaluation_is_deterministic_with_a_fixed_seed(tmp_path):
     def run(folder):
         scorers = {name: fitted(name, train, 40, 80) for name in ("popularity", "item_knn")}
         results = evaluate_methods(scorer_rankers(scorers, train, 40, 80),
-                                   train, test, 40, settings)
+                                   train, test, 40, settings).metrics
         write_reports(results, folder, {"k": 10, "seed": 5, "users_evaluated": results["popularity"]["users"]})
         return results
 
@@ -518,6 +531,34 @@ def test_newcomer_favourites_are_their_top_rated_and_the_rest_is_relevant():
     counts = np.array([0.0, 1.0, 9.0, 8.0, 2.0, 7.0])
     rankers = item_scorer_rankers(split, {"popularity": lambda rows: np.broadcast_to(counts, (rows.shape[0], 6))}, 6)
     assert rankers["popularity"](np.array([0]), 3).tolist() == [[5, 4, 1]]  # favourites 2 and 3 never come back
+
+
+def test_the_product_is_compared_with_the_best_baseline_user_by_user(tmp_path):
+    train, test, held = checkerboard()
+    rng = np.random.default_rng(0)
+    noise = rng.random((10, 10))
+    perfect = np.zeros((10, 10))
+    perfect[np.arange(10), [held[user] for user in range(10)]] = 1.0
+    scorers = {"popularity": lambda users: noise[users], "item_knn": lambda users: noise[users] * 0 + noise[0],
+               "hybrid": lambda users: perfect[users]}
+    evaluation = evaluate_methods(scorer_rankers(scorers, train, 10), train, test, 10,
+                                  EvaluationSettings(k=1, batch_size=3, max_users=None, seed=1))
+    recalls = evaluation.recalls
+    assert recalls["hybrid"].tolist() == [1.0] * 10  # each user's held-out anime first
+    for name, values in recalls.items():
+        assert values.mean() == pytest.approx(evaluation.metrics[name]["recall"])
+        assert standard_error(values) == pytest.approx(evaluation.metrics[name]["recall_se"])
+    versus = versus_best_baseline(evaluation, "hybrid")
+    best = max(("popularity", "item_knn"), key=lambda name: evaluation.metrics[name]["recall"])
+    assert versus["baseline"] == best and versus["users"] == 10
+    assert (versus["difference"], versus["standard_error"]) == pytest.approx(
+        paired_difference(recalls["hybrid"], recalls[best]))
+    assert versus_best_baseline(evaluation, "favourites") is None  # no such product in this section
+    write_reports(evaluation.metrics, tmp_path, {"k": 1}, versus)
+    assert json.loads((tmp_path / "metrics.json").read_text())["versus"] == pytest.approx(versus)
+    line = (f"Per user, over the same 10 users: {versus['difference']:+.4f}, standard error "
+            f"{versus['standard_error']:.4f} ({versus['difference'] / versus['standard_error']:.1f} standard errors)")
+    assert line in (tmp_path / "evaluation.md").read_text()
 
 
 def test_reports_carry_the_newcomer_section_and_the_ratio_to_the_best_baseline(tmp_path):

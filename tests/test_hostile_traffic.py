@@ -1,6 +1,6 @@
 """Hostile traffic (issue 16) against the real production stack: `make serve` itself (deploy/serve.py: Debian's nginx
 in front of gunicorn), on a free 127.0.0.1 port, serving the tiny model with the production defaults (2 workers of
-4 threads, deploy/traffic.yaml as it is).
+2 threads, deploy/traffic.yaml as it is).
 
 Loopback only; every test is bounded in time and count. Clients that must not share a rate-limit bucket connect from
 their own loopback address (127.0.0.x: Linux answers the whole 127/8 on lo). Figures go to

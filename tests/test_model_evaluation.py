@@ -46,6 +46,17 @@ def test_evaluation_reports_every_method_and_the_newcomers(trained_root, tmp_pat
     assert set(written["meta"]["baselines"]["users"]) == {"popularity", "item_knn", "als", "ease"}
     markdown = (tmp_path / "evaluation.md").read_text()
     assert "| hybrid |" in markdown and "| favourites |" in markdown and "best baseline" in markdown
+    # the products against the best baseline, paired over the same users, as the report prints them
+    for section, product, versus in (("methods", "hybrid", written["versus"]),
+                                     ("newcomers", "favourites", written["newcomers"]["versus"])):
+        methods = report[section] if section == "methods" else report[section]["methods"]
+        best = max((name for name in ("popularity", "item_knn", "als", "ease") if name in methods),
+                   key=lambda name: methods[name]["recall"])
+        assert versus["product"] == product and versus["baseline"] == best
+        assert versus["difference"] == pytest.approx(methods[product]["recall"] - methods[best]["recall"], abs=1e-12)
+        assert versus["users"] == methods[product]["users"] and versus["standard_error"] >= 0
+        assert f"over the same {versus['users']} users: {versus['difference']:+.4f}" in markdown
+    assert all(0 < metrics["recall_se"] < 0.2 for metrics in report["methods"].values())
     assert "## New anime" in markdown and written["new_anime"]["methods"] == new_anime
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -16,5 +16,7 @@ For each user ``u`` with held-out ratings:
 * A method ranks the rest of the catalogue; ``L_u = (l_1, ..., l_k)`` are its k best anime, best first, ranked by
   the one ``top_k`` of src/engine/ranking.py that serving uses. ``rel_i = 1`` if ``l_i`` is in ``T_u``, else 0.
 
-The metric formulas are in ``metrics``.
+The metric formulas are in ``metrics``. The product (``hybrid``; ``favourites`` for newcomers) is compared with the
+best baseline user by user (``reports.versus_best_baseline``): the mean per-user difference of Recall@k with its
+standard error, so that a gap can be told from the noise of a few users.
 """

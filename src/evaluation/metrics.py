@@ -10,6 +10,10 @@ With ``U`` the evaluated users, ``L_u`` user u's top-k list, ``T_u`` their relev
     Coverage@k    = | union_u L_u | / n_anime
     MeanPopRank@k = sum_u sum_{j in L_u} pop_rank(j) / sum_u |L_u|
 
+Two methods evaluated on the same users are compared per user (a paired difference)::
+
+    d_u = Recall@k_u(A) - Recall@k_u(B),   difference = mean_u d_u,   SE = std_u(d_u) / sqrt(|U|)
+
 Recall is truncated at ``min(k, |T_u|)`` so a perfect list scores 1 even for users with more than k held-out
 anime. ``pop_rank(j)`` is the rank of anime ``j`` by number of users with a training interaction with it
 (1 = most interacted; tied anime share their average rank); a low mean means mostly blockbusters.
@@ -88,3 +92,23 @@ def batch_metrics(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict[str,
         "recall": n_hits / ideal_hits,
         "ndcg": hits @ discounts[:hits.shape[1]] / ideal_dcg,
     }
+
+
+def paired_difference(candidate: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """The mean per-user difference ``candidate - reference`` and its standard error (0 with a single user).
+
+    Both arrays hold one value per user, the same users in the same order: pairing removes what the users
+    themselves contribute (an easy user is easy for every method), so the error is that of the difference alone.
+    """
+    candidate, reference = np.asarray(candidate, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if candidate.ndim != 1 or candidate.shape != reference.shape or candidate.size == 0:
+        raise ValueError(f"expected one value per user for both methods, got shapes {candidate.shape} "
+                         f"and {reference.shape}")
+    difference = candidate - reference
+    return float(difference.mean()), standard_error(difference)
+
+
+def standard_error(values: np.ndarray) -> float:
+    """The standard error of the mean of per-user values: std (ddof 1) / sqrt(n), 0 for a single user."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from src.ease import interaction_matrix
 from src.engine.ranking import top_k
 from src.errors import UserError
 from src.evaluation.baselines import ScoreFn, n_users_of
-from src.evaluation.metrics import batch_metrics, popularity_ranks
+from src.evaluation.metrics import batch_metrics, popularity_ranks, standard_error
 from src.evaluation.splitting import held_out_users
 from src.logger import get_logger
 
@@ -28,6 +28,13 @@ logger = get_logger(__name__)
 
 RankFn = Callable[[np.ndarray, int], np.ndarray]
 RANKING_METRICS = ("hr", "recall", "ndcg")
+
+
+class Evaluation(NamedTuple):
+    """Every method's metrics (method -> metric -> value) and its per-user Recall@k, the same users in the same
+    order for every method, so that two methods can be compared user by user (``metrics.paired_difference``)."""
+    metrics: dict[str, dict[str, float]]
+    recalls: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,17 @@ def evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_inte
     ``train_interactions`` holds every known (non-test) row, ``test_interactions`` the held-out rows; both need
     ``user_index`` and ``anime_index``. ``users`` restricts the evaluation to some test users (default: all).
     ``popularity_rank``: pop_rank per anime when the training rows are not the popularity reference (newcomers).
-    Returns ``hr``, ``recall``, ``ndcg`` (means over users), ``coverage``, ``mean_popularity_rank`` and ``users``.
+    Returns ``hr``, ``recall``, ``ndcg`` (means over users), ``recall_se`` (the standard error of that mean),
+    ``coverage``, ``mean_popularity_rank`` and ``users``.
     """
+    return _evaluate_ranker(rank_fn, train_interactions, test_interactions, n_anime, k, batch_size, users,
+                            popularity_rank)[0]
+
+
+def _evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_interactions: pd.DataFrame,
+                     n_anime: int, k: int, batch_size: int, users: np.ndarray | None,
+                     popularity_rank: np.ndarray | None) -> tuple[dict[str, float], np.ndarray]:
+    """``evaluate_ranker``'s metrics and each evaluated user's Recall@k (in the order of ``users``)."""
     n_users = n_users_of(train_interactions, test_interactions)
     relevant = interaction_matrix(test_interactions, n_users, n_anime)
     users = held_out_users(test_interactions) if users is None else np.asarray(users, dtype=np.int64)
@@ -105,23 +121,24 @@ def evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_inte
     if len(users) == 0:
         raise UserError("no users with held-out test ratings: set evaluation.holdout_fraction > 0 and rerun training")
     pop_rank = popularity_ranks(train_interactions, n_anime) if popularity_rank is None else popularity_rank
-    totals = dict.fromkeys(RANKING_METRICS, 0.0)
+    per_user = {name: np.empty(len(users)) for name in RANKING_METRICS}
     recommended = np.zeros(n_anime, dtype=bool)
     rank_sum, n_recommended = 0.0, 0
     for batch, top in _batches(rank_fn, users, k, batch_size):
         relevant_rows = relevant[users[batch]]
         hits = np.take_along_axis(relevant_rows.toarray() > 0, np.maximum(top, 0), axis=1) & (top >= 0)
         for name, values in batch_metrics(hits, np.diff(relevant_rows.indptr), k).items():
-            totals[name] += float(values.sum())
+            per_user[name][batch] = values
         shown = top[top >= 0]
         recommended[shown] = True
         rank_sum += float(pop_rank[shown].sum())
         n_recommended += shown.size
-    metrics = {name: total / len(users) for name, total in totals.items()}
+    metrics = {name: float(values.mean()) for name, values in per_user.items()}
+    metrics["recall_se"] = standard_error(per_user["recall"])
     metrics["coverage"] = float(recommended.sum() / n_anime)
     metrics["mean_popularity_rank"] = rank_sum / n_recommended if n_recommended else float("nan")
     metrics["users"] = int(len(users))
-    return metrics
+    return metrics, per_user["recall"]
 
 
 def evaluate_scorer(score_fn: ScoreFn, train_interactions: pd.DataFrame, test_interactions: pd.DataFrame,
@@ -136,15 +153,15 @@ def evaluate_scorer(score_fn: ScoreFn, train_interactions: pd.DataFrame, test_in
 
 def evaluate_methods(rankers: Mapping[str, RankFn], train_interactions: pd.DataFrame,
                      test_interactions: pd.DataFrame, n_anime: int, settings: EvaluationSettings,
-                     popularity_rank: np.ndarray | None = None) -> dict[str, dict[str, float]]:
-    """Evaluate every method on the same (seeded) set of test users; method -> metric -> value."""
+                     popularity_rank: np.ndarray | None = None) -> Evaluation:
+    """Evaluate every method on the same (seeded) set of test users: their metrics and per-user recalls."""
     users = held_out_users(test_interactions, settings.max_users, settings.seed)
-    results = {}
+    results, recalls = {}, {}
     for method, rank_fn in rankers.items():
         started = time.perf_counter()
-        results[method] = evaluate_ranker(rank_fn, train_interactions, test_interactions, n_anime,
-                                          settings.k, settings.batch_size, users, popularity_rank)
+        results[method], recalls[method] = _evaluate_ranker(rank_fn, train_interactions, test_interactions, n_anime,
+                                                            settings.k, settings.batch_size, users, popularity_rank)
         logger.info("%s: HR@%d %.4f, Recall@%d %.4f, NDCG@%d %.4f over %d users (%.1f s)", method,
                     settings.k, results[method]["hr"], settings.k, results[method]["recall"], settings.k,
                     results[method]["ndcg"], results[method]["users"], time.perf_counter() - started)
-    return results
+    return Evaluation(results, recalls)

@@ -10,14 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from src.evaluation.protocol import RANKING_METRICS
+from src.evaluation.metrics import paired_difference
+from src.evaluation.protocol import RANKING_METRICS, Evaluation
 from src.logger import get_logger
 from utils.atomic import write_bytes, write_json
 
 logger = get_logger(__name__)
 
 METRIC_LABELS = {
-    "hr": "HR@{k}", "recall": "Recall@{k}", "ndcg": "NDCG@{k}", "coverage": "Coverage@{k}",
+    "hr": "HR@{k}", "recall": "Recall@{k}", "recall_se": "Recall SE", "ndcg": "NDCG@{k}", "coverage": "Coverage@{k}",
     "mean_popularity_rank": "Mean popularity rank", "users": "Users",
 }
 REPORT_FILES = {"metrics": "metrics.json", "markdown": "evaluation.md", "chart": "chart.png"}
@@ -52,26 +53,48 @@ def _table(results: Mapping[str, Mapping[str, float]], k: Any) -> list[str]:
     return lines
 
 
-def _comparison(results: Mapping[str, Mapping[str, float]], product: str, k: Any) -> list[str]:
+def versus_best_baseline(evaluation: Evaluation, product: str) -> dict[str, Any] | None:
+    """The product against the best baseline of the same evaluation: the ratio of their Recall@k and the per-user
+    difference with its standard error, paired over the same users (None without both)."""
+    results = evaluation.metrics
+    baseline = best_baseline(results)
+    if baseline is None or product not in results or not results[baseline]["recall"]:
+        return None
+    difference, error = paired_difference(evaluation.recalls[product], evaluation.recalls[baseline])
+    return {"product": product, "baseline": baseline, "ratio": results[product]["recall"] / results[baseline]["recall"],
+            "difference": difference, "standard_error": error, "users": int(len(evaluation.recalls[product]))}
+
+
+def _comparison(results: Mapping[str, Mapping[str, float]], product: str, k: Any,
+                versus: Mapping[str, Any] | None = None) -> list[str]:
     baseline = best_baseline(results)
     if baseline is None or product not in results or not results[baseline]["recall"]:
         return []
     ratio = results[product]["recall"] / results[baseline]["recall"]
-    return ["", f"**{product}** Recall@{k} {results[product]['recall']:.4f} against the best baseline, **{baseline}**, "
-                f"{results[baseline]['recall']:.4f}: **{ratio:.3f}x**."]
+    line = (f"**{product}** Recall@{k} {results[product]['recall']:.4f} against the best baseline, **{baseline}**, "
+            f"{results[baseline]['recall']:.4f}: **{ratio:.3f}x**.")
+    if versus and versus.get("baseline") == baseline:
+        difference, error = versus["difference"], versus["standard_error"]
+        verdict = f"{abs(difference) / error:.1f} standard errors" if error > 0 else "the same for every user"
+        line += (f" Per user, over the same {versus['users']:,} users: {difference:+.4f}, standard error "
+                 f"{error:.4f} ({verdict}).")
+    return ["", line]
 
 
 def markdown_report(results: Mapping[str, Mapping[str, float]], meta: Mapping[str, Any],
-                    sections: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+                    sections: Mapping[str, Mapping[str, Any]] | None = None,
+                    versus: Mapping[str, Any] | None = None) -> str:
     """Readable markdown: a table per section (known users, then newcomers and new anime when given), each with
-    the product's ratio to the best baseline, followed by the evaluation settings."""
+    the product's ratio to the best baseline (and the paired difference, ``versus``, when known), followed by the
+    evaluation settings."""
     k = meta.get("k", "k")
     lines = ["# Offline evaluation", "", f"## {SECTION_TITLES['methods']}", "", *_table(results, k),
-             *_comparison(results, "hybrid", k)]
+             *_comparison(results, "hybrid", k, versus)]
     for name, section in (sections or {}).items():
         lines += ["", f"## {SECTION_TITLES.get(name, name)}", ""]
         if section.get("methods"):
-            lines += [*_table(section["methods"], k), *_comparison(section["methods"], "favourites", k)]
+            lines += [*_table(section["methods"], k),
+                      *_comparison(section["methods"], "favourites", k, section.get("versus"))]
         lines += [f"- {key}: {value}" for key, value in section.get("meta", {}).items()]
     lines += ["", "## Settings", "",
               "Held-out protocol and metric formulas: `src/evaluation/__init__.py` and `src/evaluation/metrics.py`. "
@@ -99,8 +122,10 @@ def bar_chart_png(results: Mapping[str, Mapping[str, float]], k: int | str = "k"
         positions = np.arange(len(methods))
         for offset, metric in enumerate(RANKING_METRICS):
             values = [methods[method].get(metric, np.nan) for method in methods]
+            errors = [methods[method].get("recall_se", 0.0) for method in methods] if metric == "recall" else None
             bars = axes.bar(positions + (offset - (len(RANKING_METRICS) - 1) / 2) * width, values, width,
-                            label=METRIC_LABELS[metric].format(k=k))
+                            yerr=errors, error_kw={"elinewidth": 0.8, "capsize": 2},
+                            label=METRIC_LABELS[metric].format(k=k) + (" ± SE" if errors else ""))
             axes.bar_label(bars, fmt="%.3f", fontsize=6, padding=2)
         axes.set_xticks(positions, list(methods), fontsize=8)
         axes.set_ylim(0, 1.15)  # every ranking metric is in [0, 1]; the headroom keeps the legend off the bars
@@ -114,19 +139,21 @@ def bar_chart_png(results: Mapping[str, Mapping[str, float]], k: int | str = "k"
 
 
 def write_reports(results: Mapping[str, Mapping[str, float]], folder: str | Path, meta: Mapping[str, Any],
-                  **sections: Mapping[str, Any]) -> dict[str, Path]:
+                  versus: Mapping[str, Any] | None = None, **sections: Mapping[str, Any]) -> dict[str, Path]:
     """Write metrics.json, evaluation.md and chart.png into ``folder``, each atomically; return their paths.
 
-    metrics.json is ``{"methods": {method: {metric: value}}, <section>: {"methods": ..., "meta": ...}, "meta": meta}``
-    with a section per keyword (``newcomers``, ``new_anime``); ``meta`` says how the numbers were obtained.
+    metrics.json is ``{"methods": {method: {metric: value}}, "versus": ..., <section>: {"methods": ...,
+    "versus": ..., "meta": ...}, "meta": meta}`` with a section per keyword (``newcomers``, ``new_anime``);
+    ``versus`` is the product against the best baseline (``versus_best_baseline``), ``meta`` says how the
+    numbers were obtained.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: folder / filename for name, filename in REPORT_FILES.items()}
     results = {method: dict(values) for method, values in results.items()}
-    write_json(paths["metrics"], {"methods": results, **{name: dict(section) for name, section in sections.items()},
-                                  "meta": dict(meta)})
-    write_bytes(paths["markdown"], markdown_report(results, meta, sections).encode("utf-8"))
+    write_json(paths["metrics"], {"methods": results, **({"versus": dict(versus)} if versus else {}),
+                                  **{name: dict(section) for name, section in sections.items()}, "meta": dict(meta)})
+    write_bytes(paths["markdown"], markdown_report(results, meta, sections, versus).encode("utf-8"))
     write_bytes(paths["chart"], bar_chart_png(results, meta.get("k", "k"), sections))
     logger.info("evaluation reports written to %s", folder)
     return paths
