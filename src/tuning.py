@@ -89,6 +89,8 @@ def recall_per_user(lists: np.ndarray, relevant: sp.csr_matrix | np.ndarray, k: 
 def significantly_better(candidate: np.ndarray, current: np.ndarray, significance: float) -> bool:
     """Whether the candidate's per-user recalls beat the current ones by more than ``significance`` standard
     errors of the paired difference (a one-sided paired z-test)."""
+    if len(candidate) == 0:  # a carve too small to hold a user (tiny datasets): nothing can be shown better
+        return False
     difference, spread = paired_difference(candidate, current)
     return bool(difference > significance * spread and difference > 0)
 

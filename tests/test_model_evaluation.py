@@ -104,6 +104,7 @@ def test_a_setting_must_beat_the_current_one_by_more_than_noise():
     assert significantly_better(current + 0.05, current, 2.0)
     assert not significantly_better(current + rng.normal(0.0, 0.2, 400), current, 2.0)  # noise around 0
     assert not significantly_better(current, current, 2.0)
+    assert not significantly_better(np.zeros(0), np.zeros(0), 2.0)  # a carve without users chooses nothing
 
 
 def test_learning_rate_peak_sets_the_flat_schedule(eval_config):
