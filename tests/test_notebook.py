@@ -87,6 +87,9 @@ def test_the_notebook_executes_top_to_bottom_with_a_caption_under_every_figure(e
     assert [int(re.match(r"\*\*Figure (\d+)\.\*\*", c).group(1)) for c in captions] == list(range(1, FIGURES + 1))
     assert all(len(caption.splitlines()) == 1 and len(caption) > 40 for caption in captions)
     assert sum(1 for output in outputs if "text/html" in output.get("data", {})) >= TABLES
+    # the products against their best baseline, user by user, as metrics.json's "versus" records them
+    assert any(text.startswith("hybrid against ") and "standard error" in text for text in texts)
+    assert any("Per user, " in caption and "standard error" in caption for caption in captions)
 
     # the curves are the evaluation's own: Recall@k read off them is metrics.json's
     gap = next(float(m.group(1)) for text in texts if (m := re.search(r"largest difference (\S+)", text)))
