@@ -53,24 +53,30 @@ def _table(results: Mapping[str, Mapping[str, float]], k: Any) -> list[str]:
     return lines
 
 
-def versus_best_baseline(evaluation: Evaluation, product: str) -> dict[str, Any] | None:
-    """The product against the best baseline of the same evaluation: the ratio of their Recall@k and the per-user
-    difference with its standard error, paired over the same users (None without both)."""
-    results = evaluation.metrics
+def _ratio_to_best_baseline(results: Mapping[str, Mapping[str, float]], product: str) -> tuple[str, float] | None:
+    """(the best baseline, the product's Recall@k over its), or None without both (or with a baseline at 0)."""
     baseline = best_baseline(results)
     if baseline is None or product not in results or not results[baseline]["recall"]:
         return None
+    return baseline, results[product]["recall"] / results[baseline]["recall"]
+
+
+def versus_best_baseline(evaluation: Evaluation, product: str) -> dict[str, Any] | None:
+    """The product against the best baseline of the same evaluation: the ratio of their Recall@k and the per-user
+    difference with its standard error, paired over the same users (None without both)."""
+    if (best := _ratio_to_best_baseline(evaluation.metrics, product)) is None:
+        return None
+    baseline, ratio = best
     difference, error = paired_difference(evaluation.recalls[product], evaluation.recalls[baseline])
-    return {"product": product, "baseline": baseline, "ratio": results[product]["recall"] / results[baseline]["recall"],
-            "difference": difference, "standard_error": error, "users": int(len(evaluation.recalls[product]))}
+    return {"product": product, "baseline": baseline, "ratio": ratio, "difference": difference,
+            "standard_error": error, "users": int(len(evaluation.recalls[product]))}
 
 
 def _comparison(results: Mapping[str, Mapping[str, float]], product: str, k: Any,
                 versus: Mapping[str, Any] | None = None) -> list[str]:
-    baseline = best_baseline(results)
-    if baseline is None or product not in results or not results[baseline]["recall"]:
+    if (best := _ratio_to_best_baseline(results, product)) is None:
         return []
-    ratio = results[product]["recall"] / results[baseline]["recall"]
+    baseline, ratio = best
     line = (f"**{product}** Recall@{k} {results[product]['recall']:.4f} against the best baseline, **{baseline}**, "
             f"{results[baseline]['recall']:.4f}: **{ratio:.3f}x**.")
     if versus and versus.get("baseline") == baseline:
