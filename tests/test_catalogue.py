@@ -1,9 +1,11 @@
 """The whole catalogue: anime nobody rated are found, compared, liked and recommended through their content."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from src.engine.catalogue import Filters
+from src.engine.scorers import FeaturesScorer
 from src.recommender import Recommender
 from tests.serving_fixtures import GROUP_A_IDS, GROUP_B_IDS, TEST_USER, TEST_USER_RATINGS, UNRATED_IDS
 
@@ -68,3 +70,15 @@ def test_filters_work_on_the_whole_catalogue(catalogue_engine: Recommender) -> N
 def test_known_answers_hold_with_a_whole_catalogue(catalogue_engine: Recommender) -> None:
     assert set(ids(catalogue_engine.recommend_for_user(TEST_USER, n=2))) == {5, 20}
     assert set(ids(catalogue_engine.recommend_from_favourites([101, 102], n=4))) == set(GROUP_B_IDS) - {101, 102}
+
+
+def test_the_unrated_scorer_gives_the_never_rated_titles_their_content_match_and_nothing_to_the_rest(
+        catalogue_engine: Recommender) -> None:
+    """Known answer: the unrated part of the mix is the content scorer's cosine on the never-rated titles alone."""
+    profiles = catalogue_engine.interactions.profiles([0, 1])
+    unrated = catalogue_engine.hybrid.scorers["unrated"].score(profiles).values
+    content = FeaturesScorer(catalogue_engine.content_features).score(profiles).values
+    rated = catalogue_engine.n_model_anime
+    assert unrated.shape == content.shape == (2, 15)
+    assert np.all(unrated[:, :rated] == -np.inf)
+    np.testing.assert_allclose(unrated[:, rated:], content[:, rated:], rtol=1e-6)

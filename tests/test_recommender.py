@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from config.loader import load_config
 from src.artifacts import SPLIT_TEST, ModelArtifacts, load_model_artifacts
+from src.engine.interactions import row_columns
 from src.engine.validation import InvalidRequestError, UnknownAnimeError, UnknownUserError
 from src.errors import ArtifactError, UserError
 from src.recommender import Filters, Recommender, ServingConfig
@@ -73,6 +75,14 @@ def test_reasons_count_for_the_shown_anime_what_the_user_based_scorer_counts(eng
     counts, asked = engine.neighbours.counts_of(profiles, anime)
     assert asked == full["neighbours"]
     np.testing.assert_array_equal(counts, full["neighbour_counts"][0][anime])
+
+
+def test_row_columns_are_the_chosen_rows_stored_entries_in_order() -> None:
+    """Known answer: rows 2 and 0 of a matrix whose rows store their columns unsorted (best first), and no row."""
+    matrix = sp.csr_matrix((np.ones(5, np.float32), np.array([3, 1, 0, 4, 2]), np.array([0, 2, 2, 5])), shape=(3, 5))
+    np.testing.assert_array_equal(row_columns(matrix, np.array([2, 0])), [0, 4, 2, 3, 1])
+    np.testing.assert_array_equal(row_columns(matrix, np.array([1])), [])
+    assert row_columns(matrix, np.array([], dtype=np.int64)).size == 0
 
 
 def test_reasons_without_the_user_based_part_still_name_the_similar_users(engine: Recommender) -> None:

@@ -132,7 +132,12 @@ class Catalogue:
     def top_genres(self, preferred: sp.spmatrix, count: int) -> list[tuple[str, ...]]:
         """For each row of ``preferred`` (n x anime, non-zero = preferred): its ``count`` most frequent genres,
         most frequent first, alphabetical among equals."""
-        counts = np.asarray((preferred != 0).astype(np.float32) @ self.genre_matrix)
+        preferred = sp.csr_matrix(preferred)
+        # 1 where an entry is non-zero, on the stored entries as they are (a profile stores each anime once):
+        # ``preferred != 0`` would build a new sparse matrix first, which costs more than the product
+        indicator = sp.csr_matrix(((preferred.data != 0).astype(np.float32), preferred.indices, preferred.indptr),
+                                  shape=preferred.shape)
+        counts = np.asarray(indicator @ self.genre_matrix)
         if not self.genres:
             return [() for _ in range(preferred.shape[0])]
         top = top_k(np.where(counts > 0, counts, -np.inf), min(count, len(self.genres)))

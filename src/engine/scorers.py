@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from src.ease import ItemWeights
 from src.engine.catalogue import Catalogue
-from src.engine.interactions import Interactions, Profiles
+from src.engine.interactions import Interactions, Profiles, row_columns
 from src.engine.parallel import by_row_blocks
 from src.engine.ranking import top_k
 
@@ -257,8 +257,8 @@ class NeighbourScorer:
         """(how many of the first profile's nearest users prefer each of ``anime``, how many users were asked):
         the reasons' evidence, the counts ``score`` computes for every anime, here only for the few shown."""
         nearest, _ = self.nearest_users(profiles)
-        preferred = self._preferred[nearest[0][nearest[0] >= 0]].indices  # every anime each neighbour prefers
-        counts = (preferred[:, None] == np.asarray(anime, dtype=preferred.dtype)[None, :]).sum(axis=0)
+        preferred = row_columns(self._preferred, nearest[0][nearest[0] >= 0])  # every anime each neighbour prefers
+        counts = np.bincount(preferred, minlength=self._preferred.shape[1])[np.asarray(anime, dtype=np.int64)]
         return counts.astype(np.int32), nearest.shape[1]
 
     def score(self, profiles: Profiles) -> ComponentScores:
@@ -343,6 +343,7 @@ class UnratedScorer(FeaturesScorer):
         self.n_rated = n_rated
 
     def score(self, profiles: Profiles) -> ComponentScores:
-        scores = super().score(profiles).values
-        scores[:, :self.n_rated] = -np.inf
+        scores = np.full((len(profiles), len(self.features)), -np.inf, np.float32)
+        # only the unrated anime's cosines: scoring the rated ones too would be work thrown away
+        scores[:, self.n_rated:] = self.profile_vectors(profiles) @ self.features[self.n_rated:].T
         return ComponentScores(scores)
