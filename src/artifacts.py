@@ -11,7 +11,8 @@ One folder per published model version, written by training as a whole and made 
 | ``anime_bias.npy`` | float32 (n_anime,): the NCF's per-anime bias; its score is T · cos(u, a) + bias[a] |
 | ``user_ids.json`` / ``anime_ids.json`` | the id maps: list position = embedding row |
 | ``item_weights.npz`` | EASE's B over ``support`` (its anime): the support, and B's CSR arrays when sparse, or the |
-| | ``values`` and ``regularisation`` a dense B was fitted with (derived again at load when its .npy is left out) |
+| | ``values``, ``regularisation`` and ``dropout`` a dense B was fitted with (derived again at load when its .npy is |
+| | left out) |
 | ``item_weights.npy`` | a dense B, memory-mapped by the server (one copy for all workers) |
 | ``favourites_item_weights.npz``, ``.npy`` | optional: newcomers' own B, when the carve chose other settings for them |
 | ``similar_users.npz`` | optional: each user's nearest users by the embeddings (``rows``, ``cosines``; n_users x k) |
@@ -118,8 +119,8 @@ def save_embeddings(folder: Path, user_embeddings: np.ndarray, anime_embeddings:
 def save_item_weights(folder: Path, item_weights: ItemWeights | None, name: str = "item_weights.npz") -> None:
     """EASE's B: ``item_weights.npz`` holds the anime it covers (``support``) and, for a sparse B, its three CSR
     arrays. A dense B goes beside it as ``item_weights.npy``, which the server memory-maps, so however many workers
-    serve, the machine holds one copy; the npz also records the ``values`` and ``regularisation`` it was fitted
-    with, so that a copy of the model may leave the .npy out and have the server derive it again
+    serve, the machine holds one copy; the npz also records the ``values``, ``regularisation`` and ``dropout`` it
+    was fitted with, so that a copy of the model may leave the .npy out and have the server derive it again
     (``drop_derivable_item_weights``: the container image). An npz without support means no item-item term."""
     arrays: dict[str, np.ndarray] = {}
     dense_path = folder / Path(name).with_suffix(".npy")
@@ -132,7 +133,8 @@ def save_item_weights(folder: Path, item_weights: ItemWeights | None, name: str 
             np.save(dense_path, np.ascontiguousarray(weights, dtype=np.float32), allow_pickle=False)
             if item_weights.values is not None and item_weights.regularisation is not None:
                 arrays = {"values": np.array(item_weights.values),
-                          "regularisation": np.array(item_weights.regularisation)}
+                          "regularisation": np.array(item_weights.regularisation),
+                          "dropout": np.array(item_weights.dropout)}
         arrays["support"] = np.asarray(item_weights.support, dtype=np.int64)
     np.savez(folder / name, **arrays)
 
@@ -142,7 +144,7 @@ def drop_derivable_item_weights(folder: str | Path, max_cost: int) -> list[str]:
     ``max_cost`` multiply-adds (src/ease.py: ``derivation_cost``); return the files deleted.
 
     A dense B is n² x 4 bytes (166 MB at the embedded sample's 6,444 anime) yet a closed-form function of the
-    published training rows and two settings: an image without it is 332 MB smaller and starts ~3.5 s later. Only
+    published training rows and three settings: an image without it is 332 MB smaller and starts ~3.5 s later. Only
     for a copy that is not swapped in under load (the image bakes one version): deriving at a swap takes the
     master seconds of one core that the memory-mapped file does not.
     """
@@ -209,23 +211,27 @@ def load_item_weights(path: Path, user_ratings: pd.DataFrame, n_users: int, n_an
         elif "dense" in stored:  # written before B moved beside the npz: loaded whole
             weights = stored["dense"]
         elif "values" in stored and not path.with_suffix(".npy").exists():  # left out of this copy: derived
+            dropout = float(stored["dropout"]) if "dropout" in stored else 0.0  # written before EDLAE: EASE
             return _derive_item_weights(path.name, support, str(stored["values"]), float(stored["regularisation"]),
-                                        user_ratings, n_users, n_anime)
+                                        dropout, user_ratings, n_users, n_anime)
         else:
             weights = np.load(path.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
         return ItemWeights(weights, support)
 
 
-def _derive_item_weights(name: str, support: np.ndarray, values: str, regularisation: float,
+def _derive_item_weights(name: str, support: np.ndarray, values: str, regularisation: float, dropout: float,
                          user_ratings: pd.DataFrame, n_users: int, n_anime: int) -> ItemWeights:
     if values not in INTERACTION_VALUES:
         raise ArtifactError(f"{name}: values must be one of {', '.join(INTERACTION_VALUES)}, not {values!r}; retrain")
     if not math.isfinite(regularisation) or regularisation <= 0:
         raise ArtifactError(f"{name}: the regularisation must be a positive number, not {regularisation}; retrain")
+    if not 0 <= dropout < 1:
+        raise ArtifactError(f"{name}: the dropout must be in [0, 1), not {dropout}; retrain")
     if support.ndim != 1 or not np.issubdtype(support.dtype, np.integer) or not _valid_support(support, n_anime):
         raise ArtifactError(f"{name}: support must be increasing anime indices below {n_anime}; retrain")
     known = user_ratings[user_ratings["split"].to_numpy() != SPLIT_TEST]
-    return dense_item_weights(interaction_matrix(known, n_users, n_anime, values), support, values, regularisation)
+    return dense_item_weights(interaction_matrix(known, n_users, n_anime, values), support, values, regularisation,
+                              dropout)
 
 
 def with_optional_columns(anime: pd.DataFrame) -> pd.DataFrame:

@@ -5,8 +5,15 @@ For a users x anime interaction matrix X (binary, or weighted by rating) and a r
     P = (XᵀX + λI)⁻¹,   B = I − P · diag(1 / diag(P))   (so diag(B) = 0),   score(u) = x_u · B
 
 Its cost is one inversion of an anime x anime matrix, done in float32 with a Cholesky factorisation (the Gram
-matrix plus λI is symmetric positive definite). For serving a large catalogue, B can be kept to each anime's
-``neighbours`` strongest weights, so a profile's scores are a sparse row times a sparse matrix.
+matrix plus λI is symmetric positive definite).
+
+With a ``dropout`` p > 0 it is EDLAE, the emphasised denoising linear autoencoder of Steck (NeurIPS 2020,
+"Autoencoders that don't overfit towards the identity"): trained to complete a profile from a random (1 - p) of
+it, which in full rank is EASE with each anime's regularisation raised by p / (1 - p) times its own count,
+``XᵀX + λI + p/(1-p) · diag(XᵀX)``. Newcomers send a few favourites out of a whole list, which is what it learns.
+
+For serving a large catalogue, B can be kept to each anime's ``neighbours`` strongest weights, so a profile's
+scores are a sparse row times a sparse matrix.
 """
 from __future__ import annotations
 
@@ -66,18 +73,23 @@ def gram(interactions: sp.spmatrix, block_bytes: int = 1 << 28) -> np.ndarray:
     return result
 
 
-def ease_weights(interactions: sp.spmatrix, regularisation: float) -> np.ndarray:
+def ease_weights(interactions: sp.spmatrix, regularisation: float, dropout: float = 0.0) -> np.ndarray:
     """The dense (anime x anime) float32 EASE weight matrix B of a users x anime matrix (binary or weighted)."""
-    return ease_from_gram(gram(interactions), regularisation, overwrite=True)
+    return ease_from_gram(gram(interactions), regularisation, dropout, overwrite=True)
 
 
-def ease_from_gram(gram_matrix: np.ndarray, regularisation: float, overwrite: bool = False) -> np.ndarray:
-    """EASE's B from the Gram matrix XᵀX (``gram``), so several regularisations share one Gram. ``overwrite``:
-    work in ``gram_matrix`` itself (one n x n float32 array in all); otherwise it is copied first."""
+def ease_from_gram(gram_matrix: np.ndarray, regularisation: float, dropout: float = 0.0,
+                   overwrite: bool = False) -> np.ndarray:
+    """EASE's B from the Gram matrix XᵀX (``gram``), so several regularisations share one Gram; EDLAE's with a
+    ``dropout`` in (0, 1). ``overwrite``: work in ``gram_matrix`` itself (one n x n float32 array in all);
+    otherwise it is copied first."""
     if regularisation <= 0:
         raise ValueError(f"the EASE regularisation must be > 0, got {regularisation}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"the EASE dropout must be in [0, 1), got {dropout}")
     regularised = gram_matrix if overwrite else gram_matrix.copy()
-    regularised[np.diag_indices_from(regularised)] += np.float32(regularisation)
+    diagonal = np.diag_indices_from(regularised)
+    regularised[diagonal] += np.float32(regularisation) + np.float32(dropout / (1 - dropout)) * regularised[diagonal]
     # inv(G) from its Cholesky factor (LAPACK potrf + potri): G is symmetric positive definite by construction,
     # and this is about twice as fast as a general inverse. Both work in place. G is symmetric, so its C-ordered
     # memory is also its Fortran-ordered transpose: LAPACK takes it without a copy ("upper" of the transpose).
@@ -139,6 +151,7 @@ class ItemWeights:
     # (src/artifacts.py: drop_derivable_item_weights).
     values: str | None = None
     regularisation: float | None = None
+    dropout: float = 0.0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -151,14 +164,18 @@ def derivation_cost(users: int, anime: int) -> int:
     return users * anime * anime // 2 + anime ** 3
 
 
-def dense_item_weights(matrix: sp.csr_matrix, support: np.ndarray, values: str, regularisation: float) -> ItemWeights:
-    """EASE's dense B over the ``support`` columns of ``matrix`` (interaction_matrix with ``values``)."""
-    return ItemWeights(ease_weights(matrix[:, support], regularisation), support, values, regularisation)
+def dense_item_weights(matrix: sp.csr_matrix, support: np.ndarray, values: str, regularisation: float,
+                       dropout: float = 0.0) -> ItemWeights:
+    """EASE's (EDLAE's, with a ``dropout``) dense B over the ``support`` columns of ``matrix`` (interaction_matrix
+    with ``values``)."""
+    return ItemWeights(ease_weights(matrix[:, support], regularisation, dropout), support, values, regularisation,
+                       dropout)
 
 
 def fit_item_weights(interactions: pd.DataFrame, n_users: int, n_anime: int, settings: dict[str, Any]) -> ItemWeights:
     """EASE on the rows of ``interactions`` with ``settings`` as the carve chose them (values, regularisation,
-    neighbours, and max_anime: at most that many of the most-rated anime, all of them when null)."""
+    neighbours, max_anime: at most that many of the most-rated anime, all of them when null; dropout: EDLAE's,
+    0 when absent)."""
     return fit_item_weight_sets(interactions, n_users, n_anime, [settings])[0]
 
 
@@ -169,11 +186,11 @@ def fit_item_weight_sets(interactions: pd.DataFrame, n_users: int, n_anime: int,
     dense: dict[tuple[Any, ...], ItemWeights] = {}
     fitted = []
     for each in settings:
-        key = (each["values"], float(each["regularisation"]), each.get("max_anime"))
+        key = (each["values"], float(each["regularisation"]), each.get("max_anime"), float(each.get("dropout", 0.0)))
         if key not in dense:
             matrix = interaction_matrix(interactions, n_users, n_anime, each["values"])
             support = most_rated(matrix, each.get("max_anime"))
-            dense[key] = dense_item_weights(matrix, support, each["values"], float(each["regularisation"]))
+            dense[key] = dense_item_weights(matrix, support, each["values"], key[1], key[3])
         weights = dense[key]
         if each["neighbours"] is not None:
             weights = ItemWeights(keep_top_neighbours(weights.weights, int(each["neighbours"])), weights.support)

@@ -147,10 +147,30 @@ def _coordinate_search(table: ComponentTable, start: dict[str, float], component
     return weights
 
 
-def _item_item_candidates(carve_data: Carve, config: dict[str, Any]
-                          ) -> Iterator[tuple[dict[str, Any], ItemWeights, dict[str, bool]]]:
-    """(settings, weights, may it be served to "known" users and to "newcomers") of each EASE candidate of
-    ``hybrid.item_item``, dense ones first; one Gram per values, shared by the regularisations.
+@dataclass
+class _EaseCandidate:
+    """One EASE candidate of ``hybrid.item_item``, and its denoising counterpart for newcomers: the same settings
+    fitted as EDLAE with the favourites' dropout (``favourites_dropout``; none when that is 0)."""
+
+    settings: dict[str, Any]
+    weights: ItemWeights
+    servable: dict[str, bool]  # may it be served to "known" users and to "newcomers"
+    denoised_settings: dict[str, Any] | None = None
+    denoised_weights: ItemWeights | None = None
+
+
+def favourites_dropout(setting: Any, profile_anime: float, favourites: int) -> float:
+    """EDLAE's dropout for the newcomers' EASE: ``hybrid.item_item.favourites_dropout`` as a number, or "matched":
+    the share of a profile that a favourites list leaves out, 1 - favourites / the carve users' mean profile size
+    (about 0.95 at 400 ratings, where 20 favourites stand for a list of ~380; 0 when profiles are no longer)."""
+    if setting == "matched":
+        return round(max(0.0, 1.0 - favourites / profile_anime), 3) if profile_anime > 0 else 0.0
+    return float(setting)
+
+
+def _item_item_candidates(carve_data: Carve, config: dict[str, Any]) -> Iterator[_EaseCandidate]:
+    """Each EASE candidate of ``hybrid.item_item``, dense ones first; one Gram per values, shared by the
+    regularisations and by the newcomers' EDLAE candidates.
 
     A dense B is always measured (it is the EASE baseline and the reference every candidate must beat), but it is
     served only up to ``dense_max_anime`` anime (it costs n^2 x 4 bytes in memory and in the image), and only to a
@@ -170,18 +190,24 @@ def _item_item_candidates(carve_data: Carve, config: dict[str, Any]
         logger.info("EASE %s over %d anime: a dense B costs %.1f M multiply-adds per known user's profile (limit "
                     "%.1f M)%s", values, len(support), dense_cost["known"] / 1e6, max_cost / 1e6,
                     "" if all(dense_servable.values()) else f"; served dense to {dense_servable}")
+        dropout = favourites_dropout(grid.get("favourites_dropout", 0.0), float(profile_anime),
+                                     int(config["evaluation"]["newcomer_favourites"]))
         shared = gram(matrix[:, support])  # one Gram serves every regularisation
         for regularisation in grid["regularisation"]:
             started = time.perf_counter()
             dense = ease_from_gram(shared, float(regularisation))
-            logger.info("EASE %s over %d anime, lambda %g: %.1f s", values, len(support), regularisation,
-                        time.perf_counter() - started)
+            denoised = ease_from_gram(shared, float(regularisation), dropout) if dropout else dense
+            logger.info("EASE %s over %d anime, lambda %g (newcomers' dropout %g): %.1f s", values, len(support),
+                        regularisation, dropout, time.perf_counter() - started)
             for neighbours in grid["neighbours"]:
                 settings = {"values": values, "regularisation": regularisation, "neighbours": neighbours,
                             "max_anime": max_anime}
-                weights = dense if neighbours is None else keep_top_neighbours(dense, int(neighbours))
+                weights, favourites = (ItemWeights(each if neighbours is None
+                                                   else keep_top_neighbours(each, int(neighbours)), support)
+                                       for each in (dense, denoised))
                 servable = dense_servable if neighbours is None else {"known": True, "newcomers": True}
-                yield settings, ItemWeights(weights, support), servable
+                yield (_EaseCandidate(settings, weights, servable, {**settings, "dropout": dropout}, favourites)
+                       if dropout else _EaseCandidate(settings, weights, servable))
 
 
 def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any]:
@@ -205,25 +231,34 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
     # the strongest plain EASE (dense, alone: the baseline's form); anything else must beat it significantly.
     least_pruned = max((n for n in hybrid["item_item"]["neighbours"] if n is not None), default=None)
     known_choice = _EaseChoice(least_pruned)
-    # Newcomers have only their favourites: EASE's best settings for them may differ (kept when they do).
+    # Newcomers have only their favourites: EASE's best settings for them may differ (kept when they do), and so
+    # may a denoising EASE (EDLAE) trained to complete a whole list from a favourites-sized share of it.
     newcomer_choice = _EaseChoice(least_pruned)
-    for settings, weights, servable in _item_item_candidates(carve_data, config):
+    for candidate in _item_item_candidates(carve_data, config):
+        settings, weights, servable = candidate.settings, candidate.weights, candidate.servable
         engine = (Recommender(dataclasses.replace(base, item_weights=weights), ServingConfig.from_config(config),
                               {**hybrid["default"], "item_item": settings})
                   if engine is None else engine.with_item_item(weights, settings["values"]))
         table = _table(engine, carve_data, k, ("item_item",) if ncf_part is not None else ("item_item", "ncf"))
         ncf_part = table.parts.setdefault("ncf", ncf_part)
-        # Too small a carve may hold no newcomer at all: their settings then follow the known users'.
-        newcomer_recall = (_newcomer_table(engine, carve_data, k, ("item_item",)).recall({"item_item": 1.0})
-                           if len(carve_data.newcomers) else np.zeros(1))
+        # plain EASE from the favourites: a newcomer candidate, and what the EASE baseline's settings are chosen by
+        newcomer_recall = _newcomer_recall(engine, carve_data, k)
         newcomer_choice.offer((settings, newcomer_recall, weights), newcomer_recall, settings, 0.0,
                               servable["newcomers"])
+        denoised: dict[str, Any] = {}
+        if candidate.denoised_weights is not None and candidate.denoised_settings is not None:
+            denoised_recall = _newcomer_recall(engine.with_item_item(candidate.denoised_weights, settings["values"],
+                                                                     favourites=True), carve_data, k)
+            newcomer_choice.offer((candidate.denoised_settings, denoised_recall, candidate.denoised_weights),
+                                  denoised_recall, candidate.denoised_settings, 0.0, servable["newcomers"])
+            denoised = {"denoised_settings": candidate.denoised_settings,
+                        "denoised_newcomer_recall": float(denoised_recall.mean())}
         for ncf_weight in [0.0, *hybrid["weights"]]:
             recall = table.recall({"item_item": 1.0, "ncf": ncf_weight})
             trials.append({"search": "item_item and ncf", "settings": settings, "ncf": ncf_weight,
                            "recall": float(recall.mean()), "served": servable["known"],
                            **({"newcomer_recall": float(newcomer_recall.mean()),
-                               "newcomer_served": servable["newcomers"]} if ncf_weight == 0 else {})})
+                               "newcomer_served": servable["newcomers"], **denoised} if ncf_weight == 0 else {})})
             known_choice.offer((settings, ncf_weight, recall, weights), recall, settings, ncf_weight,
                                servable["known"])
     assert engine is not None, "hybrid.item_item offers no candidate"
@@ -278,8 +313,8 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
 
 class _EaseChoice:
     """EASE's candidates as the carve measures them, for one group (known users or newcomers): the reference
-    (plain dense EASE alone, the baseline's form), its stand-in where a dense B is not served (EASE alone, least
-    pruned), and the best candidate that may be served; each kept with its per-user recall."""
+    (plain dense EASE alone, the baseline's form), its stand-in where a dense B is not served (plain EASE alone,
+    least pruned), and the best candidate that may be served (EDLAE included); each kept with its per-user recall."""
 
     def __init__(self, least_pruned: int | None) -> None:
         self.least_pruned = least_pruned
@@ -291,10 +326,10 @@ class _EaseChoice:
     def offer(self, candidate: Any, recall: np.ndarray, settings: dict[str, Any], ncf_weight: float,
               servable: bool) -> None:
         measured = (candidate, recall)
-        alone = ncf_weight == 0
-        if alone and settings["neighbours"] is None and _beats(recall, self.reference):
+        plain_alone = ncf_weight == 0 and not settings.get("dropout")
+        if plain_alone and settings["neighbours"] is None and _beats(recall, self.reference):
             self.reference, self.reference_servable = measured, servable
-        if alone and settings["neighbours"] == self.least_pruned and _beats(recall, self.stand_in):
+        if plain_alone and settings["neighbours"] == self.least_pruned and _beats(recall, self.stand_in):
             self.stand_in = measured
         if servable and _beats(recall, self.best):
             self.best = measured
@@ -317,6 +352,14 @@ def _beats(recall: np.ndarray, other: tuple[Any, np.ndarray] | None) -> bool:
 def _table(engine: Recommender, carve_data: Carve, k: int, names: tuple[str, ...]) -> ComponentTable:
     profiles = engine.interactions.profiles(carve_data.users)
     return ComponentTable(engine, profiles, carve_data.relevant[carve_data.users], k, names)
+
+
+def _newcomer_recall(engine: Recommender, carve_data: Carve, k: int) -> np.ndarray:
+    """The newcomers' per-user recall of their EASE alone; a carve too small to hold a newcomer (their settings then
+    follow the known users') gets one zero."""
+    if not len(carve_data.newcomers):
+        return np.zeros(1)
+    return _newcomer_table(engine, carve_data, k, ("item_item",)).recall({"item_item": 1.0})
 
 
 def _newcomer_table(engine: Recommender, carve_data: Carve, k: int, names: tuple[str, ...]) -> ComponentTable:

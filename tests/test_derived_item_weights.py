@@ -25,6 +25,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.integration
 
 DENSE = {"values": "weighted", "regularisation": 200.0, "neighbours": None, "max_anime": None}
+DENOISED = {**DENSE, "dropout": 0.9}  # EDLAE, as the newcomers' own B is fitted
 
 
 def test_the_derivation_cost_counts_the_gram_and_the_inversion(base_config) -> None:
@@ -35,11 +36,20 @@ def test_the_derivation_cost_counts_the_gram_and_the_inversion(base_config) -> N
     assert derivation_cost(150, 6444) <= derivation_cost(2230, 7215) <= limit < derivation_cost(39243, 8000)
 
 
-@pytest.fixture(scope="module")
-def fitted(trained_root: Path, base_config: dict) -> ItemWeights:
+def _fit(trained_root: Path, base_config: dict, settings: dict) -> ItemWeights:
     """A dense EASE fitted as training fits it: on every row of the trained model's data but the test holdout."""
     data = prepare_training_data(small_training_config(base_config), paths_config.processed_dir(trained_root))
-    return fit_item_weights(data.known, len(data.user_ids), len(data.anime_ids), DENSE)
+    return fit_item_weights(data.known, len(data.user_ids), len(data.anime_ids), settings)
+
+
+@pytest.fixture(scope="module")
+def fitted(trained_root: Path, base_config: dict) -> ItemWeights:
+    return _fit(trained_root, base_config, DENSE)
+
+
+@pytest.fixture(scope="module")
+def denoised(trained_root: Path, base_config: dict) -> ItemWeights:
+    return _fit(trained_root, base_config, DENOISED)
 
 
 def _published(trained_root: Path, folder: Path, weights: ItemWeights, derive_max_cost: int) -> Path:
@@ -62,12 +72,15 @@ def _cost(trained_root: Path, weights: ItemWeights) -> int:
     return derivation_cost(len(users), len(weights.support))
 
 
-def test_a_cheap_dense_ease_is_left_out_and_derived_equal_at_load(trained_root, fitted, tmp_path):
+@pytest.mark.parametrize("weights", ["fitted", "denoised"])
+def test_a_cheap_dense_ease_is_left_out_and_derived_equal_at_load(trained_root, weights, request, tmp_path):
+    fitted = request.getfixturevalue(weights)
     folder = _published(trained_root, tmp_path / "derived", fitted, derive_max_cost=_cost(trained_root, fitted))
     assert not (folder / "item_weights.npy").exists()
     with np.load(folder / "item_weights.npz") as stored:
-        assert sorted(stored.files) == ["regularisation", "support", "values"]
+        assert sorted(stored.files) == ["dropout", "regularisation", "support", "values"]
         assert str(stored["values"]) == "weighted" and float(stored["regularisation"]) == 200.0
+        assert float(stored["dropout"]) == {"fitted": 0.0, "denoised": 0.9}[weights]
     derived = load_model_artifacts(folder).item_weights
     assert isinstance(derived.weights, np.ndarray) and not isinstance(derived.weights, np.memmap)
     assert derived.weights.flags.c_contiguous and derived.weights.dtype == np.float32

@@ -46,6 +46,7 @@ from src.evaluation.protocol import (
 )
 from src.evaluation.reports import log_to_comet, versus_best_baseline, write_reports
 from src.evaluation.splitting import held_out_users, split_interactions, without_held_out
+from src.tuning import favourites_dropout
 
 SETTINGS = EvaluationSettings(k=10, batch_size=1024, max_users=None, seed=42)
 
@@ -357,6 +358,32 @@ def test_one_gram_serves_every_regularisation_unchanged():
     np.testing.assert_array_equal(shared, before)  # not overwritten unless asked
 
 
+def test_edlae_raises_each_anime_s_regularisation_by_its_dropout_scaled_count():
+    """Two anime seen by a and b users, c of them both: EASE's B is [[0, c / (a + λ)], [c / (b + λ), 0]]; EDLAE
+    with dropout p raises each diagonal by p / (1 - p) times its own count, a / (1 - p) + λ (worked by hand)."""
+    a, b, c, regularisation = 6.0, 3.0, 2.0, 1.0
+    shared = np.array([[a, c], [c, b]], np.float32)
+    np.testing.assert_allclose(ease_from_gram(shared, regularisation),
+                               [[0, c / (a + regularisation)], [c / (b + regularisation), 0]], rtol=1e-6)
+    np.testing.assert_allclose(ease_from_gram(shared, regularisation, 0.75),
+                               [[0, c / (a / 0.25 + regularisation)], [c / (b / 0.25 + regularisation), 0]], rtol=1e-6)
+    np.testing.assert_array_equal(ease_from_gram(shared, regularisation, 0.0), ease_from_gram(shared, regularisation))
+
+
+@pytest.mark.parametrize("dropout", [-0.1, 1.0, float("nan")])
+def test_edlae_refuses_a_dropout_outside_zero_to_one(dropout):
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        ease_from_gram(np.eye(2, dtype=np.float32), 1.0, dropout)
+
+
+def test_favourites_dropout_matches_the_share_a_favourites_list_leaves_out():
+    assert favourites_dropout("matched", profile_anime=400.0, favourites=20) == 0.95
+    assert favourites_dropout("matched", profile_anime=110.0, favourites=20) == round(1 - 20 / 110, 3)
+    assert favourites_dropout("matched", profile_anime=15.0, favourites=20) == 0.0  # no longer than the list
+    assert favourites_dropout("matched", profile_anime=0.0, favourites=20) == 0.0  # a carve without users
+    assert favourites_dropout(0.5, profile_anime=400.0, favourites=20) == 0.5
+
+
 def test_item_weight_sets_share_an_inversion_and_equal_separate_fits():
     train, _, _ = checkerboard()
     dense = {"values": "any", "regularisation": 1.0, "neighbours": None, "max_anime": None}
@@ -368,6 +395,16 @@ def test_item_weight_sets_share_an_inversion_and_equal_separate_fits():
         np.testing.assert_allclose(*as_array, atol=1e-6)
         np.testing.assert_array_equal(fitted.support, alone.support)
     assert together[1].weights is not together[2].weights  # other values: another inversion
+
+
+def test_item_weight_sets_fit_a_dropout_apart_and_record_it():
+    train, _, _ = checkerboard()
+    dense = {"values": "any", "regularisation": 1.0, "neighbours": None, "max_anime": None}
+    plain, denoised = fit_item_weight_sets(train, 10, 10, [dense, {**dense, "dropout": 0.5}])
+    assert (plain.dropout, denoised.dropout) == (0.0, 0.5)
+    matrix = interaction_matrix(train, 10, 10)
+    np.testing.assert_allclose(denoised.weights, ease_weights(matrix, 1.0, 0.5), atol=1e-6)
+    assert not np.allclose(plain.weights, denoised.weights)
 
 
 def test_a_batch_split_over_threads_scores_every_row_exactly_as_alone():

@@ -7,9 +7,10 @@ import copy
 import pytest
 
 from config import paths_config
+from src.ease import interaction_matrix
 from src.model_evaluation import ease_from_carve
 from src.model_training import prepare_training_data
-from src.tuning import choose_settings
+from src.tuning import carve, choose_settings
 from tests.conftest import small_training_config
 
 pytestmark = pytest.mark.integration
@@ -70,3 +71,44 @@ def test_a_dense_ease_too_costly_per_profile_is_served_only_to_whom_it_is_cheap(
     assert newcomers_may == {max_cost_per_favourite >= 1.0}
     if max_cost_per_favourite < 1.0:
         assert (chosen["favourites_item_item"] or chosen["item_item"])["neighbours"] == 50
+
+
+def test_newcomers_may_get_edlae_at_the_matched_dropout_and_the_baseline_stays_plain(base_config, training_data):
+    """Every EASE candidate has an EDLAE counterpart for newcomers, at the favourites' dropout 1 - favourites / the
+    carve users' mean profile; the EASE baseline is still chosen among plain EASE's candidates, and an EDLAE is
+    served to newcomers only when it beat plain dense EASE by the significance margin."""
+    chosen = _choose(base_config, training_data, dense_max_anime=10**6)
+    config = small_training_config(base_config)
+    carve_data = carve(training_data, config)
+    profiles = interaction_matrix(carve_data.train, carve_data.n_users, carve_data.n_anime)[carve_data.users]
+    expected = round(1 - config["evaluation"]["newcomer_favourites"] / profiles.getnnz(axis=1).mean(), 3)
+    assert 0.5 < expected < 1  # the sample's users rated hundreds of anime: 20 favourites are a small share
+    candidates = [t for t in chosen["carve"]["trials"] if t["search"] == "item_item and ncf" and t["ncf"] == 0]
+    assert all(t["denoised_settings"] == {**t["settings"], "dropout": expected} for t in candidates)
+    newcomers = chosen["favourites_item_item"] or chosen["item_item"]
+    dense = [t for t in candidates if t["settings"]["neighbours"] is None]
+    reference = max(t["newcomer_recall"] for t in dense)
+    if newcomers.get("dropout"):
+        served = next(t for t in candidates if t["denoised_settings"] == newcomers)
+        assert served["denoised_newcomer_recall"] > reference
+    baseline = ease_from_carve(chosen["carve"]["trials"])["newcomers"]
+    assert "dropout" not in baseline["setting"] and baseline["carve_recall"] == reference
+
+
+def test_a_zero_favourites_dropout_gives_newcomers_plain_ease_only(base_config, training_data):
+    chosen = _choose(base_config, training_data, dense_max_anime=10**6, favourites_dropout=0)
+    candidates = [t for t in chosen["carve"]["trials"] if t["search"] == "item_item and ncf" and t["ncf"] == 0]
+    assert candidates and not any("denoised_settings" in t for t in candidates)
+    assert "dropout" not in (chosen["favourites_item_item"] or chosen["item_item"])
+
+
+def test_without_a_significance_margin_newcomers_get_their_best_ease_or_edlae(base_config, training_data):
+    config = small_training_config(base_config)
+    config["hybrid"]["significance"] = 0.0
+    config["hybrid"]["item_item"].update(dense_max_anime=10**6, dense_max_cost=1e12)
+    chosen = choose_settings(copy.deepcopy(config), training_data)
+    candidates = [t for t in chosen["carve"]["trials"] if t["search"] == "item_item and ncf" and t["ncf"] == 0]
+    measured = [(t["newcomer_recall"], t["settings"]) for t in candidates]
+    measured += [(t["denoised_newcomer_recall"], t["denoised_settings"]) for t in candidates]
+    best = max(recall for recall, _ in measured)
+    assert (chosen["favourites_item_item"] or chosen["item_item"]) in [s for r, s in measured if r == best]
