@@ -202,12 +202,16 @@ def _item_item_candidates(carve_data: Carve, config: dict[str, Any]) -> Iterator
             for neighbours in grid["neighbours"]:
                 settings = {"values": values, "regularisation": regularisation, "neighbours": neighbours,
                             "max_anime": max_anime}
-                weights, favourites = (ItemWeights(each if neighbours is None
-                                                   else keep_top_neighbours(each, int(neighbours)), support)
-                                       for each in (dense, denoised))
                 servable = dense_servable if neighbours is None else {"known": True, "newcomers": True}
-                yield (_EaseCandidate(settings, weights, servable, {**settings, "dropout": dropout}, favourites)
-                       if dropout else _EaseCandidate(settings, weights, servable))
+                candidate = _EaseCandidate(settings, _pruned(dense, neighbours, support), servable)
+                if dropout:  # the same settings as EDLAE, for newcomers
+                    candidate.denoised_settings = {**settings, "dropout": dropout}
+                    candidate.denoised_weights = _pruned(denoised, neighbours, support)
+                yield candidate
+
+
+def _pruned(dense: np.ndarray, neighbours: int | None, support: np.ndarray) -> ItemWeights:
+    return ItemWeights(dense if neighbours is None else keep_top_neighbours(dense, int(neighbours)), support)
 
 
 def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any]:
