@@ -2,14 +2,16 @@
 
 Written atomically to ``artifacts/processed/``:
 
-- ``ratings.parquet``: every interaction of the kept users, shuffled with the seed: ``user_index``,
-  ``anime_index`` (dense, int32), ``rating`` (int8; 1..10, 0 = watched or listed but not rated) and
-  ``split`` (``SPLIT_TRAIN``, ``SPLIT_VALIDATION``, ``SPLIT_TEST``; see src/artifacts.py).
-- ``newcomers.parquet``: every interaction of the newcomers, a seeded ``evaluation.newcomer_fraction`` of the
-  kept users held out of training entirely (``user_id``, ``anime_index``, ``rating``) for the cold-start evaluation.
-- ``anime.parquet``: metadata of the encoded anime, row j = anime index j.
-- ``user_ids.json``, ``anime_ids.json``: index -> MyAnimeList id.
-- ``summary.json``: counts, skipped rows and why, the settings used.
+- ``interactions.parquet``: every kept interaction, once: ``user_id`` (MyAnimeList id), ``anime_index`` (catalogue
+  row, int32), ``rating`` (int8; 1..10, 0 = watched or listed but not rated), ``split`` (``SPLIT_TRAIN``,
+  ``SPLIT_VALIDATION``, ``SPLIT_TEST``: the per-user holdout; see src/artifacts.py) and ``held_out`` (the held-out
+  sets a row is in: a seeded ``evaluation.newcomer_fraction`` of the users, newcomers, and ``new_anime_fraction``
+  of the rated anime, new anime; src/evaluation/splitting.py). The evaluation reads views of it; the served model
+  is trained on all of it. The evaluation model's rows come first, shuffled with the seed.
+- ``anime.parquet``: the catalogue's metadata, row j = anime index j (the evaluation model's anime first).
+- ``user_ids.json``, ``anime_ids.json``: the evaluation model's users and anime (index -> MyAnimeList id).
+- ``summary.json``: counts, the settings used, and the ledger: every row read, kept or dropped under a named reason
+  (malformed, below the user threshold, unknown anime, duplicate); training checks the published model against it.
 
 "Not rated" (0 in 2020 files, -1 in 2016 files) is never a score: such rows stay as known interactions
 (never recommended back, never sampled as negatives) but are never rating targets and never held out.
@@ -35,14 +37,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pv
-import pyarrow.parquet as pq
 
 from config import paths_config
 from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, save_content_features, write_ids
 from src.content_features import fit_content_features
 from src.data_ingestion import describe_raw_folder
 from src.errors import UserError
-from src.evaluation.splitting import assign_splits, select_newcomers
+from src.evaluation.splitting import (
+    NEWCOMER,
+    assign_splits,
+    held_out_counts,
+    held_out_flags,
+    select_newcomers,
+)
 from src.logger import get_logger
 from src.metadata import read_metadata
 from utils.atomic import atomic_directory, write_json
@@ -50,6 +57,7 @@ from utils.common_functions import read_json
 
 logger = get_logger(__name__)
 
+INTERACTIONS_FILE = "interactions.parquet"
 RATING_INPUT_COLUMNS = ["user_id", "anime_id", "rating"]
 # Valid raw rating values per format; the first is the "not rated" marker where the format has one.
 RATING_RANGES = {"animelist2020": (0, 10), "rating_complete2020": (1, 10), "rating2016": (-1, 10)}
@@ -377,34 +385,32 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
     del ratings
     user_index, anime_index, rating, duplicates = _drop_duplicate_pairs(user_index, anime_index, rating, len(rated_ids))
     evaluation = config["evaluation"]
-    # Held out of training entirely, for the cold-start evaluations: a seeded share of the rated anime (new anime)
-    # and of the users (newcomers).
-    new_anime = select_new_anime(anime_index, rating, len(rated_ids), float(evaluation["new_anime_fraction"]), rng)
-    newcomer = select_newcomers(len(user_ids), float(evaluation["newcomer_fraction"]), rng)[user_index]
-    is_new_anime = new_anime[anime_index]
-    anime_ids = rated_ids[~new_anime]  # the model's anime: embedding row j is anime_ids[j]
+    # Held out of the evaluation model entirely, for the cold-start evaluations: a seeded share of the rated anime
+    # (new anime) and of the users (newcomers). Without a test holdout there is no evaluation, so nothing is.
+    evaluated = float(evaluation["holdout_fraction"]) > 0
+    new_anime = select_new_anime(anime_index, rating, len(rated_ids),
+                                 float(evaluation["new_anime_fraction"]) if evaluated else 0.0, rng)
+    newcomer = select_newcomers(len(user_ids), float(evaluation["newcomer_fraction"]) if evaluated else 0.0,
+                                rng)[user_index]
+    anime_ids = rated_ids[~new_anime]  # the evaluation model's anime: embedding row j is anime_ids[j]
     catalogue = catalogue_order(anime_table, anime_ids)
     position = pd.Series(np.arange(len(catalogue)), index=catalogue["anime_id"].to_numpy())
     catalogue_index = position.loc[rated_ids].to_numpy(np.int32)[anime_index]  # the model's anime come first
-    newcomers = pa.table({"user_id": user_ids[user_index[newcomer & ~is_new_anime]].astype(np.int64),
-                          "anime_index": catalogue_index[newcomer & ~is_new_anime],
-                          "rating": rating[newcomer & ~is_new_anime]})
-    kept = ~newcomer
-    user_ids, user_index = encode(user_ids[user_index[kept]])
-    anime_index, rating, is_new_anime = catalogue_index[kept], rating[kept], is_new_anime[kept]
-    new_anime_rows = pa.table({"user_index": user_index[is_new_anime], "anime_index": anime_index[is_new_anime],
-                               "rating": rating[is_new_anime]})
-    user_index, anime_index, rating = user_index[~is_new_anime], anime_index[~is_new_anime], rating[~is_new_anime]
-    split = assign_splits(user_index, rating, float(evaluation["holdout_fraction"]),
-                          float(processing["validation_fraction"]), rng)
-    order = rng.permutation(len(rating))  # a seeded shuffle, so training batches mix users
-    table = pa.table({"user_index": user_index[order], "anime_index": anime_index[order],
-                      "rating": rating[order], "split": split[order]})
+    held_out = held_out_flags(newcomer, new_anime[anime_index])
+    interactions, user_ids = interaction_table(user_ids[user_index], catalogue_index, rating, held_out, config, rng)
+    ledger = {"read": rows_read + sum(skipped.values()), "kept": len(interactions),
+              "dropped": {"malformed": sum(skipped.values()),
+                          "below_user_threshold": int(rows_per_user[~kept_users].sum()),
+                          "unknown_anime": unknown_anime_rows, "duplicate": duplicates},
+              "malformed": skipped, "held_out": held_out_counts(held_out)}
+    check_ledger(ledger)
     started = time.perf_counter()
     features = fit_content_features(catalogue, config["content"])
     logger.info("content features for %d anime in %.1f s", len(catalogue), time.perf_counter() - started)
 
-    split_counts = np.bincount(split, minlength=3)
+    in_model = interactions["held_out"].to_numpy() == 0
+    split_counts = np.bincount(interactions["split"].to_numpy()[in_model], minlength=3)
+    newcomer_rows = (interactions["held_out"].to_numpy() & NEWCOMER) > 0
     summary = {
         "source": (read_json(raw_dir / "source.json") if (raw_dir / "source.json").is_file()
                    else {"origin": str(raw_dir)}),
@@ -413,19 +419,20 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
         "rows_with_unknown_anime": unknown_anime_rows,
         "min_user_ratings": min_user_ratings, "users": len(user_ids), "anime": len(anime_ids),
         "catalogue": len(catalogue), "new_anime": int(new_anime.sum()),
-        "new_anime_interactions": new_anime_rows.num_rows,
-        "interactions": len(rating), "rated": int(np.count_nonzero(rating)), "duplicates_dropped": duplicates,
+        "new_anime_interactions": ledger["held_out"]["new_anime"],
+        "interactions": int(in_model.sum()),
+        "rated": int(np.count_nonzero(interactions["rating"].to_numpy()[in_model])),
+        "duplicates_dropped": duplicates,
         "train": int(split_counts[SPLIT_TRAIN]), "validation": int(split_counts[SPLIT_VALIDATION]),
         "test": int(split_counts[SPLIT_TEST]),
-        "newcomers": int(len(np.unique(newcomers.column("user_id").to_numpy()))),
-        "newcomer_interactions": newcomers.num_rows,
+        "newcomers": len(np.unique(interactions["user_id"].to_numpy()[newcomer_rows])),
+        "newcomer_interactions": int(newcomer_rows.sum()),
         "holdout_fraction": float(evaluation["holdout_fraction"]), "seed": int(config["seed"]),
         "metadata_repairs": metadata.repairs,
+        "ledger": ledger,
     }
     with atomic_directory(destination) as staging:
-        pq.write_table(table, staging / "ratings.parquet")
-        pq.write_table(newcomers, staging / "newcomers.parquet")
-        pq.write_table(new_anime_rows, staging / "new_anime.parquet")
+        interactions.to_parquet(staging / INTERACTIONS_FILE, index=False)
         catalogue.to_parquet(staging / "anime.parquet", index=False)
         save_content_features(staging, features.matrix, features.story)
         write_ids(staging / "user_ids.json", user_ids)
@@ -435,6 +442,39 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
                 summary["users"], min_user_ratings, summary["anime"], summary["interactions"], summary["train"],
                 summary["validation"], summary["test"])
     return summary
+
+
+def interaction_table(user_id: np.ndarray, anime_index: np.ndarray, rating: np.ndarray, held_out: np.ndarray,
+                      config: dict[str, Any], rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """The one table of every kept interaction (see the module docstring) and the evaluation model's user ids.
+
+    The evaluation model's rows (in no held-out set) get the per-user holdout and come first, shuffled with the
+    seed so training batches mix users; the held-out rows follow in file order (``split`` train: the served model
+    trains on them). The evaluation model's users are every user who is not a newcomer."""
+    model_user_ids = np.unique(user_id[(held_out & NEWCOMER) == 0])
+    model_rows = np.flatnonzero(held_out == 0)
+    user_index = np.searchsorted(model_user_ids, user_id[model_rows]).astype(np.int32)
+    split = np.full(len(user_id), SPLIT_TRAIN, dtype=np.int8)
+    split[model_rows] = assign_splits(user_index, rating[model_rows], float(config["evaluation"]["holdout_fraction"]),
+                                      float(config["processing"]["validation_fraction"]), rng)
+    order = np.concatenate([model_rows[rng.permutation(len(model_rows))]]
+                           + [np.flatnonzero(held_out == flags) for flags in np.unique(held_out[held_out > 0])])
+    table = pd.DataFrame({"user_id": user_id[order].astype(np.int64), "anime_index": anime_index[order],
+                          "rating": rating[order], "split": split[order], "held_out": held_out[order]})
+    return table, model_user_ids
+
+
+def check_ledger(ledger: dict[str, Any]) -> None:
+    """Every row read is kept or dropped under a named reason: a difference is a bug in processing, and stops it."""
+    accounted = ledger["kept"] + sum(ledger["dropped"].values())
+    if accounted != ledger["read"]:
+        raise UserError(f"processing lost track of {ledger['read'] - accounted} of the {ledger['read']} rows read "
+                        f"(kept {ledger['kept']}, dropped {ledger['dropped']}): nothing was written")
+
+
+def read_interactions(processed_dir: Path) -> pd.DataFrame:
+    """The processed table of every kept interaction (``interaction_table``)."""
+    return pd.read_parquet(processed_dir / INTERACTIONS_FILE)
 
 
 def select_new_anime(anime_index: np.ndarray, rating: np.ndarray, n_anime: int, fraction: float,

@@ -27,7 +27,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from config import paths_config
-from src.artifacts import ModelArtifacts, load_model_artifacts
+from src.artifacts import ModelArtifacts, load_model_artifacts, read_ids
+from src.data_processing import read_interactions
 from src.ease import interaction_matrix
 from src.engine.ranking import top_k
 from src.engine.scorers import over_catalogue
@@ -45,7 +46,13 @@ from src.evaluation.protocol import (
     settings_from_config,
 )
 from src.evaluation.reports import log_to_comet, versus_best_baseline, write_reports
-from src.evaluation.splitting import held_out_users, split_interactions, without_held_out
+from src.evaluation.splitting import (
+    held_out_users,
+    new_anime_view,
+    newcomer_view,
+    split_interactions,
+    without_held_out,
+)
 from src.logger import get_logger
 from src.model_training import prepare_training_data
 from src.recommender import Recommender
@@ -263,8 +270,7 @@ def _evaluate_newcomers(config: dict[str, Any], processed_dir: Path, engine: Rec
                         settings: EvaluationSettings) -> dict[str, Any]:
     """Favourites (the engine's cold start) against the baselines built from the same favourites: the report's
     section (``methods``, ``versus`` and ``meta``)."""
-    path = processed_dir / "newcomers.parquet"
-    rows = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["user_id", "anime_index", "rating"])
+    rows = newcomer_view(read_interactions(processed_dir))
     split = newcomer_split(rows, int(config["evaluation"]["newcomer_favourites"]))
     if len(split) == 0:
         return {"methods": {}, "meta": {"newcomers": 0, "reason": "no newcomers (evaluation.newcomer_fraction is 0 "
@@ -294,8 +300,7 @@ def _evaluate_new_anime(config: dict[str, Any], processed_dir: Path, engine: Rec
     user's preferred anime (the engine's never-rated path), by genre overlap only, by MyAnimeList members, and at
     random; relevant = the held-out anime the user rated.
     """
-    path = processed_dir / "new_anime.parquet"
-    rows = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["user_index", "anime_index", "rating"])
+    rows = new_anime_view(read_interactions(processed_dir), read_ids(processed_dir / "user_ids.json"))
     rows = rows[rows["rating"].to_numpy() > 0]
     if rows.empty or "unrated" not in engine.hybrid.scorers:
         return {}, {"new_anime": 0, "reason": "no held-out anime (evaluation.new_anime_fraction is 0) or no content "

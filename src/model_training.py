@@ -36,16 +36,19 @@ from src.artifacts import (
     write_tables,
 )
 from src.base_model import build_model, extract_embeddings
+from src.data_processing import INTERACTIONS_FILE, read_interactions
 from src.ease import fit_item_weight_sets
 from src.errors import UserError
+from src.evaluation.splitting import training_view
 from src.experiment_tracking import CometEpochLogger, tracked_experiment  # comet before keras
+from src.ledger import check_published_rows
 from src.logger import get_logger
 from src.model_registry import publish_model
 from utils.atomic import atomic_directory, write_json
 from utils.common_functions import read_json
 
 logger = get_logger(__name__)
-PROCESSED_FILES = ("ratings.parquet", "anime.parquet", "user_ids.json", "anime_ids.json", "summary.json",
+PROCESSED_FILES = (INTERACTIONS_FILE, "anime.parquet", "user_ids.json", "anime_ids.json", "summary.json",
                    "content_features.npy", "story.npz")
 
 
@@ -114,6 +117,10 @@ class TrainingData:
     validation_targets: sp.csr_matrix
     content_features: np.ndarray  # (catalogue x f): every anime of anime.parquet, rated or not
     story: sp.csr_matrix
+    # Where the rows come from, and whether they are every kept row (the served model) or the evaluation model's:
+    # the model trained on them is checked against that table before it is published (src/ledger.py).
+    processed_dir: Path | None = None
+    every_rating: bool = False
 
     @property
     def known(self) -> pd.DataFrame:
@@ -122,23 +129,32 @@ class TrainingData:
 
 
 def prepare_training_data(config: dict[str, Any], processed_dir: Path) -> TrainingData:
-    """Read the processed stage's outputs; build the training and validation target matrices."""
+    """The evaluation model's rows (the training view of the processed table, src/evaluation/splitting.py) with
+    the training and validation target matrices."""
     if missing := [name for name in PROCESSED_FILES if not (processed_dir / name).is_file()]:
         raise UserError(f"processed data in {processed_dir} is missing {', '.join(missing)}: "
                         "run the process stage first")
-    ratings = pd.read_parquet(processed_dir / "ratings.parquet")
     user_ids, anime_ids = read_ids(processed_dir / "user_ids.json"), read_ids(processed_dir / "anime_ids.json")
+    ratings = training_view(read_interactions(processed_dir), user_ids)
+    features, story = load_content_features(processed_dir)
+    return training_data(config, ratings, pd.read_parquet(processed_dir / "anime.parquet"), user_ids, anime_ids,
+                         read_json(processed_dir / "summary.json"), features, story, processed_dir)
+
+
+def training_data(config: dict[str, Any], ratings: pd.DataFrame, anime: pd.DataFrame, user_ids: np.ndarray,
+                  anime_ids: np.ndarray, summary: dict[str, Any], features: np.ndarray, story: sp.csr_matrix,
+                  processed_dir: Path | None = None, every_rating: bool = False) -> TrainingData:
+    """Rows (``user_index``, ``anime_index``, ``rating``, ``split``) made into a model's training data."""
     split = ratings["split"].to_numpy()
     if not (split == SPLIT_TRAIN).any():
         raise UserError("no training rows left after processing: lower --min-user-ratings or "
                         "evaluation.holdout_fraction")
     unrated = float(config["training"]["unrated_weight"])
     shape = (len(user_ids), len(anime_ids))
-    features, story = load_content_features(processed_dir)
-    return TrainingData(ratings, pd.read_parquet(processed_dir / "anime.parquet"), user_ids, anime_ids,
-                        read_json(processed_dir / "summary.json"),
+    return TrainingData(ratings, anime, user_ids, anime_ids, summary,
                         user_targets(ratings[split == SPLIT_TRAIN], *shape, unrated),
-                        user_targets(ratings[split == SPLIT_VALIDATION], *shape, unrated), features, story)
+                        user_targets(ratings[split == SPLIT_VALIDATION], *shape, unrated), features, story,
+                        processed_dir, every_rating)
 
 
 def batch_size_for(config: dict[str, Any], n_users: int) -> int:
@@ -219,16 +235,18 @@ def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_tar
 
 def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path | None = None,
           destination: Path | None = None, epochs: int | None = None, comet_directory: Path | None = None,
-          versioned: bool = True) -> dict[str, Any]:
+          versioned: bool = True, data: TrainingData | None = None) -> dict[str, Any]:
     """Train the NCF and fit EASE on the processed rows, then publish the model artifact set; return its manifest.
 
     ``settings`` are the hybrid's settings chosen on the validation carve (src/tuning.py), recorded in the
     manifest for serving. ``versioned``: publish as a new version of the served model (src/model_registry.py);
-    otherwise just replace the folder atomically (the evaluation model).
+    otherwise just replace the folder atomically (the evaluation model). ``data``: the rows to train on (default:
+    the evaluation model's rows of ``processed_dir``; the refit gives every rating). The written model is checked
+    against the processed row ledger before it is published (src/ledger.py).
     """
     processed_dir = processed_dir or paths_config.processed_dir()
     destination = destination or paths_config.model_dir()
-    data = prepare_training_data(config, processed_dir)
+    data = data or prepare_training_data(config, processed_dir)
     publisher = publish_model(destination, config) if versioned else atomic_directory(destination)
     with publisher as staging:
         with tracked_experiment(config, comet_directory or paths_config.comet_dir()) as tracked:
@@ -257,6 +275,8 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
         manifest["comet"] = {"experiment_key": tracked.key,
                              "offline_archive": str(tracked.archive) if tracked.archive else None}
         write_tables(staging, data.anime, data.ratings)
+        if data.processed_dir is not None:
+            manifest["ledger"] = check_published_rows(staging, data.processed_dir, data.every_rating)
         save_content_features(staging, data.content_features, data.story)
         write_manifest(staging, manifest)
         schedule = learning_rate_schedule(config["training"]["learning_rate"])

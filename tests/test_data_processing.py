@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION
-from src.data_processing import assign_splits, process
+from src.data_processing import assign_splits, process, read_interactions
 from src.errors import UserError
+from src.evaluation.splitting import new_anime_view, newcomer_view, training_view
 from tests.raw_data import write_anime_2020, write_ratings
 
 
@@ -34,10 +35,10 @@ def run_process(tmp_path, config, rows, min_user_ratings, **settings):
     for section, values in settings.items():
         config[section].update(values)
     summary = process(config, raw_dir=raw, destination=tmp_path / "processed", min_user_ratings=min_user_ratings)
-    table = pd.read_parquet(tmp_path / "processed" / "ratings.parquet")
-    user_ids = json.loads((tmp_path / "processed" / "user_ids.json").read_text())
+    user_ids = np.array(json.loads((tmp_path / "processed" / "user_ids.json").read_text()))
     anime_ids = json.loads((tmp_path / "processed" / "anime_ids.json").read_text())
-    return summary, table, np.array(user_ids), np.array(anime_ids)
+    table = training_view(read_interactions(tmp_path / "processed"), user_ids)
+    return summary, table, user_ids, np.array(anime_ids)
 
 
 def test_unrated_rows_do_not_count_towards_the_filter(tmp_path, config):
@@ -156,14 +157,16 @@ def test_newcomers_and_new_anime_are_held_out_of_training_entirely(tmp_path, con
     rows = [(u, a, 1 + (u * a) % 10) for u in range(40) for a in range(1, 30)]
     summary, table, user_ids, anime_ids = run_process(tmp_path, config, rows, 1,
                                                       evaluation={"newcomer_fraction": 0.25, "new_anime_fraction": 0.2})
-    newcomers = pd.read_parquet(tmp_path / "processed" / "newcomers.parquet")
-    new_anime = pd.read_parquet(tmp_path / "processed" / "new_anime.parquet")
+    interactions = read_interactions(tmp_path / "processed")
+    newcomers, new_anime = newcomer_view(interactions), new_anime_view(interactions, user_ids)
     catalogue = pd.read_parquet(tmp_path / "processed" / "anime.parquet")
     assert summary["newcomers"] == 10 and summary["new_anime"] == 5  # floor(0.25 * 40), floor(0.2 * 29)
     assert not set(newcomers["user_id"]) & set(user_ids.tolist())  # newcomers are not model users
     held_anime = set(catalogue["anime_id"].to_numpy()[new_anime["anime_index"]])
     assert len(held_anime) == 5 and not held_anime & set(anime_ids.tolist())  # new anime are not model anime
     assert (new_anime["anime_index"] >= len(anime_ids)).all() and (table["anime_index"] < len(anime_ids)).all()
+    # a newcomer's rating of a new anime is in the newcomer view (their whole list), not in the known users' one
+    assert (newcomers["anime_index"] >= len(anime_ids)).any()
     assert catalogue["anime_id"].tolist()[:len(anime_ids)] == anime_ids.tolist()  # the model's anime come first
     features = np.load(tmp_path / "processed" / "content_features.npy")
     assert features.shape[0] == len(catalogue)  # content features for every anime of the metadata

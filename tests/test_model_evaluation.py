@@ -79,7 +79,7 @@ def test_the_carve_never_touches_the_test_set_or_the_newcomers(trained_root, eva
     processed = paths_config.processed_dir(trained_root)
     data = prepare_training_data(eval_config, processed)
     carved = carve(data, eval_config)
-    original = pd.read_parquet(processed / "ratings.parquet")
+    original = data.ratings
     key = ["user_index", "anime_index"]
     test_pairs = original.loc[original["split"] == SPLIT_TEST, key]
     assert carved.train.merge(test_pairs, on=key).empty  # the real test set never enters tuning

@@ -1,6 +1,7 @@
 """The newcomer protocol: people the model never saw, recommended for from a few favourites.
 
-Processing holds a seeded share of users out of training entirely (``newcomers.parquet``). For each of them:
+Processing holds a seeded share of users out of training entirely (the newcomer view of the processed table,
+src/evaluation/splitting.py: their whole lists, ratings of new anime included). For each of them:
 
 * favourites ``F_u`` = their top-rated anime, at most ``newcomer_favourites``, best first (ties: lower anime index);
 * relevant ``T_u`` = their other rated anime; unrated rows are neither relevant nor favourites;

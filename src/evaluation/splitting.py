@@ -1,5 +1,18 @@
 """Splitting: the per-user holdout that processing writes, the validation carve tuning uses, and the views of the
-data each side may see. Nothing here reads the test rows for anything but holding them out."""
+data each side may see. Nothing here reads the test rows for anything but holding them out.
+
+Processing writes one table of every kept interaction (``interactions.parquet``): ``user_id``, ``anime_index``
+(catalogue row), ``rating``, ``split`` and ``held_out``, a bit set of the held-out sets a row belongs to
+(``NEWCOMER``, ``NEW_ANIME``; both for a newcomer's rating of a new anime). Every set the evaluation reads is a view
+of it, and the served model is trained on all of it, so no row can fall between two files.
+
+- ``training_view``: rows in no held-out set, by the evaluation model's user rows; their ``split`` is the per-user
+  holdout (train, validation, test).
+- ``newcomer_view``: every row of the newcomers, their ratings of new anime included: a newcomer brings their whole
+  list, and the served engine places titles nobody rated by their content, so those ratings are to be found too.
+- ``new_anime_view``: the known users' rows of the new anime. A newcomer's rows are not here: the new-anime
+  question ranks held-out anime for a user the model knows, and the model does not know a newcomer.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -8,6 +21,47 @@ import numpy as np
 import pandas as pd
 
 from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, ModelArtifacts
+
+# Bits of the ``held_out`` column: the held-out sets a row belongs to (0: none, the evaluation model trains on it).
+NEWCOMER = 1
+NEW_ANIME = 2
+HELD_OUT_SETS = {"newcomers": NEWCOMER, "new_anime": NEW_ANIME, "newcomers_new_anime": NEWCOMER | NEW_ANIME}
+
+
+def held_out_flags(newcomer: np.ndarray, new_anime: np.ndarray) -> np.ndarray:
+    """The ``held_out`` bit set of each row from its two memberships (boolean arrays over the rows)."""
+    return (newcomer.astype(np.int8) * NEWCOMER) | (new_anime.astype(np.int8) * NEW_ANIME)
+
+
+def held_out_counts(held_out: np.ndarray) -> dict[str, int]:
+    """Rows per held-out set, each row counted once: ``newcomers_new_anime`` rows are in neither other count."""
+    return {name: int(np.count_nonzero(held_out == flags)) for name, flags in HELD_OUT_SETS.items()}
+
+
+def training_view(interactions: pd.DataFrame, user_ids: np.ndarray) -> pd.DataFrame:
+    """The evaluation model's rows (in no held-out set), in table order: ``user_index`` (row of ``user_ids``, the
+    evaluation model's sorted user ids), ``anime_index``, ``rating``, ``split``."""
+    rows = interactions[interactions["held_out"].to_numpy() == 0]
+    return pd.DataFrame({"user_index": _user_rows(rows, user_ids), "anime_index": rows["anime_index"].to_numpy(),
+                         "rating": rows["rating"].to_numpy(), "split": rows["split"].to_numpy()})
+
+
+def newcomer_view(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Every row of the newcomers (``user_id``, ``anime_index``, ``rating``), their new anime included."""
+    rows = interactions[(interactions["held_out"].to_numpy() & NEWCOMER) > 0]
+    return pd.DataFrame({"user_id": rows["user_id"].to_numpy(np.int64), "anime_index": rows["anime_index"].to_numpy(),
+                         "rating": rows["rating"].to_numpy()})
+
+
+def new_anime_view(interactions: pd.DataFrame, user_ids: np.ndarray) -> pd.DataFrame:
+    """The known users' rows of the new anime: ``user_index`` (row of ``user_ids``), ``anime_index``, ``rating``."""
+    rows = interactions[interactions["held_out"].to_numpy() == NEW_ANIME]
+    return pd.DataFrame({"user_index": _user_rows(rows, user_ids), "anime_index": rows["anime_index"].to_numpy(),
+                         "rating": rows["rating"].to_numpy()})
+
+
+def _user_rows(rows: pd.DataFrame, user_ids: np.ndarray) -> np.ndarray:
+    return np.searchsorted(user_ids, rows["user_id"].to_numpy()).astype(np.int32)
 
 
 def assign_splits(user_index: np.ndarray, rating: np.ndarray, holdout_fraction: float,
