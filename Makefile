@@ -19,10 +19,13 @@ install: $(STAMP)
 train: install
 	$(PY) pipeline/training_pipeline.py
 
-# Train only when no complete model artifacts exist yet, then serve on http://127.0.0.1:5000
+# Train only when no complete model artifacts exist yet, then serve on http://$(HOST):$(PORT) (127.0.0.1:5000 unless
+# HOST or PORT say otherwise, e.g. `PORT=8080 make run`: port 5000 is taken on many laptops)
+HOST ?= 127.0.0.1
+PORT ?= 5000
 run: install
 	@test -f $(ARTIFACTS)/model/manifest.json || $(PY) pipeline/training_pipeline.py
-	$(PY) application.py
+	HOST=$(HOST) PORT=$(PORT) $(PY) application.py
 
 # Production serving, exactly what the container runs (deploy/serve.py): Debian's nginx on 127.0.0.1:$${PORT:-5000}
 # in front of gunicorn (gunicorn.conf.py) on a Unix socket; nginx holds slow clients, limits requests per client and

@@ -1,9 +1,12 @@
 """The web application: ``create_app()`` builds it (Flask app factory); ``python application.py`` runs the
-development server on http://127.0.0.1:5000 (debug off); gunicorn.conf.py serves it in production.
+development server on http://127.0.0.1:5000 (debug off; ``HOST`` and ``PORT`` move it, as for `make serve`);
+gunicorn.conf.py serves it in production.
 """
 from __future__ import annotations
 
 import io
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,5 +93,14 @@ def refuse_debugger() -> None:
                                    "--debug/--debugger and unset FLASK_DEBUG (`make run` serves it safely)")
 
 
+def serving_address(environ: Mapping[str, str]) -> tuple[str, int]:
+    """(host, port) of the development server: ``HOST`` (default 127.0.0.1) and ``PORT`` (default 5000)."""
+    host, port = environ.get("HOST") or "127.0.0.1", environ.get("PORT") or "5000"
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise SystemExit(f"error: PORT must be a port number from 1 to 65535, not {port!r}")
+    return host, int(port)
+
+
 if __name__ == "__main__":
-    create_app().run(host="127.0.0.1", port=5000, debug=False)
+    address, number = serving_address(os.environ)
+    create_app().run(host=address, port=number, debug=False)

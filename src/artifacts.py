@@ -55,7 +55,7 @@ ANIME_COLUMNS = [
 # Metadata a newer model carries besides those (src/metadata.py); an older artifact set without them gets them
 # empty when loaded, so it still serves.
 OPTIONAL_ANIME_COLUMNS = {"japanese_name": None, "synonyms": (), "studios": (), "source": None, "age_rating": None,
-                          "image_url": None}
+                          "image_url": None, "aired": None, "unaired": False}
 RATING_COLUMNS = ["user_index", "anime_index", "rating", "split"]
 RATING_DTYPE = np.dtype([("user_index", "<i4"), ("anime_index", "<i4"), ("rating", "i1"), ("split", "i1")])
 _MAX_ID = 2**63 - 1

@@ -43,7 +43,7 @@ from src.errors import UserError
 # studios (lists of text, possibly empty); text columns are None when unknown.
 METADATA_COLUMNS = [
     "anime_id", "name", "english_name", "genres", "type", "episodes", "premiered", "year", "score", "members",
-    "synopsis", "japanese_name", "synonyms", "studios", "source", "age_rating", "image_url",
+    "synopsis", "japanese_name", "synonyms", "studios", "source", "age_rating", "image_url", "aired", "unaired",
 ]
 # Column spellings of the 2016, 2020 and 2023 files -> our names. Case matters: the 2016 ``rating`` is the
 # score, the 2020/2023 ``Rating`` the age rating.
@@ -54,7 +54,7 @@ ANIME_ALIASES = {
     "Type": "type", "type": "type", "Episodes": "episodes", "episodes": "episodes",
     "Premiered": "premiered", "Aired": "aired", "Score": "score", "rating": "score",
     "Members": "members", "members": "members", "Studios": "studios", "Source": "source",
-    "Rating": "age_rating", "Image URL": "image_url", "Synopsis": "synopsis",
+    "Rating": "age_rating", "Image URL": "image_url", "Synopsis": "synopsis", "Status": "status",
 }
 SYNOPSIS_COLUMNS = ("sypnopsis", "synopsis", "Synopsis")  # "sypnopsis" (sic) in the 2020 files
 # What ``read_metadata`` counts (all present, 0 where a repair does not apply to the format read).
@@ -72,6 +72,7 @@ TRUNCATION_MARK = "…"
 _WORD = re.compile(r"[A-Za-z]+")
 _LEADING_WORD = re.compile(r"[A-Za-z]*")
 _NEXT_WORD = re.compile(r"\s+([A-Za-z]+)")
+_START_WITH_DAY = re.compile(r"^[A-Za-z]{3}\s+\d{1,2},\s*\d{4}$")  # "Apr 3, 1998", not "Jul, 2021" or "2021"
 
 
 @dataclass
@@ -139,6 +140,8 @@ def read_metadata(anime_path: Path, synopsis_path: Path | None = None) -> AnimeM
     anime["source"] = _text(column("source"))
     anime["age_rating"] = _text(column("age_rating"))
     anime["image_url"] = _text(column("image_url"))
+    anime["aired"] = _text(column("aired"))
+    anime["unaired"] = not_yet_aired(anime["aired"], column("status"), anime["score"], source_format)
 
     repairs = dict.fromkeys(REPAIR_COUNTS, 0)
     placeholder = np.array([isinstance(text, str) and bool(SYNOPSIS_PLACEHOLDER.match(text))
@@ -154,6 +157,31 @@ def read_metadata(anime_path: Path, synopsis_path: Path | None = None) -> AnimeM
         anime["synopsis"] = pd.Series(synopses, index=anime.index, dtype=object)
         repairs.update(counts)
     return AnimeMetadata(anime[METADATA_COLUMNS], repairs, source_format)
+
+
+def not_yet_aired(aired: pd.Series, status: pd.Series, score: pd.Series, source_format: str) -> np.ndarray:
+    """Which anime had not started airing when the metadata was scraped (they can be found, not recommended).
+
+    2023 file: its ``Status`` says "Not yet aired". 2020 files: ``Aired`` is unknown, or starts after the metadata's
+    own date, which the file does not state: the latest start among scored anime (MyAnimeList takes scores only once
+    a show airs), 2021-03-14 for the March 2021 revision. A start given by month or year only ("Jul, 2021 to ?",
+    "2021 to ?") counts from its first day, except that an unscored one in the metadata's own year or later is
+    unaired too: MyAnimeList gives the day once a show airs (no scored title of 2020 or later lacks it, 139 unscored
+    ones of 2021 do, "Kimetsu no Yaiba: Yuukaku-hen" among them). The 2016 file says nothing about airing: none is.
+    """
+    if source_format == "2023":
+        return np.array([isinstance(text, str) and text.strip().casefold() == "not yet aired" for text in status])
+    if source_format != "2020":
+        return np.zeros(len(aired), dtype=bool)
+    start_text = aired.str.split(" to ").str[0]
+    starts = pd.to_datetime(start_text, errors="coerce", format="mixed")
+    scored = score.notna().to_numpy()
+    scraped = starts[scored].max()
+    if pd.isna(scraped):  # nothing scored: nothing tells the date
+        return aired.isna().to_numpy()
+    without_day = ~start_text.str.contains(_START_WITH_DAY, na=False).to_numpy()
+    recent_and_vague = without_day & (starts.dt.year >= scraped.year).to_numpy() & ~scored
+    return (starts.isna() | (starts > scraped)).to_numpy() | recent_and_vague
 
 
 def _text(values: pd.Series) -> pd.Series:

@@ -217,11 +217,15 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
         chosen[purpose]["ease"] = ease_choice
 
     fitted = RowBaselines(known, n_users, engine.n_model_anime, width)
-    rankers = scorer_rankers(_fit_baselines(config, fitted, chosen["users"]), known, width, n_users, tiebreak)
-    rankers.update({name: engine_rankers(engine, [method])[method] for name, method in ENGINE_METHODS.items()})
+    # baselines are cut into lists as the product's are: what lists may show, the franchise rules
+    listable, rules = engine.catalogue.filter_mask(None), engine.catalogue.franchise_rules
+    listed = listed_new_anime(processed_dir, artifacts.user_ids, width)
+    rankers = scorer_rankers(_fit_baselines(config, fitted, chosen["users"]), known, width, n_users, tiebreak,
+                             listable, rules, listed)
+    rankers.update(engine_rankers(engine, ENGINE_METHODS, listed))
     if config["evaluation"]["compare_original_objective"] if compare_original is None else compare_original:
         rankers.update(_original_rankers(config, artifacts, known, tiebreak, width))
-    evaluation = evaluate_methods(rankers, known, test, width, settings)
+    evaluation = evaluate_methods(rankers, known, test, width, settings, franchise=engine.catalogue.franchise)
     results = evaluation.metrics
 
     newcomer_section = _evaluate_newcomers(config, processed_dir, engine, fitted, chosen["newcomers"], settings)
@@ -247,6 +251,14 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
     log_to_comet(experiment, {**results, **{f"{name}.{method}": values for name, section in sections.items()
                                             for method, values in section["methods"].items()}}, files.values())
     return {"methods": results, **({"versus": versus} if versus else {}), **sections, "meta": meta}
+
+
+def listed_new_anime(processed_dir: Path, user_ids: np.ndarray, width: int) -> sp.csr_matrix:
+    """(users x catalogue) the known users' ratings of the held-out new anime: on their lists though the evaluation
+    model never trained on them. Serving knows them, so the evaluated lists never show them back and count their
+    franchises as seen (a user who rated "Tokyo Ghoul", held out, is not a newcomer to the franchise of "√A")."""
+    rows = new_anime_view(read_interactions(processed_dir), user_ids)
+    return interaction_matrix(rows, len(user_ids), width)
 
 
 def _fit_baselines(config: dict[str, Any], fitted: RowBaselines,
@@ -281,10 +293,11 @@ def _evaluate_newcomers(config: dict[str, Any], processed_dir: Path, engine: Rec
         "ncf_fold_in": favourites_ranker(split, lambda favourites, k: engine.rank_favourites(favourites, k, "ncf")),
     }
     row_baselines = {name: fitted.scorer(name, chosen[name]["setting"]) for name in ("popularity", "item_knn", "ease")}
-    rankers.update(item_scorer_rankers(split, row_baselines, width, tiebreak))
+    rankers.update(item_scorer_rankers(split, row_baselines, width, tiebreak, engine.catalogue.filter_mask(None),
+                                       engine.catalogue.franchise_rules))
     no_settings = dataclasses.replace(settings, max_users=None)  # every newcomer counts
     evaluation = evaluate_methods(rankers, split.favourites_rows, split.relevant_rows, width, no_settings,
-                                  popularity_ranks(fitted.rows, width))
+                                  popularity_ranks(fitted.rows, width), engine.catalogue.franchise)
     meta = {"newcomers": len(split), "favourites": int(config["evaluation"]["newcomer_favourites"]),
             "protocol": "each newcomer's top-rated anime (at most `favourites`) are sent as favourites; their other "
                         "rated anime are relevant; the favourites are excluded from the ranking"}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from config.loader import load_config
 from config.paths_config import model_dir
@@ -23,10 +24,10 @@ from src.artifacts import ModelArtifacts, l2_normalise, load_model_artifacts, wi
 from src.ease import ItemWeights
 from src.engine import validation
 from src.engine.catalogue import Catalogue, Filters
+from src.engine.diversity import franchise_top_k
 from src.engine.explanations import recommendation_reasons, similar_anime_reasons
 from src.engine.hybrid import Hybrid, HybridScores
 from src.engine.interactions import Interactions, Profiles
-from src.engine.ranking import top_k, top_k_row
 from src.engine.scorers import (
     EmbeddingContentScorer,
     FeaturesScorer,
@@ -38,7 +39,7 @@ from src.engine.scorers import (
 )
 from src.engine.serving_config import ServingConfig
 from src.engine.settings import COMPONENTS, HybridSettings, default_slider_weights, tilted
-from src.engine.title_index import EXACT, PREFIX
+from src.engine.title_index import ABBREVIATION, ALL_WORDS, EXACT, FUZZY, PREFIX
 from src.engine.validation import InvalidRequestError, UnknownAnimeError, UnknownUserError
 from src.errors import ArtifactError
 from src.logger import get_logger
@@ -49,7 +50,8 @@ logger = get_logger(__name__)
 
 # Each component alone, the chosen mix for known users, and the mix for newcomers' favourites.
 METHODS = (*COMPONENTS, "hybrid")
-_MATCH_LABELS = {EXACT: "title is", PREFIX: "title starts with"}
+_MATCH_LABELS = {EXACT: "title is", PREFIX: "title starts with", ABBREVIATION: "abbreviated", ALL_WORDS: "title has",
+                 FUZZY: "title close to"}
 
 
 class Recommender:
@@ -68,7 +70,12 @@ class Recommender:
         # Re-normalising is cheap and makes cosine = dot product even if a writer forgot to.
         self.user_embeddings = l2_normalise(artifacts.user_embeddings)
         self.anime_embeddings = l2_normalise(artifacts.anime_embeddings)
-        self.catalogue = Catalogue(with_optional_columns(artifacts.anime), n_rated=len(artifacts.anime_ids))
+        # Content features cover every anime: a never-rated one can be found, compared, liked and recommended.
+        self.content_features = (None if artifacts.content_features is None
+                                 else l2_normalise(artifacts.content_features))
+        self.catalogue = Catalogue(with_optional_columns(artifacts.anime), n_rated=len(artifacts.anime_ids),
+                                   content_features=self.content_features, franchise_rules=config.franchise_rules,
+                                   seen_franchise_cap=config.seen_franchise_cap)
         width = len(self.catalogue)
         self.interactions = Interactions(artifacts.user_ratings, len(self.user_ids), width,
                                          config.preference_percentile)
@@ -82,9 +89,6 @@ class Recommender:
                    PopularityScorer(self.interactions)]
         if artifacts.item_weights is not None:
             scorers.append(ItemItemScorer(artifacts.item_weights, self.settings.item_item["values"], width))
-        # Content features cover every anime: a never-rated one can be found, compared, liked and recommended.
-        self.content_features = (None if artifacts.content_features is None
-                                 else l2_normalise(artifacts.content_features))
         self.story = artifacts.story
         if self.content_features is not None:
             scorers += [FeaturesScorer(self.content_features), UnratedScorer(self.content_features, self.n_model_anime)]
@@ -231,8 +235,13 @@ class Recommender:
         n = validation.check_n(self.config.default_n if n is None else n, self.config)
         index = self.anime_index(anime_id)
         similarity = self._similarity_to(index)
-        top = top_k_row(similarity, n, exclude=np.array([index]), allowed=self.catalogue.filter_mask(filters),
-                        tiebreak=self.catalogue.popularity_order)
+        rules = self.catalogue.franchise_rules
+        # the title's own franchise (the one "seen") shows one entry, so that other shows get the room
+        rules, seen = (None, None) if rules is None else (rules.for_similar(), [rules.seen(np.array([index]))])
+        top = franchise_top_k(similarity, n, rules, exclude=_row_of([index], self.n_anime),
+                              allowed=self.catalogue.filter_mask(filters), tiebreak=self.catalogue.popularity_order,
+                              seen=seen)[0]
+        top = top[top >= 0]
         reasons = similar_anime_reasons(top, similarity, index, self.catalogue, self.story)
         items = []
         for j, item_reasons in zip(top, reasons, strict=True):
@@ -254,36 +263,48 @@ class Recommender:
         share = float(self.config.similar_content_weight)
         return np.where(np.isfinite(collaborative), (1 - share) * collaborative + share * content, share * content)
 
-    def search(self, query: str, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-        """Titles matching ``query``: exact, then prefix, then substring; popular first; ``offset`` skips that many."""
+    def search(self, query: str, limit: int | None = None, offset: int = 0,
+               include_adult: bool = False) -> list[dict[str, Any]]:
+        """Titles matching ``query`` however a fan spells it (src/engine/title_index.py), best first; ``offset``
+        skips that many. Adult titles only with ``include_adult``; unaired ones are found, marked."""
         limit = validation.check_n(self.config.default_n if limit is None else limit, self.config, "limit")
         offset = validation.check_offset(offset)
         query = validation.check_query(query, self.config)
-        found = self.catalogue.search(query, offset + limit)[offset:]
-        return [self.catalogue.item(j, [f'{_MATCH_LABELS.get(kind, "title contains")} "{query.strip()}"'])
+        found = self.catalogue.search(query, offset + limit, include_adult)[offset:]
+        return [self.catalogue.item(j, [_match_reason(kind, query.strip(), self.catalogue.item(j)["not_yet_aired"])])
                 for j, kind in found]
 
-    def search_total(self, query: str) -> int:
+    def search_total(self, query: str, include_adult: bool = False) -> int:
         """How many anime ``query`` finds in all (for paging)."""
-        return self.catalogue.count_matches(validation.check_query(query, self.config))
+        return self.catalogue.count_matches(validation.check_query(query, self.config), include_adult)
 
     def _recommend(self, profiles: Profiles, n: int, weights: dict[str, float], filters: Filters | None,
                    hybrid: Hybrid | None = None) -> list[dict[str, Any]]:
-        mask = self.catalogue.filter_mask(filters)
-        scores = (hybrid or self.hybrid).score(profiles, weights)
-        top = top_k(scores.total, n, exclude=profiles.known, allowed=mask, tiebreak=self.catalogue.popularity_order)[0]
-        top = top[top >= 0]
-        return self._explain(top, scores, profiles)
+        hybrid = hybrid or self.hybrid
+        scores = hybrid.score(profiles, weights)
+        top = self._top(scores.total, n, profiles, filters)[0]
+        return self._explain(top[top >= 0], scores, profiles, hybrid, weights)
 
-    def _explain(self, top: np.ndarray, scores: HybridScores, profiles: Profiles) -> list[dict[str, Any]]:
+    def _top(self, scores: np.ndarray, k: int, profiles: Profiles, filters: Filters | None = None,
+             also_known: sp.csr_matrix | None = None) -> np.ndarray:
+        """The one ranking of recommendations, served and evaluated: what may be shown (``filter_mask``), the
+        profile's own anime (and ``also_known``'s rows) excluded, the franchise rules, the popularity tie-break."""
+        known = profiles.known if also_known is None else sp.csr_matrix(profiles.known + also_known)
+        return franchise_top_k(scores, k, self.catalogue.franchise_rules, exclude=known,
+                               allowed=self.catalogue.filter_mask(filters), tiebreak=self.catalogue.popularity_order)
+
+    def _explain(self, top: np.ndarray, scores: HybridScores, profiles: Profiles, hybrid: Hybrid,
+                 weights: dict[str, float]) -> list[dict[str, Any]]:
         preferred, ratings = profiles.preferred_of(0)
         genres = self.catalogue.top_genres(profiles.preferred, self.config.preferred_genres)[0]
         if (user_part := scores.parts.get("user")) is not None:
             counts, neighbours = user_part.evidence["neighbour_counts"][0][top], user_part.evidence["neighbours"]
         else:  # the mix did not count similar users' votes: count them for the shown anime only
             counts, neighbours = self.neighbours.counts_of(profiles, top)
-        reasons = recommendation_reasons(top, counts, neighbours, preferred, ratings, genres,
-                                         self.catalogue, self._similarity_between, profiles.is_newcomer)
+        content = self._content_between(top, preferred)
+        reasons = recommendation_reasons(top, counts, neighbours, preferred, ratings, genres, self.catalogue,
+                                         self._contribution(top, preferred, content, hybrid, weights), content,
+                                         profiles.is_newcomer)
         items = []
         for j, item_reasons in zip(top, reasons, strict=True):
             item = self.catalogue.item(int(j), item_reasons)
@@ -291,18 +312,23 @@ class Recommender:
             items.append(item)
         return items
 
-    def _similarity_between(self, anime: np.ndarray, others: np.ndarray) -> np.ndarray:
-        """(len(anime) x len(others)) cosines: by NCF embeddings where both are rated, else by content features."""
-        similarity = np.zeros((len(anime), len(others)), np.float32)
-        rated = (anime[:, None] < self.n_model_anime) & (others[None, :] < self.n_model_anime)
-        if rated.any():
-            both = self.anime_embeddings[np.minimum(anime, self.n_model_anime - 1)] @ \
-                self.anime_embeddings[np.minimum(others, self.n_model_anime - 1)].T
-            similarity = np.where(rated, both, similarity)
-        if self.content_features is not None and not rated.all():
-            content = self.content_features[anime] @ self.content_features[others].T
-            similarity = np.where(rated, similarity, content)
-        return similarity
+    def _content_between(self, anime: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """(len(anime) x len(others)) content-feature cosines (zeros without content features)."""
+        if self.content_features is None:
+            return np.zeros((len(anime), len(others)), np.float32)
+        return self.content_features[anime] @ self.content_features[others].T
+
+    def _contribution(self, top: np.ndarray, preferred: np.ndarray, content: np.ndarray, hybrid: Hybrid,
+                      weights: dict[str, float]) -> np.ndarray:
+        """(len(top) x len(preferred)): how much each preferred anime raised each recommendation's score. EASE's
+        B[preferred, top] when the mix weighs EASE (an anime outside its support contributes nothing there); for a
+        recommendation EASE says nothing about, and for mixes without it, the content cosine."""
+        item_item = hybrid.scorers.get("item_item")
+        if item_item is None or weights.get("item_item", 0) <= 0 or len(preferred) == 0:
+            return content
+        pairs = item_item.pair_weights(preferred, top).T
+        silent = np.isnan(pairs).all(axis=1)
+        return np.where(silent[:, None], content, np.nan_to_num(pairs, nan=-np.inf))
 
     def with_item_item(self, weights: ItemWeights, values: str, favourites: bool = False) -> Recommender:
         """The same engine with other EASE weights, for known users (or, with ``favourites``, for newcomers only):
@@ -331,10 +357,14 @@ class Recommender:
         return self.hybrid.score(self.interactions.profiles(user_rows), weights).total
 
     def rank_users(self, user_rows: Sequence[int] | np.ndarray, k: int, method: str = "hybrid",
-                   weights: dict[str, float] | None = None) -> np.ndarray:
+                   weights: dict[str, float] | None = None, also_known: sp.csr_matrix | None = None) -> np.ndarray:
         """(len(user_rows) x k) anime indices exactly as serving ranks them (known anime excluded), -1 padded;
-        ``weights`` (component -> weight) instead of a method's."""
-        return self._rank(self.interactions.profiles(user_rows), k, weights or self.method_weights(method))
+        ``weights`` (component -> weight) instead of a method's. ``also_known`` (a row per user): anime the users
+        have on their lists that this engine's rows lack, excluded and counted as seen as serving would (the
+        evaluation's held-out new anime: the served model knows a user rated them)."""
+        profiles = self.interactions.profiles(user_rows)
+        weights = weights or self.method_weights(method)
+        return self._top(self.hybrid.score(profiles, weights).total, k, profiles, also_known=also_known)
 
     def rank_favourites(self, favourites: Sequence[np.ndarray], k: int, method: str = "hybrid") -> np.ndarray:
         """(len(favourites) x k) anime indices for newcomers given by their favourites (anime indices), as the
@@ -343,8 +373,18 @@ class Recommender:
                           self.method_weights(method, newcomers=True), self.favourites_hybrid)
 
     def _rank(self, profiles: Profiles, k: int, weights: dict[str, float], hybrid: Hybrid | None = None) -> np.ndarray:
-        scores = (hybrid or self.hybrid).score(profiles, weights)
-        return top_k(scores.total, k, exclude=profiles.known, tiebreak=self.catalogue.popularity_order)
+        return self._top((hybrid or self.hybrid).score(profiles, weights).total, k, profiles)
+
+
+def _match_reason(kind: int, query: str, unaired: bool) -> str:
+    reason = f'{_MATCH_LABELS.get(kind, "title contains")} "{query}"'
+    return f"{reason} · not yet aired" if unaired else reason
+
+
+def _row_of(indices: list[int], width: int) -> sp.csr_matrix:
+    """A one-row matrix with ``indices`` stored: what a list must not show."""
+    return sp.csr_matrix((np.ones(len(indices), np.float32), (np.zeros(len(indices), np.int64), indices)),
+                         shape=(1, width))
 
 
 def _position_map(ids: np.ndarray, source: str) -> dict[int, int]:

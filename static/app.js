@@ -2,7 +2,9 @@
 // - range sliders show their value;
 // - inputs with data-suggest fetch /api/anime/search as you type and show suggestions:
 //   data-suggest="navigate" opens the chosen anime's page, data-suggest="pick" adds it to the favourites list
-//   (a title picked twice is said so, not silently dropped);
+//   (a title picked twice is said so, not silently dropped); Enter in a pick box takes the first result of the
+//   search for exactly what is typed, waiting for it when the suggestions shown are for older text; adult titles
+//   are suggested only when the visitor chose to include them (the include_adult cookie the pages set);
 // - the options panel stays as the person left it: its open or closed state is kept in a cookie the server
 //   reads, so the next page renders it that way (no jump after the page has drawn);
 // - a poster that fails to load gives way to its placeholder (the title's initials);
@@ -16,11 +18,13 @@
 
   function debounce(fn, wait) {
     var timer = null;
-    return function () {
+    var debounced = function () {
       var args = arguments;
       clearTimeout(timer);
       timer = setTimeout(function () { fn.apply(null, args); }, wait);
     };
+    debounced.cancel = function () { clearTimeout(timer); };
+    return debounced;
   }
 
   function title(item) {
@@ -32,7 +36,17 @@
     if (item.english_name && item.english_name !== item.name) parts.push(item.name);
     if (item.type) parts.push(item.type);
     if (item.year) parts.push(String(item.year));
+    if (item.not_yet_aired) parts.push("not yet aired");
     return parts.join(" · ");
+  }
+
+  function includeAdult() {
+    return document.cookie.split(";").some(function (part) { return part.trim() === "include_adult=1"; });
+  }
+
+  function searchUrl(query) {
+    return "/api/anime/search?limit=" + SUGGESTION_LIMIT + "&q=" + encodeURIComponent(query) +
+      (includeAdult() ? "&include_adult=1" : "");
   }
 
   function setupSliders() {
@@ -49,6 +63,7 @@
     var list = document.getElementById(input.getAttribute("aria-controls"));
     if (!list) return;
     var items = [];
+    var shownQuery = null;  // the text the suggestions on show were found for
     var active = -1;
     var controller = null;
 
@@ -80,8 +95,9 @@
       }
     }
 
-    function render(results) {
+    function render(results, query) {
       items = results;
+      shownQuery = query;
       list.replaceChildren();
       if (!results.length) {
         var empty = document.createElement("li");
@@ -109,17 +125,22 @@
       active = -1;
     }
 
-    var lookup = debounce(function () {
+    // then: called with the results once they are on show (the Enter of a pick box)
+    function search(then) {
       var query = input.value.trim();
       if (!query) { hide(); return; }
       if (controller) controller.abort();
       controller = new AbortController();
-      var url = "/api/anime/search?limit=" + SUGGESTION_LIMIT + "&q=" + encodeURIComponent(query);
-      fetch(url, { signal: controller.signal, headers: { Accept: "application/json" } })
+      fetch(searchUrl(query), { signal: controller.signal, headers: { Accept: "application/json" } })
         .then(function (response) { return response.ok ? response.json() : { results: [] }; })
-        .then(function (body) { render(body.results || []); })
+        .then(function (body) {
+          render(body.results || [], query);
+          if (then) then(items);
+        })
         .catch(function (error) { if (error.name !== "AbortError") hide(); });
-    }, DEBOUNCE_MS);
+    }
+
+    var lookup = debounce(function () { search(null); }, DEBOUNCE_MS);
 
     input.addEventListener("input", lookup);
     input.addEventListener("blur", function () { setTimeout(hide, 100); });
@@ -138,12 +159,18 @@
         hide();
       }
     });
-    // A "pick" box is not a form of its own: Enter without a highlighted suggestion takes the first one.
+    // A "pick" box is not a form of its own: Enter without a highlighted suggestion takes the first result for
+    // what is typed now, searched at once when the suggestions on show were found for earlier text.
     if (input.dataset.suggest === "pick") {
       input.addEventListener("keydown", function (event) {
-        if (event.key === "Enter") {
-          event.preventDefault();
-          if (!list.hidden && items.length && active < 0) choose(items[0]);
+        if (event.key !== "Enter") return;
+        event.preventDefault();
+        if (active >= 0 || !input.value.trim()) return;
+        if (shownQuery === input.value.trim() && !list.hidden) {
+          if (items.length) choose(items[0]);
+        } else {
+          lookup.cancel();  // it would abort this search
+          search(function (found) { if (found.length) choose(found[0]); });
         }
       });
     }

@@ -159,7 +159,8 @@ def serving_config() -> ServingConfig:
     """The defaults of config.yaml, pinned here so a config tweak does not silently change the known answers."""
     return ServingConfig(preference_percentile=75, genre_boost=0.5, preferred_genres=5, fold_in_steps=3,
                          fold_in_step_size=0.2, unrated_weight=0.3, similar_content_weight=0.4, default_n=10, max_n=100,
-                         max_liked=50, max_query_length=100, keep_versions=2)
+                         max_liked=50, max_query_length=100, keep_versions=2,
+                         franchise_rules=True, seen_franchise_cap=None)
 
 
 @pytest.fixture(scope="session")

@@ -497,7 +497,9 @@ def test_posters_and_placeholders(client, monkeypatch) -> None:
     assert '<span class="poster-initials" aria-hidden="true">CB</span>' in cards[1]  # behind the image, for a failure
     colour = re.compile(r'<div class="poster (ph-\d+)')
     assert colour.search(cards[1]).group(1) == colour.search(cards[6]).group(1)  # both Action first
-    assert "no ratings yet" in cards[30] and "★" not in cards[30] and "★\xa08.78" in cards[1]
+    # a never-rated title shows what the metadata knows (its score, its members) and says it is not in the data
+    assert "not in our training data" in cards[30] and " members" in cards[30] and "★\xa08.78" in cards[1]
+    assert "not in our training data" not in cards[1] and " members" not in cards[1]
     assert all('class="card-reason"' in body for body in cards.values())
     policy = client.get("/").headers["Content-Security-Policy"]
     assert "img-src 'self' data: https://cdn.myanimelist.net;" in policy

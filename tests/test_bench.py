@@ -151,3 +151,18 @@ def test_the_full_size_harness_in_smoke_mode(tmp_path, capsys):
     for figure in ("whole pipeline", "users/s", "interactions/s", "Sampled profile", "readyz", "max_users"):
         assert figure in summary
     assert not list(tmp_path.glob("bench-full-*")), "the scratch folder is deleted"
+
+
+def test_search_latency_benchmark_in_smoke_mode(tmp_path, capsys):
+    """bench/search_latency.py end to end on the real catalogue, a couple of rounds, against the index before
+    issue 28 (commit 4c86a76): the figures mean nothing here; the report's shape and the answers do."""
+    from bench import search_latency
+
+    output = tmp_path / "search.json"
+    assert search_latency.main(["--rounds", "2", "--builds", "1", "--before", "4c86a76", "--output",
+                                str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["n_anime"] == 17_562 and report["latency"]["search"]["all"]["samples"] > 0
+    assert report["first_answers"]["after"]["jjk"].endswith("(40748)")
+    assert report["first_answers"]["before"]["jjk"] == "-"  # the old index found nothing for it
+    assert "search p99" in capsys.readouterr().out

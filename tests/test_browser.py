@@ -59,6 +59,14 @@ def catalogue_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def real_server(trained_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same, serving a model trained on the embedded sample: the whole real catalogue (issue 28's fan flows)."""
+    log_path = tmp_path_factory.mktemp("real-server") / "gunicorn.log"
+    with gunicorn(trained_root, log_path, timeout=120, ready_path="/readyz") as live:
+        yield live.url
+
+
+@pytest.fixture(scope="module")
 def axe_source() -> str:
     if not AXE_SCRIPT.is_file():
         pytest.skip(f"axe-core is not installed at {AXE_SCRIPT.relative_to(HERE.parent)}: run `make axe-deps`")
@@ -335,7 +343,7 @@ def test_a_never_rated_title_has_its_page_and_similar_anime(catalogue_server: st
     _open(browser, catalogue_server + "/anime/38000")
     _wait(browser, lambda d: len(_cards(d)) > 0)
     assert "Kimetsu no Yaiba" in browser.find_element(_by().TAG_NAME, "h1").text
-    assert "no ratings yet" in browser.find_element(_by().TAG_NAME, "main").text
+    assert "not in our training data" in browser.find_element(_by().TAG_NAME, "main").text
     ids = _card_ids(browser)
     assert 38000 not in ids and 40748 in ids  # Jujutsu Kaisen, never rated either, found by content alone
     _scan(browser, "never_rated_anime", width)
@@ -421,6 +429,37 @@ def test_favourites_picker_lands_on_a_shareable_address(server: str, browser, wi
     assert set(_card_ids(browser)[:4]) == {103, 104, 105, 106}  # the rest of the romance / slice-of-life group
     assert "which you liked" in browser.page_source
     _scan(browser, "favourites", width)
+    _assert_no_console_errors(browser)
+
+
+def test_enter_in_the_picker_takes_the_first_result_for_what_is_typed(real_server: str, browser, width: str) -> None:
+    """Typed and Enter at once, before any suggestion is on show: the first result of the same search, the TV series
+    (not the 2018 ONA that an exact title match used to put first); a fan's spelling finds the show too."""
+    from selenium.webdriver.common.keys import Keys
+    _open(browser, real_server + "/favourites")
+    box = browser.find_element(_by().ID, "favourite-q")
+    for text, expected in (("jujutsu kaisen", "40748"), ("steins gate", "9253"), ("fma", "5114")):
+        box.send_keys(text + Keys.ENTER)
+        _wait(browser, lambda d, expected=expected: expected in [
+            chip.get_attribute("data-anime-id") for chip in d.find_elements(_by().CSS_SELECTOR, "#picked li")])
+    picked = [chip.get_attribute("data-anime-id") for chip in browser.find_elements(_by().CSS_SELECTOR, "#picked li")]
+    assert picked == ["40748", "9253", "5114"]
+    _scan(browser, "favourites_real_catalogue", width)
+    _assert_no_console_errors(browser)
+
+
+def test_the_adult_choice_is_a_checkbox_the_pages_remember(real_server: str, browser, width: str) -> None:
+    _open(browser, real_server + "/search?q=taimanin+asagi")
+    assert "3479" not in [str(anime_id) for anime_id in _card_ids(browser)]
+    box = browser.find_element(_by().CSS_SELECTOR, "main form.search-form input[name=include_adult][type=checkbox]")
+    assert not box.is_selected()
+    box.click()
+    browser.find_element(_by().CSS_SELECTOR, "main form.search-form button[type=submit]").click()
+    _wait(browser, lambda d: 3479 in _card_ids(d))
+    _open(browser, real_server + "/anime/3479")  # another page, the choice remembered
+    _wait(browser, lambda d: len(_cards(d)) > 0)
+    assert browser.find_element(_by().CSS_SELECTOR, "input[name=include_adult][type=checkbox]").is_selected()
+    _scan(browser, "adult_opt_in", width)
     _assert_no_console_errors(browser)
 
 

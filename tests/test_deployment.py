@@ -703,3 +703,26 @@ def test_no_file_in_the_repo_holds_a_credential() -> None:
 ])
 def test_secret_patterns_catch_what_they_are_for(label: str, sample: str) -> None:
     assert SECRET_PATTERNS[label].search(sample)
+
+
+def test_make_run_honours_host_and_port(tiny_artifacts_root: Path, tmp_path: Path) -> None:
+    """`make run` passes HOST and PORT to the development server (port 5000 is taken on many laptops), which then
+    answers there; a PORT that is not a port number ends with one line."""
+    dry_run = subprocess.run(["make", "-n", "run", "PORT=8123", "HOST=127.0.0.2"], cwd=REPO, capture_output=True,
+                             text=True, timeout=60)
+    assert "HOST=127.0.0.2 PORT=8123 .venv/bin/python application.py" in dry_run.stdout
+    port = free_port()
+    env = {**os.environ, "ANIME_ARTIFACTS_DIR": str(tiny_artifacts_root), "PORT": str(port), "HOST": "127.0.0.1"}
+    log_path = tmp_path / "run.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen([sys.executable, "application.py"], cwd=REPO, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(port, "/readyz", server, timeout=120, log_path=log_path)
+        assert request(port, "GET", "/healthz")[0] == 200
+    finally:
+        stop_process_group(server)
+    refused = subprocess.run([sys.executable, "application.py"], cwd=REPO, env={**env, "PORT": "fifty"},
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == "error: PORT must be a port number from 1 to 65535, not 'fifty'"

@@ -191,3 +191,24 @@ def test_processing_the_2023_metadata_reports_its_repairs(tmp_path, config):
     assert set(METADATA_COLUMNS) <= set(anime.columns)
     assert anime.set_index("anime_id").loc[1, "image_url"].startswith("https://cdn.myanimelist.net/")
     assert isinstance(anime["studios"].iloc[0], np.ndarray | list)
+
+
+# ------------------------------------------------------------------------------------------- not yet aired
+def test_titles_that_had_not_aired_in_the_2020_files_are_marked(anime_2020):
+    table = anime_2020.table.set_index("anime_id")
+    # "Aired: Unknown" (Chainsaw Man, Orient, Jigokuraku), a year only in 2021 and no score (Yuukaku-hen), a start
+    # after the scrape (Megaton-kyuu Musashi, "Jul, 2021 to ?"); aired ones, recent or old, are not marked
+    assert table.loc[[44511, 45560, 46569, 47778, 33737], "unaired"].all()
+    assert not table.loc[[1, 38000, 40748, 5114], "unaired"].any()
+    assert table["unaired"].sum() == 512  # of 17,562: the 309 "Unknown" and 203 starting too late or vaguely
+
+
+def test_not_yet_aired_follows_the_2023_status_and_the_2016_file_has_no_such_titles(tmp_path, anime_2023):
+    assert not anime_2023.table["unaired"].any()  # the excerpt's first 400 anime all aired
+    lines = HEAD_2023.read_text(encoding="utf-8").splitlines()
+    header, first = lines[0], pd.read_csv(HEAD_2023, nrows=1)
+    first.loc[0, "Status"] = "Not yet aired"
+    (tmp_path / "anime-dataset-2023.csv").write_text(header + "\n" + first.to_csv(index=False, header=False),
+                                                     encoding="utf-8")
+    assert read_metadata(tmp_path / "anime-dataset-2023.csv").table["unaired"].tolist() == [True]
+    assert not read_metadata(FIXTURES / "anime2016.csv.gz").table["unaired"].any()

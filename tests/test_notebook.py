@@ -106,7 +106,8 @@ def test_recall_curves_meet_the_report_at_its_k(evaluated_root):
     from utils.common_functions import read_json
 
     metrics = read_json(paths_config.reports_dir(evaluated_root) / "metrics.json")
-    curves = recall_curves(metrics, paths_config.evaluation_model_dir(evaluated_root), max_k=20)
+    curves = recall_curves(metrics, paths_config.evaluation_model_dir(evaluated_root), max_k=20,
+                           processed_dir=paths_config.processed_dir(evaluated_root))
     assert list(curves) == list(metrics["methods"])  # every method of the report, baselines included
     k = metrics["meta"]["k"]
     for method, curve in curves.items():

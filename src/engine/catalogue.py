@@ -1,7 +1,14 @@
-"""The catalogue: every anime the engine can show, its metadata, filters, genres and the title index.
+"""The catalogue: every anime the engine can show, its metadata, filters, genres, franchises and the title index.
 
 Row j of every array here is anime index j, the same index the model's embeddings use. Items are built once
 as JSON-ready dicts, so a request only copies the few it returns.
+
+What a list may show, before any filter a person chooses (``filter_mask``):
+
+- never an adult title (MyAnimeList's "Rx - Hentai" rating), unless the request opts in (``include_adult``):
+  not in search, similar anime, recommendations or favourites, whatever a known user's own history holds;
+- never a title that has not aired (src/metadata.py: ``unaired``) nor a recap or a music video
+  (src/engine/franchises.py): search still finds them, marked, but no list recommends them.
 """
 from __future__ import annotations
 
@@ -14,21 +21,28 @@ import pandas as pd
 import scipy.sparse as sp
 
 from src.engine import validation
+from src.engine.diversity import FranchiseRules
+from src.engine.franchises import build_franchises
 from src.engine.ranking import top_k
 from src.engine.title_index import TitleIndex, normalise_title
+
+ADULT_RATING = "rx"  # MyAnimeList's "Rx - Hentai", the one rating no anime site shows by default
 
 
 @dataclass(frozen=True)
 class Filters:
-    """Catalogue filters, applied before the top-n cut. Genres: an anime must have every one listed."""
+    """Catalogue filters, applied before the top-n cut. Genres: an anime must have every one listed.
+    ``include_adult``: adult titles may be shown too (they never are by default)."""
 
     genres: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
     year_from: int | None = None
     year_to: int | None = None
     min_score: float | None = None
+    include_adult: bool = False
 
     def is_empty(self) -> bool:
+        """No filter a person chose (``include_adult`` widens what may be shown, it filters nothing)."""
         return not (self.genres or self.types or self.year_from is not None or self.year_to is not None
                     or self.min_score is not None)
 
@@ -40,7 +54,10 @@ class Catalogue:
     ratings in the data the model learned from, and are found, compared and recommended through their content.
     """
 
-    def __init__(self, anime: pd.DataFrame, n_rated: int | None = None) -> None:
+    def __init__(self, anime: pd.DataFrame, n_rated: int | None = None, content_features: np.ndarray | None = None,
+                 franchise_rules: bool = True, seen_franchise_cap: int | None = None) -> None:
+        """``content_features``: L2-normalised, row j = anime j (they help tell franchises apart);
+        ``franchise_rules``, ``seen_franchise_cap``: the franchise rules of lists (src/engine/diversity.py)."""
         self.anime_ids = pd.to_numeric(anime["anime_id"]).to_numpy(dtype=np.int64)
         self.n_rated = len(self.anime_ids) if n_rated is None else int(n_rated)
         self._position = {int(anime_id): j for j, anime_id in enumerate(self.anime_ids)}
@@ -74,7 +91,18 @@ class Catalogue:
         self.title_index = TitleIndex([[name, english or "", japanese or "", *others]
                                        for name, english, japanese, others
                                        in zip(names, english_names, japanese_names, synonyms, strict=True)],
-                                      self.members)
+                                      self.members, type_values)
+        self.adult = np.array([str(value or "").strip().casefold().startswith(ADULT_RATING)
+                               for value in anime["age_rating"]], dtype=bool)
+        self.unaired = np.array([value is True or value is np.True_ for value in anime["unaired"]], dtype=bool)
+        franchises = build_franchises(anime.assign(name=names), content_features)
+        self.franchise = franchises.ids  # each anime's franchise (its seasons, movies, OVAs share one)
+        self.unrecommendable = franchises.unrecommendable  # recaps and music videos
+        self.franchise_rules = (FranchiseRules(franchises.ids, franchises.first_entry, seen_franchise_cap)
+                                if franchise_rules else None)
+        # What lists may show before the person's own filters (module docstring): without and with adult titles.
+        listable = ~(franchises.unrecommendable | self.unaired)
+        self._listable = {False: listable & ~self.adult, True: listable}
         episodes = _numeric(anime["episodes"])
         premiered, synopses = anime["premiered"].tolist(), anime["synopsis"].tolist()
         images = [_image_url(value) for value in anime["image_url"]]
@@ -94,6 +122,7 @@ class Catalogue:
             "synopsis": clean_text(synopses[row]),
             "image_url": images[row],
             "rated": row < self.n_rated,
+            "not_yet_aired": bool(self.unaired[row]),
         } for row, genres in enumerate(genre_lists)]
 
     def __len__(self) -> int:
@@ -153,11 +182,13 @@ class Catalogue:
         return (chosen @ self._genre_rows) / per_anime
 
     # ------------------------------------------------------------------ filters and search
-    def filter_mask(self, filters: Filters | None) -> np.ndarray | None:
-        """Boolean mask of the anime passing ``filters`` (None when there are none); validates genres and types."""
+    def filter_mask(self, filters: Filters | None) -> np.ndarray:
+        """Boolean mask of the anime a list may show: what lists show by default (module docstring), passing
+        ``filters``; validates genres and types."""
+        listable = self._listable[bool(filters and filters.include_adult)]
         if filters is None or filters.is_empty():
-            return None
-        mask = np.ones(len(self), dtype=bool)
+            return listable
+        mask = listable.copy()
         if filters.genres:
             columns = [self.genres.index(self.canonical_genre(genre)) for genre in filters.genres]
             mask &= self._genre_rows[columns].min(axis=0) > 0
@@ -172,14 +203,18 @@ class Catalogue:
             mask &= self._scores >= filters.min_score
         return mask
 
-    def search(self, text: str, limit: int) -> list[tuple[int, int]]:
-        """[(anime index, match kind)] for a title query, best first (see TitleIndex.search)."""
+    def search(self, text: str, limit: int, include_adult: bool = False) -> list[tuple[int, int]]:
+        """[(anime index, match kind)] for a title query, best first (see TitleIndex.search); adult titles only
+        with ``include_adult``."""
         normalised = normalise_title(text)
-        return self.title_index.search(normalised, limit) if normalised else []
+        return self.title_index.search(normalised, limit, self._searchable(include_adult)) if normalised else []
 
-    def count_matches(self, text: str) -> int:
+    def count_matches(self, text: str, include_adult: bool = False) -> int:
         """How many anime a title query finds in all."""
-        return self.title_index.count(normalise_title(text))
+        return self.title_index.count(normalise_title(text), self._searchable(include_adult))
+
+    def _searchable(self, include_adult: bool) -> np.ndarray | None:
+        return None if include_adult or not self.adult.any() else ~self.adult
 
 
 def clean_text(value: Any) -> str | None:

@@ -1,36 +1,36 @@
 """Reasons: a short sentence or two per recommended anime, written for the top items only."""
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import scipy.sparse as sp
 
 from src.engine.catalogue import Catalogue
 
 REASON_TITLES = 3
-# Below this cosine, "similar to X" would be a stretch; such items are explained by other reasons.
-MIN_REASON_SIMILARITY = 0.25
+# "similar to X" only when X and the recommendation are alike in content (their content features' cosine): the NCF's
+# embeddings also place popular titles near each other, and "similar to Death Note" on Toradora! is what that gives.
+MIN_REASON_SIMILARITY = 0.3
 # "story like X" from this synopsis TF-IDF cosine on, for synopses of at least this many words each (short ones
 # share boilerplate such as "A music video for the song ..."), chosen on real titles (tests/test_content_features.py).
 STORY_THRESHOLD = 0.15
 STORY_MIN_WORDS = 25
-Similarity = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighbours: int, preferred: np.ndarray,
                            preferred_ratings: np.ndarray, preferred_genres: tuple[str, ...], catalogue: Catalogue,
-                           similarity: Similarity, newcomer: bool) -> list[list[str]]:
+                           contribution: np.ndarray, content_similarity: np.ndarray,
+                           newcomer: bool) -> list[list[str]]:
     """Reasons for each anime index in ``top``: how many of the profile's ``neighbours`` most similar users prefer
-    it (``neighbour_counts``, one per anime of ``top``), which preferred anime it is most like, and shared favourite
-    genres.
+    it (``neighbour_counts``, one per anime of ``top``), the preferred anime it owes most to, a studio or genres they
+    share.
 
-    The reasons describe the recommendation whatever mix ranked it: the NCF's embeddings find the similar users
-    and the similar favourite (``similarity(anime, others)``: cosines). ``preferred`` (best first) and
-    ``preferred_ratings`` are the profile's preferred anime; a newcomer's are their favourites, which they liked
-    rather than rated. An anime without community ratings says so.
+    ``contribution`` and ``content_similarity`` are (len(top) x len(preferred)): how much each preferred anime raised
+    each recommendation's score, and how alike the two are in content. "similar to X" names the preferred anime that
+    contributes most, and only when the two are alike (``MIN_REASON_SIMILARITY``); otherwise the next true reason
+    is given (a studio they share, genres, similar users). ``preferred`` (best first) and ``preferred_ratings`` are
+    the profile's preferred anime; a newcomer's are their favourites, which they liked rather than rated. An anime
+    without community ratings says so.
     """
-    nearest_liked, nearest_similarity = _nearest_preferred(top, preferred, similarity)
     genre_set = set(preferred_genres)
     all_reasons = []
     for position, anime in enumerate(top):
@@ -39,20 +39,34 @@ def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighb
         if count > 0:
             reasons.append(f"liked by {count} of {neighbours} users with similar taste" if newcomer
                            else f"liked by {count} of your {neighbours} most similar users")
-        if len(preferred) and nearest_similarity[position] >= MIN_REASON_SIMILARITY:
-            source = int(preferred[nearest_liked[position]])
-            title = catalogue.titles_shown[source]
-            reasons.append(f"similar to {title}, which you liked" if newcomer
-                           else f"similar to {title}, which you rated {preferred_ratings[nearest_liked[position]]:g}")
+        if len(preferred):
+            source = int(np.argmax(contribution[position]))
+            if content_similarity[position, source] >= MIN_REASON_SIMILARITY:
+                title = catalogue.titles_shown[int(preferred[source])]
+                reasons.append(f"similar to {title}, which you liked" if newcomer
+                               else f"similar to {title}, which you rated {preferred_ratings[source]:g}")
+            elif studio := _shared_studio(catalogue, int(anime), preferred[np.argsort(-contribution[position])]):
+                reasons.append(studio)
         shared = [genre for genre in catalogue.item_genres(anime) if genre in genre_set][:REASON_TITLES]
         if shared:
             reasons.append(f"{', '.join(shared)}: genres you like")
         if anime >= catalogue.n_rated:
-            reasons.append("no ratings yet: chosen for its story, studio and genres")
+            reasons.append("not in our training data: chosen for its story, studio and genres")
         if not reasons:
             reasons.append(f"popular on MyAnimeList ({int(catalogue.members[anime]):,} members)")
         all_reasons.append(reasons)
     return all_reasons
+
+
+def _shared_studio(catalogue: Catalogue, anime: int, preferred: np.ndarray) -> str | None:
+    """"by Bones, who made Fullmetal Alchemist": the first of ``preferred`` (most contributing first) sharing a studio
+    with ``anime``."""
+    studios = catalogue.studios[anime]
+    for source in preferred.tolist():
+        shared = [studio for studio in studios if studio in catalogue.studios[source]]
+        if shared:
+            return f"by {shared[0]}, who made {catalogue.titles_shown[source]}"
+    return None
 
 
 def similar_anime_reasons(top: np.ndarray, similarity: np.ndarray, source: int, catalogue: Catalogue,
@@ -97,10 +111,3 @@ def _long_synopses(catalogue: Catalogue, first: int, second: int) -> bool:
     return all(isinstance(text, str) and len(text.split()) >= STORY_MIN_WORDS for text in texts)
 
 
-def _nearest_preferred(top: np.ndarray, preferred: np.ndarray, similarity: Similarity) -> tuple[np.ndarray, np.ndarray]:
-    """For each top anime, the position in ``preferred`` of the most similar preferred anime, and that cosine."""
-    if len(preferred) == 0 or len(top) == 0:
-        return np.zeros(len(top), np.int64), np.zeros(len(top), np.float32)
-    cosines = similarity(np.asarray(top, dtype=np.int64), np.asarray(preferred, dtype=np.int64))
-    nearest = cosines.argmax(axis=1)
-    return nearest, cosines[np.arange(len(top)), nearest]

@@ -162,6 +162,19 @@ class ItemItemScorer:
         # a sparse row times a dense B needs B in C order (scipy would copy it on every request otherwise)
         self.weights = weights if sp.issparse(weights) else np.ascontiguousarray(weights, dtype=np.float32)
         self.support, self.values, self.width = item_weights.support, values, width
+        self._position = np.full(width, -1, np.int64)  # catalogue row -> row of B (-1: not in the support)
+        self._position[self.support] = np.arange(len(self.support))
+
+    def pair_weights(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """(len(sources) x len(targets)) B[source, target]: how much having each source anime raises each target's
+        score (what a reason's "similar to" names); NaN where either is outside EASE's support."""
+        rows, columns = self._position[np.asarray(sources)], self._position[np.asarray(targets)]
+        pairs = np.full((len(rows), len(columns)), np.nan, np.float32)
+        inside_rows, inside_columns = np.flatnonzero(rows >= 0), np.flatnonzero(columns >= 0)
+        if len(inside_rows) and len(inside_columns):
+            block = self.weights[rows[inside_rows]][:, columns[inside_columns]]
+            pairs[np.ix_(inside_rows, inside_columns)] = block.toarray() if sp.issparse(block) else block
+        return pairs
 
     def profile_rows(self, profiles: Profiles) -> sp.csr_matrix:
         """The profiles' anime as EASE saw users' rows: any = 1; rated = 1 if rated; weighted = rating / 10

@@ -25,6 +25,8 @@ class ServingConfig:
     max_liked: int
     max_query_length: int
     keep_versions: int  # models kept besides the current one (src/model_registry.py checks it)
+    franchise_rules: bool  # a franchise not seen appears once, at its first entry (src/engine/diversity.py)
+    seen_franchise_cap: int | None  # entries of a franchise the person has seen, at most; None: as they rank
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any] | None) -> ServingConfig:
@@ -65,6 +67,10 @@ class ServingConfig:
             problems.append("default_n must be an integer between 1 and max_n")
         if not (_is_int(self.max_liked) and self.max_liked >= 1):
             problems.append("max_liked must be an integer >= 1")
+        if not isinstance(self.franchise_rules, bool):
+            problems.append("franchise_rules must be true or false")
+        if not (self.seen_franchise_cap is None or (_is_int(self.seen_franchise_cap) and self.seen_franchise_cap >= 1)):
+            problems.append("seen_franchise_cap must be an integer >= 1, or null for no cap")
         if not (_is_int(self.max_query_length) and self.max_query_length >= 1):
             problems.append("max_query_length must be an integer >= 1")
         if problems:

@@ -79,15 +79,23 @@ class ReportRankers:
 
 
 def report_rankers(metrics: Mapping[str, Any], model_dir: Path | None = None,
-                   config: dict[str, Any] | None = None) -> ReportRankers:
+                   config: dict[str, Any] | None = None, processed_dir: Path | None = None) -> ReportRankers:
     """The rankers of the report's known-user methods, in the report's order.
 
     ``metrics``: metrics.json as ``evaluate_model`` wrote it; ``model_dir``: the evaluation model it measured
     (default: ``evaluation_model_dir()``); ``config``: the project config (default: the one the model was trained
-    with, from its manifest). A method the report has but this code cannot rebuild is left out, with a warning.
+    with, from its manifest); ``processed_dir``: the processed data it was trained on (default: ``processed_dir()``).
+    A method the report has but this code cannot rebuild is left out, with a warning.
     """
     # The evaluation's own helpers: the baselines fitted exactly as evaluate_model fits them.
-    from src.model_evaluation import ENGINE_METHODS, RowBaselines, _fit_baselines, _original_rankers, engine_for
+    from src.model_evaluation import (
+        ENGINE_METHODS,
+        RowBaselines,
+        _fit_baselines,
+        _original_rankers,
+        engine_for,
+        listed_new_anime,
+    )
 
     artifacts = load_model_artifacts(model_dir or paths_config.evaluation_model_dir())
     config = config or artifacts.manifest.get("config")
@@ -103,11 +111,13 @@ def report_rankers(metrics: Mapping[str, Any], model_dir: Path | None = None,
     chosen = {name: {"setting": setting} for name, setting in metrics["meta"]["baselines"]["users"].items()
               if name in wanted}
     rankers: dict[str, RankFn] = {}
+    also_known = listed_new_anime(processed_dir or paths_config.processed_dir(), artifacts.user_ids, width)
     if chosen:
         fitted = _fit_baselines(config, RowBaselines(known, n_users, engine.n_model_anime, width), chosen)
-        rankers.update(scorer_rankers(fitted, known, width, n_users, tiebreak))
-    rankers.update({name: engine_rankers(engine, [method])[method] for name, method in ENGINE_METHODS.items()
-                    if name in wanted})
+        rankers.update(scorer_rankers(fitted, known, width, n_users, tiebreak, engine.catalogue.filter_mask(None),
+                                      engine.catalogue.franchise_rules, also_known))
+    rankers.update(engine_rankers(engine, {name: method for name, method in ENGINE_METHODS.items() if name in wanted},
+                                  also_known))
     if any(name.startswith("original_") for name in wanted):
         rankers.update(_original_rankers(config, artifacts, known, tiebreak, width))
     if missing := [name for name in wanted if name not in rankers]:
@@ -117,10 +127,10 @@ def report_rankers(metrics: Mapping[str, Any], model_dir: Path | None = None,
 
 
 def recall_curves(metrics: Mapping[str, Any], model_dir: Path | None = None, config: dict[str, Any] | None = None,
-                  max_k: int = 50) -> dict[str, np.ndarray]:
+                  max_k: int = 50, processed_dir: Path | None = None) -> dict[str, np.ndarray]:
     """Recall@1..max_k of every known-user method of the report (method -> array of ``max_k`` values), on the
     users the report measured."""
-    rebuilt = report_rankers(metrics, model_dir, config)
+    rebuilt = report_rankers(metrics, model_dir, config, processed_dir)
     users = rebuilt.users()
     return {name: recall_at_each_k(rank_fn, rebuilt.known, rebuilt.test, rebuilt.width, max_k,
                                    rebuilt.settings.batch_size, users)

@@ -9,6 +9,7 @@ With ``U`` the evaluated users, ``L_u`` user u's top-k list, ``T_u`` their relev
                                              IDCG_u = sum_{i=1..min(k, |T_u|)} 1 / log2(i + 1)
     Coverage@k    = | union_u L_u | / n_anime
     MeanPopRank@k = sum_u sum_{j in L_u} pop_rank(j) / sum_u |L_u|
+    FranchiseRepeats@k = mean_u ( |L_u| - |{ franchise(j) : j in L_u }| )
 
 Two methods evaluated on the same users are compared per user (a paired difference)::
 
@@ -17,6 +18,8 @@ Two methods evaluated on the same users are compared per user (a paired differen
 Recall is truncated at ``min(k, |T_u|)`` so a perfect list scores 1 even for users with more than k held-out
 anime. ``pop_rank(j)`` is the rank of anime ``j`` by number of users with a training interaction with it
 (1 = most interacted; tied anime share their average rank); a low mean means mostly blockbusters.
+FranchiseRepeats@k counts the entries of a list beyond the first of their franchise (src/engine/franchises.py): 3
+for a top 10 holding four Golden Kamuy entries and nothing else twice.
 """
 from __future__ import annotations
 
@@ -67,6 +70,15 @@ def mean_popularity_rank(recommendations: Iterable[Iterable[int]], popularity_ra
     """Mean of pop_rank(j) over every recommended (user, anime j) pair; NaN when nothing was recommended."""
     ranks = [popularity_rank[int(item)] for items in recommendations for item in items if int(item) >= 0]
     return float(np.mean(ranks)) if ranks else float("nan")
+
+
+def franchise_repeats(recommendations: np.ndarray, franchise: np.ndarray) -> np.ndarray:
+    """Per list (a row of anime indices, -1 padded): its entries beyond the first of each franchise."""
+    repeats = np.zeros(len(recommendations), np.int64)
+    for row, items in enumerate(np.asarray(recommendations)):
+        shown = items[items >= 0]
+        repeats[row] = len(shown) - len(np.unique(franchise[shown]))
+    return repeats
 
 
 def interaction_counts(interactions: pd.DataFrame, n_anime: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from src.engine.ranking import top_k
+from src.engine.diversity import FranchiseRules, franchise_top_k
 from src.evaluation.protocol import RankFn
 
 
@@ -70,15 +70,18 @@ def favourites_ranker(split: NewcomerSplit, rank_favourites: Callable[[list[np.n
 
 
 def item_scorer_rankers(split: NewcomerSplit, scorers: Mapping[str, Callable[[sp.csr_matrix], np.ndarray]],
-                        n_anime: int, tiebreak: np.ndarray | None = None) -> dict[str, RankFn]:
+                        n_anime: int, tiebreak: np.ndarray | None = None, allowed: np.ndarray | None = None,
+                        rules: FranchiseRules | None = None) -> dict[str, RankFn]:
     """Rankers for baselines that score from an interaction row (popularity, item-kNN, EASE): given the favourites
-    as the newcomer's only row, favourites excluded, cut with the serving ``top_k``."""
+    as the newcomer's only row, favourites excluded, cut as serving cuts (``allowed``: what the app's lists may
+    show; ``rules``: their franchise rules)."""
     favourites = split.favourites_matrix(n_anime)
 
     def ranker(score_rows: Callable[[sp.csr_matrix], np.ndarray]) -> RankFn:
         def rank(newcomers: np.ndarray, k: int) -> np.ndarray:
             rows = favourites[newcomers]
-            return top_k(np.asarray(score_rows(rows)), k, exclude=rows, tiebreak=tiebreak)
+            return franchise_top_k(np.asarray(score_rows(rows)), k, rules, exclude=rows, allowed=allowed,
+                                   tiebreak=tiebreak)
         return rank
 
     return {name: ranker(score_rows) for name, score_rows in scorers.items()}

@@ -17,10 +17,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from src.ease import interaction_matrix
-from src.engine.ranking import top_k
+from src.engine.diversity import FranchiseRules, franchise_top_k
 from src.errors import UserError
 from src.evaluation.baselines import ScoreFn, n_users_of
-from src.evaluation.metrics import batch_metrics, popularity_ranks, standard_error
+from src.evaluation.metrics import batch_metrics, franchise_repeats, popularity_ranks, standard_error
 from src.evaluation.splitting import held_out_users
 from src.logger import get_logger
 
@@ -52,26 +52,45 @@ def settings_from_config(config: Mapping[str, Any]) -> EvaluationSettings:
                               max_users=section["max_users"], seed=int(config["seed"]))
 
 
-def ranker(score_fn: ScoreFn, known: sp.csr_matrix, tiebreak: np.ndarray | None = None) -> RankFn:
-    """A scorer's rankings: its scores with the user's known anime (rows of ``known``) excluded, cut by ``top_k``."""
+def ranker(score_fn: ScoreFn, known: sp.csr_matrix, tiebreak: np.ndarray | None = None,
+           allowed: np.ndarray | None = None, rules: FranchiseRules | None = None) -> RankFn:
+    """A scorer's rankings: its scores with the user's known anime (rows of ``known``) excluded, cut by ``top_k``.
+    ``allowed`` (what any list of the app may show: no adult, unaired, recap or music title) and ``rules`` (the
+    franchise rules of lists) hold a baseline to the lists the product serves, so methods are compared, not list
+    policies."""
     def rank(users: np.ndarray, k: int) -> np.ndarray:
         scores = np.asarray(score_fn(users))
         if scores.shape != (len(users), known.shape[1]):
             raise ValueError(f"score_fn returned shape {scores.shape}, expected ({len(users)}, {known.shape[1]})")
-        return top_k(scores, k, exclude=known[users], tiebreak=tiebreak)
+        return franchise_top_k(scores, k, rules, exclude=known[users], allowed=allowed, tiebreak=tiebreak)
     return rank
 
 
 def scorer_rankers(scorers: Mapping[str, ScoreFn], train_interactions: pd.DataFrame, n_anime: int,
-                   n_users: int | None = None, tiebreak: np.ndarray | None = None) -> dict[str, RankFn]:
-    """``ranker`` for each scorer, excluding each user's training (non-test) anime."""
+                   n_users: int | None = None, tiebreak: np.ndarray | None = None,
+                   allowed: np.ndarray | None = None, rules: FranchiseRules | None = None,
+                   also_known: sp.csr_matrix | None = None) -> dict[str, RankFn]:
+    """``ranker`` for each scorer, excluding each user's training (non-test) anime and ``also_known``'s (what users
+    have on their lists beyond the training rows: ``engine_rankers``)."""
     known = interaction_matrix(train_interactions, n_users or n_users_of(train_interactions), n_anime)
-    return {name: ranker(score_fn, known, tiebreak) for name, score_fn in scorers.items()}
+    if also_known is not None:
+        known = sp.csr_matrix(known + also_known)
+    return {name: ranker(score_fn, known, tiebreak, allowed, rules) for name, score_fn in scorers.items()}
 
 
-def engine_rankers(engine: Any, methods: Sequence[str]) -> dict[str, RankFn]:
-    """The serving engine's own ranking for each method (build the engine from ``without_held_out`` artifacts)."""
-    return {method: (lambda users, k, method=method: engine.rank_users(users, k, method)) for method in methods}
+def engine_rankers(engine: Any, methods: Sequence[str] | Mapping[str, str],
+                   also_known: sp.csr_matrix | None = None) -> dict[str, RankFn]:
+    """The serving engine's own ranking for each method (build the engine from ``without_held_out`` artifacts), by
+    its name (``methods``: a mapping names the rankers by its keys); ``also_known`` (users x catalogue): what users
+    have on their lists beyond the engine's rows (``Recommender.rank_users``)."""
+    def ranker_of(method: str) -> RankFn:
+        def rank(users: np.ndarray, k: int) -> np.ndarray:
+            if also_known is None:
+                return engine.rank_users(users, k, method)
+            return engine.rank_users(users, k, method, also_known=also_known[users])
+        return rank
+    names = methods if isinstance(methods, Mapping) else {method: method for method in methods}
+    return {name: ranker_of(method) for name, method in names.items()}
 
 
 def _batches(rank_fn: RankFn, users: np.ndarray, k: int, batch_size: int) -> Iterator[tuple[slice, np.ndarray]]:
@@ -96,22 +115,24 @@ def recommend_top_k(rank_fn: RankFn, users: np.ndarray, k: int = 10, batch_size:
 
 def evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_interactions: pd.DataFrame,
                     n_anime: int, k: int = 10, batch_size: int = 1024, users: np.ndarray | None = None,
-                    popularity_rank: np.ndarray | None = None) -> dict[str, float]:
+                    popularity_rank: np.ndarray | None = None, franchise: np.ndarray | None = None) -> dict[str, float]:
     """Rank the catalogue for each test user and return the metrics of src/evaluation/metrics.py.
 
     ``train_interactions`` holds every known (non-test) row, ``test_interactions`` the held-out rows; both need
     ``user_index`` and ``anime_index``. ``users`` restricts the evaluation to some test users (default: all).
     ``popularity_rank``: pop_rank per anime when the training rows are not the popularity reference (newcomers).
+    ``franchise``: each anime's franchise id, to count ``franchise_repeats``.
     Returns ``hr``, ``recall``, ``ndcg`` (means over users), ``recall_se`` (the standard error of that mean),
-    ``coverage``, ``mean_popularity_rank`` and ``users``.
+    ``coverage``, ``mean_popularity_rank``, ``franchise_repeats`` (given ``franchise``) and ``users``.
     """
     return _evaluate_ranker(rank_fn, train_interactions, test_interactions, n_anime, k, batch_size, users,
-                            popularity_rank)[0]
+                            popularity_rank, franchise)[0]
 
 
 def _evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_interactions: pd.DataFrame,
                      n_anime: int, k: int, batch_size: int, users: np.ndarray | None,
-                     popularity_rank: np.ndarray | None) -> tuple[dict[str, float], np.ndarray]:
+                     popularity_rank: np.ndarray | None,
+                     franchise: np.ndarray | None = None) -> tuple[dict[str, float], np.ndarray]:
     """``evaluate_ranker``'s metrics and each evaluated user's Recall@k (in the order of ``users``)."""
     n_users = n_users_of(train_interactions, test_interactions)
     relevant = interaction_matrix(test_interactions, n_users, n_anime)
@@ -123,7 +144,7 @@ def _evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_int
     pop_rank = popularity_ranks(train_interactions, n_anime) if popularity_rank is None else popularity_rank
     per_user = {name: np.empty(len(users)) for name in RANKING_METRICS}
     recommended = np.zeros(n_anime, dtype=bool)
-    rank_sum, n_recommended = 0.0, 0
+    rank_sum, n_recommended, repeats = 0.0, 0, 0
     for batch, top in _batches(rank_fn, users, k, batch_size):
         relevant_rows = relevant[users[batch]]
         hits = np.take_along_axis(relevant_rows.toarray() > 0, np.maximum(top, 0), axis=1) & (top >= 0)
@@ -133,10 +154,14 @@ def _evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_int
         recommended[shown] = True
         rank_sum += float(pop_rank[shown].sum())
         n_recommended += shown.size
+        if franchise is not None:
+            repeats += int(franchise_repeats(top, franchise).sum())
     metrics = {name: float(values.mean()) for name, values in per_user.items()}
     metrics["recall_se"] = standard_error(per_user["recall"])
     metrics["coverage"] = float(recommended.sum() / n_anime)
     metrics["mean_popularity_rank"] = rank_sum / n_recommended if n_recommended else float("nan")
+    if franchise is not None:
+        metrics["franchise_repeats"] = repeats / len(users)
     metrics["users"] = int(len(users))
     return metrics, per_user["recall"]
 
@@ -153,14 +178,15 @@ def evaluate_scorer(score_fn: ScoreFn, train_interactions: pd.DataFrame, test_in
 
 def evaluate_methods(rankers: Mapping[str, RankFn], train_interactions: pd.DataFrame,
                      test_interactions: pd.DataFrame, n_anime: int, settings: EvaluationSettings,
-                     popularity_rank: np.ndarray | None = None) -> Evaluation:
+                     popularity_rank: np.ndarray | None = None, franchise: np.ndarray | None = None) -> Evaluation:
     """Evaluate every method on the same (seeded) set of test users: their metrics and per-user recalls."""
     users = held_out_users(test_interactions, settings.max_users, settings.seed)
     results, recalls = {}, {}
     for method, rank_fn in rankers.items():
         started = time.perf_counter()
         results[method], recalls[method] = _evaluate_ranker(rank_fn, train_interactions, test_interactions, n_anime,
-                                                            settings.k, settings.batch_size, users, popularity_rank)
+                                                            settings.k, settings.batch_size, users, popularity_rank,
+                                                            franchise)
         logger.info("%s: HR@%d %.4f, Recall@%d %.4f, NDCG@%d %.4f over %d users (%.1f s)", method,
                     settings.k, results[method]["hr"], settings.k, results[method]["recall"], settings.k,
                     results[method]["ndcg"], results[method]["users"], time.perf_counter() - started)

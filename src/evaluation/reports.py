@@ -19,7 +19,7 @@ logger = get_logger(__name__)
 
 METRIC_LABELS = {
     "hr": "HR@{k}", "recall": "Recall@{k}", "recall_se": "Recall SE", "ndcg": "NDCG@{k}", "coverage": "Coverage@{k}",
-    "mean_popularity_rank": "Mean popularity rank", "users": "Users",
+    "mean_popularity_rank": "Mean popularity rank", "franchise_repeats": "Franchise repeats@{k}", "users": "Users",
 }
 REPORT_FILES = {"metrics": "metrics.json", "markdown": "evaluation.md", "chart": "chart.png"}
 
@@ -29,6 +29,8 @@ def _format_value(metric: str, value: Any) -> str:
         return str(int(value))
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "n/a"
+    if metric == "franchise_repeats":
+        return f"{value:.2f}"
     return f"{value:.1f}" if metric == "mean_popularity_rank" else f"{value:.4f}"
 
 

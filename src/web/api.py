@@ -60,9 +60,9 @@ def user_recommendations(user_id: str) -> Any:
 @api_bp.get("/anime/search")
 def search() -> Any:
     engine = get_engine()
-    query, limit, offset = params.search_params(request.args, engine.config)
-    return jsonify(query=query, total=engine.search_total(query), offset=offset,
-                   results=engine.search(query, limit, offset))
+    query, limit, offset, adult = params.search_params(request.args, engine.config)
+    return jsonify(query=query, total=engine.search_total(query, adult), offset=offset,
+                   results=engine.search(query, limit, offset, adult))
 
 
 @api_bp.get("/anime/<anime_id>/similar")

@@ -21,6 +21,10 @@ WEIGHT_HELP = {
                       "the ones you loved).",
 }
 _NULLABLE_INTEGER = {"type": "integer", "nullable": True}
+ADULT_HELP = ("Also show adult titles (MyAnimeList's Rx - Hentai rating). They are never shown by default, whatever "
+              "a known user's own history holds.")
+ADULT_PARAMETER = {"name": "include_adult", "in": "query", "required": False, "description": ADULT_HELP,
+                   "schema": {"type": "boolean", "default": False}}
 _NULLABLE_NUMBER = {"type": "number", "nullable": True}
 
 
@@ -50,6 +54,7 @@ def _filter_parameters(genre: dict[str, Any], type_schema: dict[str, Any]) -> li
                "Only anime that premiered in or after this year (after year_to: an empty range, no results)."),
         _query("year_to", {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
                "Only anime that premiered in or before this year."),
+        ADULT_PARAMETER,
     ]
 
 
@@ -81,6 +86,8 @@ def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str
         "image_url": {"type": "string", "nullable": True, "description": "Poster, where the metadata has one."},
         "rated": {"type": "boolean", "description": "Whether the anime has community ratings in the data the model "
                                                     "learned from; one without is found and recommended by content."},
+        "not_yet_aired": {"type": "boolean", "description": "Not aired when the metadata was made: found by search, "
+                                                            "never recommended or listed as similar."},
         "reasons": {"type": "array", "items": {"type": "string"}, "description": "Why this item is shown."},
     }
     weight = {"type": "number", "minimum": params.WEIGHT_MIN, "maximum": params.WEIGHT_MAX}
@@ -128,6 +135,7 @@ def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str
                 "min_score": {"type": "number", "minimum": params.SCORE_MIN, "maximum": params.SCORE_MAX},
                 "year_from": {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
                 "year_to": {"type": "integer", "minimum": params.YEAR_MIN, "maximum": params.YEAR_MAX},
+                "include_adult": {"type": "boolean", "default": False, "description": ADULT_HELP},
             },
         },
         "FavouritesResponse": {"type": "object", "required": ["liked", "ignored", "recommendations"],
@@ -198,8 +206,9 @@ def openapi_document(engine: Recommender | None, config: ServingConfig) -> dict[
                               "503": unavailable, "414": too_long}}},
             "/api/anime/search": {"get": {
                 "operationId": "searchAnime",
-                "summary": "Find anime by original or English title: exact, then prefix, then substring; "
-                           "popular first.",
+                "summary": "Find anime by any of their titles, however a fan spells them: punctuation and word "
+                           "order do not matter, typos and abbreviations (fma, jjk) are understood; the main series "
+                           "first among equal matches.",
                 "parameters": [
                     {"name": "q", "in": "query", "required": True, "description": "Part of a title.",
                      "schema": {"type": "string", "minLength": 1, "maxLength": config.max_query_length}},
@@ -207,7 +216,8 @@ def openapi_document(engine: Recommender | None, config: ServingConfig) -> dict[
                            {"type": "integer", "minimum": 1, "maximum": config.max_n, "default": config.default_n},
                            "How many results to return at most."),
                     _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
-                           "How many results to skip: the next page starts at offset + limit.")],
+                           "How many results to skip: the next page starts at offset + limit."),
+                    ADULT_PARAMETER],
                 "responses": {"200": _ok("Matching anime, best first (possibly none).", "SearchResponse"),
                               "400": _error_response("q missing, empty or too long, or limit or offset out of range."),
                               "503": unavailable, "414": too_long}}},

@@ -27,6 +27,7 @@ from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
 
 from src.engine.catalogue import Filters
 from src.engine.validation import RecommendationError, UnknownAnimeError, UnknownUserError
@@ -41,9 +42,13 @@ LABELS = {
     "n": "How many", "user_weight": "Similar users weight", "content_weight": "Similar anime weight",
     "genre": "Genre", "type": "Type", "min_score": "Minimum score", "year_from": "From year", "year_to": "To year",
     "q": "Title", "page": "Page", "liked": "Anime you liked", "user": "User ID", "anime": "Anime ID",
+    "include_adult": "Include adult titles",
 }
-OPTION_FIELDS = ("n", "user_weight", "content_weight", "genre", "type", "min_score", "year_from", "year_to")
+OPTION_FIELDS = ("n", "user_weight", "content_weight", "genre", "type", "min_score", "year_from", "year_to",
+                 "include_adult")
 OPTIONS_COOKIE = "options"  # "open" or "closed": the options panel as the visitor left it (static/app.js sets it)
+ADULT_COOKIE = "include_adult"  # "1": the visitor ticked "Include adult titles"; every page remembers it
+ADULT_COOKIE_SECONDS = 365 * 24 * 3600
 RESULTS_ANCHOR = "results"  # where a submitted form lands: the results, in view on a phone too
 SEARCH_PAGE_SIZE = params.SEARCH_PAGE_SIZE
 EMPTY_SEARCH = "Type part of a title, such as “bebop” or “naruto”, then press Search."
@@ -73,6 +78,28 @@ class PageResult:
         return self
 
 
+def adult_preference(form: MultiDict) -> bool:
+    """Whether adult titles may be shown: the form's ``include_adult`` when it has one, else what the visitor chose
+    before (the cookie ``remember_adult_choice`` sets)."""
+    return params.include_adult(form, request.cookies.get(ADULT_COOKIE) == "1")
+
+
+@pages_bp.after_app_request
+def remember_adult_choice(response: Any) -> Any:
+    """A page request that says ``include_adult`` sets the cookie, so the next pages (and the suggestions box)
+    follow the visitor's choice; a value that is not a choice changes nothing."""
+    if request.blueprint != "pages":
+        return response
+    try:
+        if "include_adult" not in request.values:
+            return response
+        chosen = params.include_adult(request.values)
+    except (ParameterError, HTTPException):  # not a choice, or a body the request already refused (413)
+        return response
+    response.set_cookie(ADULT_COOKIE, "1" if chosen else "0", max_age=ADULT_COOKIE_SECONDS, samesite="Lax")
+    return response
+
+
 def _filled(form: MultiDict) -> MultiDict:
     """Form values without the blank ones: an empty field or an "any" choice means "no constraint"."""
     return MultiDict([(key, value) for key, value in form.items(multi=True) if value.strip()])
@@ -99,10 +126,15 @@ def _engine_context() -> dict[str, Any]:
 
 def _page_context(form: MultiDict, result: PageResult | None = None) -> dict[str, Any]:
     engine = engine_state().recommender
-    chosen = [name for name in OPTION_FIELDS if name not in ("n", "user_weight", "content_weight") and form.get(name)]
+    chosen = [name for name in OPTION_FIELDS
+              if name not in ("n", "user_weight", "content_weight", "include_adult") and form.get(name)]
+    try:
+        adult = adult_preference(form)
+    except ParameterError:
+        adult = False
     return {"genres": engine.genres if engine else (), "types": engine.types if engine else (), "form": form,
             "options_open": request.cookies.get(OPTIONS_COOKIE) == "open" or bool(result and result.option_error),
-            "filters_set": len(chosen)}
+            "filters_set": len(chosen), "include_adult": adult}
 
 
 @pages_bp.app_template_filter("poster_url")
@@ -172,6 +204,8 @@ def page_wording(error: ParameterError) -> str:
                 f"yours has {given:,}.")
     if rule == "count":
         return f"Pick at most {error.high:g} anime, not {error.value}."
+    if rule == "boolean":
+        return f"{label} is a yes or no choice, not {_shown(error.value)}: tick or untick the box."
     return sentence(_relabel(str(error)))
 
 
@@ -239,6 +273,8 @@ def _option_pairs(options: RecommendationParams, default_n: int) -> list[tuple[s
     pairs += [(name, _number(value)) for name, value in (("min_score", filters.min_score),
                                                           ("year_from", filters.year_from),
                                                           ("year_to", filters.year_to)) if value is not None]
+    if filters.include_adult:
+        pairs.append(("include_adult", "1"))
     if options.n != default_n:
         pairs.append(("n", str(options.n)))
     return pairs
@@ -291,7 +327,7 @@ def index() -> Any:
         nonlocal target
         engine = get_engine()
         user = params.parse_id(user_text, "user")
-        options = params.query_params(form, engine.config, _known(engine))
+        options = params.query_params(form, engine.config, _known(engine), adult_preference(form))
         target = _address(url_for("pages.user", user_id=user), _option_pairs(options, engine.config.default_n))
 
     if user_text:
@@ -326,7 +362,7 @@ def user(user_id: str) -> Any:
         nonlocal preferred_genres
         engine = get_engine()
         user = params.parse_id(user_id, "user")
-        options = params.query_params(form, engine.config, _known(engine))
+        options = params.query_params(form, engine.config, _known(engine), adult_preference(form))
         result.items = engine.recommend_for_user(user, options.n, options.user_weight, options.content_weight,
                                                  options.filters)
         preferred_genres = engine.preferred_genres(user)
@@ -354,7 +390,7 @@ def anime(anime_id: str) -> Any:
         engine = get_engine()
         anime = params.parse_id(anime_id, "anime")
         shown.update(engine.anime(anime))
-        n, filters = params.similar_params(form, engine.config, _known(engine))
+        n, filters = params.similar_params(form, engine.config, _known(engine), adult_preference(form))
         result.items = engine.similar_anime(anime, n, filters)
         if not result.items:
             result.message = _no_results_message(filters)
@@ -379,7 +415,8 @@ def search() -> Any:
     def find(result: PageResult) -> None:
         engine = get_engine()
         text, page = params.search_page_params(form, engine.config)
-        total = engine.search_total(text)
+        adult = adult_preference(form)
+        total = engine.search_total(text, adult)
         pages = max(1, math.ceil(total / SEARCH_PAGE_SIZE))
         paging.update(total=total, page=page, pages=pages, first=(page - 1) * SEARCH_PAGE_SIZE + 1)
         if not total:
@@ -390,7 +427,7 @@ def search() -> Any:
                               f"page{'s' * (pages > 1)} of titles.")
             result.links.append((_search_url(text, pages), f"Go to page {pages}"))
             return
-        result.items = engine.search(text, SEARCH_PAGE_SIZE, (page - 1) * SEARCH_PAGE_SIZE)
+        result.items = engine.search(text, SEARCH_PAGE_SIZE, (page - 1) * SEARCH_PAGE_SIZE, adult)
         paging["last"] = paging["first"] + len(result.items) - 1
 
     if query.strip():
@@ -442,7 +479,7 @@ def favourites() -> Any:
         engine = get_engine()
         liked = params.parse_liked_texts(liked_texts, engine.config)
         picked.extend(engine.anime(anime_id) for anime_id in _known_picks(engine, liked)[0])
-        options = params.query_params(form, engine.config, _known(engine))
+        options = params.query_params(form, engine.config, _known(engine), adult_preference(form))
         pairs = [("liked", ",".join(map(str, liked))), *_option_pairs(options, engine.config.default_n)]
         target = _address(url_for("pages.favourites"), pairs)
 
@@ -451,7 +488,7 @@ def favourites() -> Any:
         liked = params.parse_liked_texts(liked_texts, engine.config)
         known, unknown = _known_picks(engine, liked)
         picked.extend(engine.anime(anime_id) for anime_id in known)
-        options = params.query_params(form, engine.config, _known(engine))
+        options = params.query_params(form, engine.config, _known(engine), adult_preference(form))
         if not known:
             result.fail(404, f"We don't know any of the anime you picked ({_ids_text(unknown)}). Type a title and "
                              "choose it from the suggestions.")

@@ -25,9 +25,12 @@ YEAR_MIN, YEAR_MAX = 1900, 2100
 SCORE_MIN, SCORE_MAX = 0.0, 10.0
 WEIGHT_MIN, WEIGHT_MAX = 0.0, 1.0
 MAX_FILTER_VALUES = 20  # genres or types per request; the catalogue has about 40 genres and 7 types
-FILTER_FIELDS = ("genre", "type", "min_score", "year_from", "year_to")
+FILTER_FIELDS = ("genre", "type", "min_score", "year_from", "year_to", "include_adult")
 WEIGHT_FIELDS = ("user_weight", "content_weight")
 FAVOURITES_FIELDS = ("liked", "n", *WEIGHT_FIELDS, *FILTER_FIELDS)
+# include_adult in a query string or form: the last value given counts (a form sends a hidden "0", then "1" when
+# its checkbox is ticked)
+_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 # ASCII digits only: str.isdigit and int() also accept other scripts' digits, which no id is written in.
 _INTEGER = re.compile(r"[0-9]{1,19}", re.ASCII)
 _SIGNED_INTEGER = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
@@ -43,7 +46,8 @@ class ParameterError(InvalidRequestError):
     ``rule``: "id" (not an id), "whole" / "number" (not a whole number / number from ``low`` to ``high``),
     "both_zero" (both weights 0), "empty_choice", "too_many" (more than ``high`` values), "unknown_choice" (a
     genre or type the catalogue lacks), "text_length" (``low`` to ``high`` characters), "count" (more than
-    ``high`` ids in a list). ``value``: what was sent (None when nothing in particular).
+    ``high`` ids in a list), "boolean" (not true or false). ``value``: what was sent (None when nothing in
+    particular).
     """
 
     def __init__(self, message: str, name: str, rule: str, value: Any = None, low: float | None = None,
@@ -131,6 +135,24 @@ def _json_float(body: Mapping[str, Any], name: str, low: float, high: float) -> 
     return _float_in_range(value, name, low, high)
 
 
+def _text_bool(args: Any, name: str, default: bool) -> bool:
+    values = args.getlist(name)
+    if not values:
+        return default
+    text = str(values[-1]).strip().casefold()
+    if text not in _TRUE | _FALSE:
+        raise ParameterError(f"{name} must be true or false, got {validation.quoted(values[-1])}", name, "boolean",
+                             values[-1])
+    return text in _TRUE
+
+
+def _json_bool(body: Mapping[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise ParameterError(f"{name} must be true or false, got {validation.quoted(value)}", name, "boolean", value)
+    return value
+
+
 def _weights(user_weight: float | None, content_weight: float | None) -> tuple[float | None, float | None]:
     if user_weight == 0 and content_weight == 0:  # each is 0..1 here: only both 0 leaves nothing to rank by
         raise ParameterError("user_weight and content_weight cannot both be 0: raise either one", "user_weight",
@@ -165,32 +187,40 @@ def _choices(name: str, values: list[str], known: tuple[str, ...] | None) -> tup
 
 
 def _filters(genres: list[str], types: list[str], min_score: float | None, year_from: int | None,
-             year_to: int | None, known: KnownValues | None = None) -> Filters:
+             year_to: int | None, include_adult: bool, known: KnownValues | None = None) -> Filters:
     genres_given = _choices("genre", genres, known.genres if known else None)
     types_given = _choices("type", types, known.types if known else None)
     # year_from > year_to is an empty range, not an error: OpenAPI cannot express the cross-parameter rule,
     # so a schema-valid request must get a (empty) 200; the pages explain the empty range instead.
-    return Filters(genres_given, types_given, year_from, year_to, min_score)
+    return Filters(genres_given, types_given, year_from, year_to, min_score, include_adult)
 
 
-def _text_filters(args: Any, known: KnownValues | None) -> Filters:
+def _text_filters(args: Any, known: KnownValues | None, adult_default: bool) -> Filters:
     return _filters(args.getlist("genre"), args.getlist("type"), _text_float(args, "min_score", SCORE_MIN, SCORE_MAX),
                     _text_int(args, "year_from", YEAR_MIN, YEAR_MAX), _text_int(args, "year_to", YEAR_MIN, YEAR_MAX),
-                    known)
+                    include_adult(args, adult_default), known)
 
 
-def query_params(args: Any, config: ServingConfig, known: KnownValues | None = None) -> RecommendationParams:
+def include_adult(args: Any, default: bool = False) -> bool:
+    """The adult opt-in of a query string or form: ``include_adult`` (true/false, 1/0), else ``default`` (the pages
+    pass what the visitor chose before)."""
+    return _text_bool(args, "include_adult", default)
+
+
+def query_params(args: Any, config: ServingConfig, known: KnownValues | None = None,
+                 adult_default: bool = False) -> RecommendationParams:
     """n, weights and filters from a query string or form (a werkzeug MultiDict)."""
     n = _text_int(args, "n", 1, config.max_n)
     weights = _weights(_text_float(args, "user_weight", WEIGHT_MIN, WEIGHT_MAX),
                        _text_float(args, "content_weight", WEIGHT_MIN, WEIGHT_MAX))
-    filters = _text_filters(args, known)
+    filters = _text_filters(args, known, adult_default)
     return RecommendationParams(config.default_n if n is None else n, *weights, filters)
 
 
-def similar_params(args: Any, config: ServingConfig, known: KnownValues | None = None) -> tuple[int, Filters]:
+def similar_params(args: Any, config: ServingConfig, known: KnownValues | None = None,
+                   adult_default: bool = False) -> tuple[int, Filters]:
     n = _text_int(args, "n", 1, config.max_n)
-    return (config.default_n if n is None else n), _text_filters(args, known)
+    return (config.default_n if n is None else n), _text_filters(args, known, adult_default)
 
 
 def check_query(query: Any, config: ServingConfig) -> str:
@@ -200,12 +230,12 @@ def check_query(query: Any, config: ServingConfig) -> str:
     return query
 
 
-def search_params(args: Any, config: ServingConfig) -> tuple[str, int, int]:
-    """(query, limit, offset) of a title search."""
+def search_params(args: Any, config: ServingConfig) -> tuple[str, int, int, bool]:
+    """(query, limit, offset, include_adult) of a title search."""
     query = check_query(args.get("q"), config)
     limit = _text_int(args, "limit", 1, config.max_n)
     offset = _text_int(args, "offset", 0, validation.MAX_OFFSET)
-    return query, config.default_n if limit is None else limit, offset or 0
+    return query, config.default_n if limit is None else limit, offset or 0, include_adult(args)
 
 
 def search_page_params(args: Any, config: ServingConfig) -> tuple[str, int]:
@@ -238,7 +268,8 @@ def favourites_params(body: Any, config: ServingConfig) -> tuple[list[int], Reco
                        _json_float(body, "content_weight", WEIGHT_MIN, WEIGHT_MAX))
     filters = _filters(_string_list(body, "genre"), _string_list(body, "type"),
                        _json_float(body, "min_score", SCORE_MIN, SCORE_MAX),
-                       _json_int(body, "year_from", YEAR_MIN, YEAR_MAX), _json_int(body, "year_to", YEAR_MIN, YEAR_MAX))
+                       _json_int(body, "year_from", YEAR_MIN, YEAR_MAX), _json_int(body, "year_to", YEAR_MIN, YEAR_MAX),
+                       _json_bool(body, "include_adult"))
     return liked, RecommendationParams(config.default_n if n is None else n, *weights, filters)
 
 
