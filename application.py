@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask, current_app, request
+from flask import Flask, request
 from flask.helpers import get_debug_flag
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -19,8 +19,9 @@ from config.paths_config import model_dir
 from src.logger import get_logger
 from src.web.api import api_bp, health_bp
 from src.web.errors import register_error_handlers
+from src.web.list_import import UPLOAD_ENDPOINTS, upload_limit
 from src.web.pages import pages_bp
-from src.web.state import load_engine, pin_engine
+from src.web.state import engine_state, load_engine, pin_engine
 
 logger = get_logger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -50,6 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # keep fields in the documented order
     load_engine(app)
     app.before_request(pin_engine)  # first: everything after it, error pages included, sees one model version
+    app.before_request(allow_list_uploads)
     app.before_request(read_chunked_body)
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)
@@ -58,8 +60,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+def allow_list_uploads() -> None:
+    """Raise the body cap for a list upload alone (src/web/list_import.py, ``upload_limit``): every other request
+    keeps MAX_CONTENT_LENGTH."""
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        request.max_content_length = upload_limit(engine_state().config)
+
+
 def read_chunked_body() -> None:
-    """Hold a chunked body (no Content-Length) to MAX_CONTENT_LENGTH too.
+    """Hold a chunked body (no Content-Length) to the request's cap (MAX_CONTENT_LENGTH, or a list upload's) too.
 
     Werkzeug refuses a declared length over the cap up front, but reads a chunked body only up to the cap and
     stops there without complaint: the JSON or form would be silently cut. Reading one byte past the cap here
@@ -67,7 +76,7 @@ def read_chunked_body() -> None:
     """
     if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
         return
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    limit = request.max_content_length
     stream, data = request.environ["wsgi.input"], b""
     while len(data) <= limit:
         chunk = stream.read(limit + 1 - len(data))

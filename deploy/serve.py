@@ -82,6 +82,14 @@ ERRORS = {
     504: ("Something went wrong", "the service took too long to answer; please try again later",
           "the service took too long to answer: reload the page in a little while"),
 }
+# The same for an uploaded list over its own cap (the upload locations), named "<status>-list"
+LIST_ERRORS = {
+    413: ("That file is too large",
+          "the file is larger than any anime list export (at most {max_list_mib} MB): upload the animelist .xml.gz "
+          "file from MyAnimeList's Export page",
+          "that file is larger than any anime list export (at most {max_list_mib} MB): upload the animelist .xml.gz "
+          "file from MyAnimeList's Export page"),
+}
 APP_ERRORS_MODULE = PROJECT_ROOT / "src" / "web" / "errors.py"
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -161,14 +169,18 @@ def nginx_config(traffic: Mapping[str, int], *, listen: str, run_dir: Path, sock
 
 def error_bodies(traffic: Mapping[str, int]) -> dict[str, str]:
     """The proxy's own answers, file name -> content: ``<status>.json`` ({"error": {"status", "message"}}, as the
-    app answers under /api and for the probes) and ``<status>.html`` (a page like the app's error page)."""
+    app answers under /api and for the probes) and ``<status>.html`` (a page like the app's error page); a list
+    upload's as ``<status>-list.*``."""
     template = ERROR_TEMPLATE_PATH.read_text(encoding="utf-8")
+    values = {**traffic, "max_list_mib": traffic["max_list_bytes"] // 2**20}
     files = {}
-    for status, (title, api_message, page_message) in ERRORS.items():
-        text = api_message.format(**traffic)
-        files[f"{status}.json"] = json.dumps({"error": {"status": status, "message": text}}) + "\n"
-        files[f"{status}.html"] = (template.replace("{{status}}", str(status)).replace("{{title}}", html.escape(title))
-                                   .replace("{{message}}", html.escape(page_message.format(**traffic))))
+    for suffix, errors in (("", ERRORS), ("-list", LIST_ERRORS)):
+        for status, (title, api_message, page_message) in errors.items():
+            text = api_message.format(**values)
+            files[f"{status}{suffix}.json"] = json.dumps({"error": {"status": status, "message": text}}) + "\n"
+            files[f"{status}{suffix}.html"] = (template.replace("{{status}}", str(status))
+                                               .replace("{{title}}", html.escape(title))
+                                               .replace("{{message}}", html.escape(page_message.format(**values))))
     return files
 
 

@@ -30,13 +30,14 @@ from config import paths_config
 from src.artifacts import ModelArtifacts, load_model_artifacts, read_ids
 from src.data_processing import read_interactions
 from src.ease import interaction_matrix
+from src.engine.diversity import franchise_top_k
 from src.engine.ranking import top_k
 from src.engine.scorers import over_catalogue
 from src.engine.serving_config import ServingConfig
 from src.errors import UserError
 from src.evaluation import baselines
-from src.evaluation.metrics import popularity_ranks
-from src.evaluation.newcomers import favourites_ranker, item_scorer_rankers, newcomer_split
+from src.evaluation.metrics import paired_difference, popularity_ranks
+from src.evaluation.newcomers import favourites_ranker, import_split, item_scorer_rankers, newcomer_split
 from src.evaluation.protocol import (
     EvaluationSettings,
     RankFn,
@@ -229,6 +230,7 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
     results = evaluation.metrics
 
     newcomer_section = _evaluate_newcomers(config, processed_dir, engine, fitted, chosen["newcomers"], settings)
+    import_section = _evaluate_imports(config, processed_dir, engine, fitted, chosen["users"], settings)
     new_anime_results, new_anime_meta = _evaluate_new_anime(config, processed_dir, engine, settings)
     data_summary = artifacts.manifest.get("data", {})
     meta = {
@@ -246,7 +248,8 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
                       for purpose, values in chosen.items() if purpose != "trials"},
     }
     versus = versus_best_baseline(evaluation, "hybrid")
-    sections = {"newcomers": newcomer_section, "new_anime": {"methods": new_anime_results, "meta": new_anime_meta}}
+    sections = {"newcomers": newcomer_section, "imported_lists": import_section,
+                "new_anime": {"methods": new_anime_results, "meta": new_anime_meta}}
     files = write_reports(results, reports_dir, meta, versus, **sections)
     log_to_comet(experiment, {**results, **{f"{name}.{method}": values for name, section in sections.items()
                                             for method, values in section["methods"].items()}}, files.values())
@@ -303,6 +306,54 @@ def _evaluate_newcomers(config: dict[str, Any], processed_dir: Path, engine: Rec
                         "rated anime are relevant; the favourites are excluded from the ranking"}
     versus = versus_best_baseline(evaluation, "favourites")
     return {"methods": evaluation.metrics, **({"versus": versus} if versus else {}), "meta": meta}
+
+
+def _evaluate_imports(config: dict[str, Any], processed_dir: Path, engine: Recommender, fitted: RowBaselines,
+                      chosen: Mapping[str, Any], settings: EvaluationSettings) -> dict[str, Any]:
+    """The newcomers again, each bringing their whole list (src/evaluation/newcomers.py, ``import_split``): the
+    import (``Recommender.rank_lists``, as the import endpoint serves it) against the favourites path on the same
+    people (their list's top-rated anime only), EASE and item-kNN folded in with the whole list (the known users'
+    settings: a whole list is a known user's kind of row) and popularity. The report's section."""
+    evaluation = config["evaluation"]
+    split = import_split(newcomer_view(read_interactions(processed_dir)), float(evaluation["holdout_fraction"]),
+                         int(evaluation["newcomer_favourites"]), int(config["seed"]))
+    if len(split) == 0:
+        return {"methods": {}, "meta": {"people": 0, "reason": "no newcomers (evaluation.newcomer_fraction is 0 or "
+                                                                 "the data too small)"}}
+    width, catalogue = engine.n_anime, engine.catalogue
+    listed = split.rows_matrix(width, "any")
+    rankers: dict[str, RankFn] = {
+        "import": lambda people, k: engine.rank_lists([split.lists[person] for person in people], k),
+        "favourites": favourites_ranker(split, lambda favourites, k: engine.rank_favourites(favourites, k)),
+    }
+    for name in ("popularity", "item_knn", "ease"):
+        setting = chosen[name]["setting"]
+        rankers[name] = _whole_list_ranker(fitted.scorer(name, setting), split.rows_matrix(width, setting["values"]),
+                                           listed, engine)
+    no_settings = dataclasses.replace(settings, max_users=None)  # every newcomer counts
+    result = evaluate_methods(rankers, split.list_rows, split.relevant_rows, width, no_settings,
+                              popularity_ranks(fitted.rows, width), catalogue.franchise)
+    difference, error = paired_difference(result.recalls["import"], result.recalls["favourites"])
+    meta = {"people": len(split), "holdout_fraction": float(evaluation["holdout_fraction"]),
+            "protocol": "each newcomer's list (rated and watched-but-unrated rows, as an export gives them) is sent "
+                        "whole, a seeded share of their rated anime held out to be found; favourites sends the "
+                        "list's top-rated anime only; the baselines score the whole list as a row",
+            "versus_favourites": {"difference": difference, "standard_error": error}}
+    versus = versus_best_baseline(result, "import")
+    return {"methods": result.metrics, **({"versus": versus} if versus else {}), "meta": meta}
+
+
+def _whole_list_ranker(score_rows: baselines.RowScoreFn, rows: sp.csr_matrix, listed: sp.csr_matrix,
+                       engine: Recommender) -> RankFn:
+    """A row baseline ranking from each person's whole list (``rows``), everything listed excluded, cut into lists
+    as the product's are."""
+    catalogue = engine.catalogue
+
+    def rank(people: np.ndarray, k: int) -> np.ndarray:
+        return franchise_top_k(np.asarray(score_rows(rows[people])), k, catalogue.franchise_rules,
+                               exclude=listed[people], allowed=catalogue.filter_mask(None),
+                               tiebreak=catalogue.popularity_order)
+    return rank
 
 
 def _evaluate_new_anime(config: dict[str, Any], processed_dir: Path, engine: Recommender,

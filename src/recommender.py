@@ -25,9 +25,11 @@ from src.ease import ItemWeights
 from src.engine import validation
 from src.engine.catalogue import Catalogue, Filters
 from src.engine.diversity import franchise_top_k
-from src.engine.explanations import recommendation_reasons, similar_anime_reasons
+from src.engine.explanations import FAVOURITES, KNOWN, OWN_LIST, recommendation_reasons, similar_anime_reasons
 from src.engine.hybrid import Hybrid, HybridScores
 from src.engine.interactions import Interactions, Profiles
+from src.engine.personal_lists import ListEntry, ListPolicy, list_profile
+from src.engine.ranking import top_k_row
 from src.engine.scorers import (
     EmbeddingContentScorer,
     FeaturesScorer,
@@ -80,8 +82,12 @@ class Recommender:
         self.interactions = Interactions(artifacts.user_ratings, len(self.user_ids), width,
                                          config.preference_percentile)
         temperature = float(artifacts.manifest.get("model", {}).get("temperature", 1.0))
+        # what an unrated anime weighed in the model's training target (models before it was recorded: 0.5)
+        unrated_weight = float(artifacts.manifest.get("config", {}).get("training", {}).get("unrated_weight", 0.5))
         self.ncf = NCFScorer(self.user_embeddings, self.anime_embeddings, artifacts.anime_bias, temperature,
-                             config.fold_in_steps, config.fold_in_step_size, width)
+                             config.fold_in_steps, config.fold_in_step_size, width, unrated_weight)
+        self.list_policy = ListPolicy(frozenset(config.list_taste_statuses), config.list_unscored_is_taste,
+                                      config.list_min_taste_score)
         self.neighbours = NeighbourScorer(self.user_embeddings, self.ncf, self.interactions, self.catalogue,
                                           self.settings.similar_users, config.genre_boost, config.preferred_genres,
                                           artifacts.nearest_users)
@@ -283,7 +289,63 @@ class Recommender:
         hybrid = hybrid or self.hybrid
         scores = hybrid.score(profiles, weights)
         top = self._top(scores.total, n, profiles, filters)[0]
-        return self._explain(top[top >= 0], scores, profiles, hybrid, weights)
+        voice = FAVOURITES if profiles.is_newcomer else KNOWN
+        return self._explain(top[top >= 0], scores, profiles, hybrid, weights, voice)
+
+    def recommend_from_list(self, entries: Sequence[ListEntry], n: int | None = None,
+                            user_weight: float | None = None, content_weight: float | None = None,
+                            filters: Filters | None = None) -> dict[str, Any]:
+        """Recommendations from a person's whole list (an imported MyAnimeList export), scores and statuses read
+        as src/engine/personal_lists.py says, scored with the known users' mix: a whole list is what a known user
+        has. Nothing on the list is recommended back. Returns ``recommendations``, ``plan_to_watch`` (the list's
+        plan-to-watch titles that fit best, at most ``serving.list_plan_to_watch``) and ``ignored`` (ids the
+        catalogue does not know); refused (UnknownAnimeError) when the catalogue knows none of the list."""
+        n = validation.check_n(self.config.default_n if n is None else n, self.config)
+        profile = list_profile(entries, self.catalogue.index_of, self.list_policy)
+        if not len(profile.listed):
+            raise UnknownAnimeError(f"none of the {len(profile.ignored):,} anime on the list is in our catalogue: "
+                                    "is it an anime list from MyAnimeList?")
+        taste, scores = profile.scored_by()
+        profiles = Profiles.from_lists([taste], [scores], self.n_anime, self.config.preference_percentile)
+        weights = self.with_unrated(tilted(self.settings.weights, validation.weights(user_weight, content_weight)))
+        scored = self.hybrid.score(profiles, weights)
+        listed = _row_of(profile.listed.tolist(), self.n_anime)
+        rules = self.catalogue.franchise_rules
+        seen = None if rules is None else [rules.seen(profile.watched)]  # planning a show is not having seen it
+        top = franchise_top_k(scored.total, n, rules, exclude=sp.csr_matrix(profiles.known + listed),
+                              allowed=self.catalogue.filter_mask(filters), tiebreak=self.catalogue.popularity_order,
+                              seen=seen)[0]
+        return {"recommendations": self._explain(top[top >= 0], scored, profiles, self.hybrid, weights, OWN_LIST),
+                "plan_to_watch": self._plan_to_watch(profile.plan_to_watch, scored, profiles, weights, filters),
+                "ignored": profile.ignored}
+
+    def _plan_to_watch(self, planned: np.ndarray, scored: HybridScores, profiles: Profiles,
+                       weights: dict[str, float], filters: Filters | None) -> list[dict[str, Any]]:
+        """The person's own plan-to-watch titles that fit them best, as ranked for them (what lists may show)."""
+        if not len(planned) or self.config.list_plan_to_watch == 0:
+            return []
+        candidates = np.zeros(self.n_anime, dtype=bool)
+        candidates[planned] = True
+        allowed = candidates & self.catalogue.filter_mask(filters)
+        top = top_k_row(scored.total[0], self.config.list_plan_to_watch, allowed=allowed,
+                        tiebreak=self.catalogue.popularity_order)
+        return self._explain(top, scored, profiles, self.hybrid, weights, OWN_LIST)
+
+    def rank_lists(self, lists: Sequence[Sequence[ListEntry]], k: int) -> np.ndarray:
+        """(len(lists) x k) anime indices, -1 padded, for people given by their whole lists, ranked as
+        ``recommend_from_list`` ranks them; each entry's ``anime_id`` is an anime index here (the evaluation's
+        imported-list question)."""
+        rules = self.catalogue.franchise_rules
+        profiles = [list_profile(entries, lambda index: index, self.list_policy) for entries in lists]
+        taste = [profile.scored_by() for profile in profiles]
+        batch = Profiles.from_lists([anime for anime, _ in taste], [scores for _, scores in taste], self.n_anime,
+                                    self.config.preference_percentile)
+        total = self.hybrid.score(batch, self.method_weights("hybrid")).total
+        listed = _rows_of([profile.listed for profile in profiles], self.n_anime)
+        seen = [set() if rules is None else rules.seen(profile.watched) for profile in profiles]
+        return franchise_top_k(total, k, rules, exclude=sp.csr_matrix(batch.known + listed),
+                               allowed=self.catalogue.filter_mask(None), tiebreak=self.catalogue.popularity_order,
+                               seen=seen)
 
     def _top(self, scores: np.ndarray, k: int, profiles: Profiles, filters: Filters | None = None,
              also_known: sp.csr_matrix | None = None) -> np.ndarray:
@@ -294,7 +356,7 @@ class Recommender:
                                allowed=self.catalogue.filter_mask(filters), tiebreak=self.catalogue.popularity_order)
 
     def _explain(self, top: np.ndarray, scores: HybridScores, profiles: Profiles, hybrid: Hybrid,
-                 weights: dict[str, float]) -> list[dict[str, Any]]:
+                 weights: dict[str, float], voice: str) -> list[dict[str, Any]]:
         preferred, ratings = profiles.preferred_of(0)
         genres = self.catalogue.top_genres(profiles.preferred, self.config.preferred_genres)[0]
         if (user_part := scores.parts.get("user")) is not None:
@@ -304,7 +366,7 @@ class Recommender:
         content = self._content_between(top, preferred)
         reasons = recommendation_reasons(top, counts, neighbours, preferred, ratings, genres, self.catalogue,
                                          self._contribution(top, preferred, content, hybrid, weights), content,
-                                         profiles.is_newcomer)
+                                         voice)
         items = []
         for j, item_reasons in zip(top, reasons, strict=True):
             item = self.catalogue.item(int(j), item_reasons)
@@ -383,8 +445,15 @@ def _match_reason(kind: int, query: str, unaired: bool) -> str:
 
 def _row_of(indices: list[int], width: int) -> sp.csr_matrix:
     """A one-row matrix with ``indices`` stored: what a list must not show."""
-    return sp.csr_matrix((np.ones(len(indices), np.float32), (np.zeros(len(indices), np.int64), indices)),
-                         shape=(1, width))
+    return _rows_of([np.asarray(indices, dtype=np.int64)], width)
+
+
+def _rows_of(index_lists: Sequence[np.ndarray], width: int) -> sp.csr_matrix:
+    """A matrix with row i holding ``index_lists[i]`` (stored as 1)."""
+    lengths = [len(indices) for indices in index_lists]
+    columns = np.concatenate(index_lists).astype(np.int64) if index_lists else np.zeros(0, np.int64)
+    return sp.csr_matrix((np.ones(len(columns), np.float32), (np.repeat(np.arange(len(index_lists)), lengths),
+                                                                columns)), shape=(len(index_lists), width))
 
 
 def _position_map(ids: np.ndarray, source: str) -> dict[int, int]:

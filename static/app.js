@@ -274,7 +274,51 @@
     });
   }
 
+  // The import page: a file dropped anywhere on the drop zone becomes the file input's file (the input itself
+  // stays the way to choose one, by keyboard too); "Copy the link" copies the shareable address.
+  function setupDropzone() {
+    document.querySelectorAll("[data-dropzone]").forEach(function (zone) {
+      var input = zone.querySelector("input[type=file]");
+      ["dragenter", "dragover"].forEach(function (name) {
+        zone.addEventListener(name, function (event) { event.preventDefault(); zone.classList.add("dragging"); });
+      });
+      ["dragleave", "drop"].forEach(function (name) {
+        zone.addEventListener(name, function () { zone.classList.remove("dragging"); });
+      });
+      zone.addEventListener("drop", function (event) {
+        event.preventDefault();
+        if (event.dataTransfer && event.dataTransfer.files.length) {
+          input.files = event.dataTransfer.files;
+          input.dispatchEvent(new Event("change", { bubbles: true }));
+        }
+      });
+    });
+  }
+
+  function setupCopy() {
+    document.querySelectorAll("button[data-copy]").forEach(function (button) {
+      var field = document.getElementById(button.dataset.copy);
+      var status = document.getElementById("copy-status");
+      field.value = new URL(field.value, window.location.href).href;  // the page holds the path: this site's address
+      button.addEventListener("click", function () {
+        field.select();
+        var done = function () { if (status) status.textContent = "Copied."; };
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(field.value).then(done, function () {
+            if (status) status.textContent = "Select the link and copy it.";
+          });
+        } else if (document.execCommand && document.execCommand("copy")) {
+          done();
+        } else if (status) {
+          status.textContent = "Select the link and copy it.";
+        }
+      });
+    });
+  }
+
   setupSliders();
+  setupDropzone();
+  setupCopy();
   setupPicked();
   setupOptions();
   setupPosters();

@@ -160,7 +160,10 @@ def serving_config() -> ServingConfig:
     return ServingConfig(preference_percentile=75, genre_boost=0.5, preferred_genres=5, fold_in_steps=3,
                          fold_in_step_size=0.2, unrated_weight=0.3, similar_content_weight=0.4, default_n=10, max_n=100,
                          max_liked=50, max_query_length=100, keep_versions=2,
-                         franchise_rules=True, seen_franchise_cap=None)
+                         franchise_rules=True, seen_franchise_cap=None,
+                         list_taste_statuses=("watching", "completed", "on_hold", "dropped"),
+                         list_unscored_is_taste=True, list_min_taste_score=1, list_plan_to_watch=5, list_link_titles=10,
+                         list_max_upload_bytes=5 * 2**20, list_max_xml_bytes=20 * 2**20, list_max_entries=20_000)
 
 
 @pytest.fixture(scope="session")

@@ -16,10 +16,15 @@ STORY_THRESHOLD = 0.15
 STORY_MIN_WORDS = 25
 
 
+# How a reason speaks of the person's own anime: a known user rated them, a newcomer liked (picked) them, someone who
+# brought their list gave them a score.
+KNOWN, FAVOURITES, OWN_LIST = "known", "favourites", "own list"
+
+
 def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighbours: int, preferred: np.ndarray,
                            preferred_ratings: np.ndarray, preferred_genres: tuple[str, ...], catalogue: Catalogue,
                            contribution: np.ndarray, content_similarity: np.ndarray,
-                           newcomer: bool) -> list[list[str]]:
+                           voice: str = KNOWN) -> list[list[str]]:
     """Reasons for each anime index in ``top``: how many of the profile's ``neighbours`` most similar users prefer
     it (``neighbour_counts``, one per anime of ``top``), the preferred anime it owes most to, a studio or genres they
     share.
@@ -28,9 +33,10 @@ def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighb
     each recommendation's score, and how alike the two are in content. "similar to X" names the preferred anime that
     contributes most, and only when the two are alike (``MIN_REASON_SIMILARITY``); otherwise the next true reason
     is given (a studio they share, genres, similar users). ``preferred`` (best first) and ``preferred_ratings`` are
-    the profile's preferred anime; a newcomer's are their favourites, which they liked rather than rated. An anime
-    without community ratings says so.
+    the profile's preferred anime; ``voice`` (KNOWN, FAVOURITES, OWN_LIST) says whether the person rated, picked or
+    scored them on their own list. An anime without community ratings says so.
     """
+    newcomer = voice != KNOWN
     genre_set = set(preferred_genres)
     all_reasons = []
     for position, anime in enumerate(top):
@@ -42,9 +48,8 @@ def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighb
         if len(preferred):
             source = int(np.argmax(contribution[position]))
             if content_similarity[position, source] >= MIN_REASON_SIMILARITY:
-                title = catalogue.titles_shown[int(preferred[source])]
-                reasons.append(f"similar to {title}, which you liked" if newcomer
-                               else f"similar to {title}, which you rated {preferred_ratings[source]:g}")
+                reasons.append(_because(catalogue.titles_shown[int(preferred[source])], preferred_ratings[source],
+                                        voice))
             elif studio := _shared_studio(catalogue, int(anime), preferred[np.argsort(-contribution[position])]):
                 reasons.append(studio)
         shared = [genre for genre in catalogue.item_genres(anime) if genre in genre_set][:REASON_TITLES]
@@ -56,6 +61,13 @@ def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighb
             reasons.append(f"popular on MyAnimeList ({int(catalogue.members[anime]):,} members)")
         all_reasons.append(reasons)
     return all_reasons
+
+
+def _because(title: str, rating: float, voice: str) -> str:
+    if voice == OWN_LIST:  # an entry the person watched without scoring it is in their taste too
+        return f"because you gave {title} a {rating:g}" if rating > 0 else f"because you watched {title}"
+    return f"similar to {title}, which you liked" if voice == FAVOURITES else \
+        f"similar to {title}, which you rated {rating:g}"
 
 
 def _shared_studio(catalogue: Catalogue, anime: int, preferred: np.ndarray) -> str | None:

@@ -49,6 +49,26 @@ class Profiles:
         return self.known.indices[start:end]
 
     @classmethod
+    def from_lists(cls, anime: Sequence[np.ndarray], ratings: Sequence[np.ndarray], n_anime: int,
+                   preference_percentile: float) -> Profiles:
+        """People the model never saw, given by their whole lists (an imported MyAnimeList export): each list's
+        anime with its ratings (0: watched, not rated), known and preferred exactly as a known user's would be
+        (preferred: rated at or above their own ``preference_percentile``), best first."""
+        known, preferred, preferred_ratings = [], [], []
+        for listed, rated in zip(anime, ratings, strict=True):
+            listed, rated = np.asarray(listed, dtype=np.int64), np.asarray(rated, dtype=np.float64)
+            order = np.lexsort((listed, -rated))
+            listed, rated = listed[order], rated[order]
+            known.append((listed, rated))
+            scores = rated[rated > 0]
+            threshold = np.percentile(scores, preference_percentile) if len(scores) else np.inf
+            keep = (rated > 0) & (rated >= threshold)
+            preferred.append(listed[keep])
+            preferred_ratings.append(rated[keep])
+        return cls(known=_csr([anime for anime, _ in known], [rated for _, rated in known], n_anime),
+                   preferred=_csr(preferred, preferred_ratings, n_anime))
+
+    @classmethod
     def from_favourites(cls, liked: Sequence[np.ndarray], n_anime: int) -> Profiles:
         """Newcomers: each one's liked anime are both what they know and what they prefer, in the order given;
         a favourite counts as a rating of 10."""

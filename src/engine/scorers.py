@@ -113,10 +113,14 @@ class NCFScorer:
     name = "ncf"
 
     def __init__(self, user_embeddings: np.ndarray, anime_embeddings: np.ndarray, anime_bias: np.ndarray,
-                 temperature: float, fold_in_steps: int, fold_in_step_size: float, width: int) -> None:
+                 temperature: float, fold_in_steps: int, fold_in_step_size: float, width: int,
+                 unrated_weight: float = 0.5) -> None:
+        """``unrated_weight``: a watched-but-unrated anime's weight in the target the model was trained on
+        (training.unrated_weight), which a folded-in list weighs it by too."""
         self.user_embeddings, self.anime_embeddings, self.width = user_embeddings, anime_embeddings, width
         self.anime_bias, self.temperature = anime_bias, float(temperature)
         self.fold_in_steps, self.fold_in_step_size = fold_in_steps, fold_in_step_size
+        self.unrated_weight = float(unrated_weight)
 
     def user_vectors(self, profiles: Profiles) -> np.ndarray:
         """Each profile's unit user vector: its own embedding, or its favourites folded in."""
@@ -127,10 +131,12 @@ class NCFScorer:
         return profiles.memo[self, "fold_in"]
 
     def fold_in(self, liked: sp.csr_matrix) -> np.ndarray:
-        """Unit user vectors for people known only by what they liked: start from the normalised mean of the liked
-        anime's embeddings, then take a few gradient steps on the model's own objective (the mean log softmax of
-        the liked anime) along the unit sphere, with the anime embeddings, bias and T frozen."""
-        weights = liked.sign().astype(np.float32)
+        """Unit user vectors for people known only by their anime: start from the weighted mean of the anime's
+        embeddings, then take a few gradient steps on the model's own objective (the weighted mean log softmax of
+        the anime) along the unit sphere, with the anime embeddings, bias and T frozen. Each anime weighs what it
+        weighed in training: rating / 10, ``unrated_weight`` when stored unrated (0); favourites (10) all alike."""
+        weights = sp.csr_matrix(liked, dtype=np.float32, copy=True)
+        weights.data = np.where(weights.data > 0, weights.data / 10.0, self.unrated_weight).astype(np.float32)
         weights = sp.diags(1.0 / np.maximum(np.asarray(weights.sum(axis=1)).ravel(), 1e-9)) @ weights
         target = np.asarray(weights @ self.anime_embeddings)
         vectors = l2_normalise_rows(target)  # a profile with no rated anime stays at 0: its scores are all equal

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from src.engine.personal_lists import STATUSES
 from src.errors import UserError
 
 
@@ -27,6 +28,16 @@ class ServingConfig:
     keep_versions: int  # models kept besides the current one (src/model_registry.py checks it)
     franchise_rules: bool  # a franchise not seen appears once, at its first entry (src/engine/diversity.py)
     seen_franchise_cap: int | None  # entries of a franchise the person has seen, at most; None: as they rank
+    # an imported list (src/engine/personal_lists.py): what counts as taste, and how many plan-to-watch titles to rank
+    list_taste_statuses: tuple[str, ...]
+    list_unscored_is_taste: bool
+    list_min_taste_score: int
+    list_plan_to_watch: int
+    list_link_titles: int  # the import page's shareable link holds at most this many of the best-scored titles
+    # the export's caps (src/web/list_import.py): gzipped upload, unpacked XML, entries
+    list_max_upload_bytes: int
+    list_max_xml_bytes: int
+    list_max_entries: int
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any] | None) -> ServingConfig:
@@ -71,10 +82,30 @@ class ServingConfig:
             problems.append("franchise_rules must be true or false")
         if not (self.seen_franchise_cap is None or (_is_int(self.seen_franchise_cap) and self.seen_franchise_cap >= 1)):
             problems.append("seen_franchise_cap must be an integer >= 1, or null for no cap")
+        problems += _list_problems(self)
         if not (_is_int(self.max_query_length) and self.max_query_length >= 1):
             problems.append("max_query_length must be an integer >= 1")
         if problems:
             raise UserError("config serving section: " + "; ".join(problems))
+
+
+def _list_problems(config: ServingConfig) -> list[str]:
+    problems = []
+    statuses = config.list_taste_statuses
+    if not (isinstance(statuses, (list, tuple)) and set(statuses) <= set(STATUSES) - {"plan_to_watch"}):
+        problems.append(f"list_taste_statuses must be a list of {', '.join(STATUSES[:-1])}")
+    if not isinstance(config.list_unscored_is_taste, bool):
+        problems.append("list_unscored_is_taste must be true or false")
+    if not (_is_int(config.list_min_taste_score) and 0 <= config.list_min_taste_score <= 10):
+        problems.append("list_min_taste_score must be an integer from 0 to 10")
+    if not (_is_int(config.list_plan_to_watch) and config.list_plan_to_watch >= 0):
+        problems.append("list_plan_to_watch must be an integer >= 0")
+    if not (_is_int(config.list_link_titles) and 1 <= config.list_link_titles <= config.max_liked):
+        problems.append("list_link_titles must be an integer from 1 to max_liked")
+    for name in ("list_max_upload_bytes", "list_max_xml_bytes", "list_max_entries"):
+        if not (_is_int(getattr(config, name)) and getattr(config, name) >= 1):
+            problems.append(f"{name} must be an integer >= 1")
+    return problems
 
 
 def _is_int(value: Any) -> bool:

@@ -37,7 +37,10 @@ def _format_value(metric: str, value: Any) -> str:
 BASELINES = ("popularity", "item_knn", "als", "ease")
 SECTION_TITLES = {"methods": "Known users (held-out 20 % of each user's ratings)",
                   "newcomers": "Newcomers (users never trained on, recommended for from their favourites)",
+                  "imported_lists": "Imported lists (the newcomers again, each bringing their whole list)",
                   "new_anime": "New anime (rated anime held out of training, placed by their content alone)"}
+# The product's method in each section, compared with the best baseline.
+SECTION_PRODUCTS = {"methods": "hybrid", "newcomers": "favourites", "imported_lists": "import"}
 
 
 def best_baseline(results: Mapping[str, Mapping[str, float]], metric: str = "recall") -> str | None:
@@ -102,7 +105,8 @@ def markdown_report(results: Mapping[str, Mapping[str, float]], meta: Mapping[st
         lines += ["", f"## {SECTION_TITLES.get(name, name)}", ""]
         if section.get("methods"):
             lines += [*_table(section["methods"], k),
-                      *_comparison(section["methods"], "favourites", k, section.get("versus"))]
+                      *_comparison(section["methods"], SECTION_PRODUCTS.get(name, "favourites"), k,
+                                   section.get("versus"))]
         lines += [f"- {key}: {value}" for key, value in section.get("meta", {}).items()]
     lines += ["", "## Settings", "",
               "Held-out protocol and metric formulas: `src/evaluation/__init__.py` and `src/evaluation/metrics.py`. "

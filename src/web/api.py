@@ -12,6 +12,7 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from src.engine.validation import InvalidRequestError
 from src.web import params
+from src.web.list_import import read_uploaded_list
 from src.web.openapi import openapi_document
 from src.web.state import engine_state, get_engine
 
@@ -80,6 +81,19 @@ def favourites_recommendations() -> Any:
     items = engine.recommend_from_favourites(liked, options.n, options.user_weight, options.content_weight,
                                              options.filters)
     return jsonify(liked=liked, ignored=engine.unknown_anime(liked), recommendations=items)
+
+
+@api_bp.post("/lists/myanimelist")
+def list_recommendations() -> Any:
+    """Recommendations from a whole MyAnimeList export, sent as the body: never stored or logged (src/web/list_import.py
+    reads it, the engine folds it in for this one answer)."""
+    engine = get_engine()
+    options = params.query_params(request.args, engine.config)
+    imported = read_uploaded_list(request.mimetype, request.get_data(cache=False), engine.config)
+    answer = engine.recommend_from_list(imported.entries, options.n, options.user_weight, options.content_weight,
+                                        options.filters)
+    return jsonify(recommendations=answer["recommendations"], plan_to_watch=answer["plan_to_watch"],
+                   imported=imported.summary(answer["ignored"]), ignored=answer["ignored"])
 
 
 def _json_body() -> Any:

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from src.engine.validation import RecommendationError, UnknownAnimeError, UnknownUserError
 from src.logger import get_logger
+from src.web.list_import import UPLOAD_ENDPOINTS, ListImportError, too_large
 from src.web.state import EngineUnavailable, engine_state
 
 logger = get_logger(__name__)
@@ -63,6 +64,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(UnknownUserError, lambda error: error_response(404, str(error)))
     app.register_error_handler(UnknownAnimeError, lambda error: error_response(404, str(error)))
     app.register_error_handler(RecommendationError, lambda error: error_response(400, str(error)))
+    app.register_error_handler(ListImportError, lambda error: error_response(error.status, str(error)))
     app.register_error_handler(EngineUnavailable, _unavailable)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
@@ -82,6 +84,8 @@ def _http_error(error: HTTPException) -> Any:
     messages = _HTTP_MESSAGES if wants_json() else {**_HTTP_MESSAGES, **_PAGE_MESSAGES}
     template = messages.get(status, error.description or "the request failed")
     message = template.format(limit=request.max_content_length or "")
+    if status == 413 and request.endpoint in UPLOAD_ENDPOINTS:
+        message = too_large(engine_state().config)
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         message = f"{message}: use {', '.join(sorted(error.valid_methods))}"
         body, status = error_response(status, message)

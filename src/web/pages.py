@@ -4,7 +4,9 @@
   ``/users/random`` one of the loaded model's users, picked at random;
 - ``/anime/<id>`` an anime and the anime most similar to it;
 - ``/search?q=…&page=…`` title search, pages of 20 with the total;
-- ``/favourites?liked=1,20,30`` recommendations from a few anime someone liked (no account).
+- ``/favourites?liked=1,20,30`` recommendations from a few anime someone liked (no account);
+- ``/import`` recommendations from a person's whole MyAnimeList export, uploaded (never stored: the answer is the
+  page the upload returns).
 
 The forms post, and the answer is a redirect to the result's address (``POST /`` with ``userID``, the original
 form, still works that way; so does ``GET /?userID=…``). "Show more" links raise ``n`` up to the limit.
@@ -25,13 +27,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
 from src.engine.catalogue import Filters
+from src.engine.personal_lists import ListEntry
 from src.engine.validation import RecommendationError, UnknownAnimeError, UnknownUserError
 from src.web import params
+from src.web.list_import import ImportedList, ListImportError, read_uploaded_list
 from src.web.params import ParameterError, RecommendationParams
 from src.web.state import EngineUnavailable, engine_state, get_engine
 
@@ -121,7 +125,8 @@ def _engine_context() -> dict[str, Any]:
     state = engine_state()
     return {"serving": state.config, "unavailable": state.reason,
             "model_version": state.version if state.recommender is not None else None,
-            "slider_defaults": _slider_defaults()}
+            "slider_defaults": _slider_defaults(),
+            "user_count": state.recommender.n_users if state.recommender is not None else None}
 
 
 def _page_context(form: MultiDict, result: PageResult | None = None) -> dict[str, Any]:
@@ -513,3 +518,86 @@ def favourites() -> Any:
         return redirect(target, _redirect_status())
     return render_template("favourites.html", result=result, picked=picked,
                            **_page_context(form, result)), result.status
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A person's own list
+# ---------------------------------------------------------------------------------------------------------
+STATUS_LABELS = {"watching": "watching", "completed": "completed", "on_hold": "on hold", "dropped": "dropped",
+                 "plan_to_watch": "plan to watch"}
+
+
+@dataclass
+class ImportedResult:
+    """What the import page shows besides the recommendations: what was read, the plan-to-watch section, the
+    shareable link (the top favourites only) and the titles the catalogue does not know."""
+
+    summary: str = ""
+    plan_to_watch: list[dict[str, Any]] = field(default_factory=list)
+    link: str | None = None
+    link_titles: list[str] = field(default_factory=list)
+    ignored_titles: list[str] = field(default_factory=list)
+
+
+def _read_summary(imported: ImportedList, ignored: list[int]) -> str:
+    counts = ", ".join(f"{count:,} {STATUS_LABELS[status]}" for status, count in imported.by_status.items() if count)
+    known = len(imported.entries) - len(ignored)
+    return (f"We read {len(imported.entries):,} anime from your list ({counts}), {imported.scored:,} of them scored; "
+            f"{known:,} are in our catalogue.")
+
+
+def _favourites_link(engine, entries: list[ListEntry], ignored: list[int]) -> tuple[str | None, list[str]]:
+    """/favourites?liked=… with the list's best-scored titles the catalogue knows (the ones the person would name as
+    favourites), at most serving.list_link_titles, and their titles: what the link holds, and nothing else."""
+    unknown = set(ignored)
+    scored = sorted((entry for entry in entries if entry.score and entry.status != "plan_to_watch"
+                     and entry.anime_id not in unknown), key=lambda entry: -entry.score)  # stable: list order in ties
+    chosen = [entry.anime_id for entry in scored[:engine.config.list_link_titles]]
+    if not chosen:
+        return None, []
+    # A path: static/app.js makes it this site's full address as the visitor sees it (behind a proxy, Flask's own
+    # idea of the host and scheme may not be it)
+    address = url_for("pages.favourites", liked=",".join(map(str, chosen)))
+    return address, [_title(engine.anime(anime_id)) for anime_id in chosen]
+
+
+@pages_bp.route("/import", methods=["GET", "POST"])
+def import_list() -> Any:
+    """Bring your own list: the MyAnimeList export (.xml or .xml.gz) uploaded as a form's file, answered on this
+    page. The file serves this one answer: it is never stored or logged, and the page is never cached."""
+    form = _filled(request.form)
+    result = PageResult()
+    extra = ImportedResult()
+
+    def recommend(result: PageResult) -> None:
+        engine = get_engine()
+        options = params.query_params(form, engine.config, _known(engine), adult_preference(form))
+        upload = request.files.get("list")
+        if upload is None or not upload.filename:
+            result.fail(400, "Choose your MyAnimeList export file first (the animelist … .xml.gz from MyAnimeList's "
+                             "Export page).")
+            return
+        try:
+            imported = read_uploaded_list("", upload.read(), engine.config)
+            answer = engine.recommend_from_list(imported.entries, options.n, options.user_weight,
+                                                options.content_weight, options.filters)
+        except ListImportError as error:
+            result.fail(error.status, sentence(str(error)))
+            return
+        except UnknownAnimeError as error:
+            result.fail(404, sentence(str(error)))
+            return
+        result.items, extra.plan_to_watch = answer["recommendations"], answer["plan_to_watch"]
+        extra.summary = _read_summary(imported, answer["ignored"])
+        titles = {entry.anime_id: entry.title or f"anime {entry.anime_id}" for entry in imported.entries}
+        extra.ignored_titles = [titles[anime_id] for anime_id in answer["ignored"]]
+        extra.link, extra.link_titles = _favourites_link(engine, imported.entries, answer["ignored"])
+        if not result.items:
+            result.message = _no_results_message(options.filters)
+
+    if request.method == "POST":
+        _guard(result, recommend)
+    response = make_response(render_template("import.html", result=result, imported=extra,
+                                              **_page_context(form, result)), result.status)
+    response.headers["Cache-Control"] = "no-store"  # someone's list is in this answer
+    return response
