@@ -11,6 +11,7 @@ from src.engine.serving_config import ServingConfig
 from src.engine.validation import MAX_OFFSET
 from src.recommender import Recommender
 from src.web import params
+from src.web.list_import import LIST_MEDIA_TYPES
 
 _NULLABLE_STRING = {"type": "string", "nullable": True}
 WEIGHT_HELP = {
@@ -145,6 +146,27 @@ def _schemas(config: ServingConfig, genre: dict[str, Any], type_schema: dict[str
                                                                          "skipped."},
                                               "recommendations": {"type": "array", "items": {
                                                   "$ref": "#/components/schemas/Recommendation"}}}},
+        "ListResponse": {
+            "type": "object", "required": ["recommendations", "plan_to_watch", "imported", "ignored"],
+            "properties": {
+                "recommendations": {"type": "array", "items": {"$ref": "#/components/schemas/Recommendation"},
+                                    "description": "Best first; nothing on the list, whatever its status."},
+                "plan_to_watch": {"type": "array", "items": {"$ref": "#/components/schemas/Recommendation"},
+                                  "maxItems": config.list_plan_to_watch,
+                                  "description": "The list's own plan-to-watch titles that fit the person best."},
+                "imported": {"type": "object", "required": ["entries", "known", "rated", "by_status", "skipped"],
+                             "properties": {
+                                 "entries": {"type": "integer", "description": "Usable entries read."},
+                                 "known": {"type": "integer", "description": "Of them, in the catalogue."},
+                                 "rated": {"type": "integer", "description": "Of them, with a score (1-10)."},
+                                 "by_status": {"type": "object", "additionalProperties": {"type": "integer"},
+                                               "description": "Entries per status: watching, completed, on_hold, "
+                                                              "dropped, plan_to_watch."},
+                                 "skipped": {"type": "object", "description": "Entries not read: without a "
+                                             "MyAnimeList id (without_id), repeated ids (repeats).",
+                                             "additionalProperties": {"type": "integer"}}}},
+                "ignored": {"type": "array", "items": {"type": "integer"},
+                            "description": "Ids on the list the catalogue does not know: not used."}}},
         "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
         "Ready": {"type": "object", "required": ["status", "version"],
                   "properties": {"status": {"type": "string", "enum": ["ready"]},
@@ -233,6 +255,27 @@ def openapi_document(engine: Recommender | None, config: ServingConfig) -> dict[
                               "404": _error_response("A liked anime is not in the model."),
                               "413": _error_response("The body is larger than the server accepts."),
                               "415": _error_response("The body was sent with a Content-Type other than JSON."),
+                              "503": unavailable}}},
+            "/api/lists/myanimelist": {"post": {
+                "operationId": "recommendFromList",
+                "summary": "Recommendations from a person's whole MyAnimeList anime list export, scores and statuses "
+                           "included. The file serves this one answer: it is never stored or logged.",
+                "parameters": [n, *weights, *filters],
+                "requestBody": {"required": True, "description": "The export exactly as MyAnimeList's Export page "
+                                "gives it (animelist_<time>_-_<id>.xml.gz), or its XML unzipped; lists converted "
+                                "from AniList or Kitsu to the same XML work too.",
+                                "content": {media: {"schema": {"type": "string", "format": "binary"}}
+                                            for media in LIST_MEDIA_TYPES}},
+                "responses": {"200": _ok("Recommendations, best first, and the list's best plan-to-watch titles.",
+                                         "ListResponse"),
+                              "400": _error_response("Not a MyAnimeList anime list export (unreadable, a manga "
+                                                     "list, empty, declares a DTD or entities), or a bad option."),
+                              "404": _error_response("The catalogue knows none of the anime on the list."),
+                              "413": _error_response(
+                                  f"The file is larger than any export ({config.list_max_xml_bytes:,} bytes as XML, "
+                                  f"{config.list_max_upload_bytes:,} gzipped) or lists over "
+                                  f"{config.list_max_entries:,} anime."),
+                              "415": _error_response("The body was sent with a Content-Type other than the export's."),
                               "503": unavailable}}},
             "/healthz": {"get": {"operationId": "healthz", "summary": "Liveness: the process answers.",
                                  "responses": {"200": _ok("Alive.", "Health")}}},
