@@ -42,9 +42,9 @@ from src.recommender import Recommender
 
 RESULTS = RESULTS_DIR / "list_policy.json"
 # (name, unscored_is_taste, min_taste_score): the configured policy first, then one change at a time
-POLICIES = [("unscored and every score count (configured)", True, 1),
-            ("unscored rows only exclude", False, 1),
-            ("scores below 4 only exclude", True, 4),
+POLICIES = [("unscored count, scores below 4 only exclude (configured)", True, 4),
+            ("unscored rows only exclude", False, 4),
+            ("every score counts", True, 1),
             ("scores below 6 only exclude", True, 6),
             ("scores below 8 only exclude", True, 8)]
 
@@ -93,7 +93,8 @@ def measure(root: Path) -> dict[str, Any]:
     rows = {}
     for name, *_ in POLICIES:
         difference, error = paired_difference(result.recalls[name], result.recalls[configured])
-        rows[name] = {"recall": round(result.metrics[name]["recall"], 4), "ndcg": round(result.metrics[name]["ndcg"], 4),
+        metrics = result.metrics[name]
+        rows[name] = {"recall": round(metrics["recall"], 4), "ndcg": round(metrics["ndcg"], 4),
                       "versus_configured": round(difference, 4), "standard_error": round(error, 4)}
     return {"people": len(lists), "validation_anime": len(validation), "k": settings.k, "policies": rows}
 

@@ -303,8 +303,9 @@ class Recommender:
         n = validation.check_n(self.config.default_n if n is None else n, self.config)
         profile = list_profile(entries, self.catalogue.index_of, self.list_policy)
         if not len(profile.listed):
-            raise UnknownAnimeError(f"none of the {len(profile.ignored):,} anime on the list is in our catalogue: "
-                                    "is it an anime list from MyAnimeList?")
+            what = "the one anime" if len(profile.ignored) == 1 else f"none of the {len(profile.ignored):,} anime"
+            raise UnknownAnimeError(f"{what} on the list {'is not' if len(profile.ignored) == 1 else 'is'} in our "
+                                    "catalogue: is it an anime list from MyAnimeList?")
         taste, scores = profile.scored_by()
         profiles = Profiles.from_lists([taste], [scores], self.n_anime, self.config.preference_percentile)
         weights = self.with_unrated(tilted(self.settings.weights, validation.weights(user_weight, content_weight)))
@@ -315,8 +316,10 @@ class Recommender:
         top = franchise_top_k(scored.total, n, rules, exclude=sp.csr_matrix(profiles.known + listed),
                               allowed=self.catalogue.filter_mask(filters), tiebreak=self.catalogue.popularity_order,
                               seen=seen)[0]
+        # a list of nothing but plans is scored by them: nothing is left to rank the plans themselves by
+        planned = profile.plan_to_watch if len(profile.taste) else profile.plan_to_watch[:0]
         return {"recommendations": self._explain(top[top >= 0], scored, profiles, self.hybrid, weights, OWN_LIST),
-                "plan_to_watch": self._plan_to_watch(profile.plan_to_watch, scored, profiles, weights, filters),
+                "plan_to_watch": self._plan_to_watch(planned, scored, profiles, weights, filters),
                 "ignored": profile.ignored}
 
     def _plan_to_watch(self, planned: np.ndarray, scored: HybridScores, profiles: Profiles,

@@ -25,8 +25,8 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from application import create_app
 from tests.log_checks import errors_logged
-from tests.test_list_import import anime, export
 from tests.serving_fixtures import GROUP_A_IDS, GROUP_A_USERS, GROUP_B_IDS, GROUP_B_USERS, write_tiny_artifacts
+from tests.test_list_import import anime, export
 
 # Per operation and generation mode: enough to find the classic mistakes, bounded so the run takes seconds.
 MAX_EXAMPLES = 60

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from bench.servers import gunicorn
-from tests.serving_fixtures import TEST_USER, write_tiny_artifacts
+from tests.fixtures.myanimelist import make_samples
+from tests.serving_fixtures import GROUP_A_IDS, TEST_USER, write_tiny_artifacts
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -35,6 +36,7 @@ DESKTOP = (1280, 1000)
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
 WIDTHS = ["desktop", "phone"]
 BLOCKING_IMPACTS = ("serious", "critical")
+MYANIMELIST = HERE / "fixtures" / "myanimelist"  # real-format exports (make_samples.py there)
 
 
 def _chromium_binary() -> str | None:
@@ -233,6 +235,26 @@ def _submit_user_form(driver) -> None:
     driver.find_element(_by().CSS_SELECTOR, "#user-form button[type=submit]").click()
 
 
+def _path_of(link) -> str:
+    return re.sub(r"^https?://[^/]+", "", link.get_attribute("href"))
+
+
+def _top(driver, element) -> float:
+    return driver.execute_script("return arguments[0].getBoundingClientRect().top + window.scrollY;", element)
+
+
+def _fits_the_width(driver) -> bool:
+    """Nothing is wider than the window: no sideways scrolling, and on a phone no zooming out to fit (which would
+    also move every tap off its target)."""
+    return driver.execute_script("const page = document.documentElement; return page.scrollWidth <= page.clientWidth;")
+
+
+def _upload(driver, path: Path) -> None:
+    """Choose ``path`` in the import form's file input, as the file picker would, and send the form."""
+    driver.find_element(_by().ID, "list-file").send_keys(str(path.resolve()))
+    driver.find_element(_by().ID, "import-submit").click()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Users
 # ---------------------------------------------------------------------------------------------------------
@@ -240,6 +262,8 @@ def test_home_page(server: str, browser, width: str) -> None:
     _open(browser, server + "/")
     assert browser.find_element(_by().TAG_NAME, "h1").text == "Find your next anime"
     assert browser.find_element(_by().ID, "random-user").get_attribute("href").endswith("/users/random")
+    nav = browser.find_elements(_by().CSS_SELECTOR, "nav.site-nav a")
+    assert [(link.text, _path_of(link)) for link in nav] == [("Your list", "/import"), ("Favourites", "/favourites")]
     assert not _options_open(browser)
     _scan(browser, "home", width)
     _assert_no_console_errors(browser)
@@ -475,6 +499,127 @@ def test_the_favourites_address_shows_what_the_api_recommends(server: str, brows
     _assert_no_console_errors(browser)
 
 
+def test_the_home_page_leads_with_the_two_ways_in(server: str, browser, width: str) -> None:
+    _open(browser, server + "/")
+    paths = browser.find_elements(_by().CSS_SELECTOR, "main ul.paths a.path")
+    assert [(link.find_element(_by().TAG_NAME, "strong").text, _path_of(link)) for link in paths] == [
+        ("Bring your MyAnimeList list", "/import"), ("Pick a few anime you liked", "/favourites")]
+    assert all(link.is_displayed() for link in paths)
+    # first in the content, above the training-data users' form, which is named as what it is
+    first_links = browser.find_elements(_by().CSS_SELECTOR, "main a, main input, main button")[:2]
+    assert first_links == paths
+    heading = browser.find_element(_by().ID, "training-users")
+    assert heading.text == "Someone in our training data?"
+    assert _top(browser, paths[-1]) < _top(browser, heading) < _top(browser, browser.find_element(_by().ID, "userID"))
+    assert browser.find_element(_by().CSS_SELECTOR, "label[for=userID]").text == "Training-data user ID"
+    paths[0].click()
+    _wait(browser, lambda d: _path(d) == "/import")
+    assert browser.find_element(_by().TAG_NAME, "h1").text == "Bring your MyAnimeList list"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bring your own list
+# ---------------------------------------------------------------------------------------------------------
+def test_import_page(server: str, browser, width: str) -> None:
+    _open(browser, server + "/import")
+    assert browser.find_element(_by().TAG_NAME, "h1").text == "Bring your MyAnimeList list"
+    drop = browser.find_element(_by().ID, "list-drop")
+    chooser = drop.find_element(_by().ID, "list-file")
+    assert chooser.is_displayed()
+    assert (chooser.get_attribute("type"), chooser.get_attribute("name")) == ("file", "list")
+    assert "never store or log it" in browser.find_element(_by().ID, "privacy-note").text
+    assert browser.find_element(_by().ID, "import-submit").is_displayed()
+    assert not _options_open(browser) and not browser.find_elements(_by().ID, "results")
+    assert _fits_the_width(browser)
+    _scan(browser, "import", width)
+    _assert_no_console_errors(browser)
+
+
+def test_uploading_a_myanimelist_export_shows_recommendations_and_a_link(real_server: str, browser,
+                                                                         width: str) -> None:
+    """The sample export (tests/fixtures/myanimelist/, an embedded-sample user's list) on the really trained model:
+    the recommendations, what was read, the plan-to-watch section and the link to come back to, which works."""
+    _open(browser, real_server + "/import")
+    _upload(browser, MYANIMELIST / "animelist_sample.xml.gz")
+    _wait(browser, lambda d: len(_cards(d)) > 0)
+    assert _path(browser) == "/import#results" and _in_view(browser, "results")
+    assert browser.find_element(_by().ID, "results-heading").text == "Recommended from your list"
+    summary = browser.find_element(_by().ID, "import-summary").text
+    assert summary.startswith("We read 243 anime from your list (8 watching, 199 completed, 5 on hold, 7 dropped, "
+                              "24 plan to watch), 195 of them scored"), summary
+    results = browser.find_elements(_by().CSS_SELECTOR, "#results article.card")
+    planned = browser.find_elements(_by().CSS_SELECTOR, "#plan-to-watch article.card")
+    assert len(results) == 10 and len(planned) == 5
+    assert [card.get_attribute("id") for card in planned] == [f"plan-{k}" for k in range(1, 6)]
+    assert any("because you gave" in card.text for card in results + planned)
+    link = browser.find_element(_by().ID, "share-link").get_attribute("value")
+    assert re.fullmatch(re.escape(real_server) + r"/favourites\?liked=\d+(,\d+){0,9}", link), link
+    liked = link.split("liked=")[1].split(",")
+    assert not set(liked) & {card.get_attribute("data-anime-id") for card in results + planned}
+    note = browser.find_element(_by().ID, "share-note").text
+    assert f"This link holds your {len(liked)} best-scored titles" in note
+    assert _fits_the_width(browser)
+    _scan(browser, "import_results", width)
+    _assert_no_console_errors(browser)
+
+    browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": real_server,
+                                                         "permissions": ["clipboardReadWrite",
+                                                                         "clipboardSanitizedWrite"]})
+    status = browser.find_element(_by().ID, "copy-status")
+    assert status.text == ""
+    copy = browser.find_element(_by().ID, "copy-link")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", copy)
+    copy.click()
+    _wait(browser, lambda d: status.text != "")
+    assert status.text == "Copied."
+    copied = browser.execute_async_script("const done = arguments[arguments.length - 1];"
+                                          "navigator.clipboard.readText().then(done, error => done(String(error)));")
+    assert copied == link
+
+    browser.find_element(_by().ID, "open-link").click()
+    _wait(browser, lambda d: _path(d).startswith("/favourites?liked=") and len(_cards(d)) > 0)
+    assert _path(browser) == link[len(real_server):]
+    picked = [chip.get_attribute("data-anime-id") for chip in browser.find_elements(_by().CSS_SELECTOR, "#picked li")]
+    assert picked == liked  # the link's titles are the picks, and the favourites page recommends from them
+    assert not set(liked) & {str(anime_id) for anime_id in _card_ids(browser)}
+    _assert_no_console_errors(browser)
+
+
+def test_a_manga_list_is_refused_on_the_page(server: str, browser, width: str) -> None:
+    _open(browser, server + "/import")
+    _upload(browser, MYANIMELIST / "mangalist.xml")
+    message = _wait(browser, lambda d: d.find_element(_by().CSS_SELECTOR, ".message.error"))
+    assert message.text.startswith("This is a manga list: export your anime list from MyAnimeList instead")
+    assert not _cards(browser) and browser.find_element(_by().ID, "list-file").is_displayed()  # try again here
+    _scan(browser, "import_manga", width)
+    browser.get_log("browser")  # the page's own 400, on purpose
+
+
+def test_a_file_dropped_on_the_zone_is_the_one_uploaded(server: str, browser, tmp_path: Path) -> None:
+    """static/app.js: a file dropped on the drop zone becomes the file input's file."""
+    text = make_samples.animelist_xml([make_samples.Entry(1, "Cowboy Bebop", "TV", 26, "Completed", 10, 26,
+                                                          "0000-00-00", "0000-00-00")])
+    _open(browser, server + "/import")
+    zone = browser.find_element(_by().ID, "list-drop")
+    browser.execute_script("const zone = arguments[0];"
+                           "const transfer = new DataTransfer();"
+                           "transfer.items.add(new File([arguments[1]], 'animelist.xml', {type: 'text/xml'}));"
+                           "zone.dispatchEvent(new DragEvent('dragenter', {dataTransfer: transfer, bubbles: true,"
+                           "                                                cancelable: true}));", zone, text)
+    assert "dragging" in zone.get_attribute("class")
+    browser.execute_script("const zone = arguments[0];"
+                           "const transfer = new DataTransfer();"
+                           "transfer.items.add(new File([arguments[1]], 'animelist.xml', {type: 'text/xml'}));"
+                           "zone.dispatchEvent(new DragEvent('drop', {dataTransfer: transfer, bubbles: true,"
+                           "                                           cancelable: true}));", zone, text)
+    assert "dragging" not in zone.get_attribute("class")
+    assert browser.execute_script("return document.getElementById('list-file').files[0].name;") == "animelist.xml"
+    browser.find_element(_by().ID, "import-submit").click()
+    _wait(browser, lambda d: len(_cards(d)) > 0)
+    assert set(_card_ids(browser)[:5]) == set(GROUP_A_IDS) - {1}  # the tiny model: Cowboy Bebop's group, not itself
+    _assert_no_console_errors(browser)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Keyboard and dark mode (desktop only: neither depends on the width)
 # ---------------------------------------------------------------------------------------------------------
@@ -483,16 +628,17 @@ def test_keyboard_focus_follows_the_page_and_is_visible(server: str, browser) ->
     from selenium.webdriver.common.keys import Keys
     _open(browser, server + "/")
     order = []
-    for _ in range(11):
+    for _ in range(12):
         ActionChains(browser).send_keys(Keys.TAB).perform()
         order.append(browser.execute_script(
             "const e = document.activeElement; const style = getComputedStyle(e);"
             "return [e.id || e.textContent.replace(/\\s+/g, ' ').trim().slice(0, 30), style.outlineStyle !== 'none' || "
             "style.boxShadow !== 'none'];"))
     names = [name for name, _ in order]
-    assert names == ["Skip to the main content", "Anime recommender", "For a user", "New here?", "site-search-q",
-                     "Search", "Pick a few anime you liked", "userID", "Recommend", "random-user",
-                     "Options and filters"], names
+    # the header, then the two ways in, then the training-data users' form: the order they are seen in
+    assert names == ["Skip to the main content", "Anime recommender", "Your list", "Favourites", "site-search-q",
+                     "Search", "Bring your MyAnimeList list Up", "Pick a few anime you liked Typ", "userID",
+                     "Recommend", "random-user", "Options and filters"], names
     assert all(visible for _, visible in order), f"focus must be visible on every stop: {order}"
     # the skip link takes the keyboard straight to the content
     _open(browser, server + "/")
@@ -502,7 +648,7 @@ def test_keyboard_focus_follows_the_page_and_is_visible(server: str, browser) ->
 
 
 @pytest.mark.parametrize("path, name", [("/", "home"), (f"/users/{TEST_USER}", "user_recommendations"),
-                                        ("/favourites?liked=101", "favourites")])
+                                        ("/favourites?liked=101", "favourites"), ("/import", "import")])
 def test_dark_mode_passes_the_scan_too(server: str, browser, path: str, name: str) -> None:
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia",
                             {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})

@@ -489,6 +489,96 @@ def test_the_proxy_listens_on_all_interfaces_port_5000_in_the_container(tmp_path
 
 
 # ---------------------------------------------------------------------------------------------------------
+# A MyAnimeList export's upload (issue 29): the proxy's cap and the app's agree, for those two addresses alone
+# ---------------------------------------------------------------------------------------------------------
+LIST_LOCATION = "location ~ ^/(api/lists/myanimelist|import)$"
+
+
+def location_block(config: str, opening: str) -> str:
+    """The text of one top-level location of a rendered server block, from its opening line to its closing brace."""
+    start = config.index(f"        {opening} {{\n")
+    return config[start:config.index("\n        }\n", start)]
+
+
+def rendered_proxy_config(tmp_path: Path) -> str:
+    from deploy import serve
+
+    return serve.nginx_config(serve.load_traffic(), listen="127.0.0.1:5000", run_dir=tmp_path,
+                              socket_path=tmp_path / "gunicorn.sock")
+
+
+def test_the_proxys_list_cap_is_the_apps() -> None:
+    from config.loader import load_config
+    from deploy import serve
+    from src.engine.serving_config import ServingConfig
+    from src.web.list_import import upload_limit
+
+    traffic = serve.load_traffic()
+    written = yaml.safe_load((REPO / "deploy" / "traffic.yaml").read_text(encoding="utf-8"))["request"]
+    assert written["max_list_bytes"] == traffic["max_list_bytes"]
+    assert traffic["max_list_bytes"] == upload_limit(ServingConfig.from_config(load_config())), \
+        "deploy/traffic.yaml's max_list_bytes and the app's cap (src/web/list_import.py, upload_limit) must agree"
+    assert traffic["list_buffer_bytes"] <= traffic["max_list_bytes"]
+
+
+def test_the_rendered_proxy_config_gives_the_list_cap_to_the_upload_addresses_alone(tmp_path: Path) -> None:
+    from flask import Flask
+
+    from deploy import serve
+    from src.web.api import api_bp
+    from src.web.list_import import UPLOAD_ENDPOINTS
+    from src.web.pages import pages_bp
+
+    traffic, config = serve.load_traffic(), rendered_proxy_config(tmp_path)
+    block = location_block(config, LIST_LOCATION)
+    assert f"client_max_body_size {traffic['max_list_bytes']};" in block
+    assert f"client_body_buffer_size {traffic['list_buffer_bytes']};" in block
+    assert "error_page 413 /.errors/413-list.$error_format;" in block
+    # the app's own 413s (too many entries, a gzip that unpacks to too much) keep their sentences
+    assert "proxy_intercept_errors off;" in block
+    assert f"client_max_body_size {traffic['max_body_bytes']};" in config.split(LIST_LOCATION)[0], "the default"
+    # nginx's redirect to its own page must not measure an upload's body again against the default cap
+    assert "client_max_body_size 0;" in location_block(config, "location /.errors/")
+    # the location matches the app's upload views' addresses, and nothing else
+    app = Flask(__name__)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(pages_bp)
+    uploads = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in UPLOAD_ENDPOINTS}
+    assert uploads == {"/api/lists/myanimelist", "/import"}
+    pattern = LIST_LOCATION.split(" ")[-1]
+    others = {"/api/lists/myanimelist/", "/api/lists/myanimelist.xml", "/import/", "/imports", "/api/import",
+              "/api/recommendations", "/favourites", "/"}
+    assert {path for path in uploads | others if re.search(pattern, path)} == uploads
+
+
+def test_the_proxys_413_for_a_list_speaks_of_the_file_and_its_size_in_mb() -> None:
+    import html
+
+    from config.loader import load_config
+    from deploy import serve
+    from src.engine.serving_config import ServingConfig
+    from src.web.list_import import too_large
+
+    traffic = serve.load_traffic()
+    megabytes = traffic["max_list_bytes"] // 2**20
+    run_dir, _ = serve.prepare_run_dir(traffic, "127.0.0.1:5000")  # what deploy/serve.py writes before nginx starts
+    try:
+        error = json.loads((run_dir / "errors" / "413-list.json").read_text(encoding="utf-8"))["error"]
+        page = (run_dir / "errors" / "413-list.html").read_text(encoding="utf-8")
+    finally:
+        shutil.rmtree(run_dir)
+    message = error["message"]
+    assert error["status"] == 413
+    assert message == (f"the file is larger than any anime list export (at most {megabytes} MB): upload the "
+                       "animelist .xml.gz file from MyAnimeList's Export page"), message
+    assert f"at most {megabytes} MB" in too_large(ServingConfig.from_config(load_config())), "the app's own words"
+    assert "<title>413 · Anime recommender</title>" in page and "<h1>That file is too large</h1>" in page
+    assert html.escape(f"that file is larger than any anime list export (at most {megabytes} MB): upload the "
+                       "animelist .xml.gz file from MyAnimeList's Export page") in page
+    assert "{{" not in page and "bytes" not in page
+
+
+# ---------------------------------------------------------------------------------------------------------
 # DVC pipeline on a fresh clone, then the image's layout and command on what it produced
 # ---------------------------------------------------------------------------------------------------------
 

@@ -2,16 +2,23 @@
 in front of gunicorn), on a free 127.0.0.1 port, serving the tiny model with the production defaults (2 workers of
 2 threads, deploy/traffic.yaml as it is).
 
+Also hostile MyAnimeList exports uploaded to POST /api/lists/myanimelist and /import (issue 29): refused at once with
+their status and sentence, the server still serving, no trace of the list in the logs.
+
 Loopback only; every test is bounded in time and count. Clients that must not share a rate-limit bucket connect from
-their own loopback address (127.0.0.x: Linux answers the whole 127/8 on lo). Figures go to
+their own loopback address (127.0.x.y: Linux answers the whole 127/8 on lo). Figures go to
 tests/output/hostile_traffic.json. bench/hostile.py compares the stacks with the same tools, at benchmark size.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+import gzip
+import html
 import http.client
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -19,7 +26,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -39,7 +47,10 @@ from bench.servers import (
     stop_process_group,
     wait_until,
 )
+from config.loader import load_config
 from deploy import serve
+from src.engine.serving_config import ServingConfig
+from tests.test_list_import import BILLION_LAUGHS, EXTERNAL_DTD, ONE_SENTENCE, XXE, anime, big_export, export, fixture
 
 pytestmark = pytest.mark.integration
 
@@ -146,9 +157,9 @@ def test_gunicorn_alone_is_held_by_40_half_sent_requests(tiny_artifacts_root: Pa
 
 @pytest.fixture(scope="module")
 def strict(tiny_artifacts_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The stack with 2-second head and body timeouts, so that the timeouts can be seen in a short test."""
+    """The stack with 2-second head, body and upstream timeouts, so that the timeouts can be seen in a short test."""
     with stack(tiny_artifacts_root, tmp_path_factory.mktemp("strict") / "serve.log",
-               traffic={"timeouts": {"header_seconds": 2, "body_seconds": 2}}) as server:
+               traffic={"timeouts": {"header_seconds": 2, "body_seconds": 2, "upstream_seconds": 2}}) as server:
         yield server
 
 
@@ -174,6 +185,27 @@ def test_the_proxy_closes_slow_heads_and_bodies_at_their_timeout(strict: LiveSer
         assert report["closed_by_server"] == 10 and report["open_at_end"] == 0, (kind, report)
         assert 1.5 <= report["first_close_seconds"] <= 4, (kind, report)
     assert strict.request("GET", "/healthz")[0] == 200
+
+
+def test_an_upload_gunicorn_does_not_answer_gets_the_proxys_page(strict: LiveServer) -> None:
+    """nginx's own answer to a list upload whose body it has read (here 504: gunicorn's worker is stopped and the
+    strict stack waits 2 s for it) is its page like any other, not its bare 413 page: on the way to the page the
+    body, over the server's 64 KiB, must not be measured again."""
+    workers = psutil.Process(gunicorn_master(strict.process)).children()
+    for worker in workers:
+        worker.suspend()
+    try:
+        status, headers, answer, seconds = post(strict.port, LIST_API, fixture("animelist_sample.xml"),
+                                                [("Content-Type", "application/xml")], source="127.0.0.67")
+    finally:
+        for worker in workers:
+            worker.resume()
+    assert status == 504, answer[:300]
+    assert headers["content-type"].startswith("application/json"), answer[:300]
+    assert json.loads(answer)["error"]["message"].startswith("the service"), answer
+    assert_security_headers(headers)
+    assert 1.5 <= seconds < 10
+    wait_until(strict.port, "/healthz", strict.process, timeout=30)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -325,6 +357,286 @@ def test_static_files_come_from_the_proxy_with_the_apps_headers(served: LiveServ
     status, headers, body = get(served.port, "/static/no-such-file.js")
     assert status == 404 and b"</html>" in body
     assert_security_headers(headers)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Uploaded lists (issue 29): POST /api/lists/myanimelist (the export as the body) and the page POST /import (a
+# form's file) take a whole MyAnimeList export, up to max_list_bytes. A hostile one is refused quickly with its
+# status and one sentence, the server stays up, and no list leaves a trace in the logs or on disk.
+# ---------------------------------------------------------------------------------------------------------
+LIST_API = "/api/lists/myanimelist"
+LIST_CONFIG = ServingConfig.from_config(load_config())  # what the served app reads (config/config.yaml)
+XML_CAP_MB = LIST_CONFIG.list_max_xml_bytes // 2**20
+# A short list of anime the served (tiny) model knows: 1, 6 and 30 are group A, 101 group B
+NORMAL_LIST = export(anime("1", "9"), anime("6", "8"), anime("30", "8", "Watching"), anime("101", "3", "Dropped"))
+# "Refused in well under a second": through the stack on a 2-core machine each refusal below took at most 0.1 s,
+# 0.25 s with the machine busy with other work (tests/output/hostile_traffic.json, list_uploads)
+REFUSAL_SECONDS = 1.0
+PAGE_ERROR = re.compile(r'<p class="message error"[^>]*>\s*(.*?)\s*(?:<span|</p>)', re.DOTALL)
+
+
+def post(port: int, path: str, body: bytes, headers: list[tuple[str, str]] = (), source: str | None = None,
+         chunked: bool = False) -> tuple[int, dict[str, str], bytes, float]:
+    """POST ``body`` on a new connection, declared (Content-Length) or chunked: (status, lower-cased headers, answer,
+    seconds from connecting to the answer's last byte)."""
+    lines = [f"POST {path} HTTP/1.1", "Host: anime", "Connection: close", *(f"{k}: {v}" for k, v in headers)]
+    if chunked:
+        lines.append("Transfer-Encoding: chunked")
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 2**16]), body[i:i + 2**16])
+                           for i in range(0, len(body), 2**16)) + b"0\r\n\r\n"
+    else:
+        lines.append(f"Content-Length: {len(body)}")
+        payload = body
+    started = time.perf_counter()
+    status, response_headers, answer = raw_request(port, ("\r\n".join(lines) + "\r\n\r\n").encode(), payload,
+                                                   source=source, timeout=30)
+    return status, response_headers, answer, time.perf_counter() - started
+
+
+def form(data: bytes, filename: str = "animelist_1700000000_-_1234567.xml.gz") -> tuple[list[tuple[str, str]], bytes]:
+    """The import page's form as a browser sends it: (headers, multipart body) with ``data`` as the file."""
+    boundary = "----AnimeBoundary7MA4YWxkTrZu0gW"
+    assert boundary.encode() not in data
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="n"\r\n\r\n10\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="list"; filename="{filename}"\r\n'
+            "Content-Type: application/gzip\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return [("Content-Type", f"multipart/form-data; boundary={boundary}")], body
+
+
+def api_error(status: int, headers: dict[str, str], answer: bytes) -> str:
+    """The message of a JSON refusal, checked for its form: {"error": {"status", "message"}}, one sentence."""
+    assert headers["content-type"].startswith("application/json"), (headers, answer[:300])
+    error = json.loads(answer)["error"]
+    message = error["message"]
+    assert error["status"] == status, error
+    assert ONE_SENTENCE.fullmatch(message) and not message.endswith(".") and ". " not in message, message
+    return message
+
+
+def page_error(headers: dict[str, str], answer: bytes) -> str:
+    """The message a refusal page shows (the app's page, or the proxy's): one sentence of one line."""
+    assert headers["content-type"].startswith("text/html") and b"</html>" in answer, (headers, answer[:300])
+    found = PAGE_ERROR.search(answer.decode("utf-8"))
+    assert found, answer[:3000]
+    message = html.unescape(found.group(1))
+    assert "\n" not in message and ". " not in message, message
+    return message
+
+
+def record_upload(case: str, status: int, seconds: float) -> None:
+    report = json.loads(OUTPUT.read_text(encoding="utf-8")) if OUTPUT.exists() else {}
+    uploads = report.get("list_uploads", {})
+    uploads[case] = {"status": status, "ms": round(seconds * 1000, 1)}
+    record("list_uploads", dict(sorted(uploads.items())))
+    print(f"{case}: {status} in {seconds * 1000:.1f} ms")
+
+
+def assert_still_serving(port: int, source: str) -> None:
+    """/healthz answers, and so does a normal list upload, with recommendations."""
+    assert get(port, "/healthz", source=source)[0] == 200
+    status, _, answer, _ = post(port, LIST_API, NORMAL_LIST, [("Content-Type", "application/xml")], source=source)
+    assert status == 200 and json.loads(answer)["recommendations"], answer[:300]
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """4 MB of gzip that unpacks to 4 GiB of zeros: 64 members of 64 MiB each (one gzip file to gzip -d), made in a
+    fraction of a second, where one 4 GiB member would take a minute."""
+    deflater = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return (deflater.compress(bytes(64 * 2**20)) + deflater.flush()) * 64
+
+
+@functools.cache
+def many_entries() -> bytes:
+    """One more entry than the cap, ids only (what a script would send): 1.1 MB, so nginx holds it in a file."""
+    return export(*(f"<anime><series_animedb_id>{index}</series_animedb_id></anime>"
+                    for index in range(1, LIST_CONFIG.list_max_entries + 2)))
+
+
+# label, the body, its Content-Type for the API (None: no header, the type is sniffed), status, what the message says
+LIST_CASES: list[tuple[str, Callable[[], bytes], str | None, int, str]] = [
+    ("billion laughs", lambda: BILLION_LAUGHS, "application/xml", 400, "declares a DTD or entities"),
+    ("external entity", lambda: XXE, "text/xml", 400, "declares a DTD or entities"),
+    ("external DTD", lambda: EXTERNAL_DTD, None, 400, "declares a DTD or entities"),
+    ("gzip bomb", gzip_bomb, "application/gzip", 413, f"unpacks to more than {XML_CAP_MB} MB"),
+    ("gzip over its cap", lambda: b"\x1f\x8b" + bytes(LIST_CONFIG.list_max_upload_bytes), "application/x-gzip",
+     413, f"larger than {LIST_CONFIG.list_max_upload_bytes // 2**20} MB"),
+    ("XML over its cap", lambda: b" " * (LIST_CONFIG.list_max_xml_bytes + 1), "application/xml", 413,
+     f"larger than {XML_CAP_MB} MB"),
+    ("20,001 entries", many_entries, "application/xml", 413, "more than 20,000 entries"),
+    ("manga list", lambda: fixture("mangalist.xml"), "application/xml", 400, "this is a manga list"),
+    ("truncated gzip", lambda: fixture("animelist_sample.xml.gz")[:4000], "application/gzip", 400, "cut short"),
+    ("not XML", lambda: b"user_id,anime_id,rating\n1,20,8\n", "text/xml", 400, "not XML"),
+    ("no anime we know", lambda: export(anime("99999"), anime("99998")), "application/xml", 404,
+     "none of the 2 anime on the list is in our catalogue"),
+    ("JSON Content-Type", lambda: fixture("animelist_sample.xml.gz"), "application/json", 415,
+     "Content-Type: application/xml"),
+    ("a form sent to the API", lambda: form(fixture("animelist_sample.xml.gz"))[1],
+     "multipart/form-data; boundary=----AnimeBoundary7MA4YWxkTrZu0gW", 415, "Content-Type: application/xml"),
+]
+PAGE_CASES = [case for case in LIST_CASES if case[3] != 415]  # the page reads the file whatever its type
+
+
+@pytest.mark.parametrize("where, label, body, content_type, status, words", [
+    pytest.param("api", *case, id=f"api-{case[0]}") for case in LIST_CASES] + [
+    pytest.param("page", *case, id=f"page-{case[0]}") for case in PAGE_CASES])
+def test_hostile_lists_are_refused_at_once_with_their_sentence(served: LiveServer, where: str, label: str,
+                                                               body: Callable[[], bytes], content_type: str | None,
+                                                               status: int, words: str) -> None:
+    source = f"127.0.{3 if where == 'api' else 4}.{[case[0] for case in LIST_CASES].index(label) + 1}"
+    if where == "api":
+        headers = [("Content-Type", content_type)] if content_type else []
+        answer_status, response_headers, answer, seconds = post(served.port, LIST_API, body(), headers, source)
+    else:
+        headers, multipart = form(body())
+        answer_status, response_headers, answer, seconds = post(served.port, "/import", multipart, headers, source)
+    record_upload(f"{where}: {label}", answer_status, seconds)
+    assert answer_status == status, answer[:500]
+    message = api_error(status, response_headers, answer) if where == "api" else page_error(response_headers, answer)
+    assert words.casefold() in message.casefold(), message
+    assert "x-model-version" in response_headers, "the app's own answer, passed on as it is"
+    assert_security_headers(response_headers)
+    if where == "page":
+        assert b'id="import-form"' in answer and response_headers["cache-control"] == "no-store"
+    assert seconds < REFUSAL_SECONDS, seconds
+    assert_still_serving(served.port, source)
+
+
+def test_a_real_format_list_one_entry_over_the_cap_is_refused_as_fast_as_a_full_list_is_read(served: LiveServer
+                                                                                             ) -> None:
+    """20,001 entries as MyAnimeList writes them (18 MB of XML, 0.7 MB gzipped): the app reads 20,000 of them before
+    it can tell, as long as a legal list of 20,000 takes (0.5 to 1.2 s here), hence a looser bound than the others."""
+    body = gzip.compress(big_export(LIST_CONFIG.list_max_entries + 1), 6)
+    status, headers, answer, seconds = post(served.port, LIST_API, body, [("Content-Type", "application/gzip")],
+                                            source="127.0.0.60")
+    record_upload("api: 20,001 entries as MyAnimeList writes them", status, seconds)
+    assert status == 413 and "more than 20,000 entries" in api_error(413, headers, answer)
+    assert seconds < 5 * REFUSAL_SECONDS
+    assert_still_serving(served.port, "127.0.0.60")
+
+
+@pytest.mark.parametrize("where, chunked", [("api", False), ("api", True), ("page", False)],
+                         ids=["api-declared", "api-chunked", "page-declared"])
+def test_a_file_over_the_upload_cap_is_refused_by_the_proxy(served: LiveServer, where: str, chunked: bool) -> None:
+    """Over max_list_bytes: a declared length is refused as soon as the head is in (before a byte of the body is
+    read: only its first 64 KiB are sent here), a chunked body as soon as it passes the cap; nginx answers with its
+    413 about the file (413-list), JSON for the API and a page for /import."""
+    cap, source = TRAFFIC["max_list_bytes"], f"127.0.0.{61 + chunked + 2 * (where == 'page')}"
+    path, headers = (LIST_API, [("Content-Type", "application/gzip")]) if where == "api" else ("/import", form(b"")[0])
+    body = gzip_bomb()[:2**20] * (cap // 2**20 + 1)  # anything: gzip members, over the cap
+    assert len(body) > cap
+    if chunked:
+        status, response_headers, answer, seconds = post(served.port, path, body, headers, source, chunked=True)
+    else:
+        lines = [f"POST {path} HTTP/1.1", "Host: anime", "Connection: close", *(f"{k}: {v}" for k, v in headers),
+                 f"Content-Length: {len(body)}"]
+        started = time.perf_counter()
+        status, response_headers, answer = raw_request(served.port, ("\r\n".join(lines) + "\r\n\r\n").encode(),
+                                                       body[:2**16], source=source)
+        seconds = time.perf_counter() - started
+    record_upload(f"{where}: over the upload cap, {'chunked' if chunked else 'declared'}", status, seconds)
+    assert status == 413, answer[:500]
+    message = api_error(413, response_headers, answer) if where == "api" else page_error(response_headers, answer)
+    assert f"larger than any anime list export (at most {cap // 2**20} MB)" in message, message
+    assert "x-model-version" not in response_headers, "nginx's answer: gunicorn never saw the body"
+    assert_security_headers(response_headers)
+    assert seconds < REFUSAL_SECONDS
+    assert_still_serving(served.port, source)
+
+
+def test_oversized_heads_to_the_upload_addresses_are_refused_too(served: LiveServer) -> None:
+    """A header line too long is nginx's 431, with its sentence, as anywhere. Too many headers is gunicorn's 431,
+    which nginx passes as gunicorn words it here (the upload addresses pass the app's answers untouched, so that
+    its 413s keep their own sentences): the status is what counts."""
+    body, xml = NORMAL_LIST, [("Content-Type", "application/xml")]
+    status, headers, answer, _ = post(served.port, LIST_API, body, [*xml, BIG_HEADER], "127.0.0.68")
+    assert status == 431 and "headers are too large" in api_error(431, headers, answer)
+    status, headers, answer, _ = post(served.port, "/import", body, [*xml, BIG_HEADER], "127.0.0.68")
+    assert status == 431 and "more headers" in page_error(headers, answer)
+    status, _, answer, _ = post(served.port, LIST_API, body, [*xml, *MANY_HEADERS], "127.0.0.68")
+    assert status == 431, answer[:300]
+    assert_still_serving(served.port, "127.0.0.68")
+
+
+@pytest.mark.parametrize("path, content_type, kind", [
+    ("/api/recommendations", "application/json", "json"),
+    (LIST_API + "/", "application/xml", "json"),  # next to an upload address, but not one
+    ("/favourites", "application/x-www-form-urlencoded", "html"),
+])
+def test_other_addresses_keep_the_64_kib_cap(served: LiveServer, path: str, content_type: str, kind: str) -> None:
+    """The raised cap is for the two upload addresses only: a list-sized body anywhere else gets the old 413."""
+    status, headers, answer, _ = post(served.port, path, fixture("animelist_sample.xml"),
+                                      [("Content-Type", content_type)], source="127.0.0.64")
+    assert status == 413, answer[:300]
+    message = api_error(413, headers, answer) if kind == "json" else page_error(headers, answer)
+    assert f"at most {MAX_BODY_BYTES} bytes" in message, message
+    assert_security_headers(headers)
+
+
+def test_the_whole_sample_export_gets_recommendations_through_the_stack(served: LiveServer) -> None:
+    """The sample export (243 anime of an embedded-sample user, as MyAnimeList writes it, gzipped): 200 with
+    recommendations of anime not on the list, from the API and the page. The served tiny model knows 3 of them."""
+    packed = fixture("animelist_sample.xml.gz")
+    listed = {int(found) for found in re.findall(rb"<series_animedb_id>(\d+)<", gzip.decompress(packed))}
+    status, headers, answer, seconds = post(served.port, LIST_API, packed, [("Content-Type", "application/gzip")],
+                                            source="127.0.0.65")
+    record_upload("api: the sample export (200)", status, seconds)
+    assert status == 200, answer[:500]
+    result = json.loads(answer)
+    recommended = [item["anime_id"] for item in result["recommendations"]]
+    assert recommended and not set(recommended) & listed
+    assert result["imported"]["entries"] == len(listed) == 243
+    assert result["imported"]["known"] == 243 - len(result["ignored"]) >= 3
+    headers, multipart = form(packed)
+    status, response_headers, page, seconds = post(served.port, "/import", multipart, headers, source="127.0.0.65")
+    record_upload("page: the sample export (200)", status, seconds)
+    assert status == 200 and response_headers["cache-control"] == "no-store"
+    assert b"Recommended from your list" in page and b"We read 243 anime from your list" in page
+
+
+# A list whose owner and titles must never reach a log or a file: in <myinfo>, in titles, in comments
+CANARY_USER = "zqcanary_user_5e1f7a"
+CANARY_TITLE = "Zqcanary Title 9d2e4b"
+
+
+def canary_export(padding_entries: int = 6) -> bytes:
+    """A list of anime the tiny model knows and some it does not, with the canaries in it; each padding entry
+    carries a 200 kB comment, so that the whole (1.2 MB) is over nginx's buffer and goes through its temp file."""
+    myinfo = (f"<myinfo><user_id>424242</user_id><user_name>{CANARY_USER}</user_name>"
+              "<user_export_type>1</user_export_type></myinfo>")
+    entries = [anime(anime_id, score, title=f"{CANARY_TITLE} {anime_id}") for anime_id, score in
+               (("1", "9"), ("6", "8"), ("101", "3"))]
+    entries += [anime(str(90_000 + index), "7", title=f"{CANARY_TITLE} {index}").replace(
+        "</anime>", f"<my_comments><![CDATA[{CANARY_USER} " + "x" * 200_000 + "]]></my_comments></anime>")
+        for index in range(padding_entries)]
+    return export(*entries, myinfo=myinfo)
+
+
+def test_an_uploaded_list_leaves_no_trace_in_the_logs_or_on_disk(served: LiveServer) -> None:
+    """Privacy: the list serves one answer. Uploaded every way (plain and gzipped to the API, as the page's form,
+    refused with a DTD, over the cap), its user name and titles appear in no log line (nginx's access log, gunicorn's
+    and the app's: all in the server's log), and nginx's temp files of the bodies are gone."""
+    plain, source = canary_export(), "127.0.0.66"
+    assert len(plain) > TRAFFIC["list_buffer_bytes"]
+    dtd = plain.replace(b"<myanimelist>", b'<!DOCTYPE myanimelist [<!ENTITY x "y">]><myanimelist>', 1)
+    headers, multipart = form(gzip.compress(plain))
+    answers = [post(served.port, LIST_API, plain, [("Content-Type", "application/xml")], source)[0],
+               post(served.port, LIST_API, gzip.compress(plain), [("Content-Type", "application/gzip")], source)[0],
+               post(served.port, "/import", multipart, headers, source)[0],
+               post(served.port, LIST_API, dtd, [("Content-Type", "application/xml")], source)[0]]
+    head = (f"POST {LIST_API} HTTP/1.1\r\nHost: anime\r\nConnection: close\r\nContent-Type: application/xml\r\n"
+            f"Content-Length: {TRAFFIC['max_list_bytes'] + 1}\r\n\r\n").encode()
+    answers.append(raw_request(served.port, head, plain[:2**16], source=source)[0])  # refused before the body
+    assert answers == [200, 200, 200, 400, 413], answers
+    time.sleep(1.5)  # nginx flushes its access log every second
+    log = served.log()
+    assert f'{source} "POST {LIST_API} HTTP/1.1" 200' in log, "not the access log: " + log[-2000:]
+    for canary in (CANARY_USER, CANARY_TITLE, "zqcanary"):
+        assert canary not in log, f"{canary} is in the server's log"
+    run_dir = next(Path(command[command.index("-p") + 1]) for command in
+                   (psutil.Process(pid).cmdline() for pid in nginx_processes(served.process)) if "-p" in command)
+    left = [path for path in run_dir.rglob("*") if path.is_file() and b"zqcanary" in path.read_bytes()]
+    assert (run_dir / "client_body").is_dir() and not left, left
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -64,8 +64,8 @@ def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighb
 
 
 def _because(title: str, rating: float, voice: str) -> str:
-    if voice == OWN_LIST:  # an entry the person watched without scoring it is in their taste too
-        return f"because you gave {title} a {rating:g}" if rating > 0 else f"because you watched {title}"
+    if voice == OWN_LIST:  # the preferred anime of a list are among its scored ones
+        return f"because you gave {title} a {rating:g}"
     return f"similar to {title}, which you liked" if voice == FAVOURITES else \
         f"similar to {title}, which you rated {rating:g}"
 

@@ -34,6 +34,7 @@ class ServingConfig:
     list_min_taste_score: int
     list_plan_to_watch: int
     list_link_titles: int  # the import page's shareable link holds at most this many of the best-scored titles
+    list_link_min_score: int  # ... each scored at least this (a favourite, not merely watched)
     # the export's caps (src/web/list_import.py): gzipped upload, unpacked XML, entries
     list_max_upload_bytes: int
     list_max_xml_bytes: int
@@ -102,6 +103,8 @@ def _list_problems(config: ServingConfig) -> list[str]:
         problems.append("list_plan_to_watch must be an integer >= 0")
     if not (_is_int(config.list_link_titles) and 1 <= config.list_link_titles <= config.max_liked):
         problems.append("list_link_titles must be an integer from 1 to max_liked")
+    if not (_is_int(config.list_link_min_score) and 1 <= config.list_link_min_score <= 10):
+        problems.append("list_link_min_score must be an integer from 1 to 10")
     for name in ("list_max_upload_bytes", "list_max_xml_bytes", "list_max_entries"):
         if not (_is_int(getattr(config, name)) and getattr(config, name) >= 1):
             problems.append(f"{name} must be an integer >= 1")

@@ -29,13 +29,13 @@ from typing import Any
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from src.engine.catalogue import Filters
 from src.engine.personal_lists import ListEntry
 from src.engine.validation import RecommendationError, UnknownAnimeError, UnknownUserError
 from src.web import params
-from src.web.list_import import ImportedList, ListImportError, read_uploaded_list
+from src.web.list_import import ImportedList, ListImportError, read_uploaded_list, too_large
 from src.web.params import ParameterError, RecommendationParams
 from src.web.state import EngineUnavailable, engine_state, get_engine
 
@@ -548,10 +548,12 @@ def _read_summary(imported: ImportedList, ignored: list[int]) -> str:
 
 def _favourites_link(engine, entries: list[ListEntry], ignored: list[int]) -> tuple[str | None, list[str]]:
     """/favourites?liked=… with the list's best-scored titles the catalogue knows (the ones the person would name as
-    favourites), at most serving.list_link_titles, and their titles: what the link holds, and nothing else."""
+    favourites: scored at least serving.list_link_min_score, not dropped), at most serving.list_link_titles, and
+    their titles: what the link holds, and nothing else."""
     unknown = set(ignored)
-    scored = sorted((entry for entry in entries if entry.score and entry.status != "plan_to_watch"
-                     and entry.anime_id not in unknown), key=lambda entry: -entry.score)  # stable: list order in ties
+    liked = (entry for entry in entries if entry.score >= engine.config.list_link_min_score
+             and entry.status not in ("plan_to_watch", "dropped") and entry.anime_id not in unknown)
+    scored = sorted(liked, key=lambda entry: -entry.score)  # stable: the list's order among equal scores
     chosen = [entry.anime_id for entry in scored[:engine.config.list_link_titles]]
     if not chosen:
         return None, []
@@ -565,9 +567,13 @@ def _favourites_link(engine, entries: list[ListEntry], ignored: list[int]) -> tu
 def import_list() -> Any:
     """Bring your own list: the MyAnimeList export (.xml or .xml.gz) uploaded as a form's file, answered on this
     page. The file serves this one answer: it is never stored or logged, and the page is never cached."""
-    form = _filled(request.form)
     result = PageResult()
     extra = ImportedResult()
+    try:
+        form = _filled(request.form)
+    except RequestEntityTooLarge:  # the form is read here, so the page can say it with the form to try again
+        form = MultiDict()
+        result.fail(413, sentence(too_large(engine_state().config)))
 
     def recommend(result: PageResult) -> None:
         engine = get_engine()
@@ -595,7 +601,7 @@ def import_list() -> Any:
         if not result.items:
             result.message = _no_results_message(options.filters)
 
-    if request.method == "POST":
+    if request.method == "POST" and result.status == 200:
         _guard(result, recommend)
     response = make_response(render_template("import.html", result=result, imported=extra,
                                               **_page_context(form, result)), result.status)
