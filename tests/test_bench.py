@@ -166,3 +166,37 @@ def test_search_latency_benchmark_in_smoke_mode(tmp_path, capsys):
     assert report["first_answers"]["after"]["jjk"].endswith("(40748)")
     assert report["first_answers"]["before"]["jjk"] == "-"  # the old index found nothing for it
     assert "search p99" in capsys.readouterr().out
+
+
+def test_list_import_benchmark_in_smoke_mode(tiny_root, tmp_path, capsys):
+    """bench/list_import.py end to end on the tiny model: the 243-entry sample, a real user's list and a union of
+    real users' lists (no user has 2,500 rows), two rounds, every hostile file once with a small bomb. The figures
+    mean nothing here; the report's shape, the lists' make-up and the refusals' statuses do."""
+    from bench import list_import
+
+    output = tmp_path / "list_import.json"
+    assert list_import.main(["--model-root", str(tiny_root), "--sizes", "300", "2500", "--repeats", "2", "--warmup",
+                             "1", "--hostile-repeats", "1", "--bomb-mib", "32", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert list(report["lists"]) == ["243 (sample)", "300", "2,500"]
+    layers = {"parse_xml", "parse_gz", "engine", "api_xml", "api_gz"}
+    for figures in report["lists"].values():
+        assert layers <= set(figures) and all(figures[layer]["samples"] == 2 for layer in layers)
+        imported = figures["imported"]
+        assert imported["entries"] == imported["known"] == figures["entries"]  # real ids, all in the catalogue
+        assert figures["gz_bytes"] < figures["xml_bytes"] / 10
+        assert sum(imported["by_status"].values()) == imported["entries"] and imported["by_status"]["completed"]
+        assert 0 < imported["rated"] <= imported["entries"]
+    assert report["lists"]["300"]["origin"].startswith("embedded-sample user")
+    assert report["lists"]["2,500"]["origin"].startswith("union of the 2 heaviest")
+    assert report["lists"]["2,500"]["entries"] == 2500
+    assert {"favourites_api", "favourites_engine", "healthz_api"} <= set(report["baseline"])
+    assert report["baseline"]["favourites"]["liked"] == 20
+    assert set(report["ratios"]) == set(report["lists"])
+    assert all(ratio > 0 for ratios in report["ratios"].values() for ratio in ratios.values())
+    hostile = report["hostile"]
+    assert len(hostile) == 6 and {figures["status"] for figures in hostile.values()} == {400, 413}
+    assert all(figures["parse"]["samples"] == figures["api"]["samples"] == 1 for figures in hostile.values())
+    assert report["gc"]["tracked_objects"] > 0 and "generation_2" in report["gc"]["pauses_during_list_rounds"]
+    out = capsys.readouterr().out
+    assert report["markdown"] in out and "| 2,500 |" in out and "billion laughs" in out

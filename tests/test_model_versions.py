@@ -381,3 +381,21 @@ def test_the_image_build_context_and_model_stage_take_the_current_version(tmp_pa
     assert baked.is_dir() and not baked.is_symlink()
     assert json.loads((baked / "manifest.json").read_text(encoding="utf-8"))["version"] == version
     assert not (baked / "model.keras").exists()  # deploy/slim_model.py: serving never runs the network
+
+
+def test_a_loaded_model_is_kept_out_of_the_garbage_collectors_sight(versioned_app, pointer, versions_config) -> None:
+    """After a load and after a reload the model's objects are frozen (src/web/state.py, freeze_heap): a full
+    collection, which parsing a large imported list triggers, then walks only what requests create."""
+    import gc
+
+    from src.web.state import EXTENSION_KEY, reload_engine
+
+    app, _ = versioned_app
+    engine = app.extensions[EXTENSION_KEY].recommender
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    publish_tiny(pointer, versions_config, "frozen")
+    new = reload_engine(app).recommender
+    assert new is not engine and gc.get_freeze_count() > 0
+    tracked = {id(item) for item in gc.get_objects()}  # what a collection walks: the frozen are not among them
+    assert id(new.catalogue) not in tracked and id(new.settings.weights) not in tracked

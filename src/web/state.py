@@ -11,6 +11,7 @@ Each request pins the state it started with (``pin_engine``), so one response ne
 """
 from __future__ import annotations
 
+import gc
 import os
 import time
 from dataclasses import dataclass, replace
@@ -64,6 +65,7 @@ def load_engine(app: Flask) -> EngineState:
     config = _serving_config(app.config.get("SERVING_CONFIG"), app.config.get("CONFIG_PATH"))
     state = _build_state(Path(app.config["ARTIFACTS_DIR"]), config)
     app.extensions[EXTENSION_KEY] = state
+    freeze_heap()
     return state
 
 
@@ -92,7 +94,21 @@ def reload_engine(app: Flask) -> EngineState:
                 logger.info("now serving model version %s (was %s)", new.version, old.version or "none")
             state = new
     app.extensions[EXTENSION_KEY] = state
+    freeze_heap()
     return state
+
+
+def freeze_heap() -> None:
+    """Move everything alive now (the loaded model's ~170,000 Python objects) out of the garbage collector's sight.
+
+    A full collection walks every tracked object: 80-130 ms with the model loaded, and parsing a large imported
+    list triggers one about every request (bench/list_import.py: a 1,000-entry list's p99 221 ms, 34 ms frozen).
+    What is frozen is still freed by reference counting; on a reload the old model's cycles are collected first.
+    Under gunicorn this runs in the master before it forks, so the workers never touch those objects' pages either.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def model_signature(folder: str | Path) -> Signature | None:
