@@ -19,6 +19,7 @@ from config.paths_config import model_dir
 from src.logger import get_logger
 from src.web.api import api_bp, health_bp
 from src.web.errors import register_error_handlers
+from src.web.json_provider import OrjsonProvider
 from src.web.list_import import UPLOAD_ENDPOINTS, upload_limit
 from src.web.pages import pages_bp
 from src.web.state import engine_state, load_engine, pin_engine
@@ -48,7 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     app.debug = False  # never the interactive debugger: it would hand out a Python shell
-    app.json.sort_keys = False  # keep fields in the documented order
+    app.json = OrjsonProvider(app)  # keeps fields in the documented order
     load_engine(app)
     app.before_request(pin_engine)  # first: everything after it, error pages included, sees one model version
     app.before_request(allow_list_uploads)

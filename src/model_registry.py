@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -222,6 +223,7 @@ def publish_model(pointer: str | Path, config: dict[str, Any]) -> Iterator[Path]
     staging.chmod(0o755)  # mkdtemp makes an owner-only folder; the server may run as another user
     try:
         yield staging
+        publish_candidates(staging, config)
         manifest = read_manifest(staging)
         manifest["published_at"] = datetime.now(UTC).isoformat(timespec="microseconds")
         manifest["version"] = new_version_id(manifest)
@@ -251,14 +253,37 @@ def publish_model(pointer: str | Path, config: dict[str, Any]) -> Iterator[Path]
                 previous or "none", ", ".join(v.version for v in list_versions(pointer)))
 
 
+def publish_candidates(folder: Path, config: dict[str, Any]) -> None:
+    """Compute the model's candidates (src/engine/candidates.py) into ``folder``, the model just written, with the
+    serving settings of ``config`` (``serving.candidates_per_user`` and ``candidates_per_anime``; 0: none)."""
+    from src.engine.candidates import build_candidates, write_candidates
+    from src.engine.serving_config import ServingConfig
+    from src.recommender import Recommender
+
+    serving = ServingConfig.from_config(config)
+    if not (serving.candidates_per_user or serving.candidates_per_anime):
+        return
+    started = time.perf_counter()
+    try:
+        engine = Recommender.from_folder(folder, serving)
+    except UserError as error:
+        raise ArtifactError(f"the new model fails the load checks, so it was not made current: {error}") from error
+    candidates = build_candidates(engine, serving.candidates_per_user, serving.candidates_per_anime)
+    write_candidates(folder, candidates, serving)
+    logger.info("candidates: %d per user, %d per anime, computed in %.1f s", serving.candidates_per_user,
+                serving.candidates_per_anime, time.perf_counter() - started)
+
+
 def check_model(folder: Path, config: dict[str, Any], what: str = "the model") -> None:
     """The checks a server runs when it loads ``folder``: every artifact readable and consistent, and the engine
     builds on them. Raises ArtifactError saying what failed."""
+    from src.engine.candidates import verify_candidates
     from src.engine.serving_config import ServingConfig
     from src.recommender import Recommender
 
     try:
-        Recommender.from_folder(folder, ServingConfig.from_config(config))
+        engine = Recommender.from_folder(folder, ServingConfig.from_config(config))
+        verify_candidates(engine)
     except UserError as error:
         raise ArtifactError(f"{what} fails the load checks, so it was not made current: {error}") from error
     except Exception as error:  # any other failure would fail the server's load as well

@@ -10,6 +10,7 @@ hybrid and ranking that serving runs, so an offline figure is a figure of what i
 """
 from __future__ import annotations
 
+import contextvars
 import copy
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,13 +24,14 @@ from config.paths_config import model_dir
 from src.artifacts import ModelArtifacts, l2_normalise, load_model_artifacts, with_optional_columns
 from src.ease import ItemWeights
 from src.engine import validation
+from src.engine.candidates import Candidates, CandidateTable, load_candidates
 from src.engine.catalogue import Catalogue, Filters
-from src.engine.diversity import franchise_top_k
+from src.engine.diversity import FranchiseRules, franchise_top_k, walk
 from src.engine.explanations import FAVOURITES, KNOWN, OWN_LIST, recommendation_reasons, similar_anime_reasons
 from src.engine.hybrid import Hybrid, HybridScores
 from src.engine.interactions import Interactions, Profiles
 from src.engine.personal_lists import ListEntry, ListPolicy, list_profile
-from src.engine.ranking import top_k_row
+from src.engine.ranking import top_k, top_k_row
 from src.engine.scorers import (
     EmbeddingContentScorer,
     FeaturesScorer,
@@ -49,6 +51,9 @@ from src.logger import get_logger
 __all__ = ["Filters", "Recommender", "ServingConfig"]
 
 logger = get_logger(__name__)
+# Where the last known-user or similar-anime list of this thread (or request context) came from: "candidates" or
+# "live"; the API reports it (X-Served-From) so that a benchmark can count the fallbacks
+SERVED_FROM: contextvars.ContextVar[str] = contextvars.ContextVar("served_from", default="live")
 
 # Each component alone, the chosen mix for known users, and the mix for newcomers' favourites.
 METHODS = (*COMPONENTS, "hybrid")
@@ -113,14 +118,23 @@ class Recommender:
                                  if weight > 0 and name not in self.hybrid.scorers):
                 raise ArtifactError(f"the hybrid weights use {', '.join(missing)}, which the artifacts lack; retrain")
         self.manifest = artifacts.manifest
+        self.candidates: Candidates | None = None  # read by the online stage when the model has them (from_folder)
+        # each known user's most frequent preferred genres, asked of every known-user request: computed once
+        self._user_genres = self.catalogue.top_genres(self.interactions.preferred, config.preferred_genres)
         logger.info("recommender ready: %d users, %d anime, %d known interactions, %d genres; mix %s",
                     self.n_users, self.n_anime, len(self.interactions), len(self.genres), self.settings.weights)
 
     @classmethod
     def from_folder(cls, folder: str | Path | None, config: ServingConfig,
                     default_settings: dict[str, Any] | None = None) -> Recommender:
-        """Load the artifacts in ``folder`` (default: the model dir) and build the engine; raises ArtifactError."""
-        return cls(load_model_artifacts(Path(folder) if folder is not None else model_dir()), config, default_settings)
+        """Load the artifacts in ``folder`` (default: the model dir) and build the engine, with the candidates
+        computed at publish when the folder has them for these settings; raises ArtifactError."""
+        folder = Path(folder) if folder is not None else model_dir()
+        engine = cls(load_model_artifacts(folder), config, default_settings)
+        engine.candidates = load_candidates(folder, config, engine.n_users, engine.n_anime)
+        if engine.candidates is None:
+            logger.info("no candidates for these serving settings in %s: every request is scored live", folder)
+        return engine
 
     @classmethod
     def from_config(cls, folder: str | Path | None, config: dict[str, Any]) -> Recommender:
@@ -182,8 +196,7 @@ class Recommender:
 
     def preferred_genres(self, user_id: int) -> tuple[str, ...]:
         """The genres most frequent among the anime the user rated at or above their own preference percentile."""
-        profiles = self.interactions.profiles([self.user_index(user_id)])
-        return self.catalogue.top_genres(profiles.preferred, self.config.preferred_genres)[0]
+        return self._user_genres[self.user_index(user_id)]
 
     def preferred_anime(self, user_id: int) -> list[tuple[int, float]]:
         """[(anime id, rating)] the user rated at or above their own preference percentile, best first."""
@@ -206,9 +219,38 @@ class Recommender:
                            content_weight: float | None = None, filters: Filters | None = None) -> list[dict[str, Any]]:
         """Top-n hybrid recommendations for a known user, never anything they already rated or watched."""
         n = validation.check_n(self.config.default_n if n is None else n, self.config)
-        profiles = self.interactions.profiles([self.user_index(user_id)])
-        weights = tilted(self.settings.weights, validation.weights(user_weight, content_weight))
-        return self._recommend(profiles, n, self.with_unrated(weights), filters)
+        row = self.user_index(user_id)
+        sliders = validation.weights(user_weight, content_weight)
+        profiles = self.interactions.profiles([row])
+        weights = self.with_unrated(tilted(self.settings.weights, sliders))
+        table = self.candidates.users if self.candidates is not None else None
+        if sliders is None and table is not None:  # the model's own mix: what the candidates were ranked by
+            from_table = self._from_candidates(table, row, n, filters, self.catalogue.franchise_rules,
+                                               set(profiles.known_of(0).tolist()))
+            if from_table is not None:
+                SERVED_FROM.set("candidates")
+                top, match = from_table
+                return self._items(top, match, profiles, self.hybrid, weights, KNOWN, genres=self._user_genres[row])
+        SERVED_FROM.set("live")
+        return self._recommend(profiles, n, weights, filters)
+
+    def _from_candidates(self, table: CandidateTable, profile: int, n: int, filters: Filters | None,
+                         rules: FranchiseRules | None, known: set[int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The online stage: the profile's candidates filtered (an exact prefix of the live filtered ranking), cut
+        by the franchise rules; (anime shown, their scores), or None when the candidates run out before ``n`` and
+        more exist than were kept: then only live scoring knows the answer (src/engine/candidates.py)."""
+        rows, scores, full = table.of(profile)
+        allowed = self.catalogue.filter_mask(filters)
+        passing = allowed[rows]
+        rows, scores = rows[passing], scores[passing]
+        if rules is None:
+            chosen, positions = rows[:n].tolist(), list(range(min(n, len(rows))))
+        else:
+            seen = {int(rules.franchise[anime]) for anime in known}
+            chosen, positions = walk(rows, n, rules, seen, known, allowed)
+        if len(chosen) < n and full:
+            return None
+        return np.array(chosen, dtype=np.int64), scores[positions]
 
     def recommend_from_favourites(self, liked_anime_ids: Sequence[int], n: int | None = None,
                                   user_weight: float | None = None, content_weight: float | None = None,
@@ -230,6 +272,25 @@ class Recommender:
             weights = {"features": 1.0}  # only never-rated favourites: their content is all there is to go on
         return self._recommend(profiles, n, self.with_unrated(weights), filters, self.favourites_hybrid)
 
+    def ranked_for_user(self, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """A known user's top ``k`` candidates (src/engine/candidates.py), scored by the one-profile path a request
+        takes: the plain ranking (adult titles in: a request may opt in), and the score of what each shows."""
+        profiles = self.interactions.profiles([row])
+        total = self.hybrid.score(profiles, self.with_unrated(dict(self.settings.weights))).total[0]
+        ranked = top_k(total, k, exclude=profiles.known, allowed=self.catalogue.listable(True),
+                       tiebreak=self.catalogue.popularity_order)[0]
+        ranked = ranked[ranked >= 0]
+        return ranked, total[_shown_for(ranked, self.catalogue.franchise_rules, profiles.known_of(0))]
+
+    def ranked_similar(self, index: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Anime ``index``'s top ``k`` similar anime as candidates: the plain ranking of what lists show by default
+        (an adult opt-in is scored live), and the similarity of what each shows."""
+        similarity = self._similarity_to(index)
+        ranked = top_k(similarity, k, exclude=_row_of([index], self.n_anime), allowed=self.catalogue.listable(False),
+                       tiebreak=self.catalogue.popularity_order)[0]
+        ranked = ranked[ranked >= 0]
+        return ranked, similarity[_shown_for(ranked, self.catalogue.franchise_rules, np.array([index]))]
+
     def unknown_anime(self, anime_ids: Sequence[int]) -> list[int]:
         """The ids among ``anime_ids`` that the catalogue does not have, in the order given."""
         return [int(anime_id) for anime_id in anime_ids if self.catalogue.index_of(anime_id) is None]
@@ -240,14 +301,24 @@ class Recommender:
         cosine and the content features' (``serving.similar_content_weight``), for a never-rated one content only."""
         n = validation.check_n(self.config.default_n if n is None else n, self.config)
         index = self.anime_index(anime_id)
-        similarity = self._similarity_to(index)
         rules = self.catalogue.franchise_rules
         # the title's own franchise (the one "seen") shows one entry, so that other shows get the room
         rules, seen = (None, None) if rules is None else (rules.for_similar(), [rules.seen(np.array([index]))])
-        top = franchise_top_k(similarity, n, rules, exclude=_row_of([index], self.n_anime),
-                              allowed=self.catalogue.filter_mask(filters), tiebreak=self.catalogue.popularity_order,
-                              seen=seen)[0]
-        top = top[top >= 0]
+        table = self.candidates.anime if self.candidates is not None else None
+        from_table = None
+        if table is not None and not (filters is not None and filters.include_adult):
+            from_table = self._from_candidates(table, index, n, filters, rules, {index})
+        SERVED_FROM.set("live" if from_table is None else "candidates")
+        if from_table is not None:
+            top, values = from_table
+            similarity = np.zeros(self.n_anime, np.float32)
+            similarity[top] = values
+        else:
+            similarity = self._similarity_to(index)
+            top = franchise_top_k(similarity, n, rules, exclude=_row_of([index], self.n_anime),
+                                  allowed=self.catalogue.filter_mask(filters),
+                                  tiebreak=self.catalogue.popularity_order, seen=seen)[0]
+            top = top[top >= 0]
         reasons = similar_anime_reasons(top, similarity, index, self.catalogue, self.story)
         items = []
         for j, item_reasons in zip(top, reasons, strict=True):
@@ -360,20 +431,29 @@ class Recommender:
 
     def _explain(self, top: np.ndarray, scores: HybridScores, profiles: Profiles, hybrid: Hybrid,
                  weights: dict[str, float], voice: str) -> list[dict[str, Any]]:
-        preferred, ratings = profiles.preferred_of(0)
-        genres = self.catalogue.top_genres(profiles.preferred, self.config.preferred_genres)[0]
+        evidence = None
         if (user_part := scores.parts.get("user")) is not None:
-            counts, neighbours = user_part.evidence["neighbour_counts"][0][top], user_part.evidence["neighbours"]
-        else:  # the mix did not count similar users' votes: count them for the shown anime only
-            counts, neighbours = self.neighbours.counts_of(profiles, top)
+            evidence = user_part.evidence["neighbour_counts"][0][top], user_part.evidence["neighbours"]
+        return self._items(top, scores.total[0, top], profiles, hybrid, weights, voice, evidence)
+
+    def _items(self, top: np.ndarray, match: np.ndarray, profiles: Profiles, hybrid: Hybrid,
+               weights: dict[str, float], voice: str, evidence: tuple[np.ndarray, int] | None = None,
+               genres: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """The items of a list, ``match`` their scores, explained (only the shown anime are); ``genres``: the
+        profile's preferred genres when already known."""
+        preferred, ratings = profiles.preferred_of(0)
+        if genres is None:
+            genres = self.catalogue.top_genres(profiles.preferred, self.config.preferred_genres)[0]
+        # without the mix's own count of similar users' votes, they are counted for the shown anime only
+        counts, neighbours = evidence if evidence is not None else self.neighbours.counts_of(profiles, top)
         content = self._content_between(top, preferred)
         reasons = recommendation_reasons(top, counts, neighbours, preferred, ratings, genres, self.catalogue,
                                          self._contribution(top, preferred, content, hybrid, weights), content,
                                          voice)
         items = []
-        for j, item_reasons in zip(top, reasons, strict=True):
+        for j, value, item_reasons in zip(top, match, reasons, strict=True):
             item = self.catalogue.item(int(j), item_reasons)
-            item["match"] = round(float(scores.total[0, j]), 4)
+            item["match"] = round(float(value), 4)
             items.append(item)
         return items
 
@@ -449,6 +529,15 @@ def _match_reason(kind: int, query: str, unaired: bool) -> str:
 def _row_of(indices: list[int], width: int) -> sp.csr_matrix:
     """A one-row matrix with ``indices`` stored: what a list must not show."""
     return _rows_of([np.asarray(indices, dtype=np.int64)], width)
+
+
+def _shown_for(ranked: np.ndarray, rules: FranchiseRules | None, known: np.ndarray) -> np.ndarray:
+    """The anime a list shows for each of ``ranked``: itself, or its franchise's first entry when the profile
+    (which knows ``known``) has seen none of the franchise (src/engine/diversity.py)."""
+    if rules is None:
+        return ranked
+    seen = np.isin(rules.franchise[ranked], rules.franchise[np.asarray(known, dtype=np.int64)])
+    return np.where(seen, ranked, rules.first_entry[ranked])
 
 
 def _rows_of(index_lists: Sequence[np.ndarray], width: int) -> sp.csr_matrix:

@@ -164,6 +164,7 @@ def serving_config() -> ServingConfig:
                          list_taste_statuses=("watching", "completed", "on_hold", "dropped"),
                          list_unscored_is_taste=True, list_min_taste_score=4, list_plan_to_watch=5,
                          list_link_titles=10, list_link_min_score=7,
+                         candidates_per_user=200, candidates_per_anime=100,
                          list_max_upload_bytes=5 * 2**20, list_max_xml_bytes=20 * 2**20, list_max_entries=20_000)
 
 

@@ -182,6 +182,10 @@ class Catalogue:
         return (chosen @ self._genre_rows) / per_anime
 
     # ------------------------------------------------------------------ filters and search
+    def listable(self, include_adult: bool = False) -> np.ndarray:
+        """What lists may show without a filter (module docstring), adult titles only with ``include_adult``."""
+        return self._listable[include_adult]
+
     def filter_mask(self, filters: Filters | None) -> np.ndarray:
         """Boolean mask of the anime a list may show: what lists show by default (module docstring), passing
         ``filters``; validates genres and types."""

@@ -65,19 +65,23 @@ def franchise_top_k(scores: np.ndarray, k: int, rules: FranchiseRules | None, *,
     for row in range(n_rows):
         known = exclude.indices[exclude.indptr[row]:exclude.indptr[row + 1]]
         seen_here = rules.seen(known) if seen is None else seen[row]
-        chosen = _walk(candidates[row], k, rules, seen_here, set(known.tolist()), allowed)
+        chosen = walk(candidates[row], k, rules, seen_here, set(known.tolist()), allowed)[0]
         if len(chosen) < k and depth < width and candidates[row, -1] >= 0:
             every = top_k(scores[row], width, exclude=exclude[row], allowed=allowed, tiebreak=tiebreak)[0]
-            chosen = _walk(every, k, rules, seen_here, set(known.tolist()), allowed)
+            chosen = walk(every, k, rules, seen_here, set(known.tolist()), allowed)[0]
         lists[row, :len(chosen)] = chosen
     return lists
 
 
-def _walk(candidates: np.ndarray, k: int, rules: FranchiseRules, seen: set[int], known: set[int],
-          allowed: np.ndarray | None) -> list[int]:
+def walk(candidates: np.ndarray, k: int, rules: FranchiseRules, seen: set[int], known: set[int],
+         allowed: np.ndarray | None) -> tuple[list[int], list[int]]:
+    """The list the rules make of ``candidates`` (ranked best first, -1 ends them): (the anime shown, at most
+    ``k``; the position in ``candidates`` each was chosen at). Only the candidates up to the k-th choice are read,
+    so any ranking that starts with the same ones gives the same list (src/engine/candidates.py relies on it)."""
     chosen: list[int] = []
+    positions: list[int] = []
     shown: dict[int, int] = {}
-    for candidate in candidates.tolist():
+    for position, candidate in enumerate(candidates.tolist()):
         if candidate < 0:
             break
         franchise = int(rules.franchise[candidate])
@@ -89,7 +93,8 @@ def _walk(candidates: np.ndarray, k: int, rules: FranchiseRules, seen: set[int],
             if candidate in known or candidate in chosen or (allowed is not None and not allowed[candidate]):
                 continue
         chosen.append(candidate)
+        positions.append(position)
         shown[franchise] = shown.get(franchise, 0) + 1
         if len(chosen) == k:
             break
-    return chosen
+    return chosen, positions

@@ -35,6 +35,9 @@ class ServingConfig:
     list_plan_to_watch: int
     list_link_titles: int  # the import page's shareable link holds at most this many of the best-scored titles
     list_link_min_score: int  # ... each scored at least this (a favourite, not merely watched)
+    # candidates computed at publish (src/engine/candidates.py): per known user and per anime; 0: none
+    candidates_per_user: int
+    candidates_per_anime: int
     # the export's caps (src/web/list_import.py): gzipped upload, unpacked XML, entries
     list_max_upload_bytes: int
     list_max_xml_bytes: int
@@ -105,6 +108,9 @@ def _list_problems(config: ServingConfig) -> list[str]:
         problems.append("list_link_titles must be an integer from 1 to max_liked")
     if not (_is_int(config.list_link_min_score) and 1 <= config.list_link_min_score <= 10):
         problems.append("list_link_min_score must be an integer from 1 to 10")
+    for name in ("candidates_per_user", "candidates_per_anime"):
+        if not (_is_int(getattr(config, name)) and 0 <= getattr(config, name) <= 10_000):
+            problems.append(f"{name} must be an integer from 0 to 10000")
     for name in ("list_max_upload_bytes", "list_max_xml_bytes", "list_max_entries"):
         if not (_is_int(getattr(config, name)) and getattr(config, name) >= 1):
             problems.append(f"{name} must be an integer >= 1")

@@ -11,12 +11,16 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from src.engine.validation import InvalidRequestError
+from src.recommender import SERVED_FROM
 from src.web import params
 from src.web.list_import import read_uploaded_list
 from src.web.openapi import openapi_document
 from src.web.state import engine_state, get_engine
 
 health_bp = Blueprint("health", __name__)
+# "candidates" (computed at publish) or "live" (scored for the request): what a known user's list or a similar-anime
+# list was read from (src/engine/candidates.py); a benchmark counts the fallbacks with it
+SERVED_FROM_HEADER = "X-Served-From"
 api_bp = Blueprint("api", __name__, url_prefix="/api")
 
 
@@ -55,7 +59,9 @@ def user_recommendations(user_id: str) -> Any:
     user = params.parse_id(user_id, "user")
     options = params.query_params(request.args, engine.config)
     items = engine.recommend_for_user(user, options.n, options.user_weight, options.content_weight, options.filters)
-    return jsonify(user_id=user, preferred_genres=list(engine.preferred_genres(user)), recommendations=items)
+    response = jsonify(user_id=user, preferred_genres=list(engine.preferred_genres(user)), recommendations=items)
+    response.headers[SERVED_FROM_HEADER] = SERVED_FROM.get()
+    return response
 
 
 @api_bp.get("/anime/search")
@@ -71,7 +77,9 @@ def similar(anime_id: str) -> Any:
     engine = get_engine()
     anime = params.parse_id(anime_id, "anime")
     n, filters = params.similar_params(request.args, engine.config)
-    return jsonify(anime=engine.anime(anime), similar=engine.similar_anime(anime, n, filters))
+    response = jsonify(anime=engine.anime(anime), similar=engine.similar_anime(anime, n, filters))
+    response.headers[SERVED_FROM_HEADER] = SERVED_FROM.get()
+    return response
 
 
 @api_bp.post("/recommendations")

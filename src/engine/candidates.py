@@ -1,0 +1,165 @@
+"""Candidates computed at publish, so that a known user's recommendations and an anime's similar anime are read, not
+scored, per request (the two-stage design: candidate generation offline, a cheap online stage; Covington et al. 2016).
+
+For every known user, the top K anime of the model's own mix; for every catalogue anime, its top K similar anime.
+Each is the plain ranking, best first, exactly as serving ranks it live (the scores of the one-profile path, the
+anime the profile knows excluded, what lists may show, the popularity tie-break) but before the franchise rules:
+a filter does not commute with those rules (a franchise enters at its first entry, and only when that entry may be
+shown), while it does with the plain ranking. So the online stage filters the candidates, which leaves an exact
+prefix of the live filtered ranking, and walks the franchise rules over it (src/engine/diversity.py, ``walk``):
+the same list as live whenever the walk fills the list before the candidates run out, or the candidates hold the
+whole ranking. Otherwise, and for anything the tables were not built for (other weights, an adult opt-in on
+similar anime, a favourites list or an import), serving scores live as before.
+
+Each candidate keeps the score of the anime a list would show for it: itself, or its franchise's first entry when
+the profile has not seen the franchise (the ``match`` or ``similarity`` of the item shown).
+
+Files of a model version (written by ``write_candidates`` at publish, src/model_registry.py):
+- ``candidate_users.npy`` / ``candidate_user_scores.npy``: (users x K) catalogue rows and float32 scores;
+- ``candidate_anime.npy`` / ``candidate_anime_scores.npy``: (catalogue x K) likewise, for similar anime;
+- ``candidates.json``: K of each and the serving settings the tables were computed with (``fingerprint``).
+Rows are uint16 when the catalogue allows it (17,562 anime: 6 bytes a candidate), padded with the catalogue size.
+A server whose settings differ from the fingerprint, or whose tables fail their checks, serves live and says so.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from src.engine.serving_config import ServingConfig
+from src.errors import ArtifactError
+
+META_FILE = "candidates.json"
+FILES = {"users": ("candidate_users.npy", "candidate_user_scores.npy"),
+         "anime": ("candidate_anime.npy", "candidate_anime_scores.npy")}
+
+
+@dataclass(frozen=True)
+class CandidateTable:
+    """Row i: the candidates of profile i (a user row, or a catalogue anime), best first; padded with ``pad``."""
+
+    rows: np.ndarray  # (profiles x K) catalogue rows
+    scores: np.ndarray  # (profiles x K) float32: the score of the anime shown for each candidate
+    pad: int
+
+    @property
+    def k(self) -> int:
+        return self.rows.shape[1]
+
+    def of(self, profile: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(candidate rows, their scores, whether the table was full for this profile: more may exist beyond K)."""
+        rows = self.rows[profile]
+        count = int(np.searchsorted(rows == self.pad, True)) if rows[-1] == self.pad else len(rows)
+        return rows[:count].astype(np.int64), self.scores[profile, :count], count == len(rows)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    users: CandidateTable | None
+    anime: CandidateTable | None
+
+
+def fingerprint(config: ServingConfig) -> dict[str, Any]:
+    """The serving settings the tables are computed with: a server with other values cannot use them."""
+    return {"preference_percentile": config.preference_percentile, "genre_boost": config.genre_boost,
+            "preferred_genres": config.preferred_genres, "unrated_weight": config.unrated_weight,
+            "similar_content_weight": config.similar_content_weight, "franchise_rules": config.franchise_rules}
+
+
+def build_candidates(engine: Any, users_k: int, anime_k: int) -> Candidates:
+    """Every known user's and every anime's candidates, from ``engine`` (a Recommender) ranking them one profile at
+    a time, exactly as a request does. One BLAS thread: a matrix product split over threads may round differently
+    from the one a request runs, and the tables must hold the very scores serving computes."""
+    with threadpool_limits(1):
+        users = _table(engine.n_users, users_k, engine.n_anime, engine.ranked_for_user) if users_k else None
+        anime = _table(engine.n_anime, anime_k, engine.n_anime, engine.ranked_similar) if anime_k else None
+    return Candidates(users, anime)
+
+
+def _table(profiles: int, k: int, width: int, ranked: Any) -> CandidateTable:
+    dtype = np.uint16 if width < np.iinfo(np.uint16).max else np.int32
+    rows = np.full((profiles, k), width, dtype=dtype)
+    scores = np.zeros((profiles, k), np.float32)
+    for profile in range(profiles):
+        found, found_scores = ranked(profile, k)
+        rows[profile, :len(found)], scores[profile, :len(found)] = found, found_scores
+    return CandidateTable(rows, scores, width)
+
+
+def verify_candidates(engine: Any, sample: int = 20, seed: int = 0) -> None:
+    """Raise ArtifactError unless ``engine``'s candidates give the live lists for a seeded sample of its users and
+    anime (the publish check; tests/test_candidates.py compares every one)."""
+    if engine.candidates is None:
+        return
+    live = copy.copy(engine)
+    live.candidates = None
+    rng = np.random.default_rng(seed)
+    with threadpool_limits(1):
+        for user in rng.choice(engine.user_ids, min(sample, engine.n_users), replace=False).tolist():
+            if engine.recommend_for_user(user) != live.recommend_for_user(user):
+                raise ArtifactError(f"the candidates do not give user {user} the live recommendations: publish the "
+                                    "model again")
+        for anime in rng.choice(engine.anime_ids, min(sample, engine.n_anime), replace=False).tolist():
+            if engine.similar_anime(anime) != live.similar_anime(anime):
+                raise ArtifactError(f"the candidates do not give anime {anime} its live similar anime: publish the "
+                                    "model again")
+
+
+def write_candidates(folder: Path, candidates: Candidates, config: ServingConfig) -> None:
+    meta: dict[str, Any] = {"fingerprint": fingerprint(config)}
+    for name, table in (("users", candidates.users), ("anime", candidates.anime)):
+        meta[f"{name}_k"] = table.k if table is not None else 0
+        if table is not None:
+            rows_file, scores_file = FILES[name]
+            np.save(folder / rows_file, table.rows, allow_pickle=False)
+            np.save(folder / scores_file, table.scores, allow_pickle=False)
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def load_candidates(folder: Path, config: ServingConfig, n_users: int, n_anime: int) -> Candidates | None:
+    """The tables of ``folder``, memory-mapped (the workers share their pages); None when it has none or they were
+    computed with other serving settings (``fingerprint``). Raises ArtifactError when a table is malformed."""
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ArtifactError(f"{META_FILE} is unreadable ({error}): publish the model again") from error
+    if meta.get("fingerprint") != fingerprint(config):
+        return None
+    tables = {}
+    for name, profiles in (("users", n_users), ("anime", n_anime)):
+        if not meta.get(f"{name}_k"):
+            tables[name] = None
+            continue
+        rows_file, scores_file = FILES[name]
+        try:
+            rows = np.load(folder / rows_file, mmap_mode="r", allow_pickle=False)
+            scores = np.load(folder / scores_file, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ArtifactError(f"{rows_file} or {scores_file} is unreadable ({error}): publish the model again") \
+                from error
+        _check(rows, scores, profiles, int(meta[f"{name}_k"]), n_anime, rows_file)
+        tables[name] = CandidateTable(rows, scores, n_anime)
+    return Candidates(tables["users"], tables["anime"])
+
+
+def _check(rows: np.ndarray, scores: np.ndarray, profiles: int, k: int, width: int, name: str) -> None:
+    if rows.shape != (profiles, k) or scores.shape != (profiles, k):
+        raise ArtifactError(f"{name} must hold {k} candidates for each of {profiles:,} rows, not shape "
+                            f"{rows.shape} (scores {scores.shape}): publish the model again")
+    if rows.dtype not in (np.uint16, np.int32) or scores.dtype != np.float32:
+        raise ArtifactError(f"{name} has the wrong types ({rows.dtype}, {scores.dtype}): publish the model again")
+    valid = np.asarray(rows) < width
+    if np.asarray(rows).min(initial=0) < 0 or np.any(np.asarray(rows)[~valid] != width):
+        raise ArtifactError(f"{name} holds rows outside the catalogue of {width:,} anime: publish the model again")
+    if np.any(valid[:, 1:] & ~valid[:, :-1]) or not np.all(np.isfinite(np.asarray(scores)[valid])):
+        raise ArtifactError(f"{name} has a gap in its candidates or a score that is not finite: publish the model "
+                            "again")

@@ -1,0 +1,181 @@
+"""Candidates computed at publish (src/engine/candidates.py): one ranking, proved.
+
+On a really trained model of the embedded sample, for every known user and every anime, the list served from the
+candidates equals the live ranking (ties included: the items, their order, scores and reasons), unfiltered and
+filtered, whether the online stage answered or fell back to live scoring. Live scoring runs on one BLAS thread, as
+under gunicorn (gunicorn.conf.py): the tables hold the scores of that arithmetic.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from config import paths_config
+from config.loader import load_config
+from src.engine.candidates import (
+    FILES,
+    META_FILE,
+    build_candidates,
+    fingerprint,
+    load_candidates,
+    verify_candidates,
+    write_candidates,
+)
+from src.engine.catalogue import Filters
+from src.engine.serving_config import ServingConfig
+from src.errors import ArtifactError
+from src.model_registry import resolve_model_dir
+from src.recommender import SERVED_FROM, Recommender
+
+pytestmark = pytest.mark.integration
+
+FILTERS = [Filters(genres=("Action",)), Filters(genres=("Romance",), types=("TV",), min_score=7.0),
+           Filters(year_from=2010, year_to=2015), Filters(types=("Movie",)), Filters(include_adult=True)]
+
+
+@pytest.fixture(scope="module")
+def serving() -> ServingConfig:
+    return ServingConfig.from_config(load_config())
+
+
+@pytest.fixture(scope="module")
+def model_folder(trained_root: Path) -> Path:
+    return resolve_model_dir(paths_config.model_dir(trained_root))
+
+
+@pytest.fixture(scope="module")
+def served(model_folder: Path, serving: ServingConfig) -> Recommender:
+    engine = Recommender.from_folder(model_folder, serving)
+    assert engine.candidates is not None, "the published model must carry its candidates"
+    return engine
+
+
+@pytest.fixture(scope="module")
+def live(served: Recommender) -> Recommender:
+    engine = copy.copy(served)
+    engine.candidates = None
+    return engine
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    with threadpool_limits(1):
+        yield
+
+
+def _answer(call, *args, **kwargs) -> tuple[list[dict], str]:
+    items = call(*args, **kwargs)
+    return items, SERVED_FROM.get()
+
+
+def test_the_published_model_carries_its_candidates_as_configured(model_folder: Path, served, serving) -> None:
+    meta = json.loads((model_folder / META_FILE).read_text(encoding="utf-8"))
+    assert meta["users_k"] == serving.candidates_per_user and meta["anime_k"] == serving.candidates_per_anime
+    assert meta["fingerprint"] == fingerprint(serving)
+    assert served.candidates.users.rows.shape == (served.n_users, serving.candidates_per_user)
+    assert served.candidates.anime.rows.shape == (served.n_anime, serving.candidates_per_anime)
+    assert isinstance(served.candidates.users.rows, np.memmap), "shared by the workers, not copied into each"
+
+
+def test_every_known_user_gets_the_live_list_from_the_candidates(served, live) -> None:
+    for n in (10, 100):
+        sources = []
+        for user in served.user_ids.tolist():
+            items, source = _answer(served.recommend_for_user, user, n)
+            assert items == live.recommend_for_user(user, n), (user, n)
+            sources.append(source)
+        if n == 10:
+            assert set(sources) == {"candidates"}, "an unfiltered default list never needs live scoring"
+
+
+def test_every_anime_gets_its_live_similar_anime_from_the_candidates(served, live) -> None:
+    sources = []
+    for anime in served.anime_ids.tolist():
+        items, source = _answer(served.similar_anime, anime)
+        assert items == live.similar_anime(anime), anime
+        sources.append(source)
+    assert sources.count("candidates") == len(sources)
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=["action", "romance-tv-7", "2010-2015", "movies", "adult"])
+def test_filtered_lists_equal_the_live_ones_from_candidates_or_fallback(served, live, filters) -> None:
+    sources = {"candidates": 0, "live": 0}
+    for user in served.user_ids.tolist():
+        for n in (10, 100):
+            items, source = _answer(served.recommend_for_user, user, n, filters=filters)
+            assert items == live.recommend_for_user(user, n, filters=filters), (user, n, filters)
+            sources[source] += 1
+    for anime in served.anime_ids[::7].tolist():
+        items, source = _answer(served.similar_anime, anime, 10, filters)
+        assert items == live.similar_anime(anime, 10, filters), (anime, filters)
+        sources[source] += 1
+    assert sources["candidates"] > 0
+
+
+def test_a_filter_that_exhausts_the_candidates_falls_back_to_live_scoring(served, live) -> None:
+    small = copy.copy(served)
+    small.candidates = build_candidates(served, 5, 5)  # five each: a filter or a long list runs them dry
+    user, anime = int(served.user_ids[0]), int(served.anime_ids[0])
+    items, source = _answer(small.recommend_for_user, user, 3)
+    assert source == "candidates" and items == live.recommend_for_user(user, 3)
+    items, source = _answer(small.recommend_for_user, user, 10)
+    assert source == "live" and items == live.recommend_for_user(user, 10)
+    items, source = _answer(small.similar_anime, anime, 20, Filters(types=("TV",)))
+    assert source == "live" and items == live.similar_anime(anime, 20, Filters(types=("TV",)))
+    items, source = _answer(small.recommend_for_user, user, 3, 0.9, 0.1)  # other weights: other scores
+    assert source == "live" and items == live.recommend_for_user(user, 3, 0.9, 0.1)
+
+
+def test_the_publish_check_compares_a_sample_with_live_and_refuses_wrong_tables(served) -> None:
+    verify_candidates(served)
+    broken = copy.copy(served)
+    users = served.candidates.users
+    swapped = np.array(users.rows)
+    swapped[:, [0, 1]] = swapped[:, [1, 0]]  # the first two of every user's candidates in the wrong order
+    broken.candidates = dataclasses.replace(served.candidates, users=dataclasses.replace(users, rows=swapped))
+    with pytest.raises(ArtifactError, match="do not give user"):
+        verify_candidates(broken)
+
+
+def _copy(folder: Path, tmp_path: Path) -> Path:
+    copied = tmp_path / "model"
+    shutil.copytree(folder, copied)
+    return copied
+
+
+def test_tables_made_for_other_serving_settings_are_not_used(model_folder, served, serving, tmp_path) -> None:
+    other = dataclasses.replace(serving, unrated_weight=serving.unrated_weight + 0.1)
+    assert load_candidates(model_folder, other, served.n_users, served.n_anime) is None
+    assert Recommender.from_folder(model_folder, other).candidates is None  # served live, correctly
+    folder = _copy(model_folder, tmp_path)
+    (folder / META_FILE).unlink()
+    assert load_candidates(folder, serving, served.n_users, served.n_anime) is None
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda rows: rows[:-1], "must hold"),
+    (lambda rows: np.where(rows == rows[0, 0], 60_000, rows).astype(rows.dtype), "outside the catalogue"),
+    (lambda rows: rows.astype(np.float64), "wrong types"),
+], ids=["a row short", "outside the catalogue", "float ids"])
+def test_a_damaged_table_fails_the_load_checks(model_folder, served, serving, tmp_path, damage, words) -> None:
+    folder = _copy(model_folder, tmp_path)
+    path = folder / FILES["users"][0]
+    np.save(path, damage(np.load(path)))
+    with pytest.raises(ArtifactError, match=words):
+        load_candidates(folder, serving, served.n_users, served.n_anime)
+
+
+def test_written_tables_read_back_the_same(served, serving, tmp_path) -> None:
+    tables = build_candidates(served, 7, 3)
+    write_candidates(tmp_path, tables, serving)
+    read = load_candidates(tmp_path, serving, served.n_users, served.n_anime)
+    assert np.array_equal(read.users.rows, tables.users.rows) and np.array_equal(read.anime.scores,
+                                                                                  tables.anime.scores)
+    assert read.users.k == 7 and read.anime.k == 3
