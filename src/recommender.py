@@ -246,7 +246,7 @@ class Recommender:
         if rules is None:
             chosen, positions = rows[:n].tolist(), list(range(min(n, len(rows))))
         else:
-            seen = {int(rules.franchise[anime]) for anime in known}
+            seen = set(rules.franchise[np.fromiter(known, np.int64, len(known))].tolist())
             chosen, positions = walk(rows, n, rules, seen, known, allowed)
         if len(chosen) < n and full:
             return None

@@ -87,6 +87,11 @@ class Catalogue:
         japanese_names = [clean_text(value) for value in anime["japanese_name"]]
         synonyms = [[text for text in map(clean_text, _as_list(value)) if text] for value in anime["synonyms"]]
         self.studios = [[text for text in map(clean_text, _as_list(value)) if text] for value in anime["studios"]]
+        works: dict[str, list[int]] = {}
+        for row, studios in enumerate(self.studios):
+            for studio in studios:
+                works.setdefault(studio, []).append(row)
+        self._works = {studio: np.array(rows, dtype=np.int64) for studio, rows in works.items()}
         self.titles_shown = [english or name for english, name in zip(english_names, names, strict=True)]
         self.title_index = TitleIndex([[name, english or "", japanese or "", *others]
                                        for name, english, japanese, others
@@ -182,6 +187,13 @@ class Catalogue:
         return (chosen @ self._genre_rows) / per_anime
 
     # ------------------------------------------------------------------ filters and search
+    def made_by(self, studios: list[str]) -> np.ndarray:
+        """Boolean mask of the anime any of ``studios`` made."""
+        mask = np.zeros(len(self), dtype=bool)
+        for studio in studios:
+            mask[self._works.get(studio, [])] = True
+        return mask
+
     def listable(self, include_adult: bool = False) -> np.ndarray:
         """What lists may show without a filter (module docstring), adult titles only with ``include_adult``."""
         return self._listable[include_adult]

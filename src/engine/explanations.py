@@ -74,11 +74,12 @@ def _shared_studio(catalogue: Catalogue, anime: int, preferred: np.ndarray) -> s
     """"by Bones, who made Fullmetal Alchemist": the first of ``preferred`` (most contributing first) sharing a studio
     with ``anime``."""
     studios = catalogue.studios[anime]
-    for source in preferred.tolist():
-        shared = [studio for studio in studios if studio in catalogue.studios[source]]
-        if shared:
-            return f"by {shared[0]}, who made {catalogue.titles_shown[source]}"
-    return None
+    made = np.asarray(preferred, dtype=np.int64)[catalogue.made_by(studios)[preferred]] if studios else preferred[:0]
+    if not len(made):
+        return None
+    source = int(made[0])
+    shared = [studio for studio in studios if studio in catalogue.studios[source]]
+    return f"by {shared[0]}, who made {catalogue.titles_shown[source]}"
 
 
 def similar_anime_reasons(top: np.ndarray, similarity: np.ndarray, source: int, catalogue: Catalogue,

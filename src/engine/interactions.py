@@ -133,7 +133,7 @@ def _csr(index_lists: Sequence[np.ndarray], value_lists: Sequence[np.ndarray] | 
 
 def _take_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     """Rows of a CSR matrix, keeping each row's stored order (best first)."""
-    taken, indptr = _stored_positions(matrix, rows)
+    taken, indptr = stored_positions(matrix, rows)
     return sp.csr_matrix((matrix.data[taken], matrix.indices[taken], indptr), shape=(len(rows), matrix.shape[1]))
 
 
@@ -141,11 +141,11 @@ def row_columns(matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
     """The column indices stored in the chosen rows of a CSR matrix, one after the other: what
     ``matrix[rows].indices`` gives, without building the sub-matrix (scipy's fancy indexing costs far more than
     the copy on a request's path)."""
-    taken, _ = _stored_positions(matrix, rows)
+    taken, _ = stored_positions(matrix, rows)
     return matrix.indices[taken]
 
 
-def _stored_positions(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def stored_positions(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(every stored position of the chosen rows in order, the indptr of those rows taken alone), without a Python
     loop over the rows."""
     rows = np.asarray(rows, dtype=np.int64)

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from src.ease import ItemWeights
 from src.engine.catalogue import Catalogue
-from src.engine.interactions import Interactions, Profiles, row_columns
+from src.engine.interactions import Interactions, Profiles, row_columns, stored_positions
 from src.engine.parallel import by_row_blocks
 from src.engine.ranking import top_k
 
@@ -178,8 +178,9 @@ class ItemItemScorer:
         pairs = np.full((len(rows), len(columns)), np.nan, np.float32)
         inside_rows, inside_columns = np.flatnonzero(rows >= 0), np.flatnonzero(columns >= 0)
         if len(inside_rows) and len(inside_columns):
-            block = self.weights[rows[inside_rows]][:, columns[inside_columns]]
-            pairs[np.ix_(inside_rows, inside_columns)] = block.toarray() if sp.issparse(block) else block
+            block = (_sparse_block(self.weights, rows[inside_rows], columns[inside_columns])
+                     if sp.issparse(self.weights) else self.weights[rows[inside_rows]][:, columns[inside_columns]])
+            pairs[np.ix_(inside_rows, inside_columns)] = block
         return pairs
 
     def profile_rows(self, profiles: Profiles) -> sp.csr_matrix:
@@ -244,6 +245,19 @@ def nearest_user_table(user_embeddings: np.ndarray, k: int, rows_per_batch: int 
     rows = np.concatenate([nearest for nearest, _ in found]) if found else np.zeros((0, 0), np.int64)
     cosines = np.concatenate([similarity for _, similarity in found]) if found else np.zeros((0, 0), np.float32)
     return NearestUsers(rows.astype(np.int64), cosines.astype(np.float32))
+
+
+def _sparse_block(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``matrix[rows][:, columns]`` as a dense array (distinct ``columns``), gathered from the stored entries of
+    the rows: what scipy's fancy indexing gives, at a fraction of its cost on a request's path."""
+    taken, indptr = stored_positions(matrix, rows)
+    position = np.full(matrix.shape[1], -1, np.int64)
+    position[columns] = np.arange(len(columns))
+    found = position[matrix.indices[taken]]
+    hit = found >= 0
+    block = np.zeros((len(rows), len(columns)), matrix.dtype)
+    block[np.repeat(np.arange(len(rows)), np.diff(indptr))[hit], found[hit]] = matrix.data[taken][hit]
+    return block
 
 
 class NeighbourScorer:
