@@ -269,7 +269,7 @@ def publish_candidates(folder: Path, config: dict[str, Any]) -> None:
     except UserError as error:
         raise ArtifactError(f"the new model fails the load checks, so it was not made current: {error}") from error
     candidates = build_candidates(engine, serving.candidates_per_user, serving.candidates_per_anime)
-    write_candidates(folder, candidates, serving)
+    write_candidates(folder, candidates, serving, engine.manifest.get("hybrid"))
     logger.info("candidates: %d per user, %d per anime, computed in %.1f s", serving.candidates_per_user,
                 serving.candidates_per_anime, time.perf_counter() - started)
 

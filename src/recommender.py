@@ -131,7 +131,8 @@ class Recommender:
         computed at publish when the folder has them for these settings; raises ArtifactError."""
         folder = Path(folder) if folder is not None else model_dir()
         engine = cls(load_model_artifacts(folder), config, default_settings)
-        engine.candidates = load_candidates(folder, config, engine.n_users, engine.n_anime)
+        engine.candidates = load_candidates(folder, config, engine.manifest.get("hybrid"), engine.n_users,
+                                            engine.n_anime)
         if engine.candidates is None:
             logger.info("no candidates for these serving settings in %s: every request is scored live", folder)
         return engine

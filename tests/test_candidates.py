@@ -78,7 +78,7 @@ def _answer(call, *args, **kwargs) -> tuple[list[dict], str]:
 def test_the_published_model_carries_its_candidates_as_configured(model_folder: Path, served, serving) -> None:
     meta = json.loads((model_folder / META_FILE).read_text(encoding="utf-8"))
     assert meta["users_k"] == serving.candidates_per_user and meta["anime_k"] == serving.candidates_per_anime
-    assert meta["fingerprint"] == fingerprint(serving)
+    assert meta["fingerprint"] == fingerprint(serving, served.manifest.get("hybrid"))
     assert served.candidates.users.rows.shape == (served.n_users, serving.candidates_per_user)
     assert served.candidates.anime.rows.shape == (served.n_anime, serving.candidates_per_anime)
     assert isinstance(served.candidates.users.rows, np.memmap), "shared by the workers, not copied into each"
@@ -152,11 +152,14 @@ def _copy(folder: Path, tmp_path: Path) -> Path:
 
 def test_tables_made_for_other_serving_settings_are_not_used(model_folder, served, serving, tmp_path) -> None:
     other = dataclasses.replace(serving, unrated_weight=serving.unrated_weight + 0.1)
-    assert load_candidates(model_folder, other, served.n_users, served.n_anime) is None
+    assert load_candidates(model_folder, other, served.manifest.get("hybrid"), served.n_users, served.n_anime) is None
     assert Recommender.from_folder(model_folder, other).candidates is None  # served live, correctly
+    hybrid = served.manifest["hybrid"]
+    changed = {**hybrid, "similar_users": hybrid["similar_users"] + 1}  # a model folder changed since publish
+    assert load_candidates(model_folder, serving, changed, served.n_users, served.n_anime) is None
     folder = _copy(model_folder, tmp_path)
     (folder / META_FILE).unlink()
-    assert load_candidates(folder, serving, served.n_users, served.n_anime) is None
+    assert load_candidates(folder, serving, served.manifest.get("hybrid"), served.n_users, served.n_anime) is None
 
 
 @pytest.mark.parametrize("damage, words", [
@@ -169,13 +172,13 @@ def test_a_damaged_table_fails_the_load_checks(model_folder, served, serving, tm
     path = folder / FILES["users"][0]
     np.save(path, damage(np.load(path)))
     with pytest.raises(ArtifactError, match=words):
-        load_candidates(folder, serving, served.n_users, served.n_anime)
+        load_candidates(folder, serving, served.manifest.get("hybrid"), served.n_users, served.n_anime)
 
 
 def test_written_tables_read_back_the_same(served, serving, tmp_path) -> None:
     tables = build_candidates(served, 7, 3)
-    write_candidates(tmp_path, tables, serving)
-    read = load_candidates(tmp_path, serving, served.n_users, served.n_anime)
+    write_candidates(tmp_path, tables, serving, served.manifest.get("hybrid"))
+    read = load_candidates(tmp_path, serving, served.manifest.get("hybrid"), served.n_users, served.n_anime)
     assert np.array_equal(read.users.rows, tables.users.rows) and np.array_equal(read.anime.scores,
                                                                                   tables.anime.scores)
     assert read.users.k == 7 and read.anime.k == 3

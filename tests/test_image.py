@@ -39,6 +39,8 @@ import yaml
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 REPO = Path(__file__).resolve().parent.parent
+# A real-format MyAnimeList export (made from an embedded-sample user): the list upload sends it as it comes
+SAMPLE_EXPORT = REPO / "tests" / "fixtures" / "myanimelist" / "animelist_sample.xml.gz"
 OUTPUT = REPO / "tests" / "output" / "image"
 IMAGE = "anime-recommender:image-test"
 STANDIN = "anime-recommender-base:standin-py3.11-bookworm"
@@ -264,8 +266,12 @@ class Container:
     def request(self, method: str, path: str, body: object = None, timeout: float = 30) -> tuple[int, dict, bytes]:
         connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
-            headers = {"Content-Type": "application/json"} if body is not None else {}
-            connection.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+            if isinstance(body, bytes):  # a file as it is (a gzipped MyAnimeList export)
+                headers, data = {"Content-Type": "application/gzip"}, body
+            else:
+                headers = {"Content-Type": "application/json"} if body is not None else {}
+                data = None if body is None else json.dumps(body)
+            connection.request(method, path, body=data, headers=headers)
             response = connection.getresponse()
             return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
         finally:
@@ -416,6 +422,7 @@ def api_requests(ids: dict[str, list[int]]) -> dict[tuple[str, str], tuple[str, 
         ("GET", "/api/anime/{anime_id}/similar"): (f"/api/anime/{anime}/similar?n=5", None),
         ("GET", "/api/anime/search"): ("/api/anime/search?q=cowboy&limit=5", None),
         ("POST", "/api/recommendations"): ("/api/recommendations", {"liked": ids["anime"][:3], "n": 5}),
+        ("POST", "/api/lists/myanimelist"): ("/api/lists/myanimelist?n=5", SAMPLE_EXPORT.read_bytes()),
         ("GET", "/healthz"): ("/healthz", None),
         ("GET", "/readyz"): ("/readyz", None),
         ("GET", "/api/openapi.json"): ("/api/openapi.json", None),

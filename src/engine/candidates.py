@@ -65,9 +65,10 @@ class Candidates:
     anime: CandidateTable | None
 
 
-def fingerprint(config: ServingConfig) -> dict[str, Any]:
-    """The serving settings the tables are computed with: a server with other values cannot use them."""
-    return {"preference_percentile": config.preference_percentile, "genre_boost": config.genre_boost,
+def fingerprint(config: ServingConfig, hybrid: dict[str, Any] | None) -> dict[str, Any]:
+    """The settings the tables are computed with, the serving ones and the model's mix (its manifest's ``hybrid``):
+    a server with other values, or a model folder changed since, cannot use them."""
+    return {"hybrid": hybrid, "preference_percentile": config.preference_percentile, "genre_boost": config.genre_boost,
             "preferred_genres": config.preferred_genres, "unrated_weight": config.unrated_weight,
             "similar_content_weight": config.similar_content_weight, "franchise_rules": config.franchise_rules}
 
@@ -111,8 +112,9 @@ def verify_candidates(engine: Any, sample: int = 20, seed: int = 0) -> None:
                                     "model again")
 
 
-def write_candidates(folder: Path, candidates: Candidates, config: ServingConfig) -> None:
-    meta: dict[str, Any] = {"fingerprint": fingerprint(config)}
+def write_candidates(folder: Path, candidates: Candidates, config: ServingConfig,
+                     hybrid: dict[str, Any] | None) -> None:
+    meta: dict[str, Any] = {"fingerprint": fingerprint(config, hybrid)}
     for name, table in (("users", candidates.users), ("anime", candidates.anime)):
         meta[f"{name}_k"] = table.k if table is not None else 0
         if table is not None:
@@ -122,7 +124,24 @@ def write_candidates(folder: Path, candidates: Candidates, config: ServingConfig
     (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def load_candidates(folder: Path, config: ServingConfig, n_users: int, n_anime: int) -> Candidates | None:
+def drop_table(folder: Path, name: str) -> bool:
+    """Leave one table ("users" or "anime") out of a model version's candidates: what it held is then scored live.
+    True when there was one to leave out."""
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        return False
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if not meta.get(f"{name}_k"):
+        return False
+    for file in FILES[name]:
+        (folder / file).unlink(missing_ok=True)
+    meta[f"{name}_k"] = 0
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return True
+
+
+def load_candidates(folder: Path, config: ServingConfig, hybrid: dict[str, Any] | None, n_users: int,
+                    n_anime: int) -> Candidates | None:
     """The tables of ``folder``, memory-mapped (the workers share their pages); None when it has none or they were
     computed with other serving settings (``fingerprint``). Raises ArtifactError when a table is malformed."""
     meta_path = folder / META_FILE
@@ -132,7 +151,7 @@ def load_candidates(folder: Path, config: ServingConfig, n_users: int, n_anime: 
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ArtifactError(f"{META_FILE} is unreadable ({error}): publish the model again") from error
-    if meta.get("fingerprint") != fingerprint(config):
+    if meta.get("fingerprint") != fingerprint(config, hybrid):
         return None
     tables = {}
     for name, profiles in (("users", n_users), ("anime", n_anime)):
