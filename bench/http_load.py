@@ -178,13 +178,15 @@ def _locust_figures(entries: list[dict]) -> dict:
 
 
 def run_wrk(port: int, seconds: int, connections: int, requests_file: Path, scratch: Path,
-            rate: float | None = None) -> dict:
+            rate: float | None = None, tally_header: str | None = None) -> dict:
     """A wrk run (two threads, ``connections`` connections) replaying the mix, saturating or paced at about
-    ``rate`` requests/s; its aggregated figures."""
+    ``rate`` requests/s; its aggregated figures. ``tally_header`` (e.g. X-Served-From): also count the answers by
+    that header's value (bench/wrk_mix.lua), under "tally"."""
     command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
                "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}"]
     delay = {"BENCH_DELAY_MS": str(round(1000 * connections / rate))} if rate else {}
-    done = subprocess.run(command, env={**os.environ, "BENCH_REQUESTS_FILE": str(requests_file), **delay},
+    tally = {"BENCH_TALLY_HEADER": tally_header} if tally_header else {}
+    done = subprocess.run(command, env={**os.environ, "BENCH_REQUESTS_FILE": str(requests_file), **delay, **tally},
                           capture_output=True, text=True, timeout=seconds + 60)
     line = next((line for line in done.stdout.splitlines() if line.startswith("BENCH_JSON ")), None)
     if line is None:
@@ -196,7 +198,7 @@ def run_wrk(port: int, seconds: int, connections: int, requests_file: Path, scra
             "errors": sum(raw[key] for key in raw if key.startswith("errors_")),
             "requests_per_second": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
             "p50_ms": raw["p50_us"] / 1000, "p99_ms": raw["p99_us"] / 1000, "max_ms": raw["max_us"] / 1000,
-            "wrk": raw}
+            **({"tally": raw["tally"]} if "tally" in raw else {}), "wrk": raw}
 
 
 GENERATORS = {"wrk": run_wrk, "locust": run_locust}

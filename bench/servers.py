@@ -53,30 +53,32 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
 
 
 def start_gunicorn(artifacts_root: Path, port: int, log: Path | IO, env: Mapping[str, str] | None = None,
-                   extra_args: Sequence[str] = ()) -> subprocess.Popen:
+                   extra_args: Sequence[str] = (), cwd: Path | None = None) -> subprocess.Popen:
     """gunicorn exactly as production configures it (gunicorn.conf.py), serving ``artifacts_root`` on
     127.0.0.1:``port``, in its own session so that stopping it reaches its workers and nothing else.
 
     ``log``: a path (appended to) or an open file for its stdout and stderr; ``env``: variables set on top of
     this process's environment (WEB_CONCURRENCY, GUNICORN_THREADS, ...); ``extra_args``: gunicorn options
-    after the config file's (e.g. ``--max-requests 0``).
+    after the config file's (e.g. ``--max-requests 0``); ``cwd``: the source tree to serve (default this one; another
+    checkout, such as a git worktree of an older revision, serves that revision's code and gunicorn.conf.py).
     """
     environment = {**os.environ, "ANIME_ARTIFACTS_DIR": str(artifacts_root), "GUNICORN_BIND": f"{HOST}:{port}"}
     environment.pop("PORT", None)  # GUNICORN_BIND wins anyway; a leftover PORT would only mislead
     environment.update(env or {})
     command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", *extra_args]
-    return _start(command, environment, log)
+    return _start(command, environment, log, cwd)
 
 
 def start_stack(artifacts_root: Path, port: int, log: Path | IO, env: Mapping[str, str] | None = None,
-                traffic: Mapping[str, Any] | None = None) -> subprocess.Popen:
+                traffic: Mapping[str, Any] | None = None, cwd: Path | None = None) -> subprocess.Popen:
     """The production stack (``python -m deploy.serve``: nginx on 127.0.0.1:``port`` in front of gunicorn with
     gunicorn.conf.py), serving ``artifacts_root``, in its own session.
 
     ``env``: variables on top of this process's environment, which deploy/serve.py hands on to gunicorn
     (WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_CMD_ARGS, ...); ``traffic``: settings laid over deploy/traffic.yaml
     (e.g. ``{"rate_limit": {"requests_per_second": 100000}}`` for a load from one address), written to a file beside
-    the log (or in the temporary folder) and passed as ``--traffic``.
+    the log (or in the temporary folder) and passed as ``--traffic``; ``cwd``: the source tree to serve (default this
+    one; another checkout serves its own deploy/serve.py, nginx template and code).
     """
     environment = {**os.environ, "ANIME_ARTIFACTS_DIR": str(artifacts_root)}
     for name in ("PORT", "SERVE_HOST", "SERVE_TRAFFIC", "GUNICORN_BIND"):  # the arguments below decide
@@ -88,26 +90,30 @@ def start_stack(artifacts_root: Path, port: int, log: Path | IO, env: Mapping[st
         override = folder / f"traffic-{port}.yaml"
         override.write_text(yaml.safe_dump(dict(traffic)), encoding="utf-8")
         command += ["--traffic", str(override)]
-    return _start(command, environment, log)
+    return _start(command, environment, log, cwd)
 
 
 def start_server(kind: str, artifacts_root: Path, port: int, log: Path | IO, env: Mapping[str, str] | None = None,
-                 traffic: Mapping[str, Any] | None = None) -> subprocess.Popen:
+                 traffic: Mapping[str, Any] | None = None, cwd: Path | None = None) -> subprocess.Popen:
     """``kind`` "full" (the production stack, ``start_stack``) or "gunicorn" (gunicorn alone, ``start_gunicorn``;
     ``traffic`` does not apply: there is no proxy)."""
     if kind == "full":
-        return start_stack(artifacts_root, port, log, env, traffic)
+        return start_stack(artifacts_root, port, log, env, traffic, cwd)
     if kind == "gunicorn":
-        return start_gunicorn(artifacts_root, port, log, env)
+        return start_gunicorn(artifacts_root, port, log, env, cwd=cwd)
     raise ValueError(f"unknown server kind {kind!r}: 'full' or 'gunicorn'")
 
 
-def _start(command: list[str], environment: Mapping[str, str], log: Path | IO) -> subprocess.Popen:
+def _start(command: list[str], environment: Mapping[str, str], log: Path | IO,
+           cwd: Path | None = None) -> subprocess.Popen:
+    # ``python -m`` puts the working folder first on sys.path, ahead of the editable install's finder: another
+    # checkout as ``cwd`` serves its own code
+    folder = cwd or PROJECT_ROOT
     if isinstance(log, (str, Path)):
         with open(log, "ab") as handle:
-            return subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=handle, stderr=subprocess.STDOUT,
+            return subprocess.Popen(command, cwd=folder, env=environment, stdout=handle, stderr=subprocess.STDOUT,
                                     start_new_session=True)
-    return subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+    return subprocess.Popen(command, cwd=folder, env=environment, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
 

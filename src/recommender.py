@@ -345,12 +345,17 @@ class Recommender:
                include_adult: bool = False) -> list[dict[str, Any]]:
         """Titles matching ``query`` however a fan spells it (src/engine/title_index.py), best first; ``offset``
         skips that many. Adult titles only with ``include_adult``; unaired ones are found, marked."""
+        return self.search_page(query, limit, offset, include_adult)[0]
+
+    def search_page(self, query: str, limit: int | None = None, offset: int = 0,
+                    include_adult: bool = False) -> tuple[list[dict[str, Any]], int]:
+        """(``search``'s results, how many the query finds in all): one matching of the query for both."""
         limit = validation.check_n(self.config.default_n if limit is None else limit, self.config, "limit")
         offset = validation.check_offset(offset)
         query = validation.check_query(query, self.config)
-        found = self.catalogue.search(query, offset + limit, include_adult)[offset:]
+        found, total = self.catalogue.search_and_count(query, offset + limit, include_adult)
         return [self.catalogue.item(j, [_match_reason(kind, query.strip(), self.catalogue.item(j)["not_yet_aired"])])
-                for j, kind in found]
+                for j, kind in found[offset:]], total
 
     def search_total(self, query: str, include_adult: bool = False) -> int:
         """How many anime ``query`` finds in all (for paging)."""

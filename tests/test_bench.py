@@ -200,3 +200,46 @@ def test_list_import_benchmark_in_smoke_mode(tiny_root, tmp_path, capsys):
     assert report["gc"]["tracked_objects"] > 0 and "generation_2" in report["gc"]["pauses_during_list_rounds"]
     out = capsys.readouterr().out
     assert report["markdown"] in out and "| 2,500 |" in out and "billion laughs" in out
+
+
+def test_serving_mix_request_files_have_the_issue_shares(tiny_root, tmp_path):
+    """bench/serving_mix.py's requests files (issue 30), no servers: each kind exactly its share, over the model's own
+    ids, with the options each kind promises, and through a requests file unchanged."""
+    from collections import Counter
+
+    from bench import serving_mix
+
+    model = ServedModel.from_folder(tiny_root / "model")
+    mix = serving_mix.build_requests(model, "mix", 2000, seed=3)
+    assert Counter(request.kind for request in mix) == {"recommendations": 1200, "similar": 500, "search": 300}
+    realistic = serving_mix.build_requests(model, "realistic", 2000, seed=3)
+    counts = Counter(request.kind for request in realistic)
+    assert sum(counts.values()) == 2000 and counts["favourites"] == 200
+    assert counts["filtered recommendations"] + counts["filtered similar"] == 200
+    assert counts["n=100 recommendations"] + counts["n=100 similar"] == 100
+    assert (counts["recommendations"], counts["similar"], counts["search"]) == (900, 375, 225)
+    assert counts["filtered recommendations"] / counts["filtered similar"] == pytest.approx(60 / 25, rel=0.05)
+    users, anime = set(map(str, model.user_ids)), set(map(str, model.anime_ids))
+    for request in mix + realistic:
+        path, _, query = request.path.partition("?")
+        parts = path.split("/")
+        if request.kind.endswith("recommendations"):
+            assert request.method == "GET" and parts[3] in users
+        elif request.kind.endswith("similar"):
+            assert request.method == "GET" and parts[3] in anime and parts[4] == "similar"
+        elif request.kind == "search":
+            assert path == "/api/anime/search" and query.startswith("q=")
+        else:
+            liked = json.loads(request.body)["liked"]
+            assert request.method == "POST" and 3 <= len(liked) <= 10 and set(map(str, liked)) <= anime
+        if request.kind in ("recommendations", "similar"):
+            assert not query  # default options
+        if request.kind.startswith("filtered"):
+            assert "genre=" in query or "year_from=" in query
+        if request.kind.startswith("n=100"):
+            assert query == "n=100"
+    assert any("genre=" in request.path for request in realistic)
+    assert any("year_from=" in request.path for request in realistic)
+    assert read_requests(write_requests(tmp_path / "realistic.tsv", realistic)) == realistic
+    assert serving_mix.build_requests(model, "realistic", 2000, seed=3) == realistic  # seeded
+    assert {request.path for request in serving_mix.build_requests(model, "healthz", 5)} == {"/healthz"}

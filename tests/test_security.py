@@ -211,7 +211,7 @@ def test_every_response_carries_the_security_headers(client, label: str, method:
 def test_unavailable_and_500_responses_carry_them_too(missing_app, app, monkeypatch) -> None:
     assert_security_headers(missing_app.test_client().get("/readyz").headers)
     from src.recommender import Recommender
-    monkeypatch.setattr(Recommender, "search", lambda *args, **kwargs: 1 / 0)
+    monkeypatch.setattr(Recommender, "search_page", lambda *args, **kwargs: 1 / 0)
     response = app.test_client().get("/api/anime/search?q=a")
     assert response.status_code == 500 and "ZeroDivision" not in response.get_data(as_text=True)
     assert_security_headers(response.headers)

@@ -129,6 +129,9 @@ class Catalogue:
             "rated": row < self.n_rated,
             "not_yet_aired": bool(self.unaired[row]),
         } for row, genres in enumerate(genre_lists)]
+        # words in each synopsis: whether a "story like" reason has enough text to stand on (explanations.py)
+        self.synopsis_words = np.array([len(item["synopsis"].split()) if isinstance(item["synopsis"], str) else 0
+                                        for item in self._items], dtype=np.int32)
 
     def __len__(self) -> int:
         return len(self.anime_ids)
@@ -224,6 +227,13 @@ class Catalogue:
         with ``include_adult``."""
         normalised = normalise_title(text)
         return self.title_index.search(normalised, limit, self._searchable(include_adult)) if normalised else []
+
+    def search_and_count(self, text: str, limit: int, include_adult: bool = False) -> tuple[list[tuple[int, int]], int]:
+        """``search`` and ``count_matches`` at once (one matching of the query)."""
+        normalised = normalise_title(text)
+        if not normalised:
+            return [], 0
+        return self.title_index.search_and_count(normalised, limit, self._searchable(include_adult))
 
     def count_matches(self, text: str, include_adult: bool = False) -> int:
         """How many anime a title query finds in all."""

@@ -240,10 +240,16 @@ class TitleIndex:
     def search(self, text: str, limit: int, allowed: np.ndarray | None = None) -> list[tuple[int, int]]:
         """[(anime index, match kind)] best first, at most ``limit``; ``text`` as ``normalise_title`` leaves it;
         anime outside ``allowed`` (a boolean mask over the anime, when given) are never returned."""
-        if limit <= 0:
-            return []
+        return self.search_and_count(text, limit, allowed)[0]
+
+    def search_and_count(self, text: str, limit: int,
+                         allowed: np.ndarray | None = None) -> tuple[list[tuple[int, int]], int]:
+        """``search`` and ``count`` of one query at once: the matching, which costs most, done once."""
         matches = self._match(text, allowed)
         found = np.flatnonzero(matches.tiers < _NO_MATCH)
+        total = len(found)
+        if limit <= 0:
+            return [], total
         within_tier = matches.closeness[found] * self._n_anime + self._order_rank[found]
         closeness_range = int(matches.closeness.max(initial=0)) + 1
         score = matches.tiers[found].astype(np.int64) * closeness_range * self._n_anime + within_tier
@@ -251,7 +257,7 @@ class TitleIndex:
             keep = np.argpartition(score, limit - 1)[:limit]
             found, score = found[keep], score[keep]
         best = found[np.argsort(score)]
-        return list(zip(best.tolist(), matches.kinds[best].tolist(), strict=True))
+        return list(zip(best.tolist(), matches.kinds[best].tolist(), strict=True)), total
 
     def count(self, text: str, allowed: np.ndarray | None = None) -> int:
         """How many anime ``text`` finds in all: ``search(text, count(text))`` returns every one of them."""

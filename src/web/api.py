@@ -68,8 +68,8 @@ def user_recommendations(user_id: str) -> Any:
 def search() -> Any:
     engine = get_engine()
     query, limit, offset, adult = params.search_params(request.args, engine.config)
-    return jsonify(query=query, total=engine.search_total(query, adult), offset=offset,
-                   results=engine.search(query, limit, offset, adult))
+    results, total = engine.search_page(query, limit, offset, adult)
+    return jsonify(query=query, total=total, offset=offset, results=results)
 
 
 @api_bp.get("/anime/<anime_id>/similar")
