@@ -66,6 +66,7 @@ from config.paths_config import SAMPLE_DATA_DIR, model_dir  # noqa: E402
 from src.web.list_import import ListImportError, read_uploaded_list  # noqa: E402
 from src.web.state import EXTENSION_KEY  # noqa: E402
 from tests.fixtures.myanimelist import make_samples  # noqa: E402
+from tests.test_list_import import BILLION_LAUGHS  # noqa: E402  (the parser's own tests' hostile file)
 
 RESULTS = RESULTS_DIR / "list_import.json"
 FIXTURES = Path(make_samples.HERE)
@@ -76,21 +77,6 @@ XML, GZ = "application/xml", "application/gzip"
 FAVOURITES = 20
 # make_samples.make_entries: 8 Watching and 5 On-Hold among the sample's 243 entries
 WATCHING_SHARE, ON_HOLD_SHARE = 8 / 243, 5 / 243
-BILLION_LAUGHS = b"""<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE myanimelist [
- <!ENTITY lol "lol">
- <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
- <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
- <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
- <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
- <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
- <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
-]>
-<myanimelist><anime><series_animedb_id>1</series_animedb_id><series_title>&lol9;</series_title></anime></myanimelist>
-"""
 
 
 @dataclass(frozen=True)

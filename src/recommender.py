@@ -29,7 +29,7 @@ from src.engine.catalogue import Catalogue, Filters
 from src.engine.diversity import FranchiseRules, franchise_top_k, walk
 from src.engine.explanations import FAVOURITES, KNOWN, OWN_LIST, recommendation_reasons, similar_anime_reasons
 from src.engine.hybrid import Hybrid, HybridScores
-from src.engine.interactions import Interactions, Profiles
+from src.engine.interactions import Interactions, Profiles, csr_rows
 from src.engine.personal_lists import ListEntry, ListPolicy, list_profile
 from src.engine.ranking import top_k, top_k_row
 from src.engine.scorers import (
@@ -247,8 +247,8 @@ class Recommender:
         if rules is None:
             chosen, positions = rows[:n].tolist(), list(range(min(n, len(rows))))
         else:
-            seen = set(rules.franchise[np.fromiter(known, np.int64, len(known))].tolist())
-            chosen, positions = walk(rows, n, rules, seen, known, allowed)
+            chosen, positions = walk(rows, n, rules, rules.seen(np.fromiter(known, np.int64, len(known))), known,
+                                     allowed)
         if len(chosen) < n and full:
             return None
         return np.array(chosen, dtype=np.int64), scores[positions]
@@ -548,10 +548,7 @@ def _shown_for(ranked: np.ndarray, rules: FranchiseRules | None, known: np.ndarr
 
 def _rows_of(index_lists: Sequence[np.ndarray], width: int) -> sp.csr_matrix:
     """A matrix with row i holding ``index_lists[i]`` (stored as 1)."""
-    lengths = [len(indices) for indices in index_lists]
-    columns = np.concatenate(index_lists).astype(np.int64) if index_lists else np.zeros(0, np.int64)
-    return sp.csr_matrix((np.ones(len(columns), np.float32), (np.repeat(np.arange(len(index_lists)), lengths),
-                                                                columns)), shape=(len(index_lists), width))
+    return csr_rows(index_lists, None, width)
 
 
 def _position_map(ids: np.ndarray, source: str) -> dict[int, int]:

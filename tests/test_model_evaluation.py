@@ -58,6 +58,15 @@ def test_evaluation_reports_every_method_and_the_newcomers(trained_root, tmp_pat
         assert f"over the same {versus['users']} users: {versus['difference']:+.4f}" in markdown
     assert all(0 < metrics["recall_se"] < 0.2 for metrics in report["methods"].values())
     assert "## New anime" in markdown and written["new_anime"]["methods"] == new_anime
+    # the newcomers again, each bringing their whole list: the import ranked as served, beside the same baselines
+    imports = report["imported_lists"]
+    assert set(imports["methods"]) == {"import", "favourites", "popularity", "item_knn", "ease"}
+    assert imports["meta"]["people"] > 10 and written["imported_lists"]["methods"] == imports["methods"]
+    assert all(0 <= metrics["recall"] <= metrics["hr"] <= 1 for metrics in imports["methods"].values())
+    # the whole list tells more than its top-rated few
+    assert imports["methods"]["import"]["recall"] > imports["methods"]["favourites"]["recall"]
+    assert imports["meta"]["versus_favourites"]["difference"] == pytest.approx(
+        imports["methods"]["import"]["recall"] - imports["methods"]["favourites"]["recall"], abs=1e-12)
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -65,15 +65,15 @@ class Profiles:
             keep = (rated > 0) & (rated >= threshold)
             preferred.append(listed[keep])
             preferred_ratings.append(rated[keep])
-        return cls(known=_csr([anime for anime, _ in known], [rated for _, rated in known], n_anime),
-                   preferred=_csr(preferred, preferred_ratings, n_anime))
+        return cls(known=csr_rows([anime for anime, _ in known], [rated for _, rated in known], n_anime),
+                   preferred=csr_rows(preferred, preferred_ratings, n_anime))
 
     @classmethod
     def from_favourites(cls, liked: Sequence[np.ndarray], n_anime: int) -> Profiles:
         """Newcomers: each one's liked anime are both what they know and what they prefer, in the order given;
         a favourite counts as a rating of 10."""
         indices = [np.asarray(anime, dtype=np.int32) for anime in liked]
-        rows = _csr(indices, [np.full(len(anime), FAVOURITE_RATING, np.float32) for anime in indices], n_anime)
+        rows = csr_rows(indices, [np.full(len(anime), FAVOURITE_RATING, np.float32) for anime in indices], n_anime)
         return cls(known=rows, preferred=rows)
 
 
@@ -122,7 +122,8 @@ class Interactions:
         return value if np.isfinite(value) else None
 
 
-def _csr(index_lists: Sequence[np.ndarray], value_lists: Sequence[np.ndarray] | None, n_columns: int) -> sp.csr_matrix:
+def csr_rows(index_lists: Sequence[np.ndarray], value_lists: Sequence[np.ndarray] | None,
+             n_columns: int) -> sp.csr_matrix:
     """Rows in the given order (not sorted by column), values 1 unless given."""
     indptr = np.concatenate([[0], np.cumsum([len(indices) for indices in index_lists])]).astype(np.int64)
     indices = np.concatenate(index_lists).astype(np.int32) if index_lists else np.zeros(0, np.int32)
