@@ -44,7 +44,7 @@ ARG TRAIN_EPOCHS=""
 ARG MIN_USER_RATINGS=""
 WORKDIR /build
 # .dockerignore lets in only code, config, data/sample and the model (no raw or processed data). artifacts/model
-# is the pointer to the current version in artifacts/models/ (src/model_registry.py): that version is baked in,
+# is the pointer to the current version in artifacts/models/ (src/store/registry.py): that version is baked in,
 # as a plain folder with its version id in its manifest (the X-Model-Version the pods answer with).
 COPY . ./
 ENV ANIME_ARTIFACTS_DIR=/build/artifacts
@@ -67,7 +67,7 @@ RUN if [ -f artifacts/model/manifest.json ]; then \
  && mkdir -p /opt/anime/artifacts \
  && mv "$(readlink -f artifacts/model)" /opt/anime/artifacts/model \
  && python -m deploy.slim_model /opt/anime/artifacts/model \
- && python -c "from src.artifacts import load_model_artifacts; load_model_artifacts('/opt/anime/artifacts/model')" \
+ && python -c "from src.store.artifacts import load_model_artifacts; load_model_artifacts('/opt/anime/artifacts/model')" \
  && chmod -R a+rX /opt/anime/artifacts \
  && rm -rf artifacts data \
  && python -m compileall -q /build

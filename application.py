@@ -31,7 +31,7 @@ MAX_BODY_BYTES = 64 * 1024  # a favourites request is a few hundred bytes; anyth
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app and load the model artifacts (``ARTIFACTS_DIR``, default the model dir: the pointer to the
-    current version, src/model_registry.py).
+    current version, src/store/registry.py).
 
     The app starts even when the artifacts are missing or broken: /healthz answers, /readyz and the API
     report the reason with a 503, and the pages show it. Under gunicorn a HUP takes up the current version

@@ -38,7 +38,7 @@ from sklearn.preprocessing import normalize
 
 from bench.common import machine, now, save_json
 from config.paths_config import SAMPLE_DATA_DIR
-from src.content_features import (
+from src.data.content_features import (
     DEFAULT_WEIGHTS,
     combine_blocks,
     content_blocks,
@@ -46,7 +46,7 @@ from src.content_features import (
     fit_content_features,
     nearest,
 )
-from src.metadata import read_metadata
+from src.data.metadata import read_metadata
 
 # The weights before tuning, reported beside the tuned defaults.
 UNTUNED_WEIGHTS = {"synopsis": 1.0, "names": 0.8, "genres": 0.7, "studios": 0.4, "type": 0.3, "source": 0.25,

@@ -37,12 +37,12 @@ def per_user_metrics(root: Path, smoke: bool = False) -> dict[str, Any]:
     """Every held-out user's Recall@k and NDCG@k for each method, and the seconds each method took."""
     from config import paths_config
     from config.loader import load_config
-    from src.artifacts import load_model_artifacts
-    from src.ease import interaction_matrix
+    from src.data.splits import held_out_users, split_interactions
     from src.evaluation.metrics import batch_metrics
     from src.evaluation.protocol import recommend_top_k
-    from src.evaluation.splitting import held_out_users, split_interactions
-    from src.model_evaluation import engine_for
+    from src.evaluation.runner import engine_for
+    from src.models.ease import interaction_matrix
+    from src.store.artifacts import load_model_artifacts
 
     config = load_config()
     k, batch_size = int(config["evaluation"]["k"]), int(config["evaluation"]["batch_size"])
@@ -74,7 +74,7 @@ def stability(per_user: dict[str, Any], sizes: tuple[int, ...] = SIZES, seeds: i
     """Per method and size: how far seeded samples' means fall from the all-user mean."""
     import pandas as pd
 
-    from src.evaluation.splitting import held_out_users
+    from src.data.splits import held_out_users
 
     users = np.asarray(per_user["user_index"])
     position = {int(user): index for index, user in enumerate(users)}

@@ -22,8 +22,8 @@ import pandas as pd
 
 from bench.common import machine
 from config.paths_config import SAMPLE_DATA_DIR
+from src.data.metadata import read_metadata
 from src.engine.franchises import Franchises, build_franchises, franchise_ids
-from src.metadata import read_metadata
 
 
 def catalogue_table() -> pd.DataFrame:
@@ -34,7 +34,7 @@ def catalogue_table() -> pd.DataFrame:
 
 def content_features(table: pd.DataFrame) -> np.ndarray:
     from config.loader import load_config
-    from src.content_features import fit_content_features
+    from src.data.content_features import fit_content_features
 
     return fit_content_features(table.drop(columns=["aired"]), load_config()["content"]).matrix
 

@@ -30,15 +30,15 @@ import pandas as pd
 from bench.common import RESULTS_DIR, machine, now, save_json
 from config import paths_config
 from config.loader import load_config
-from src.artifacts import SPLIT_TEST, load_model_artifacts
-from src.data_processing import read_interactions
+from src.data.processing import read_interactions
+from src.data.splits import SPLIT_TEST, assign_splits, newcomer_view
 from src.engine.personal_lists import ListEntry, ListPolicy
+from src.engine.recommender import Recommender
 from src.evaluation.metrics import paired_difference
 from src.evaluation.newcomers import import_split
 from src.evaluation.protocol import evaluate_methods, settings_from_config
-from src.evaluation.splitting import assign_splits, newcomer_view
-from src.model_evaluation import engine_for
-from src.recommender import Recommender
+from src.evaluation.runner import engine_for
+from src.store.artifacts import load_model_artifacts
 
 RESULTS = RESULTS_DIR / "list_policy.json"
 # (name, unscored_is_taste, min_taste_score): the configured policy first, then one change at a time

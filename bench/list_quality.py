@@ -24,8 +24,8 @@ from bench.common import RESULTS_DIR, machine, now, save_json
 from config.loader import load_config
 from config.paths_config import model_dir
 from src.engine.diversity import FranchiseRules
+from src.engine.recommender import Recommender
 from src.engine.serving_config import ServingConfig
-from src.recommender import Recommender
 
 RESULTS = RESULTS_DIR / "list_quality.json"
 

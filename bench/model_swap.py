@@ -5,7 +5,7 @@
     python -m bench.model_swap --artifacts DIR --seconds 20 --connections 32 --output bench/results/model_swap.json
 
 Run from the repository root. The run never touches the artifacts it is given. It copies their current model
-into a scratch artifacts root and publishes it there as version A (src/model_registry.py). It starts gunicorn on
+into a scratch artifacts root and publishes it there as version A (src/store/registry.py). It starts gunicorn on
 that root as production configures it (gunicorn.conf.py, 2 workers of 2 threads, pointer watching off, so the
 HUP is what swaps). Then it drives the server from --connections keep-alive connections, with valid requests
 only: user recommendations, similar anime, search, favourites, and the home page with a user id. A third of the
@@ -60,7 +60,8 @@ from bench.request_mix import (
 from bench.servers import HOST, free_port, request, start_gunicorn, stop_process_group, wait_until
 from config.loader import load_config
 from config.paths_config import artifacts_root, model_dir
-from src.model_registry import MANIFEST, publish_model, resolve_model_dir, versions_dir
+from src.engine.model_check import ServingCheck
+from src.store.registry import MANIFEST, publish_model, resolve_model_dir, versions_dir
 
 MARKER = " [B]"  # appended to every title of the second model, so each item says which model it came from
 VERSION_HEADER = "X-Model-Version"
@@ -97,7 +98,7 @@ def copy_model(source: Path, destination: Path, marker: str = "", note: str = ""
 
 def publish_copy(source: Path, pointer: Path, config: dict[str, Any], marker: str = "", note: str = "") -> str:
     """Publish a copy of the model in ``source`` as the current version at ``pointer``; return its version."""
-    with publish_model(pointer, config) as staging:
+    with publish_model(pointer, config, ServingCheck.from_config(config)) as staging:
         copy_model(source, staging, marker, note)
     return json.loads((resolve_model_dir(pointer) / MANIFEST).read_text(encoding="utf-8"))["version"]
 

@@ -26,7 +26,7 @@ def child(raw_dir: Path, destination: Path, min_user_ratings: int | None) -> dic
     """Run processing once in this process; return its timing, peak memory and summary."""
     imported = time.perf_counter()
     from config.loader import load_config
-    from src.data_processing import process
+    from src.data.processing import process
 
     config = load_config()
     cpu_before = _cpu_seconds()

@@ -64,8 +64,8 @@ class ServedModel:
 
         user_ids = json.loads((model / "user_ids.json").read_text(encoding="utf-8"))
         anime_ids = json.loads((model / "anime_ids.json").read_text(encoding="utf-8"))
-        if (model / "anime.json").is_file():  # the artifacts since serving reads no parquet (src/artifacts.py)
-            from src.artifacts import read_anime_table
+        if (model / "anime.json").is_file():  # the artifacts since serving reads no parquet (src/store/artifacts.py)
+            from src.store.artifacts import read_anime_table
 
             anime = read_anime_table(model / "anime.json")
         else:

@@ -31,9 +31,9 @@ import pandas as pd
 
 from bench.common import PROJECT_ROOT, RESULTS_DIR, machine, now, save_json
 from config.paths_config import SAMPLE_DATA_DIR
+from src.data.metadata import read_metadata
 from src.engine.catalogue import clean_text
 from src.engine.title_index import TitleIndex, normalise_title
-from src.metadata import read_metadata
 
 RESULTS = RESULTS_DIR / "search_latency.json"
 INDEX_FILE = "src/engine/title_index.py"

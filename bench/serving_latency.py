@@ -31,8 +31,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from config.paths_config import PROJECT_ROOT, SAMPLE_DATA_DIR, model_dir  # noqa: E402
-from src.artifacts import write_model_artifacts  # noqa: E402
-from src.recommender import Recommender  # noqa: E402
+from src.engine.recommender import Recommender  # noqa: E402
+from src.store.artifacts import write_model_artifacts  # noqa: E402
 from src.web.state import EXTENSION_KEY  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "serving_latency.json"

@@ -27,9 +27,10 @@ environment. The "after" side is this working tree as it is at the start (uncomm
 ignored ones apart, are copied first, so that edits made during the run change nothing), or ``--after REV`` the same
 way as the before side. Each side serves its own copy of the model version folder: the after side's copy gets the
 candidate tables its code computes at publish (BUILD_SCRIPT, in a subprocess in that side's tree, timed:
-src/model_registry.py's publish_candidates, else src/engine/candidates.py's build_candidates(folder, config); neither:
-the copy is served as it is, live); the before side's copy has no candidate files (any file the build added or
-changed, or named *candidate*, left out). Without ``--before`` only the after side runs.
+src/engine/model_check.py's ServingCheck.complete, before issue 31 src/model_registry.py's publish_candidates, else
+src/engine/candidates.py's build_candidates(folder, config); neither: the copy is served as it is, live); the
+before side's copy has no candidate files (any file the build added or changed, or named *candidate*, left out).
+Without ``--before`` only the after side runs.
 
 The runs: for each repeat, each stack (``gunicorn``: gunicorn alone as gunicorn.conf.py configures it; ``full``:
 nginx in front, deploy/serve.py, the proxy's per-client limits raised out of the way as in bench/http_load.py) and
@@ -259,15 +260,21 @@ def check_code(tree: Path) -> dict[str, str]:
     return found
 
 
-# Run in the side's own tree. The publish step itself when that code has one (src/model_registry.py's
-# publish_candidates(folder, config), what publish_model runs on a new model), else build_candidates(folder,
-# ServingConfig) of src/engine/candidates.py; neither: nothing to build, the model is served live.
+# Run in the side's own tree. The publish step itself when that code has one (src/engine/model_check.py's
+# ServingCheck.complete, or before issue 31 src/model_registry.py's publish_candidates: what publish_model runs),
+# else build_candidates(folder, ServingConfig) of src/engine/candidates.py; neither: nothing to build, the model is
+# served live.
 BUILD_SCRIPT = """
 import inspect, json, sys, time
 from pathlib import Path
 from config.loader import load_config
 from src.engine.serving_config import ServingConfig
-import src.model_registry as registry
+try:  # the layout since issue 31; before it, the registry was src/model_registry.py and built them itself
+    from src.engine.model_check import ServingCheck
+    registry = None
+except ImportError:
+    ServingCheck = None
+    import src.model_registry as registry
 
 folder, config = Path(sys.argv[1]), load_config()
 
@@ -275,7 +282,11 @@ def skip(reason):
     print(json.dumps({"built": False, "reason": reason}))
     sys.exit(0)
 
-if hasattr(registry, "publish_candidates"):
+if ServingCheck is not None:
+    how = "src.engine.model_check.ServingCheck.from_config(config).complete(folder)"
+    def build():
+        ServingCheck.from_config(config).complete(folder)
+elif hasattr(registry, "publish_candidates"):
     how = "src.model_registry.publish_candidates(folder, config)"
     def build():
         registry.publish_candidates(folder, config)

@@ -53,9 +53,9 @@ def throughput_child(root: Path, epochs: int, min_user_ratings: int, overrides: 
     import keras
 
     from config import paths_config
-    from src.data_ingestion import ingest
-    from src.data_processing import process
-    from src.model_training import fit_ncf, prepare_training_data
+    from src.data.ingestion import ingest
+    from src.data.processing import process
+    from src.training.train import fit_ncf, prepare_training_data
 
     config = load_config(overrides)
     config["training"].update(verbose=0, early_stopping_patience=None, max_steps=10**9)
@@ -88,10 +88,10 @@ def default_model_child(root: Path, overrides: dict[str, Any]) -> dict:
     """Ingest, process and train with the configuration as it is; seconds of each stage."""
     started = time.perf_counter()
     from config import paths_config
-    from src.data_ingestion import ingest
-    from src.data_processing import process
-    from src.model_training import prepare_training_data, train
-    from src.tuning import choose_settings
+    from src.data.ingestion import ingest
+    from src.data.processing import process
+    from src.training.train import prepare_training_data, train
+    from src.tuning.hybrid import choose_settings
 
     stages = {"imports": time.perf_counter() - started}
     config = load_config(overrides)

@@ -5,7 +5,7 @@
 - ``model.keras``: the network with its optimizer state; serving reads only the embeddings and tables.
 - each dense EASE B (``*item_weights.npy``) whose derivation costs at most ``hybrid.item_item.derive_max_cost``
   multiply-adds: the server derives it from the published ratings when it loads the model
-  (src/artifacts.py: drop_derivable_item_weights, load_item_weights);
+  (src/store/artifacts.py: drop_derivable_item_weights, load_item_weights);
 - the similar-anime candidates (src/engine/candidates.py; 10 MB for the 17,562 titles), which the image's size
   budget (400 MB, DEPLOYMENT.md) has no room for: the image scores similar anime live (under a millisecond at
   400 ratings, bench/RESULTS.md); the known users' candidates, a fraction of a MB there, stay.
@@ -19,9 +19,9 @@ import argparse
 from pathlib import Path
 
 from pipeline.cli import load_config, run_cli
-from src.artifacts import drop_derivable_item_weights
 from src.engine.candidates import drop_table
 from src.errors import UserError
+from src.store.artifacts import drop_derivable_item_weights
 
 
 def main(argv: list[str] | None = None) -> int:

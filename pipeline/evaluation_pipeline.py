@@ -21,7 +21,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     config = load_config(args.config)
-    from src.model_evaluation import evaluate_and_track
+    from src.evaluation.runner import evaluate_and_track
 
     report = evaluate_and_track(config, compare_original=False if args.quick else None)
     print((paths_config.reports_dir() / "evaluation.md").read_text(encoding="utf-8"))

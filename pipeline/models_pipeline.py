@@ -1,4 +1,4 @@
-"""Show and switch the published model versions (src/model_registry.py).
+"""Show and switch the published model versions (src/store/registry.py).
 
     anime-models list                 # the kept versions, newest first; * marks the current one
     anime-models rollback             # make the version published before the current one current again
@@ -14,7 +14,8 @@ import argparse
 
 from config.paths_config import model_dir
 from pipeline.cli import load_config, run_cli
-from src.model_registry import ModelVersion, list_versions, rollback, versions_dir
+from src.engine.model_check import ServingCheck
+from src.store.registry import ModelVersion, list_versions, rollback, versions_dir
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
             return
         print(format_versions(versions))
         return
-    was, now = rollback(pointer, load_config(args.config), args.version)
+    was, now = rollback(pointer, ServingCheck.from_config(load_config(args.config)), args.version)
     if was == now:
         print(f"model version {now} is already current at {pointer}")
         return

@@ -5,7 +5,7 @@
 
 The engine is built exactly as the web app builds it (same config, same artifacts), so this prints the same list
 as ``GET /api/users/1234/recommendations``. ``hybrid_recommendation`` keeps the original project's signature and
-return value (a list of titles); the engine (src/recommender.py) has the full items with reasons.
+return value (a list of titles); the engine (src/engine/recommender.py) has the full items with reasons.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from functools import lru_cache
 
 from config.paths_config import model_dir
 from pipeline.cli import load_config, run_cli
+from src.engine.recommender import Recommender
 from src.engine.serving_config import ServingConfig
-from src.recommender import Recommender
 
 
 @lru_cache(maxsize=4)

@@ -15,8 +15,8 @@ from typing import Any
 
 from config import paths_config
 from pipeline.cli import load_config, run_cli
-from src.data_ingestion import ingest
-from src.data_processing import process
+from src.data.ingestion import ingest
+from src.data.processing import process
 from src.logger import get_logger
 
 logger = get_logger(__name__)
@@ -50,13 +50,13 @@ def main() -> None:
         train_stage(config, args.epochs, evaluated=holdout)
     if "evaluate" in stages:
         if holdout:
-            from src.model_evaluation import evaluate_and_track
+            from src.evaluation.runner import evaluate_and_track
 
             evaluate_and_track(config, compare_original=True if args.compare_original else None)
         else:
             logger.info("evaluation.holdout_fraction is 0: no held-out users, no evaluation")
     if "refit" in stages and holdout:
-        from src.refit import publish_evaluation_model, refit
+        from src.training.refit import publish_evaluation_model, refit
 
         if config["evaluation"]["refit"]:
             refit(config, epochs=args.epochs)
@@ -67,8 +67,8 @@ def main() -> None:
 def train_stage(config: dict[str, Any], epochs: int | None, evaluated: bool) -> None:
     """Choose the hybrid's settings on the validation carve, then train: the evaluation model when there is a
     held-out test set (refit publishes the served one), otherwise the served model directly."""
-    from src.model_training import prepare_training_data, train  # imports TensorFlow: errors above come fast
-    from src.tuning import choose_settings
+    from src.training.train import prepare_training_data, train  # imports TensorFlow: errors above come fast
+    from src.tuning.hybrid import choose_settings
 
     settings = choose_settings(config, prepare_training_data(config, paths_config.processed_dir()))
     if evaluated:

@@ -21,7 +21,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     config = load_config(parse_args().config)
-    from src.tuning import tune
+    from src.tuning.hybrid import tune
 
     result = tune(config, paths_config.processed_dir())
     reports = paths_config.reports_dir()

@@ -62,10 +62,10 @@ def run_pipeline(*args: str, artifacts: Path, timeout: int = 600) -> subprocess.
 def trained_root(tmp_path_factory: pytest.TempPathFactory, base_config: dict) -> Path:
     """An artifacts root trained for real on the embedded sample (the users with >= 400 ratings, a few epochs), as
     the pipeline's train stage trains the evaluation model: settings chosen on the carve, test rows held out."""
-    from src.data_ingestion import ingest
-    from src.data_processing import process
-    from src.model_training import prepare_training_data, train
-    from src.tuning import choose_settings
+    from src.data.ingestion import ingest
+    from src.data.processing import process
+    from src.training.train import prepare_training_data, train
+    from src.tuning.hybrid import choose_settings
 
     root = tmp_path_factory.mktemp("artifacts")
     config = small_training_config(base_config)

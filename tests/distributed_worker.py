@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from src.model_training import fit_ncf, prepare_training_data
+from src.training.train import fit_ncf, prepare_training_data
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, write_model_artifacts
-from src.ease import fit_item_weights
-from src.recommender import Recommender, ServingConfig
+from src.data.splits import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION
+from src.engine.recommender import Recommender, ServingConfig
+from src.models.ease import fit_item_weights
+from src.store.artifacts import write_model_artifacts
 
 # (anime_id, name, english_name, genres, type, episodes, premiered, year, score, members, synopsis)
 GROUP_A_ANIME = [

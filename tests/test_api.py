@@ -244,7 +244,7 @@ def test_page_routing_errors_are_friendly_html(client) -> None:
 
 
 def test_unexpected_errors_are_a_json_500_without_traceback(app, monkeypatch) -> None:
-    from src.recommender import Recommender
+    from src.engine.recommender import Recommender
 
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals")

@@ -15,7 +15,7 @@ import pytest
 from bench import http_load, run, serving_latency
 from bench.request_mix import MIX, ServedModel, SoakMix, make_requests, read_requests, write_requests
 from bench.synthetic_animelist import make_raw_folder, write_animelist
-from src.data_processing import read_ratings
+from src.data.processing import read_ratings
 
 pytestmark = pytest.mark.integration
 

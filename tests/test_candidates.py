@@ -29,10 +29,10 @@ from src.engine.candidates import (
     write_candidates,
 )
 from src.engine.catalogue import Filters
+from src.engine.recommender import SERVED_FROM, Recommender
 from src.engine.serving_config import ServingConfig
 from src.errors import ArtifactError
-from src.model_registry import resolve_model_dir
-from src.recommender import SERVED_FROM, Recommender
+from src.store.registry import resolve_model_dir
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from src.engine.catalogue import Filters
+from src.engine.recommender import Recommender
 from src.engine.scorers import FeaturesScorer
-from src.recommender import Recommender
 from tests.serving_fixtures import GROUP_A_IDS, GROUP_B_IDS, TEST_USER, TEST_USER_RATINGS, UNRATED_IDS
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.content_features import (
+from src.data.content_features import (
     BLOCKS,
     ContentSettings,
     build_content_features,
@@ -22,9 +22,9 @@ from src.content_features import (
     story_similarity,
     story_vectors,
 )
+from src.data.metadata import read_metadata
 from src.engine.catalogue import Catalogue
 from src.engine.explanations import content_reasons
-from src.metadata import read_metadata
 from tests.conftest import FIXTURES, SAMPLE
 
 

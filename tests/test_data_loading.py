@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.data_ingestion import describe_raw_folder, ingest
-from src.data_processing import read_anime_table, read_ratings
+from src.data.ingestion import describe_raw_folder, ingest
+from src.data.processing import read_anime_table, read_ratings
 from src.errors import UserError
 from tests.conftest import FIXTURES, SAMPLE
 from tests.raw_data import write_anime_2020, write_ratings

@@ -7,10 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION
-from src.data_processing import assign_splits, process, read_interactions
+from src.data.processing import assign_splits, process, read_interactions
+from src.data.splits import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, new_anime_view, newcomer_view, training_view
 from src.errors import UserError
-from src.evaluation.splitting import new_anime_view, newcomer_view, training_view
 from tests.raw_data import write_anime_2020, write_ratings
 
 
@@ -93,7 +92,7 @@ def test_splits_are_deterministic_and_depend_on_the_seed(tmp_path, config):
 def test_held_out_pairs_never_reach_training(tmp_path, config):
     rows = [(u, a, 1 + (u + a) % 10) for u in range(30) for a in range(1, 30)]
     _, table, _, _ = run_process(tmp_path, config, rows, 1, processing={"validation_fraction": 0.1})
-    from src.model_training import prepare_training_data
+    from src.training.train import prepare_training_data
 
     data = prepare_training_data(config, tmp_path / "processed")
     test_pairs = set(map(tuple, table.loc[table["split"] == SPLIT_TEST, ["user_index", "anime_index"]].to_numpy()))
@@ -113,7 +112,7 @@ def test_assign_splits_only_holds_out_rated_rows():
 
 
 def test_ratings_weigh_a_users_targets(config):
-    from src.model_training import user_targets
+    from src.training.train import user_targets
 
     rows = pd.DataFrame({"user_index": [0, 0, 0], "anime_index": [0, 1, 2], "rating": [1, 10, 0]})
     targets = user_targets(rows, 1, 3, float(config["training"]["unrated_weight"])).toarray()

@@ -270,7 +270,7 @@ def test_dockerignore_keeps_out(path: str) -> None:
 
 @pytest.mark.parametrize("path", [
     "requirements.txt", "requirements-serving.txt", "application.py", "gunicorn.conf.py", "config/config.yaml",
-    "src/recommender.py", "pipeline/training_pipeline.py", "utils/atomic.py", "templates/index.html",
+    "src/engine/recommender.py", "pipeline/training_pipeline.py", "utils/atomic.py", "templates/index.html",
     "static/style.css", "deploy/serve.py", "deploy/nginx.conf.template", "deploy/traffic.yaml", "deploy/error.html",
     "data/sample/rating.csv.gz", "artifacts/model/manifest.json",
     "artifacts/model/anime_embeddings.npy",

@@ -1,4 +1,4 @@
-"""EASE's dense B left out of a model copy and derived again when the server loads it (src/artifacts.py:
+"""EASE's dense B left out of a model copy and derived again when the server loads it (src/store/artifacts.py:
 drop_derivable_item_weights, load_item_weights; deploy/slim_model.py, the image's step), on the really trained
 model: the derived B is the fitted one, and the app answers exactly as with the shipped B; a B too costly to
 derive is kept and memory-mapped."""
@@ -15,9 +15,9 @@ import pytest
 
 from application import create_app
 from config import paths_config
-from src.artifacts import drop_derivable_item_weights, load_model_artifacts, save_item_weights, write_manifest
-from src.ease import ItemWeights, derivation_cost, fit_item_weights
-from src.model_training import prepare_training_data
+from src.models.ease import ItemWeights, derivation_cost, fit_item_weights
+from src.store.artifacts import drop_derivable_item_weights, load_model_artifacts, save_item_weights, write_manifest
+from src.training.train import prepare_training_data
 from tests.conftest import small_training_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -28,8 +28,8 @@ WORKERS = 2
 @pytest.fixture(scope="module")
 def sample_processed(tmp_path_factory: pytest.TempPathFactory, base_config: dict) -> tuple[Path, dict]:
     """The embedded sample processed as the pipeline does (users with >= 400 ratings), and the small config."""
-    from src.data_ingestion import ingest
-    from src.data_processing import process
+    from src.data.ingestion import ingest
+    from src.data.processing import process
 
     root = tmp_path_factory.mktemp("distributed")
     config = small_training_config(base_config)
@@ -84,7 +84,7 @@ def test_two_workers_train_as_one_process(sample_processed, tmp_path):
     assert reports[1]["history"] == history
 
     # The same computation as the single-process fit, split across the workers.
-    from src.model_training import fit_ncf, prepare_training_data
+    from src.training.train import fit_ncf, prepare_training_data
 
     data = prepare_training_data(config, processed)
     single = fit_ncf(config, data.train_targets, data.validation_targets)

@@ -10,16 +10,7 @@ import pandas as pd
 import pytest
 
 from config.loader import load_config
-from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, ModelArtifacts
-from src.ease import (
-    ease_from_gram,
-    ease_weights,
-    fit_item_weight_sets,
-    fit_item_weights,
-    gram,
-    interaction_matrix,
-    keep_top_neighbours,
-)
+from src.data.splits import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, held_out_users, split_interactions
 from src.engine.ranking import top_k
 from src.errors import UserError
 from src.evaluation import baselines
@@ -43,10 +34,20 @@ from src.evaluation.protocol import (
     recommend_top_k,
     scorer_rankers,
     settings_from_config,
+    without_held_out,
 )
 from src.evaluation.reports import log_to_comet, versus_best_baseline, write_reports
-from src.evaluation.splitting import held_out_users, split_interactions, without_held_out
-from src.tuning import favourites_dropout
+from src.models.ease import (
+    ease_from_gram,
+    ease_weights,
+    fit_item_weight_sets,
+    fit_item_weights,
+    gram,
+    interaction_matrix,
+    keep_top_neighbours,
+)
+from src.store.artifacts import ModelArtifacts
+from src.tuning.hybrid import favourites_dropout
 
 SETTINGS = EvaluationSettings(k=10, batch_size=1024, max_users=None, seed=42)
 
@@ -556,7 +557,8 @@ def test_comet_hook_logs_metrics_and_assets_and_tolerates_none_and_failures(tmp_
 # --- newcomers ----------------------------------------------------------------------------------------------
 
 def test_newcomer_favourites_are_their_top_rated_and_the_rest_is_relevant():
-    from src.evaluation.newcomers import item_scorer_rankers, newcomer_split
+    from src.data.splits import newcomer_split
+    from src.evaluation.newcomers import item_scorer_rankers
 
     rows = pd.DataFrame({"user_id": [7, 7, 7, 7, 7, 9, 9], "anime_index": [4, 2, 3, 1, 5, 0, 1],
                          "rating": [9, 10, 9, 5, 0, 8, 7]})

@@ -10,7 +10,7 @@ from config import paths_config
 from config.loader import load_config
 from src.engine.catalogue import Filters
 from src.engine.explanations import MIN_REASON_SIMILARITY
-from src.recommender import Recommender
+from src.engine.recommender import Recommender
 
 pytestmark = pytest.mark.integration
 

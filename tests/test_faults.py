@@ -29,7 +29,7 @@ import yaml
 from application import create_app
 from bench.servers import gunicorn
 from config import paths_config
-from src.artifacts import SERVING_FILES, read_anime_table, read_ratings
+from src.store.artifacts import SERVING_FILES, read_anime_table, read_ratings
 from tests.conftest import small_training_config
 from tests.raw_data import write_anime_2020, write_ratings
 from tests.serving_fixtures import TEST_USER

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from config import paths_config
+from src.data.metadata import read_metadata
 from src.engine.franchises import (
     UNKNOWN_START,
     Franchises,
@@ -21,7 +22,6 @@ from src.engine.franchises import (
     start_dates,
     title_key,
 )
-from src.metadata import read_metadata
 
 SAMPLE = paths_config.SAMPLE_DATA_DIR
 

@@ -22,7 +22,7 @@ from bench.model_swap import MARKER, SwapReport, point_at_broken_copy, problems,
 from bench.servers import gunicorn, request
 from config import paths_config
 from config.loader import load_config
-from src.model_registry import current_version
+from src.store.registry import current_version
 from tests.conftest import small_training_config
 from tests.serving_fixtures import write_tiny_artifacts
 

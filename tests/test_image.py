@@ -546,7 +546,8 @@ def test_runtime_size_within_budget(image: Image) -> None:
         runtime_mb = mb(image.size)
         how = f"measured on {image.base.name}"
     # The model is part of the budget: the default model's dense EASE weights (two of 166 MB) are derived when the
-    # server loads it rather than shipped (src/artifacts.py: save_item_weights), so the image holds ~16 MB of model.
+    # server loads it rather than shipped (src/store/artifacts.py: save_item_weights), so the image holds ~16 MB of
+    # model.
     model_mb = mb(int(docker("run", "--rm", "--entrypoint", "du", image.tag, "-sb", "/opt/anime/artifacts")
                       .stdout.split()[0]))
     record("runtime_size", {"mb": runtime_mb, "how": how, "budget_mb": RUNTIME_BUDGET_MB, "model_mb": model_mb,

@@ -1,4 +1,4 @@
-"""No rating lost: every row read is in the published model or counted under a named reason (src/ledger.py).
+"""No rating lost: every row read is in the published model or counted under a named reason (src/training/ledger.py).
 
 The conservation test on the real embedded sample recomputes the kept rows from the raw file with pandas alone
 (none of the pipeline's code), and compares them with what the served model holds, pair by pair.
@@ -15,10 +15,11 @@ import pytest
 import yaml
 
 from config import paths_config
-from src.artifacts import load_model_artifacts, read_ids
-from src.data_processing import process, read_interactions
-from src.evaluation.splitting import NEW_ANIME, NEWCOMER
-from src.ledger import LedgerError, check_published_rows
+from src.data.files import read_ids
+from src.data.processing import process, read_interactions
+from src.data.splits import NEW_ANIME, NEWCOMER
+from src.store.artifacts import load_model_artifacts
+from src.training.ledger import LedgerError, check_published_rows
 from tests.conftest import SAMPLE, run_pipeline, small_training_config
 from tests.raw_data import write_anime_2020, write_ratings
 
@@ -136,7 +137,7 @@ def kept_rows_from_raw(min_user_ratings: int) -> tuple[pd.DataFrame, dict[str, i
 def refitted_root(trained_root, tmp_path_factory, base_config, monkeypatch_module) -> Path:
     """The served model of the pipeline's refit, from the shared trained root (processed on the real embedded sample
     at 400 ratings; its model is the evaluation model there)."""
-    from src.refit import refit
+    from src.training.refit import refit
 
     root = tmp_path_factory.mktemp("refit")
     (root / "processed").symlink_to(paths_config.processed_dir(trained_root))
@@ -173,7 +174,7 @@ def test_the_served_model_holds_every_kept_raw_row_pair_by_pair(refitted_root):
 
 @pytest.mark.integration
 def test_nothing_a_former_newcomer_rated_is_recommended_back(refitted_root, serving_config):
-    from src.recommender import Recommender
+    from src.engine.recommender import Recommender
 
     interactions = read_interactions(paths_config.processed_dir(refitted_root))
     catalogue_ids = pd.read_parquet(paths_config.processed_dir(refitted_root) / "anime.parquet")["anime_id"].to_numpy()

@@ -30,9 +30,9 @@ from werkzeug.test import encode_multipart
 from config import paths_config
 from src.engine.catalogue import Filters
 from src.engine.personal_lists import ListEntry
+from src.engine.recommender import Recommender
 from src.engine.validation import UnknownAnimeError
 from src.logger import get_logger
-from src.recommender import Recommender
 from src.web.list_import import upload_limit
 from tests.fixtures.myanimelist import make_samples
 from tests.serving_fixtures import GROUP_A_IDS, GROUP_B_IDS

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.data_ingestion import describe_raw_folder, ingest
-from src.data_processing import process, read_anime_table
-from src.metadata import (
+from src.data.ingestion import describe_raw_folder, ingest
+from src.data.metadata import (
     METADATA_COLUMNS,
     TRUNCATION_MARK,
     is_truncated,
@@ -19,6 +18,7 @@ from src.metadata import (
     repair_synopses,
     space_english_names,
 )
+from src.data.processing import process, read_anime_table
 from tests.conftest import FIXTURES, SAMPLE
 from tests.raw_data import write_anime_2020, write_ratings
 from tests.test_data_loading import compress

@@ -5,15 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.artifacts import l2_normalise
-from src.base_model import build_model, extract_embeddings, multinomial_nll
-from src.model_training import (
+from src.models.ncf import build_model, extract_embeddings, learning_rate_schedule, multinomial_nll
+from src.store.artifacts import l2_normalise
+from src.training.train import (
     FittedNCF,
     UserBatches,
     _training_summary,
     batch_size_for,
     fit_ncf,
-    learning_rate_schedule,
     user_targets,
     validation_interval,
 )

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from config import paths_config
-from src.artifacts import SPLIT_TEST, load_model_artifacts
-from src.model_evaluation import evaluate_model
-from src.model_training import prepare_training_data
-from src.tuning import carve, set_path, significantly_better, tune
+from src.data.splits import SPLIT_TEST, carve
+from src.evaluation.runner import evaluate_model
+from src.store.artifacts import load_model_artifacts
+from src.training.train import prepare_training_data
+from src.tuning.hybrid import set_path, significantly_better, tune
 from tests.conftest import small_training_config
 
 pytestmark = pytest.mark.integration
@@ -87,7 +88,7 @@ def test_the_original_design_is_compared_only_when_asked(trained_root, tmp_path,
 def test_the_carve_never_touches_the_test_set_or_the_newcomers(trained_root, eval_config):
     processed = paths_config.processed_dir(trained_root)
     data = prepare_training_data(eval_config, processed)
-    carved = carve(data, eval_config)
+    carved = carve(data.known, len(data.user_ids), len(data.anime_ids), len(data.anime), eval_config)
     original = data.ratings
     key = ["user_index", "anime_index"]
     test_pairs = original.loc[original["split"] == SPLIT_TEST, key]

@@ -1,4 +1,4 @@
-"""Versioned model artifacts (src/model_registry.py), the `anime-models` command, and what the app says about
+"""Versioned model artifacts (src/store/registry.py), the `anime-models` command, and what the app says about
 versions: /readyz, the X-Model-Version header, the page footer, the reload a gunicorn HUP runs in the master.
 
 Real files, real symlinks, real subprocesses; the server under load is tests/test_hot_swap.py.
@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from config import paths_config
-from src.artifacts import load_model_artifacts, write_model_artifacts
+from src.engine.model_check import ServingCheck
 from src.errors import ArtifactError, UserError
-from src.model_registry import (
+from src.store.artifacts import load_model_artifacts, write_model_artifacts
+from src.store.registry import (
     current_version,
     inputs_hash,
     is_version_id,
@@ -44,7 +45,7 @@ def publish_tiny(pointer: Path, config: dict, note: str = "", mark: str = "", br
     frames["manifest"] = {**frames["manifest"], "data": {"note": note}, "created_at": "2025-01-01T00:00:00+00:00"}
     if mark:
         frames["anime"] = frames["anime"].assign(name=frames["anime"]["name"] + mark)
-    with publish_model(pointer, config) as staging:
+    with publish_model(pointer, config, ServingCheck.from_config(config)) as staging:
         write_model_artifacts(staging, **frames)
         if break_ids:
             (staging / "anime_ids.json").write_text("[1, 5, 6]", encoding="utf-8")
@@ -94,7 +95,8 @@ def test_two_publishes_of_the_same_inputs_in_one_second_get_distinct_versions(po
 
 def test_a_failed_run_leaves_the_current_model_and_no_temporary_folder(pointer: Path, versions_config) -> None:
     version = publish_tiny(pointer, versions_config, "a")
-    with pytest.raises(RuntimeError), publish_model(pointer, versions_config) as staging:
+    check = ServingCheck.from_config(versions_config)
+    with pytest.raises(RuntimeError), publish_model(pointer, versions_config, check) as staging:
         write_tiny_artifacts(staging)
         raise RuntimeError("crash mid-run")
     assert current_version(pointer) == version
@@ -117,9 +119,10 @@ def test_a_killed_publish_never_becomes_current_and_its_leftovers_are_cleaned(po
     script = textwrap.dedent(f"""
         import os, signal
         from config.loader import load_config
-        from src.model_registry import publish_model
+        from src.engine.model_check import ServingCheck
+        from src.store.registry import publish_model
         from tests.serving_fixtures import write_tiny_artifacts
-        with publish_model({str(pointer)!r}, load_config()) as staging:
+        with publish_model({str(pointer)!r}, load_config(), ServingCheck.from_config(load_config())) as staging:
             write_tiny_artifacts(staging)
             os.kill(os.getpid(), signal.SIGKILL)
     """)
@@ -164,7 +167,7 @@ def test_a_model_folder_from_before_versions_serves_and_is_adopted_on_the_next_p
     new = publish_tiny(pointer, versions_config, "new")
     assert pointer.is_symlink() and current_version(pointer) == new
     assert [v.version for v in list_versions(pointer)] == [new, legacy]
-    assert rollback(pointer, versions_config) == (new, legacy)
+    assert rollback(pointer, ServingCheck.from_config(versions_config)) == (new, legacy)
     assert json.loads((pointer / "manifest.json").read_text())["version"] == legacy
 
 
@@ -173,24 +176,24 @@ def test_a_model_folder_from_before_versions_serves_and_is_adopted_on_the_next_p
 # ---------------------------------------------------------------------------------------------------------
 def test_rollback_goes_to_the_previous_version_or_any_kept_one(pointer: Path, versions_config) -> None:
     first, second, third = (publish_tiny(pointer, versions_config, note) for note in "abc")
-    assert rollback(pointer, versions_config) == (third, second)
-    assert rollback(pointer, versions_config) == (second, first)
-    assert rollback(pointer, versions_config, third) == (first, third)  # forward again
+    assert rollback(pointer, ServingCheck.from_config(versions_config)) == (third, second)
+    assert rollback(pointer, ServingCheck.from_config(versions_config)) == (second, first)
+    assert rollback(pointer, ServingCheck.from_config(versions_config), third) == (first, third)  # forward again
     assert [v.version for v in list_versions(pointer) if v.current] == [third]
 
 
 def test_rollback_refuses_what_it_cannot_serve(pointer: Path, versions_config) -> None:
     with pytest.raises(UserError, match="no earlier model version"):
-        rollback(pointer, versions_config)
+        rollback(pointer, ServingCheck.from_config(versions_config))
     first = publish_tiny(pointer, versions_config, "a")
     with pytest.raises(UserError, match="no earlier model version"):
-        rollback(pointer, versions_config)
+        rollback(pointer, ServingCheck.from_config(versions_config))
     with pytest.raises(UserError, match=f"no kept model version 'nope'.*kept: {first}"):
-        rollback(pointer, versions_config, "nope")
+        rollback(pointer, ServingCheck.from_config(versions_config), "nope")
     second = publish_tiny(pointer, versions_config, "b")
     (versions_dir(pointer) / first / "anime_ids.json").write_text("[1]", encoding="utf-8")  # corrupted on disk
     with pytest.raises(ArtifactError, match=f"model version {first} fails the load checks.*do not match"):
-        rollback(pointer, versions_config)
+        rollback(pointer, ServingCheck.from_config(versions_config))
     assert current_version(pointer) == second
 
 
@@ -309,7 +312,7 @@ def test_reload_takes_up_the_current_version_and_refuses_a_broken_one(versioned_
     assert ready["version"] == second and "do not match" in ready["refused"] and broken.name in ready["refused"]
     assert client.get(f"/api/users/{TEST_USER}/recommendations").headers["X-Model-Version"] == second
 
-    rollback(pointer, versions_config, first)
+    rollback(pointer, ServingCheck.from_config(versions_config), first)
     assert reload_engine(app).version == first and "refused" not in client.get("/readyz").get_json()
 
 

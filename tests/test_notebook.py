@@ -37,7 +37,7 @@ def evaluated_root(trained_root: Path, tmp_path_factory: pytest.TempPathFactory,
     """An artifacts root as the pipeline leaves it: raw and processed data, the served model, the evaluation model
     and the evaluation reports. The trained model (test rows held out) is both models here, as with
     ``evaluation.refit: false``; the shared ``trained_root`` is only read."""
-    from src.model_evaluation import evaluate_model
+    from src.evaluation.runner import evaluate_model
 
     root = tmp_path_factory.mktemp("notebook-artifacts")
     model = paths_config.model_dir(trained_root).resolve()

@@ -13,8 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PRODUCT = ["application.py", "gunicorn.conf.py", "src", "pipeline", "config", "utils"]
-SERVING = ["application.py", "gunicorn.conf.py", "src/web", "src/engine", "src/recommender.py", "src/artifacts.py",
-           "src/errors.py", "src/logger.py", "config", "utils"]
+SERVING = ["application.py", "gunicorn.conf.py", "src/web", "src/engine", "src/store", "src/data/files.py",
+           "src/data/splits.py", "src/models/ease.py", "src/errors.py", "src/logger.py", "config", "utils"]
 # Distribution name -> import name, where they differ.
 IMPORT_NAMES = {"tensorflow-cpu": "tensorflow", "pyyaml": "yaml", "comet-ml": "comet_ml", "scikit-learn": "sklearn"}
 # Requirements that product code uses without importing them, and how.

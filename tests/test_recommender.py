@@ -7,11 +7,12 @@ import pytest
 import scipy.sparse as sp
 
 from config.loader import load_config
-from src.artifacts import SPLIT_TEST, ModelArtifacts, load_model_artifacts
+from src.data.splits import SPLIT_TEST
 from src.engine.interactions import row_columns
+from src.engine.recommender import Filters, Recommender, ServingConfig
 from src.engine.validation import InvalidRequestError, UnknownAnimeError, UnknownUserError
 from src.errors import ArtifactError, UserError
-from src.recommender import Filters, Recommender, ServingConfig
+from src.store.artifacts import ModelArtifacts, load_model_artifacts
 from tests.serving_fixtures import (
     GROUP_A_IDS,
     GROUP_B_IDS,
@@ -386,8 +387,7 @@ def test_engine_serves_a_really_trained_model(trained_root) -> None:
 def test_the_published_nearest_users_are_what_the_search_finds(tmp_path, serving_config) -> None:
     """similar_users.npz, written with the artifacts, holds each user's nearest users as the per-request search
     ranks them (the same cosines, the same order); an engine reading it answers exactly as one that searches."""
-    from src.artifacts import save_nearest_users
-    from src.engine.scorers import nearest_user_rows
+    from src.engine.scorers import nearest_user_rows, save_nearest_users
 
     searching = Recommender.from_folder(write_tiny_artifacts(tmp_path / "searching"), serving_config)
     save_nearest_users(write_tiny_artifacts(tmp_path / "table"), 10)
@@ -413,7 +413,7 @@ def test_the_published_nearest_users_are_what_the_search_finds(tmp_path, serving
     (None, "nan", "finite"),
 ])
 def test_a_damaged_nearest_users_table_is_refused(tmp_path, serving_config, rows, cosines, problem) -> None:
-    from src.artifacts import save_nearest_users
+    from src.engine.scorers import save_nearest_users
 
     folder = write_tiny_artifacts(tmp_path / "model")
     save_nearest_users(folder, 4)
@@ -446,7 +446,8 @@ def _ratings(seed: int, repeats: bool) -> pd.DataFrame:
 def test_rows_already_best_first_index_as_rows_in_any_order(seed: int, repeats: bool) -> None:
     """The server skips sorting rows that are already best first and unrepeated (training writes them so): the
     index is the same as from the rows shuffled, repeats included (which always take the sorting path)."""
-    from src.engine.interactions import Interactions, best_first_order
+    from src.engine.interactions import Interactions
+    from src.store.artifacts import best_first_order
 
     shuffled = _ratings(seed, repeats).sample(frac=1.0, random_state=seed)
     order = best_first_order(*(shuffled[c].to_numpy(np.int64) for c in ("user_index", "anime_index")),

@@ -20,7 +20,7 @@ import pytest
 
 from application import MAX_BODY_BYTES, create_app
 from bench.servers import LiveServer, free_port, gunicorn, stack
-from src.artifacts import write_model_artifacts
+from src.store.artifacts import write_model_artifacts
 from tests.serving_fixtures import tiny_frames
 
 REPO = Path(__file__).resolve().parent.parent
@@ -210,7 +210,7 @@ def test_every_response_carries_the_security_headers(client, label: str, method:
 
 def test_unavailable_and_500_responses_carry_them_too(missing_app, app, monkeypatch) -> None:
     assert_security_headers(missing_app.test_client().get("/readyz").headers)
-    from src.recommender import Recommender
+    from src.engine.recommender import Recommender
     monkeypatch.setattr(Recommender, "search_page", lambda *args, **kwargs: 1 / 0)
     response = app.test_client().get("/api/anime/search?q=a")
     assert response.status_code == 500 and "ZeroDivision" not in response.get_data(as_text=True)

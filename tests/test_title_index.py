@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from src.data.metadata import read_metadata
 from src.engine.catalogue import clean_text
 from src.engine.title_index import (
     ABBREVIATION,
@@ -19,7 +20,6 @@ from src.engine.title_index import (
     search_key,
     title_acronyms,
 )
-from src.metadata import read_metadata
 from tests.conftest import SAMPLE
 
 TITLES = [["Naruto", "ナルト"], ["Naruto: Shippuuden", "Naruto Shippuden"], ["Boruto: Naruto Next Generations"],

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from config import paths_config
-from src.artifacts import load_model_artifacts
+from src.store.artifacts import load_model_artifacts
 from tests.conftest import run_pipeline, small_training_config
 from tests.raw_data import write_anime_2020, write_ratings
 

@@ -1,4 +1,4 @@
-"""The serving engine's parts, each with one job (the Recommender in src/recommender.py composes them):
+"""The serving engine's parts, each with one job (the Recommender in src/engine/recommender.py composes them):
 
 - ``serving_config``: the ``serving:`` settings;
 - ``catalogue``: every anime's metadata, filters and the title index;

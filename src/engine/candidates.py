@@ -14,7 +14,7 @@ similar anime, a favourites list or an import), serving scores live as before.
 Each candidate keeps the score of the anime a list would show for it: itself, or its franchise's first entry when
 the profile has not seen the franchise (the ``match`` or ``similarity`` of the item shown).
 
-Files of a model version (written by ``write_candidates`` at publish, src/model_registry.py):
+Files of a model version (written by ``write_candidates`` at publish, src/store/registry.py):
 - ``candidate_users.npy`` / ``candidate_user_scores.npy``: (users x K) catalogue rows and float32 scores;
 - ``candidate_anime.npy`` / ``candidate_anime_scores.npy``: (catalogue x K) likewise, for similar anime;
 - ``candidates.json``: K of each and the serving settings the tables were computed with (``fingerprint``).

@@ -7,7 +7,7 @@ What a list may show, before any filter a person chooses (``filter_mask``):
 
 - never an adult title (MyAnimeList's "Rx - Hentai" rating), unless the request opts in (``include_adult``):
   not in search, similar anime, recommendations or favourites, whatever a known user's own history holds;
-- never a title that has not aired (src/metadata.py: ``unaired``) nor a recap or a music video
+- never a title that has not aired (src/data/metadata.py: ``unaired``) nor a recap or a music video
   (src/engine/franchises.py): search still finds them, marked, but no list recommends them.
 """
 from __future__ import annotations

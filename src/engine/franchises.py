@@ -119,7 +119,7 @@ _RECAP_TITLE = re.compile(r"\b(?:recaps?|soushuuhen)\b|(?<!'s )\bdigest\b", re.I
 _RECAP_TITLE_WORDS = ("recap", "soushuuhen", "digest")  # a cheap look before the pattern
 _RECAP_JAPANESE = "総集編"
 # A synopsis that says what the anime is: a recap / summary / compilation of what came before. The 2020 scrape cut
-# a synopsis's leading "Re" (src/metadata.py), hence "…cap of episodes 1-13".
+# a synopsis's leading "Re" (src/data/metadata.py), hence "…cap of episodes 1-13".
 _RECAP_SYNOPSIS = re.compile(r"""
     ^\W*(?:…\s*)?(?:re)?cap\b
   | \b(?:recap|summary|recapitulation)\s+(?:episode|episodes|film|films|movie|movies|special|specials|ova)\b

@@ -2,7 +2,7 @@
 
 Each scorer normalises its own scores onto [0, 1] over the anime the profile does not have yet (src/engine/
 scorers.py), so the weights mix comparable numbers whatever each scorer's own range. Components with weight 0
-are not computed at all. The weights are chosen per dataset on the validation carve (src/tuning.py).
+are not computed at all. The weights are chosen per dataset on the validation carve (src/tuning/hybrid.py).
 """
 from __future__ import annotations
 

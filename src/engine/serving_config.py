@@ -25,7 +25,7 @@ class ServingConfig:
     max_n: int
     max_liked: int
     max_query_length: int
-    keep_versions: int  # models kept besides the current one (src/model_registry.py checks it)
+    keep_versions: int  # models kept besides the current one (src/store/registry.py checks it)
     franchise_rules: bool  # a franchise not seen appears once, at its first entry (src/engine/diversity.py)
     seen_franchise_cap: int | None  # entries of a franchise the person has seen, at most; None: as they rank
     # an imported list (src/engine/personal_lists.py): what counts as taste, and how many plan-to-watch titles to rank

@@ -1,4 +1,4 @@
-"""The hybrid's settings for one model: chosen per dataset on the validation carve (src/tuning.py), recorded in
+"""The hybrid's settings for one model: chosen per dataset on the validation carve (src/tuning/hybrid.py), recorded in
 the model's manifest, and read back here by the engine. A model without them (a hand-made test set) falls back
 to the ``hybrid.default`` section of config/config.yaml.
 

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from src.artifacts import l2_normalise
-from src.ease import ease_weights, gram, keep_top_neighbours, most_rated
 from src.engine.scorers import rows_times
+from src.models.ease import ease_weights, gram, keep_top_neighbours, most_rated
+from src.store.artifacts import l2_normalise
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 RowScoreFn = Callable[[sp.csr_matrix], np.ndarray]
@@ -86,7 +86,7 @@ def item_knn(matrix: sp.csr_matrix, shrink: float = 0.0, neighbours: int | None 
 
 
 def ease(matrix: sp.csr_matrix, regularisation: float, max_anime: int | None = None) -> RowScoreFn:
-    """EASE (src/ease.py), dense: Score(u) = x_u · B, over the ``max_anime`` most-rated anime (all when None;
+    """EASE (src/models/ease.py), dense: Score(u) = x_u · B, over the ``max_anime`` most-rated anime (all when None;
     the others score -inf) as the engine's item-item part is fitted."""
     support = most_rated(matrix, max_anime)
     weights = ease_weights(matrix[:, support], regularisation)

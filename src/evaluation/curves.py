@@ -21,20 +21,19 @@ import numpy as np
 import pandas as pd
 
 from config import paths_config
-from src.artifacts import load_model_artifacts
-from src.ease import interaction_matrix
+from src.data.splits import held_out_users, split_interactions
 from src.errors import UserError
 from src.evaluation.baselines import n_users_of
 from src.evaluation.protocol import (
     EvaluationSettings,
     RankFn,
-    engine_rankers,
     recommend_top_k,
-    scorer_rankers,
     settings_from_config,
 )
-from src.evaluation.splitting import held_out_users, split_interactions
+from src.evaluation.runner import ENGINE_METHODS, RowBaselines, engine_for, known_user_rankers, listed_new_anime
 from src.logger import get_logger
+from src.models.ease import interaction_matrix
+from src.store.artifacts import load_model_artifacts
 
 logger = get_logger(__name__)
 
@@ -87,16 +86,6 @@ def report_rankers(metrics: Mapping[str, Any], model_dir: Path | None = None,
     with, from its manifest); ``processed_dir``: the processed data it was trained on (default: ``processed_dir()``).
     A method the report has but this code cannot rebuild is left out, with a warning.
     """
-    # The evaluation's own helpers: the baselines fitted exactly as evaluate_model fits them.
-    from src.model_evaluation import (
-        ENGINE_METHODS,
-        RowBaselines,
-        _fit_baselines,
-        _original_rankers,
-        engine_for,
-        listed_new_anime,
-    )
-
     artifacts = load_model_artifacts(model_dir or paths_config.evaluation_model_dir())
     config = config or artifacts.manifest.get("config")
     if config is None:
@@ -106,20 +95,15 @@ def report_rankers(metrics: Mapping[str, Any], model_dir: Path | None = None,
         raise UserError("the model has no held-out test set: curves need the evaluation model (artifacts/evaluation/"
                         "model), not a refitted one")
     engine = engine_for(artifacts, config)
-    n_users, width, tiebreak = len(artifacts.user_ids), engine.n_anime, engine.catalogue.popularity_order
+    n_users, width = len(artifacts.user_ids), engine.n_anime
     wanted = list(metrics["methods"])
     chosen = {name: {"setting": setting} for name, setting in metrics["meta"]["baselines"]["users"].items()
               if name in wanted}
-    rankers: dict[str, RankFn] = {}
-    also_known = listed_new_anime(processed_dir or paths_config.processed_dir(), artifacts.user_ids, width)
-    if chosen:
-        fitted = _fit_baselines(config, RowBaselines(known, n_users, engine.n_model_anime, width), chosen)
-        rankers.update(scorer_rankers(fitted, known, width, n_users, tiebreak, engine.catalogue.filter_mask(None),
-                                      engine.catalogue.franchise_rules, also_known))
-    rankers.update(engine_rankers(engine, {name: method for name, method in ENGINE_METHODS.items() if name in wanted},
-                                  also_known))
-    if any(name.startswith("original_") for name in wanted):
-        rankers.update(_original_rankers(config, artifacts, known, tiebreak, width))
+    listed = listed_new_anime(processed_dir or paths_config.processed_dir(), artifacts.user_ids, width)
+    rankers = known_user_rankers(config, artifacts, engine, RowBaselines(known, n_users, engine.n_model_anime, width),
+                                 chosen, listed, {name: method for name, method in ENGINE_METHODS.items()
+                                                  if name in wanted},
+                                 any(name.startswith("original_") for name in wanted))
     if missing := [name for name in wanted if name not in rankers]:
         logger.warning("no curve for %s: this code does not rebuild those methods", ", ".join(missing))
     return ReportRankers({name: rankers[name] for name in wanted if name in rankers}, known, test, width,

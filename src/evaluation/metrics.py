@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy.stats import rankdata
 
 
@@ -124,3 +125,11 @@ def standard_error(values: np.ndarray) -> float:
     """The standard error of the mean of per-user values: std (ddof 1) / sqrt(n), 0 for a single user."""
     values = np.asarray(values, dtype=np.float64)
     return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0
+
+
+def recall_per_user(lists: np.ndarray, relevant: sp.csr_matrix | np.ndarray, k: int) -> np.ndarray:
+    """Recall@k of each top-k list (a row of ``lists``, -1 padded) against the same row of ``relevant`` (sparse,
+    or already a dense boolean array)."""
+    relevant = relevant.toarray() > 0 if sp.issparse(relevant) else relevant
+    hits = np.take_along_axis(relevant, np.maximum(lists, 0), axis=1) & (lists >= 0)
+    return batch_metrics(hits, np.count_nonzero(relevant, axis=1), k)["recall"]

@@ -1,7 +1,7 @@
 """The newcomer protocol: people the model never saw, recommended for from a few favourites.
 
 Processing holds a seeded share of users out of training entirely (the newcomer view of the processed table,
-src/evaluation/splitting.py: their whole lists, ratings of new anime included). For each of them:
+src/data/splits.py: their whole lists, ratings of new anime included). For each of them:
 
 * favourites ``F_u`` = their top-rated anime, at most ``newcomer_favourites``, best first (ties: lower anime index);
 * relevant ``T_u`` = their other rated anime; unrated rows are neither relevant nor favourites;
@@ -24,51 +24,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from src.artifacts import SPLIT_TEST
-from src.ease import interaction_matrix
+from src.data.splits import SPLIT_TEST, NewcomerSplit, assign_splits
 from src.engine.diversity import FranchiseRules, franchise_top_k
 from src.engine.personal_lists import ListEntry
 from src.evaluation.protocol import RankFn
-from src.evaluation.splitting import assign_splits
-
-
-@dataclass(frozen=True)
-class NewcomerSplit:
-    favourites: list[np.ndarray]  # anime indices per newcomer, best first
-    favourites_rows: pd.DataFrame  # user_index (newcomer number), anime_index: what each newcomer gave
-    relevant_rows: pd.DataFrame  # user_index (newcomer number), anime_index: what they are scored on
-    user_ids: np.ndarray  # MyAnimeList id of each newcomer
-
-    def __len__(self) -> int:
-        return len(self.favourites)
-
-    def favourites_matrix(self, n_anime: int) -> sp.csr_matrix:
-        """Binary (newcomers x anime) matrix of the favourites."""
-        rows = self.favourites_rows
-        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows["user_index"], rows["anime_index"])),
-                             shape=(len(self), n_anime))
-
-
-def newcomer_split(newcomers: pd.DataFrame, max_favourites: int) -> NewcomerSplit:
-    """Favourites and relevant anime of each newcomer with at least one rated anime beyond their favourites."""
-    rated = newcomers[newcomers["rating"].to_numpy() > 0]
-    rated = rated.sort_values(["user_id", "rating", "anime_index"], ascending=[True, False, True], kind="stable")
-    rank = rated.groupby("user_id").cumcount().to_numpy()
-    is_favourite = rank < max_favourites
-    has_relevant = rated.loc[~is_favourite, "user_id"].unique()
-    user_ids = np.sort(has_relevant).astype(np.int64)
-    number = pd.Series(np.arange(len(user_ids)), index=user_ids)
-    keep = rated["user_id"].isin(user_ids).to_numpy()
-
-    def frame(mask: np.ndarray) -> pd.DataFrame:
-        chosen = rated[mask & keep]
-        return pd.DataFrame({"user_index": number.loc[chosen["user_id"]].to_numpy(np.int64),
-                             "anime_index": chosen["anime_index"].to_numpy(np.int64)})
-
-    favourites_rows = frame(is_favourite)
-    grouped = favourites_rows.groupby("user_index", sort=True)["anime_index"]
-    favourites = [np.asarray(values, dtype=np.int64) for _, values in grouped]
-    return NewcomerSplit(favourites, favourites_rows, frame(~is_favourite), user_ids)
+from src.models.ease import interaction_matrix
 
 
 @dataclass(frozen=True)
@@ -82,7 +42,7 @@ class ImportSplit:
         return len(self.lists)
 
     def rows_matrix(self, n_anime: int, values: str) -> sp.csr_matrix:
-        """The lists as an interaction matrix with ``values`` (src/ease.py), as a baseline reads a user's row."""
+        """The lists as an interaction matrix with ``values`` (src/models/ease.py), as a baseline reads a user's row."""
         return interaction_matrix(self.list_rows, len(self), n_anime, values)
 
 

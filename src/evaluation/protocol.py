@@ -7,6 +7,7 @@ same ``top_k`` and tie-break.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,13 +17,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from src.ease import interaction_matrix
+from src.data.splits import SPLIT_TEST, held_out_users
 from src.engine.diversity import FranchiseRules, franchise_top_k
 from src.errors import UserError
 from src.evaluation.baselines import ScoreFn, n_users_of
 from src.evaluation.metrics import batch_metrics, franchise_repeats, popularity_ranks, standard_error
-from src.evaluation.splitting import held_out_users
 from src.logger import get_logger
+from src.models.ease import interaction_matrix
+from src.store.artifacts import ModelArtifacts
 
 logger = get_logger(__name__)
 
@@ -191,3 +193,13 @@ def evaluate_methods(rankers: Mapping[str, RankFn], train_interactions: pd.DataF
                     settings.k, results[method]["hr"], settings.k, results[method]["recall"], settings.k,
                     results[method]["ndcg"], results[method]["users"], time.perf_counter() - started)
     return Evaluation(results, recalls)
+
+
+def without_held_out(artifacts: ModelArtifacts) -> ModelArtifacts:
+    """The same artifacts with the test rows dropped from ``user_ratings``: what an engine may know offline.
+
+    The serving engine builds user profiles and neighbour preferences from every row it is given; an engine
+    built from the full artifacts would see the held-out anime it is being evaluated on.
+    """
+    ratings = artifacts.user_ratings
+    return dataclasses.replace(artifacts, user_ratings=ratings[ratings["split"].to_numpy() != SPLIT_TEST])

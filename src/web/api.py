@@ -10,8 +10,8 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+from src.engine.recommender import SERVED_FROM
 from src.engine.validation import InvalidRequestError
-from src.recommender import SERVED_FROM
 from src.web import params
 from src.web.list_import import read_uploaded_list
 from src.web.openapi import openapi_document

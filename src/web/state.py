@@ -3,7 +3,7 @@
 Loading never raises: when the artifacts are missing or inconsistent the app still starts, /healthz says the
 process is alive, and /readyz, the API and the pages all report the reason instead of recommending.
 
-Model versions (src/model_registry.py): ``ARTIFACTS_DIR`` is usually the ``artifacts/model`` pointer. It is
+Model versions (src/store/registry.py): ``ARTIFACTS_DIR`` is usually the ``artifacts/model`` pointer. It is
 resolved once per load, so an engine is built from one version's files, never a mix. ``reload_engine`` is what
 a gunicorn HUP runs in the master (gunicorn.conf.py) before the new workers fork. It builds the current
 version; if that fails its load checks, the engine that was serving stays, and /readyz reports the refusal.
@@ -21,11 +21,11 @@ from pathlib import Path
 from flask import Flask, current_app, g, has_request_context
 
 from config.loader import load_config
+from src.engine.recommender import Recommender
 from src.engine.serving_config import ServingConfig
 from src.errors import UserError
 from src.logger import get_logger
-from src.model_registry import resolve_model_dir, version_of
-from src.recommender import Recommender
+from src.store.registry import resolve_model_dir, version_of
 
 logger = get_logger(__name__)
 EXTENSION_KEY = "anime_recommender"

@@ -10,6 +10,7 @@ and "similar anime" and "similar users" are plain cosines of the same embeddings
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -72,3 +73,20 @@ def extract_embeddings(model: keras.Model) -> tuple[np.ndarray, np.ndarray, np.n
     return (np.asarray(model.get_layer("user_embedding").get_weights()[0], dtype=np.float32),
             np.asarray(catalogue.anime_embedding.numpy(), dtype=np.float32),
             np.asarray(catalogue.anime_bias.numpy(), dtype=np.float32))
+
+
+def learning_rate_schedule(settings: dict[str, float]) -> Callable[[int], float]:
+    """The original schedule: linear ramp from ``start`` to ``max``, optional plateau, then exponential decay
+    of the excess over ``min``."""
+    start, peak, floor = float(settings["start"]), float(settings["max"]), float(settings["min"])
+    rampup, sustain = int(settings["rampup_epochs"]), int(settings["sustain_epochs"])
+    decay = float(settings["exp_decay"])
+
+    def rate(epoch: int) -> float:
+        if epoch < rampup:
+            return (peak - start) / rampup * epoch + start
+        if epoch < rampup + sustain:
+            return peak
+        return (peak - floor) * decay ** (epoch - rampup - sustain) + floor
+
+    return rate

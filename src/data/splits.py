@@ -15,12 +15,20 @@ of it, and the served model is trained on all of it, so no row can fall between 
 """
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
-from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, ModelArtifacts
+from src.models.ease import interaction_matrix
+
+# The ``split`` column: the per-user holdout of every kept row (test: the held-out 20 % of a user's rated anime;
+# validation: the training rows kept aside for val_loss).
+SPLIT_TRAIN = 0
+SPLIT_VALIDATION = 1
+SPLIT_TEST = 2
 
 # Bits of the ``held_out`` column: the held-out sets a row belongs to (0: none, the evaluation model trains on it).
 NEWCOMER = 1
@@ -133,19 +141,95 @@ def split_interactions(ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     return ratings[~is_test], ratings[is_test]
 
 
-def without_held_out(artifacts: ModelArtifacts) -> ModelArtifacts:
-    """The same artifacts with the test rows dropped from ``user_ratings``: what an engine may know offline.
-
-    The serving engine builds user profiles and neighbour preferences from every row it is given; an engine
-    built from the full artifacts would see the held-out anime it is being evaluated on.
-    """
-    ratings = artifacts.user_ratings
-    return dataclasses.replace(artifacts, user_ratings=ratings[ratings["split"].to_numpy() != SPLIT_TEST])
-
-
 def held_out_users(test_interactions: pd.DataFrame, max_users: int | None = None, seed: int = 42) -> np.ndarray:
     """Sorted user indices with held-out anime; a seeded random subset of ``max_users`` of them if given."""
     users = np.unique(test_interactions["user_index"].to_numpy(np.int64))
     if max_users is not None and 0 < max_users < len(users):
         users = np.sort(np.random.default_rng(seed).choice(users, size=max_users, replace=False))
     return users
+
+
+def select_new_anime(anime_index: np.ndarray, rating: np.ndarray, n_anime: int, fraction: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask over anime indices: a seeded ``floor(fraction x rated anime)`` of the anime with a rating,
+    held out of training entirely to measure how the content path places anime nobody rated yet."""
+    rated = np.flatnonzero(np.bincount(anime_index[rating > 0], minlength=n_anime) > 0)
+    chosen = np.zeros(n_anime, dtype=bool)
+    chosen[rng.permutation(rated)[:int(np.floor(fraction * len(rated)))]] = True
+    return chosen
+
+
+@dataclass(frozen=True)
+class NewcomerSplit:
+    favourites: list[np.ndarray]  # anime indices per newcomer, best first
+    favourites_rows: pd.DataFrame  # user_index (newcomer number), anime_index: what each newcomer gave
+    relevant_rows: pd.DataFrame  # user_index (newcomer number), anime_index: what they are scored on
+    user_ids: np.ndarray  # MyAnimeList id of each newcomer
+
+    def __len__(self) -> int:
+        return len(self.favourites)
+
+    def favourites_matrix(self, n_anime: int) -> sp.csr_matrix:
+        """Binary (newcomers x anime) matrix of the favourites."""
+        rows = self.favourites_rows
+        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows["user_index"], rows["anime_index"])),
+                             shape=(len(self), n_anime))
+
+
+def newcomer_split(newcomers: pd.DataFrame, max_favourites: int) -> NewcomerSplit:
+    """Favourites and relevant anime of each newcomer with at least one rated anime beyond their favourites."""
+    rated = newcomers[newcomers["rating"].to_numpy() > 0]
+    rated = rated.sort_values(["user_id", "rating", "anime_index"], ascending=[True, False, True], kind="stable")
+    rank = rated.groupby("user_id").cumcount().to_numpy()
+    is_favourite = rank < max_favourites
+    has_relevant = rated.loc[~is_favourite, "user_id"].unique()
+    user_ids = np.sort(has_relevant).astype(np.int64)
+    number = pd.Series(np.arange(len(user_ids)), index=user_ids)
+    keep = rated["user_id"].isin(user_ids).to_numpy()
+
+    def frame(mask: np.ndarray) -> pd.DataFrame:
+        chosen = rated[mask & keep]
+        return pd.DataFrame({"user_index": number.loc[chosen["user_id"]].to_numpy(np.int64),
+                             "anime_index": chosen["anime_index"].to_numpy(np.int64)})
+
+    favourites_rows = frame(is_favourite)
+    grouped = favourites_rows.groupby("user_index", sort=True)["anime_index"]
+    favourites = [np.asarray(values, dtype=np.int64) for _, values in grouped]
+    return NewcomerSplit(favourites, favourites_rows, frame(~is_favourite), user_ids)
+
+
+@dataclass
+class Carve:
+    """The validation carve of one training set."""
+
+    train: pd.DataFrame  # the rows the carve's models fit on (carve users' non-test carve rows)
+    relevant: sp.csr_matrix  # users x anime: each carve user's carve-test anime
+    users: np.ndarray  # carve users with carve-test anime, in row order
+    newcomers: NewcomerSplit  # the carve-newcomers' favourites and relevant anime
+    n_users: int
+    n_anime: int  # the model's (rated) anime, which EASE and the NCF fit on
+    width: int  # the whole catalogue, which rankings cover
+
+
+def carve(known: pd.DataFrame, n_users: int, n_anime: int, width: int, config: dict[str, Any]) -> Carve:
+    """Re-split the non-test rows ``known`` (of ``n_users`` users, over ``n_anime`` rated anime of a catalogue of
+    ``width``): carve-newcomers out entirely, then a per-user holdout of the rest."""
+    evaluation, seed = config["evaluation"], int(config["seed"]) + 1000
+    carved = carve_validation(known, float(evaluation["holdout_fraction"]),
+                              float(config["processing"]["validation_fraction"]), seed)
+    newcomer = select_newcomers(n_users, float(config["hybrid"]["carve_newcomer_fraction"]),
+                                np.random.default_rng(seed))
+    is_newcomer = newcomer[carved["user_index"].to_numpy()]
+    newcomer_rows = carved[is_newcomer].rename(columns={"user_index": "user_id"})
+    limit = int(config["hybrid"]["carve_users"])
+    if newcomer.sum() > limit:  # a seeded sample of the carve-newcomers scores the favourites' mix
+        sample = np.random.default_rng(seed).choice(np.flatnonzero(newcomer), size=limit, replace=False)
+        newcomer_rows = newcomer_rows[np.isin(newcomer_rows["user_id"].to_numpy(), sample)]
+    members = carved[~is_newcomer]
+    test = members[members["split"].to_numpy() == SPLIT_TEST]
+    relevant = interaction_matrix(test, n_users, width)
+    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    if len(users) > limit:  # a seeded sample keeps the component tables small on a large dataset
+        users = np.sort(np.random.default_rng(seed).choice(users, size=limit, replace=False))
+    return Carve(members[members["split"].to_numpy() != SPLIT_TEST], relevant, users,
+                 newcomer_split(newcomer_rows, int(evaluation["newcomer_favourites"])), n_users, n_anime, width)

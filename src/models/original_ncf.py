@@ -2,7 +2,7 @@
 
 Cosine of a user and an anime embedding, then a dense unit, batch normalisation and a sigmoid, trained with
 binary cross-entropy on the observed scaled ratings only, with the original warm-up-then-decay learning-rate
-schedule (``evaluation.original_objective``). The product's model is src/base_model.py.
+schedule (``evaluation.original_objective``). The product's model is src/models/ncf.py.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from keras import layers
 
-from src.model_training import learning_rate_schedule
+from src.models.ncf import learning_rate_schedule
 
 
 def build_original_model(n_users: int, n_anime: int, size: int, learning_rate: float) -> keras.Model:

@@ -2,7 +2,7 @@
 
     artifacts/
       models/
-        20250301T101500Z-3f2a9c1d/     a published model (the files of src/artifacts.py), named by its version
+        20250301T101500Z-3f2a9c1d/     a published model (the files of src/store/artifacts.py), named by its version
         20250302T090000Z-77b01e4a/
       model -> models/20250302T090000Z-77b01e4a     the current version: what serving, evaluation and scripts read
 
@@ -33,13 +33,12 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from src.errors import ArtifactError, UserError
 from src.logger import get_logger
@@ -194,6 +193,17 @@ def _version_folders(pointer: Path) -> list[Path]:
             and not path.name.startswith(".")]
 
 
+class ModelCheck(Protocol):
+    """What the serving side does with a model before it becomes current; handed in by the caller, so the store
+    never imports the engine (src/engine/model_check.py is the one in use)."""
+
+    def complete(self, folder: Path) -> None:
+        """Add to the written model what is computed from it (the candidates)."""
+
+    def check(self, folder: Path, what: str) -> None:
+        """The server's load checks; raises ArtifactError saying what failed (``what``: the model's name)."""
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Publishing
 # ---------------------------------------------------------------------------------------------------------
@@ -207,12 +217,12 @@ def keep_versions(config: dict[str, Any]) -> int:
 
 
 @contextlib.contextmanager
-def publish_model(pointer: str | Path, config: dict[str, Any]) -> Iterator[Path]:
+def publish_model(pointer: str | Path, config: dict[str, Any], model_check: ModelCheck) -> Iterator[Path]:
     """Yield an empty temporary folder to write a model into; on normal exit it becomes the current version.
 
     On any exception (KeyboardInterrupt included), and when the finished model fails the server's load checks,
     the folder is deleted and the current model stays current. ``config``: the project config (its ``serving``
-    section configures the load checks and ``keep_versions``).
+    section sets ``keep_versions``); ``model_check``: completes the written model and runs the server's load checks.
     """
     pointer = Path(pointer)
     keep = keep_versions(config)
@@ -223,13 +233,13 @@ def publish_model(pointer: str | Path, config: dict[str, Any]) -> Iterator[Path]
     staging.chmod(0o755)  # mkdtemp makes an owner-only folder; the server may run as another user
     try:
         yield staging
-        publish_candidates(staging, config)
+        model_check.complete(staging)
         manifest = read_manifest(staging)
         manifest["published_at"] = datetime.now(UTC).isoformat(timespec="microseconds")
         manifest["version"] = new_version_id(manifest)
         write_json(staging / MANIFEST, manifest)
         _fsync_tree(staging)
-        check_model(staging, config, what="the new model")
+        model_check.check(staging, "the new model")
         with _lock(pointer):
             version = _unique_name(versions_dir(pointer), manifest["version"])
             if version != manifest["version"]:  # two publishes of the same inputs within one second
@@ -253,48 +263,10 @@ def publish_model(pointer: str | Path, config: dict[str, Any]) -> Iterator[Path]
                 previous or "none", ", ".join(v.version for v in list_versions(pointer)))
 
 
-def publish_candidates(folder: Path, config: dict[str, Any]) -> None:
-    """Compute the model's candidates (src/engine/candidates.py) into ``folder``, the model just written, with the
-    serving settings of ``config`` (``serving.candidates_per_user`` and ``candidates_per_anime``; 0: none)."""
-    from src.engine.candidates import build_candidates, write_candidates
-    from src.engine.serving_config import ServingConfig
-    from src.recommender import Recommender
-
-    serving = ServingConfig.from_config(config)
-    if not (serving.candidates_per_user or serving.candidates_per_anime):
-        return
-    started = time.perf_counter()
-    try:
-        engine = Recommender.from_folder(folder, serving)
-    except UserError as error:
-        raise ArtifactError(f"the new model fails the load checks, so it was not made current: {error}") from error
-    candidates = build_candidates(engine, serving.candidates_per_user, serving.candidates_per_anime)
-    write_candidates(folder, candidates, serving, engine.manifest.get("hybrid"))
-    logger.info("candidates: %d per user, %d per anime, computed in %.1f s", serving.candidates_per_user,
-                serving.candidates_per_anime, time.perf_counter() - started)
-
-
-def check_model(folder: Path, config: dict[str, Any], what: str = "the model") -> None:
-    """The checks a server runs when it loads ``folder``: every artifact readable and consistent, and the engine
-    builds on them. Raises ArtifactError saying what failed."""
-    from src.engine.candidates import verify_candidates
-    from src.engine.serving_config import ServingConfig
-    from src.recommender import Recommender
-
-    try:
-        engine = Recommender.from_folder(folder, ServingConfig.from_config(config))
-        verify_candidates(engine)
-    except UserError as error:
-        raise ArtifactError(f"{what} fails the load checks, so it was not made current: {error}") from error
-    except Exception as error:  # any other failure would fail the server's load as well
-        raise ArtifactError(f"{what} fails the load checks, so it was not made current "
-                            f"({type(error).__name__}: {error})") from error
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Switching versions
 # ---------------------------------------------------------------------------------------------------------
-def activate(pointer: str | Path, version: str, config: dict[str, Any]) -> ModelVersion:
+def activate(pointer: str | Path, version: str, model_check: ModelCheck) -> ModelVersion:
     """Make the kept ``version`` current, once it passes the load checks; raises UserError otherwise."""
     pointer = Path(pointer)
     with _lock(pointer):
@@ -304,13 +276,13 @@ def activate(pointer: str | Path, version: str, config: dict[str, Any]) -> Model
             names = ", ".join(kept) or "none"
             raise UserError(f"there is no kept model version {version!r} under {versions_dir(pointer)} "
                             f"(kept: {names}); `anime-models list` shows them")
-        check_model(entry.path, config, what=f"model version {version}")
+        model_check.check(entry.path, f"model version {version}")
         _point(pointer, version)
     logger.info("model version %s is now current at %s", version, pointer)
     return entry
 
 
-def rollback(pointer: str | Path, config: dict[str, Any], version: str | None = None) -> tuple[str | None, str]:
+def rollback(pointer: str | Path, model_check: ModelCheck, version: str | None = None) -> tuple[str | None, str]:
     """Make ``version`` current, by default the one published before the current one; returns (was, now)."""
     pointer = Path(pointer)
     versions = list_versions(pointer)
@@ -323,7 +295,7 @@ def rollback(pointer: str | Path, config: dict[str, Any], version: str | None = 
             raise UserError(f"no earlier model version to roll back to under {versions_dir(pointer)} (kept: "
                             f"{', '.join(entry.version for entry in versions) or 'none'})")
         version = older[0].version
-    activate(pointer, version, config)
+    activate(pointer, version, model_check)
     return was, version
 
 

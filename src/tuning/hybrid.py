@@ -22,68 +22,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
-from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, ModelArtifacts
-from src.ease import ItemWeights, ease_from_gram, gram, interaction_matrix, keep_top_neighbours, most_rated
+from src.data.splits import SPLIT_TRAIN, SPLIT_VALIDATION, Carve, carve
 from src.engine.interactions import Profiles
 from src.engine.ranking import top_k
+from src.engine.recommender import Recommender
 from src.engine.serving_config import ServingConfig
-from src.evaluation.metrics import batch_metrics, paired_difference
-from src.evaluation.newcomers import NewcomerSplit, newcomer_split
-from src.evaluation.splitting import carve_validation, select_newcomers
+from src.evaluation.metrics import paired_difference, recall_per_user
 from src.logger import get_logger
-from src.model_training import TrainingData, fit_ncf, user_targets
-from src.recommender import Recommender
+from src.models.ease import ItemWeights, ease_from_gram, gram, interaction_matrix, keep_top_neighbours, most_rated
+from src.store.artifacts import ModelArtifacts
+from src.training.train import TrainingData, fit_ncf, user_targets
 
 logger = get_logger(__name__)
-
-
-@dataclass
-class Carve:
-    """The validation carve of one training set."""
-
-    train: pd.DataFrame  # the rows the carve's models fit on (carve users' non-test carve rows)
-    relevant: sp.csr_matrix  # users x anime: each carve user's carve-test anime
-    users: np.ndarray  # carve users with carve-test anime, in row order
-    newcomers: NewcomerSplit  # the carve-newcomers' favourites and relevant anime
-    n_users: int
-    n_anime: int  # the model's (rated) anime, which EASE and the NCF fit on
-    width: int  # the whole catalogue, which rankings cover
-
-
-def carve(data: TrainingData, config: dict[str, Any]) -> Carve:
-    """Re-split the non-test rows: carve-newcomers out entirely, then a per-user holdout of the rest."""
-    evaluation, seed = config["evaluation"], int(config["seed"]) + 1000
-    n_users, n_anime = len(data.user_ids), len(data.anime_ids)
-    carved = carve_validation(data.known, float(evaluation["holdout_fraction"]),
-                              float(config["processing"]["validation_fraction"]), seed)
-    newcomer = select_newcomers(n_users, float(config["hybrid"]["carve_newcomer_fraction"]),
-                                np.random.default_rng(seed))
-    is_newcomer = newcomer[carved["user_index"].to_numpy()]
-    newcomer_rows = carved[is_newcomer].rename(columns={"user_index": "user_id"})
-    limit = int(config["hybrid"]["carve_users"])
-    if newcomer.sum() > limit:  # a seeded sample of the carve-newcomers scores the favourites' mix
-        sample = np.random.default_rng(seed).choice(np.flatnonzero(newcomer), size=limit, replace=False)
-        newcomer_rows = newcomer_rows[np.isin(newcomer_rows["user_id"].to_numpy(), sample)]
-    members = carved[~is_newcomer]
-    test = members[members["split"].to_numpy() == SPLIT_TEST]
-    width = len(data.anime)
-    relevant = interaction_matrix(test, n_users, width)
-    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
-    if len(users) > limit:  # a seeded sample keeps the component tables small on a large dataset
-        users = np.sort(np.random.default_rng(seed).choice(users, size=limit, replace=False))
-    return Carve(members[members["split"].to_numpy() != SPLIT_TEST], relevant, users,
-                 newcomer_split(newcomer_rows, int(evaluation["newcomer_favourites"])), n_users, n_anime, width)
-
-
-def recall_per_user(lists: np.ndarray, relevant: sp.csr_matrix | np.ndarray, k: int) -> np.ndarray:
-    """Recall@k of each top-k list (a row of ``lists``, -1 padded) against the same row of ``relevant`` (sparse,
-    or already a dense boolean array)."""
-    relevant = relevant.toarray() > 0 if sp.issparse(relevant) else relevant
-    hits = np.take_along_axis(relevant, np.maximum(lists, 0), axis=1) & (lists >= 0)
-    return batch_metrics(hits, np.count_nonzero(relevant, axis=1), k)["recall"]
 
 
 def significantly_better(candidate: np.ndarray, current: np.ndarray, significance: float) -> bool:
@@ -218,7 +170,7 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
     """The hybrid's settings for ``data`` (a processed training set), chosen on its validation carve."""
     started = time.perf_counter()
     hybrid, k, significance = config["hybrid"], int(config["evaluation"]["k"]), float(config["hybrid"]["significance"])
-    carve_data = carve(data, config)
+    carve_data = carve(data.known, len(data.user_ids), len(data.anime_ids), len(data.anime), config)
     unrated = float(config["training"]["unrated_weight"])
     shape = (carve_data.n_users, carve_data.n_anime)
     split = carve_data.train["split"].to_numpy()
@@ -411,7 +363,7 @@ def ncf_carve_recall(config: dict[str, Any], carve_data: Carve, data: TrainingDa
 
 def tune(config: dict[str, Any], data: TrainingData) -> dict[str, Any]:
     """Search ``tuning.grid`` one setting at a time from the current config; return the trials and the best."""
-    carve_data = carve(data, config)
+    carve_data = carve(data.known, len(data.user_ids), len(data.anime_ids), len(data.anime), config)
     best_config = copy.deepcopy(config)
     best_recall, seconds = ncf_carve_recall(best_config, carve_data, data)
     trials = [{"setting": "current config", "recall": best_recall, "training_seconds": seconds}]

@@ -2,9 +2,9 @@
 
 The evaluation model learns from the training split only: the test rows, the newcomers and the new anime are held
 out so they can measure it. A model that people use should learn from everything, so after the evaluation the NCF
-and EASE are trained again on every row of the processed table (src/data_processing.py), with the settings the
+and EASE are trained again on every row of the processed table (src/data/processing.py), with the settings the
 validation carve chose for the evaluation model, and that model is published once the row ledger confirms it holds
-every kept row (src/ledger.py). Its manifest says which run each figure comes from.
+every kept row (src/training/ledger.py). Its manifest says which run each figure comes from.
 """
 from __future__ import annotations
 
@@ -16,17 +16,19 @@ import numpy as np
 import pandas as pd
 
 from config import paths_config
-from src.artifacts import SPLIT_TRAIN, load_content_features, load_model_artifacts
-from src.data_processing import catalogue_order, encode, read_interactions
+from src.data.files import load_content_features
+from src.data.processing import catalogue_order, encode, read_interactions
+from src.data.splits import SPLIT_TRAIN, assign_splits
+from src.engine.model_check import ServingCheck
 from src.errors import UserError
-from src.evaluation.splitting import assign_splits
-from src.ledger import check_published_rows
 from src.logger import get_logger
-from src.model_registry import publish_model
+from src.store.artifacts import load_model_artifacts
+from src.store.registry import publish_model
+from src.training.ledger import check_published_rows
 from utils.common_functions import read_json
 
 if TYPE_CHECKING:
-    from src.model_training import TrainingData
+    from src.training.train import TrainingData
 
 logger = get_logger(__name__)
 
@@ -35,7 +37,7 @@ def every_rating(config: dict[str, Any], processed_dir: Path) -> TrainingData:
     """Every kept rating of the processed table, newcomers' and new anime's included (a newcomer's rating of a new
     anime too), with no test split (a validation share only). The new anime become model anime, so the catalogue
     and its content features are reordered: the model's anime first, as always."""
-    from src.model_training import training_data  # imports TensorFlow
+    from src.training.train import training_data  # imports TensorFlow
 
     interactions = read_interactions(processed_dir)
     catalogue = pd.read_parquet(processed_dir / "anime.parquet")
@@ -64,7 +66,7 @@ def every_rating(config: dict[str, Any], processed_dir: Path) -> TrainingData:
 
 def refit(config: dict[str, Any], epochs: int | None = None) -> dict[str, Any]:
     """Train on every rating with the evaluation model's chosen settings and publish; return the manifest."""
-    from src.model_training import train
+    from src.training.train import train
 
     evaluation_dir = paths_config.evaluation_model_dir()
     if not (evaluation_dir / "manifest.json").is_file():
@@ -87,6 +89,6 @@ def publish_evaluation_model(config: dict[str, Any]) -> None:
     """Serve the evaluation model as it is (``evaluation.refit: false``): copy it in as a new version. It holds
     the rows in no held-out set; its ledger counts the held-out ones as not published."""
     source = paths_config.evaluation_model_dir()
-    with publish_model(paths_config.model_dir(), config) as staging:
+    with publish_model(paths_config.model_dir(), config, ServingCheck.from_config(config)) as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
         check_published_rows(staging, paths_config.processed_dir(), every_rating=False)

@@ -4,9 +4,9 @@ Written atomically to ``artifacts/processed/``:
 
 - ``interactions.parquet``: every kept interaction, once: ``user_id`` (MyAnimeList id), ``anime_index`` (catalogue
   row, int32), ``rating`` (int8; 1..10, 0 = watched or listed but not rated), ``split`` (``SPLIT_TRAIN``,
-  ``SPLIT_VALIDATION``, ``SPLIT_TEST``: the per-user holdout; see src/artifacts.py) and ``held_out`` (the held-out
+  ``SPLIT_VALIDATION``, ``SPLIT_TEST``: the per-user holdout; see src/store/artifacts.py) and ``held_out`` (the held-out
   sets a row is in: a seeded ``evaluation.newcomer_fraction`` of the users, newcomers, and ``new_anime_fraction``
-  of the rated anime, new anime; src/evaluation/splitting.py). The evaluation reads views of it; the served model
+  of the rated anime, new anime; src/data/splits.py). The evaluation reads views of it; the served model
   is trained on all of it. The evaluation model's rows come first, shuffled with the seed.
 - ``anime.parquet``: the catalogue's metadata, row j = anime index j (the evaluation model's anime first).
 - ``user_ids.json``, ``anime_ids.json``: the evaluation model's users and anime (index -> MyAnimeList id).
@@ -39,19 +39,23 @@ import pyarrow as pa
 import pyarrow.csv as pv
 
 from config import paths_config
-from src.artifacts import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, save_content_features, write_ids
-from src.content_features import fit_content_features
-from src.data_ingestion import describe_raw_folder
-from src.errors import UserError
-from src.evaluation.splitting import (
+from src.data.content_features import fit_content_features
+from src.data.files import save_content_features, write_ids
+from src.data.ingestion import describe_raw_folder
+from src.data.metadata import read_metadata
+from src.data.splits import (
     NEWCOMER,
+    SPLIT_TEST,
+    SPLIT_TRAIN,
+    SPLIT_VALIDATION,
     assign_splits,
     held_out_counts,
     held_out_flags,
+    select_new_anime,
     select_newcomers,
 )
+from src.errors import UserError
 from src.logger import get_logger
-from src.metadata import read_metadata
 from utils.atomic import atomic_directory, write_json
 from utils.common_functions import read_json
 
@@ -279,7 +283,7 @@ def _concatenate(blocks: list[Block], skipped: dict[str, int]) -> Ratings:
 
 
 def read_anime_table(anime_path: Path, synopsis_path: Path | None) -> pd.DataFrame:
-    """The anime metadata, one row per MyAnimeList id, columns as in ``METADATA_COLUMNS`` (src/metadata.py):
+    """The anime metadata, one row per MyAnimeList id, columns as in ``METADATA_COLUMNS`` (src/data/metadata.py):
     the 2016, 2020 or 2023 format, repaired; ``read_metadata`` also returns the repair counts."""
     return read_metadata(anime_path, synopsis_path).table
 
@@ -475,16 +479,6 @@ def check_ledger(ledger: dict[str, Any]) -> None:
 def read_interactions(processed_dir: Path) -> pd.DataFrame:
     """The processed table of every kept interaction (``interaction_table``)."""
     return pd.read_parquet(processed_dir / INTERACTIONS_FILE)
-
-
-def select_new_anime(anime_index: np.ndarray, rating: np.ndarray, n_anime: int, fraction: float,
-                     rng: np.random.Generator) -> np.ndarray:
-    """Boolean mask over anime indices: a seeded ``floor(fraction x rated anime)`` of the anime with a rating,
-    held out of training entirely to measure how the content path places anime nobody rated yet."""
-    rated = np.flatnonzero(np.bincount(anime_index[rating > 0], minlength=n_anime) > 0)
-    chosen = np.zeros(n_anime, dtype=bool)
-    chosen[rng.permutation(rated)[:int(np.floor(fraction * len(rated)))]] = True
-    return chosen
 
 
 def catalogue_order(anime_table: pd.DataFrame, model_anime_ids: np.ndarray) -> pd.DataFrame:

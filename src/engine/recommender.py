@@ -21,8 +21,6 @@ import scipy.sparse as sp
 
 from config.loader import load_config
 from config.paths_config import model_dir
-from src.artifacts import ModelArtifacts, l2_normalise, load_model_artifacts, with_optional_columns
-from src.ease import ItemWeights
 from src.engine import validation
 from src.engine.candidates import Candidates, CandidateTable, load_candidates
 from src.engine.catalogue import Catalogue, Filters
@@ -47,6 +45,8 @@ from src.engine.title_index import ABBREVIATION, ALL_WORDS, EXACT, FUZZY, PREFIX
 from src.engine.validation import InvalidRequestError, UnknownAnimeError, UnknownUserError
 from src.errors import ArtifactError
 from src.logger import get_logger
+from src.models.ease import ItemWeights
+from src.store.artifacts import ModelArtifacts, l2_normalise, load_model_artifacts, with_optional_columns
 
 __all__ = ["Filters", "Recommender", "ServingConfig"]
 

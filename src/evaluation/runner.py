@@ -3,7 +3,7 @@
 Known users (the held-out 20 % of each user's ratings), on the same users and split for every method:
 
 - ``popularity``, ``item_knn``, ``als``, ``ease``: baselines fitted on the training rows, each with the settings
-  that scored best on the validation carve (src/tuning.py's carve: the test set is never read to choose);
+  that scored best on the validation carve (src/tuning/hybrid.py's carve: the test set is never read to choose);
 - ``ncf_direct``, ``item_item``, ``user``, ``content``: the serving engine's components alone, and ``hybrid``:
   their mix as served, ranked by the engine's own code (Recommender.rank_users);
 - ``original_direct``, ``original_hybrid`` (opt-in): the original design's NCF trained on the same rows.
@@ -27,17 +27,26 @@ import pandas as pd
 import scipy.sparse as sp
 
 from config import paths_config
-from src.artifacts import ModelArtifacts, load_model_artifacts, read_ids
-from src.data_processing import read_interactions
-from src.ease import interaction_matrix
+from src.data.files import read_ids
+from src.data.processing import read_interactions
+from src.data.splits import (
+    Carve,
+    carve,
+    held_out_users,
+    new_anime_view,
+    newcomer_split,
+    newcomer_view,
+    split_interactions,
+)
 from src.engine.diversity import franchise_top_k
 from src.engine.ranking import top_k
+from src.engine.recommender import Recommender
 from src.engine.scorers import over_catalogue
 from src.engine.serving_config import ServingConfig
 from src.errors import UserError
 from src.evaluation import baselines
-from src.evaluation.metrics import paired_difference, popularity_ranks
-from src.evaluation.newcomers import favourites_ranker, import_split, item_scorer_rankers, newcomer_split
+from src.evaluation.metrics import paired_difference, popularity_ranks, recall_per_user
+from src.evaluation.newcomers import favourites_ranker, import_split, item_scorer_rankers
 from src.evaluation.protocol import (
     EvaluationSettings,
     RankFn,
@@ -45,19 +54,13 @@ from src.evaluation.protocol import (
     evaluate_methods,
     scorer_rankers,
     settings_from_config,
-)
-from src.evaluation.reports import log_to_comet, versus_best_baseline, write_reports
-from src.evaluation.splitting import (
-    held_out_users,
-    new_anime_view,
-    newcomer_view,
-    split_interactions,
     without_held_out,
 )
+from src.evaluation.reports import log_to_comet, versus_best_baseline, write_reports
 from src.logger import get_logger
-from src.model_training import prepare_training_data
-from src.recommender import Recommender
-from src.tuning import Carve, carve, recall_per_user
+from src.models.ease import interaction_matrix
+from src.store.artifacts import ModelArtifacts, load_model_artifacts
+from src.training.train import prepare_training_data
 
 logger = get_logger(__name__)
 # Engine methods as the report names them: "ncf_direct" is the NCF's own score, as in the original project.
@@ -212,20 +215,16 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
     settings = settings_from_config(config)
     engine = engine_for(artifacts, config)
     width, tiebreak = engine.n_anime, engine.catalogue.popularity_order  # rankings cover the whole catalogue
-    chosen = tune_baselines(config, carve(data, config), tiebreak)
+    carve_data = carve(data.known, len(data.user_ids), len(data.anime_ids), len(data.anime), config)
+    chosen = tune_baselines(config, carve_data, tiebreak)
     for purpose, ease_choice in ease_from_carve(artifacts.manifest.get("hybrid", {}).get("carve", {}).get("trials", [])
                                                 ).items():
         chosen[purpose]["ease"] = ease_choice
 
     fitted = RowBaselines(known, n_users, engine.n_model_anime, width)
-    # baselines are cut into lists as the product's are: what lists may show, the franchise rules
-    listable, rules = engine.catalogue.filter_mask(None), engine.catalogue.franchise_rules
     listed = listed_new_anime(processed_dir, artifacts.user_ids, width)
-    rankers = scorer_rankers(_fit_baselines(config, fitted, chosen["users"]), known, width, n_users, tiebreak,
-                             listable, rules, listed)
-    rankers.update(engine_rankers(engine, ENGINE_METHODS, listed))
-    if config["evaluation"]["compare_original_objective"] if compare_original is None else compare_original:
-        rankers.update(_original_rankers(config, artifacts, known, tiebreak, width))
+    original = config["evaluation"]["compare_original_objective"] if compare_original is None else compare_original
+    rankers = known_user_rankers(config, artifacts, engine, fitted, chosen["users"], listed, ENGINE_METHODS, original)
     evaluation = evaluate_methods(rankers, known, test, width, settings, franchise=engine.catalogue.franchise)
     results = evaluation.metrics
 
@@ -264,11 +263,27 @@ def listed_new_anime(processed_dir: Path, user_ids: np.ndarray, width: int) -> s
     return interaction_matrix(rows, len(user_ids), width)
 
 
-def _fit_baselines(config: dict[str, Any], fitted: RowBaselines,
+def known_user_rankers(config: dict[str, Any], artifacts: ModelArtifacts, engine: Recommender, fitted: RowBaselines,
+                       chosen: Mapping[str, Any], listed: sp.csr_matrix, methods: Mapping[str, str],
+                       original: bool) -> dict[str, RankFn]:
+    """The report's known-user methods as rankers: each baseline of ``chosen`` fitted with its carve-chosen setting,
+    the engine's ``methods`` (report name -> engine method), and with ``original`` the original design's NCF.
+    Baselines are cut into lists as the product's are: what lists may show, the franchise rules; ``listed``: each
+    user's rows of the held-out new anime, which no method may recommend back."""
+    width, tiebreak = engine.n_anime, engine.catalogue.popularity_order
+    rankers = scorer_rankers(fit_baselines(config, fitted, chosen), fitted.rows, width, fitted.n_users, tiebreak,
+                             engine.catalogue.filter_mask(None), engine.catalogue.franchise_rules, listed)
+    rankers.update(engine_rankers(engine, methods, listed))
+    if original:
+        rankers.update(_original_rankers(config, artifacts, fitted.rows, tiebreak, width))
+    return rankers
+
+
+def fit_baselines(config: dict[str, Any], fitted: RowBaselines,
                    chosen: Mapping[str, Any]) -> dict[str, baselines.ScoreFn]:
     """The baselines with their carve-chosen settings, fitted on every known (non-test) row; by user."""
     scorers: dict[str, baselines.ScoreFn] = {}
-    for name in ("popularity", "item_knn", "als", "ease"):
+    for name in [name for name in ("popularity", "item_knn", "als", "ease") if name in chosen]:
         setting = chosen[name]["setting"]
         if name == "als":
             score_users = baselines.als(fitted.matrix(setting["values"]), setting["factors"],
@@ -400,7 +415,7 @@ def _evaluate_new_anime(config: dict[str, Any], processed_dir: Path, engine: Rec
 
 def _original_rankers(config: dict[str, Any], artifacts: ModelArtifacts, known: pd.DataFrame,
                       tiebreak: np.ndarray, width: int) -> dict[str, RankFn]:
-    from src.original_model import train_original_embeddings  # TensorFlow is only needed here
+    from src.models.original_ncf import train_original_embeddings  # TensorFlow is only needed here
 
     n_users, n_anime = len(artifacts.user_ids), len(artifacts.anime_ids)
     user_embeddings, anime_embeddings = train_original_embeddings(config, known, n_users, n_anime)
@@ -418,7 +433,7 @@ def _original_rankers(config: dict[str, Any], artifacts: ModelArtifacts, known: 
 
 def evaluate_and_track(config: dict[str, Any], compare_original: bool | None = None) -> dict[str, Any]:
     """``evaluate_model`` with its metrics and reports logged to a Comet experiment of its own (online or offline)."""
-    from src.experiment_tracking import tracked_experiment  # imports comet_ml, then keras
+    from src.training.tracking import tracked_experiment  # imports comet_ml, then keras
 
     with tracked_experiment(config, paths_config.comet_dir(), name="evaluation") as tracked:
         return evaluate_model(config, compare_original=compare_original, experiment=tracked.experiment)

@@ -148,7 +148,7 @@ class ItemWeights:
     weights: np.ndarray | sp.csr_matrix
     support: np.ndarray
     # How a dense B was fitted: with the published interactions, enough to derive it again instead of shipping it
-    # (src/artifacts.py: drop_derivable_item_weights).
+    # (src/store/artifacts.py: drop_derivable_item_weights).
     values: str | None = None
     regularisation: float | None = None
     dropout: float = 0.0

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from src.artifacts import read_ids, read_ratings
-from src.data_processing import read_interactions
+from src.data.files import read_ids
+from src.data.processing import read_interactions
+from src.data.splits import held_out_counts
 from src.errors import UserError
-from src.evaluation.splitting import held_out_counts
+from src.store.artifacts import read_ratings
 from utils.common_functions import read_json
 
 

@@ -10,7 +10,7 @@ A raw folder holds the anime metadata, and one ratings file; each may be plain, 
   ``anime_with_synopsis.csv`` beside it.
 
 When both are there the 2023 file wins and the 2020 files are left out: it is newer (about 24,900 anime against
-17,562), its synopses and English names are intact (the 2020 ones need repairs, see src/metadata.py) and it has
+17,562), its synopses and English names are intact (the 2020 ones need repairs, see src/data/metadata.py) and it has
 image URLs. Anime deleted from MyAnimeList since 2020 are then unknown, and their ratings rows are dropped and
 counted (``rows_with_unknown_anime``); remove the 2023 file to use the 2020 metadata instead.
 

@@ -1,16 +1,16 @@
 """Training: fit the NCF model and its item-item companion on processed ratings, then publish the artifact set.
 
-The NCF (src/base_model.py) learns, for every user, a softmax over the whole catalogue: its target is the
+The NCF (src/models/ncf.py) learns, for every user, a softmax over the whole catalogue: its target is the
 user's list, each anime weighted by rating / 10 (``training.unrated_weight`` for watched but unrated ones).
 Batches are users, shuffled with the seed every epoch; the rows of the validation split give ``val_loss``.
-EASE (src/ease.py) is fitted on the same rows with the settings chosen on the validation carve (src/tuning.py).
-What serving reads is written into a temporary folder and published only when complete (src/model_registry.py).
+EASE (src/models/ease.py) is fitted on the same rows with the settings chosen on the validation carve
+(src/tuning/hybrid.py).
+What serving reads is written into a temporary folder and published only when complete (src/store/registry.py).
 """
 from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,51 +22,25 @@ import pandas as pd
 import scipy.sparse as sp
 
 from config import paths_config
-from src.artifacts import (
-    SPLIT_TEST,
-    SPLIT_TRAIN,
-    SPLIT_VALIDATION,
-    load_content_features,
-    read_ids,
-    save_content_features,
-    save_embeddings,
-    save_item_weights,
-    save_nearest_users,
-    write_manifest,
-    write_tables,
-)
-from src.base_model import build_model, extract_embeddings
-from src.data_processing import INTERACTIONS_FILE, read_interactions
-from src.ease import fit_item_weight_sets
+from src.data.files import load_content_features, read_ids, save_content_features
+from src.data.processing import INTERACTIONS_FILE, read_interactions
+from src.data.splits import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, training_view
+from src.engine.model_check import ServingCheck
+from src.engine.scorers import save_nearest_users
 from src.errors import UserError
-from src.evaluation.splitting import training_view
-from src.experiment_tracking import CometEpochLogger, tracked_experiment  # comet before keras
-from src.ledger import check_published_rows
 from src.logger import get_logger
-from src.model_registry import publish_model
+from src.models.ease import fit_item_weight_sets
+from src.models.ncf import build_model, extract_embeddings, learning_rate_schedule
+from src.store.artifacts import save_embeddings, save_item_weights, write_manifest, write_tables
+from src.store.registry import publish_model
+from src.training.ledger import check_published_rows
+from src.training.tracking import CometEpochLogger, tracked_experiment  # comet before keras
 from utils.atomic import atomic_directory, write_json
 from utils.common_functions import read_json
 
 logger = get_logger(__name__)
 PROCESSED_FILES = (INTERACTIONS_FILE, "anime.parquet", "user_ids.json", "anime_ids.json", "summary.json",
                    "content_features.npy", "story.npz")
-
-
-def learning_rate_schedule(settings: dict[str, float]) -> Callable[[int], float]:
-    """The original schedule: linear ramp from ``start`` to ``max``, optional plateau, then exponential decay
-    of the excess over ``min``."""
-    start, peak, floor = float(settings["start"]), float(settings["max"]), float(settings["min"])
-    rampup, sustain = int(settings["rampup_epochs"]), int(settings["sustain_epochs"])
-    decay = float(settings["exp_decay"])
-
-    def rate(epoch: int) -> float:
-        if epoch < rampup:
-            return (peak - start) / rampup * epoch + start
-        if epoch < rampup + sustain:
-            return peak
-        return (peak - floor) * decay ** (epoch - rampup - sustain) + floor
-
-    return rate
 
 
 def user_targets(ratings: pd.DataFrame, n_users: int, n_anime: int, unrated_weight: float) -> sp.csr_matrix:
@@ -118,7 +92,7 @@ class TrainingData:
     content_features: np.ndarray  # (catalogue x f): every anime of anime.parquet, rated or not
     story: sp.csr_matrix
     # Where the rows come from, and whether they are every kept row (the served model) or the evaluation model's:
-    # the model trained on them is checked against that table before it is published (src/ledger.py).
+    # the model trained on them is checked against that table before it is published (src/training/ledger.py).
     processed_dir: Path | None = None
     every_rating: bool = False
 
@@ -129,7 +103,7 @@ class TrainingData:
 
 
 def prepare_training_data(config: dict[str, Any], processed_dir: Path) -> TrainingData:
-    """The evaluation model's rows (the training view of the processed table, src/evaluation/splitting.py) with
+    """The evaluation model's rows (the training view of the processed table, src/data/splits.py) with
     the training and validation target matrices."""
     if missing := [name for name in PROCESSED_FILES if not (processed_dir / name).is_file()]:
         raise UserError(f"processed data in {processed_dir} is missing {', '.join(missing)}: "
@@ -192,7 +166,8 @@ def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_tar
     """Train the NCF on a users x anime target matrix; seeded, so the same inputs give the same model.
 
     ``strategy``: a ``tf.distribute`` strategy (e.g. MultiWorkerMirroredStrategy) to build the model in and train
-    under, each replica taking its share of every batch (src/distributed.py); None (default) is the plain fit."""
+    under, each replica taking its share of every batch (src/training/distributed.py); None (default) is the plain
+    fit."""
     training = config["training"]
     epochs = int(training["epochs"] if epochs is None else epochs)
     if epochs < 1:
@@ -226,7 +201,7 @@ def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_tar
         history = model.fit(batches, validation_data=validation, epochs=epochs, verbose=training["verbose"],
                             validation_freq=validation_every, callbacks=schedule + list(callbacks or [])).history
     else:
-        from src.distributed import fit_distributed
+        from src.training.distributed import fit_distributed
 
         history = fit_distributed(model, batches, validation, epochs, strategy, schedule + list(callbacks or []))
     return FittedNCF(model, {name: [float(v) for v in values] for name, values in history.items()},
@@ -238,16 +213,17 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
           versioned: bool = True, data: TrainingData | None = None) -> dict[str, Any]:
     """Train the NCF and fit EASE on the processed rows, then publish the model artifact set; return its manifest.
 
-    ``settings`` are the hybrid's settings chosen on the validation carve (src/tuning.py), recorded in the
-    manifest for serving. ``versioned``: publish as a new version of the served model (src/model_registry.py);
+    ``settings`` are the hybrid's settings chosen on the validation carve (src/tuning/hybrid.py), recorded in the
+    manifest for serving. ``versioned``: publish as a new version of the served model (src/store/registry.py);
     otherwise just replace the folder atomically (the evaluation model). ``data``: the rows to train on (default:
     the evaluation model's rows of ``processed_dir``; the refit gives every rating). The written model is checked
-    against the processed row ledger before it is published (src/ledger.py).
+    against the processed row ledger before it is published (src/training/ledger.py).
     """
     processed_dir = processed_dir or paths_config.processed_dir()
     destination = destination or paths_config.model_dir()
     data = data or prepare_training_data(config, processed_dir)
-    publisher = publish_model(destination, config) if versioned else atomic_directory(destination)
+    publisher = (publish_model(destination, config, ServingCheck.from_config(config)) if versioned
+                 else atomic_directory(destination))
     with publisher as staging:
         with tracked_experiment(config, comet_directory or paths_config.comet_dir()) as tracked:
             experiment = tracked.experiment

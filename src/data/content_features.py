@@ -45,7 +45,7 @@ TITLE_STOP_WORDS = frozenset("""
 # Lines MyAnimeList appends to synopses: they say where the text came from, not what the story is.
 _BOILERPLATE = re.compile(r"\((?:source|sources|from)\s*:[^)]*\)|\[written by mal rewrite\]|\(\s*written by [^)]*\)",
                           re.IGNORECASE)
-_TRUNCATED = re.compile(r"^…\S*\s*")  # a synopsis marked as cut by src/metadata.py: drop the broken first word
+_TRUNCATED = re.compile(r"^…\S*\s*")  # a synopsis marked as cut by src/data/metadata.py: drop the broken first word
 
 
 @dataclass(frozen=True)
