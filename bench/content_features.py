@@ -38,8 +38,8 @@ from sklearn.preprocessing import normalize
 
 from bench.common import machine, now, save_json
 from config.paths_config import SAMPLE_DATA_DIR
+from config.settings import load_settings
 from src.data.content_features import (
-    DEFAULT_WEIGHTS,
     combine_blocks,
     content_blocks,
     content_settings,
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=json.loads, default=None, help="block weights to lay over the defaults")
     parser.add_argument("--output", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
-    settings: dict[str, Any] = {"weights": {**DEFAULT_WEIGHTS, **(args.weights or {})}}
+    settings: dict[str, Any] = {"weights": {**load_settings().content.weights, **(args.weights or {})}}
     report: dict[str, Any] = {"benchmark": "content_features", "when": now(), "machine": machine(),
                               "build": build_timing(args.repeats, settings)}
     if not args.no_quality:

@@ -23,9 +23,9 @@ import numpy as np
 from bench.common import RESULTS_DIR, machine, now, save_json
 from config.loader import load_config
 from config.paths_config import model_dir
+from config.settings import ServingConfig
 from src.engine.diversity import FranchiseRules
 from src.engine.recommender import Recommender
-from src.engine.serving_config import ServingConfig
 
 RESULTS = RESULTS_DIR / "list_quality.json"
 

@@ -268,7 +268,7 @@ BUILD_SCRIPT = """
 import inspect, json, sys, time
 from pathlib import Path
 from config.loader import load_config
-from src.engine.serving_config import ServingConfig
+from config.settings import ServingConfig
 try:  # the layout since issue 31; before it, the registry was src/model_registry.py and built them itself
     from src.engine.model_check import ServingCheck
     registry = None

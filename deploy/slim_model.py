@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.folder / "manifest.json").is_file():
         raise UserError(f"no model in {args.folder}: expected a model version's folder with a manifest.json")
-    max_cost = int(load_config(args.config)["hybrid"]["item_item"]["derive_max_cost"])
+    max_cost = int(load_config(args.config).hybrid.item_item.derive_max_cost)
     (args.folder / "model.keras").unlink(missing_ok=True)
     dropped = [f"{name} (derived at load)" for name in drop_derivable_item_weights(args.folder, max_cost)]
     if drop_table(args.folder, "anime"):

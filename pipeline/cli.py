@@ -5,18 +5,19 @@ import errno
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from config import paths_config
 from config.loader import ConfigError
-from config.loader import load_config as _load_config
+from config.settings import Settings, load_settings
 from src.errors import UserError
 
 
-def load_config(path: str | Path | None) -> dict[str, Any]:
-    """The project config (config/config.yaml, with ``path`` laid over it); problems become a UserError."""
+def load_config(path: str | Path | None) -> Settings:
+    """The project's settings, read and checked once here at the command's edge (config/config.yaml, with ``path``
+    laid over it); problems become a UserError."""
     try:
-        return _load_config(path)
+        return load_settings(path)
     except (OSError, ValueError, ConfigError) as error:
         raise UserError(str(error)) from error
 

@@ -13,9 +13,9 @@ import argparse
 from functools import lru_cache
 
 from config.paths_config import model_dir
+from config.settings import ServingConfig
 from pipeline.cli import load_config, run_cli
 from src.engine.recommender import Recommender
-from src.engine.serving_config import ServingConfig
 
 
 @lru_cache(maxsize=4)

@@ -11,9 +11,11 @@ the same settings and publishes it (evaluation.refit: false publishes the evalua
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 from config import paths_config
+from config.settings import Settings
 from pipeline.cli import load_config, run_cli
 from src.data.ingestion import ingest
 from src.data.processing import process
@@ -45,7 +47,7 @@ def main() -> None:
         ingest(config, raw_dir=args.raw_dir)
     if "process" in stages:
         process(config, min_user_ratings=args.min_user_ratings)
-    holdout = float(config["evaluation"]["holdout_fraction"]) > 0
+    holdout = float(config.evaluation.holdout_fraction) > 0
     if "train" in stages:
         train_stage(config, args.epochs, evaluated=holdout)
     if "evaluate" in stages:
@@ -58,15 +60,16 @@ def main() -> None:
     if "refit" in stages and holdout:
         from src.training.refit import publish_evaluation_model, refit
 
-        if config["evaluation"]["refit"]:
+        if config.evaluation.refit:
             refit(config, epochs=args.epochs)
         else:
             publish_evaluation_model(config)
 
 
-def train_stage(config: dict[str, Any], epochs: int | None, evaluated: bool) -> None:
+def train_stage(config: Settings | Mapping[str, Any], epochs: int | None, evaluated: bool) -> None:
     """Choose the hybrid's settings on the validation carve, then train: the evaluation model when there is a
     held-out test set (refit publishes the served one), otherwise the served model directly."""
+    config = Settings.of(config)
     from src.training.train import prepare_training_data, train  # imports TensorFlow: errors above come fast
     from src.tuning.hybrid import choose_settings
 

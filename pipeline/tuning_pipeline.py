@@ -21,9 +21,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     config = load_config(parse_args().config)
+    from src.training.train import prepare_training_data  # imports TensorFlow
     from src.tuning.hybrid import tune
 
-    result = tune(config, paths_config.processed_dir())
+    result = tune(config, prepare_training_data(config, paths_config.processed_dir()))
     reports = paths_config.reports_dir()
     write_json(reports / "tuning.json", result)
     lines = ["| setting | hybrid Recall@k (validation) |", "|---|---|"]

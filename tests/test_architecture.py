@@ -12,8 +12,8 @@ from pathlib import Path
 import grimp
 import pytest
 
+from config.settings import ServingConfig
 from src.engine.recommender import Recommender
-from src.engine.serving_config import ServingConfig
 from tests.fixtures.published_before_31.make_fixture import answers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,3 +60,49 @@ def test_a_model_published_before_the_rearrangement_answers_as_it_did(tmp_path, 
     engine = Recommender.from_folder(folder, ServingConfig.from_config(base_config))
     user_ids = json.loads((folder / "user_ids.json").read_text(encoding="utf-8"))
     assert answers(engine, user_ids) == expected
+
+
+def _raw_config_reads(path: Path) -> list[str]:
+    """``config["..."]`` or ``config.get("...")`` in ``path``, or the same on a local bound to a part of config."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for function in [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]:
+        bound = {"config"}
+
+        def base(node: ast.AST) -> ast.AST:
+            while True:
+                if isinstance(node, ast.Subscript):
+                    node = node.value
+                elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+                    node = node.func.value
+                else:
+                    return node
+
+        for node in ast.walk(function):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Subscript | ast.Call):
+                root = base(node.value)
+                if node.value is not root and isinstance(root, ast.Name) and root.id in bound:
+                    bound |= {target.id for target in node.targets if isinstance(target, ast.Name)}
+        for node in ast.walk(function):
+            if (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
+                    and isinstance(node.value, ast.Name) and node.value.id in bound):
+                found.append(f"{path}:{node.lineno} {ast.unparse(node)}")
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                  and isinstance(node.func.value, ast.Name) and node.func.value.id in bound):
+                found.append(f"{path}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_the_config_is_read_as_typed_settings_never_as_a_raw_mapping():
+    """Every section is a typed object of config/settings.py, checked once where a command starts; a module that
+    indexes the config mapping by string (108 such reads in 13 modules before issue 31) would bypass the check."""
+    files = [*SRC.rglob("*.py"), *(REPO / "pipeline").glob("*.py"), REPO / "application.py"]
+    reads = [read for path in files for read in _raw_config_reads(path)]
+    assert not reads, "raw config reads:\n" + "\n".join(reads)
+
+
+def test_the_raw_read_check_finds_them(tmp_path):
+    source = 'def f(config):\n    section = config["evaluation"]\n    return section["k"], config.get("seed")\n'
+    probe = tmp_path / "raw_read_probe.py"
+    probe.write_text(source, encoding="utf-8")
+    assert len(_raw_config_reads(probe)) == 3

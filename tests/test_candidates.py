@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from config import paths_config
 from config.loader import load_config
+from config.settings import ServingConfig
 from src.engine.candidates import (
     FILES,
     META_FILE,
@@ -30,7 +31,6 @@ from src.engine.candidates import (
 )
 from src.engine.catalogue import Filters
 from src.engine.recommender import SERVED_FROM, Recommender
-from src.engine.serving_config import ServingConfig
 from src.errors import ArtifactError
 from src.store.registry import resolve_model_dir
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from config.loader import load_config
 from src.data.content_features import (
     BLOCKS,
     ContentSettings,
@@ -141,7 +142,8 @@ def test_story_vectors_skip_boilerplate_and_cut_words(anime):
 def test_settings_from_config_mappings():
     settings = content_settings({"dimensions": 64, "weights": {"type": 0.0}})
     assert isinstance(settings, ContentSettings) and settings.dimensions == 64
-    assert settings.weights["type"] == 0.0 and settings.weights["synopsis"] == ContentSettings().weights["synopsis"]
+    assert settings.weights["type"] == 0.0
+    assert settings.weights["synopsis"] == load_config()["content"]["weights"]["synopsis"]
     with pytest.raises(ValueError, match="unknown content feature settings"):
         content_settings({"dimension": 64})
     with pytest.raises(ValueError, match="unknown content feature blocks"):

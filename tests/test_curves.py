@@ -26,7 +26,7 @@ def fixed_lists(lists: dict[int, list[int]]):
 def test_hand_computed_curve():
     # user 0 knows anime 9; held out: 2 and 5. Its list: 2, 0, 5, 1, then nothing (padding).
     known, test = rows([(0, 9)]), rows([(0, 2), (0, 5)])
-    curve = recall_at_each_k(fixed_lists({0: [2, 0, 5, 1]}), known, test, n_anime=10, max_k=6)
+    curve = recall_at_each_k(fixed_lists({0: [2, 0, 5, 1]}), known, test, n_anime=10, max_k=6, batch_size=1024)
     # Recall@k = hits in the first k / min(k, 2)
     np.testing.assert_allclose(curve, [1 / 1, 1 / 2, 2 / 2, 2 / 2, 2 / 2, 2 / 2])
 
@@ -47,7 +47,7 @@ def test_curve_is_the_evaluators_recall_at_every_k_and_ignores_the_batch_size():
     assert curve.shape == (25,)
     np.testing.assert_allclose(curve, recall_at_each_k(rank, known, test, n_anime, max_k=25, batch_size=1024))
     for k in (1, 2, 5, 10, 25):
-        expected = evaluate_ranker(rank, known, test, n_anime, k=k)["recall"]
+        expected = evaluate_ranker(rank, known, test, n_anime, k=k, batch_size=1024)["recall"]
         assert curve[k - 1] == pytest.approx(expected, abs=1e-12)
     assert evaluate_scorer(lambda users: scores[users], known, test, n_anime, k=5,
                            tiebreak=tiebreak)["recall"] == pytest.approx(curve[4], abs=1e-12)
@@ -56,9 +56,10 @@ def test_curve_is_the_evaluators_recall_at_every_k_and_ignores_the_batch_size():
 def test_curve_on_a_subset_of_users_and_refusals():
     known, test = rows([(0, 9), (1, 9)]), rows([(0, 2), (1, 3)])
     rank = fixed_lists({0: [2], 1: [4]})
-    np.testing.assert_allclose(recall_at_each_k(rank, known, test, 10, max_k=2, users=np.array([0])), [1.0, 1.0])
-    np.testing.assert_allclose(recall_at_each_k(rank, known, test, 10, max_k=2), [0.5, 0.5])
+    only_first = recall_at_each_k(rank, known, test, 10, max_k=2, batch_size=1024, users=np.array([0]))
+    np.testing.assert_allclose(only_first, [1.0, 1.0])
+    np.testing.assert_allclose(recall_at_each_k(rank, known, test, 10, max_k=2, batch_size=1024), [0.5, 0.5])
     with pytest.raises(ValueError, match="max_k"):
-        recall_at_each_k(rank, known, test, 10, max_k=0)
+        recall_at_each_k(rank, known, test, 10, max_k=0, batch_size=1024)
     with pytest.raises(UserError, match="held-out"):
-        recall_at_each_k(rank, known, test, 10, users=np.array([5]))
+        recall_at_each_k(rank, known, test, 10, max_k=50, batch_size=1024, users=np.array([5]))

@@ -509,8 +509,8 @@ def rendered_proxy_config(tmp_path: Path) -> str:
 
 def test_the_proxys_list_cap_is_the_apps() -> None:
     from config.loader import load_config
+    from config.settings import ServingConfig
     from deploy import serve
-    from src.engine.serving_config import ServingConfig
     from src.web.list_import import upload_limit
 
     traffic = serve.load_traffic()
@@ -555,8 +555,8 @@ def test_the_proxys_413_for_a_list_speaks_of_the_file_and_its_size_in_mb() -> No
     import html
 
     from config.loader import load_config
+    from config.settings import ServingConfig
     from deploy import serve
-    from src.engine.serving_config import ServingConfig
     from src.web.list_import import too_large
 
     traffic = serve.load_traffic()

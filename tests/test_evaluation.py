@@ -64,7 +64,7 @@ def fitted(name: str, train: pd.DataFrame, n_anime: int, n_users: int | None = N
 def lists_of(score_fn, train: pd.DataFrame, users: np.ndarray, n_anime: int, k: int) -> np.ndarray:
     """The top-k lists the evaluator scores for ``score_fn``, training anime excluded."""
     n_users = max(int(train["user_index"].max()) + 1, int(users.max()) + 1)
-    return recommend_top_k(scorer_rankers({"method": score_fn}, train, n_anime, n_users)["method"], users, k)
+    return recommend_top_k(scorer_rankers({"method": score_fn}, train, n_anime, n_users)["method"], users, k, 1024)
 
 
 def frame(pairs: list[tuple[int, int]], rating: int = 8, split: int = SPLIT_TRAIN) -> pd.DataFrame:
@@ -505,8 +505,10 @@ def test_whole_evaluation_is_deterministic_with_a_fixed_seed(tmp_path):
 def test_settings_come_from_the_evaluation_section():
     settings = settings_from_config(load_config())
     assert settings.k == 10 and settings.batch_size >= 1 and settings.seed == 42
-    assert settings_from_config({"seed": 3, "evaluation": {"k": 5, "batch_size": 1024, "max_users": 100}}) == \
-        EvaluationSettings(5, 1024, 100, 3)
+    config = load_config()
+    config["seed"] = 3
+    config["evaluation"].update(k=5, batch_size=1024, max_users=100)
+    assert settings_from_config(config) == EvaluationSettings(5, 1024, 100, 3)
 
 
 def test_reports_are_written_and_parseable(tmp_path):

@@ -48,8 +48,8 @@ from bench.servers import (
     wait_until,
 )
 from config.loader import load_config
+from config.settings import ServingConfig
 from deploy import serve
-from src.engine.serving_config import ServingConfig
 from tests.test_list_import import BILLION_LAUGHS, EXTERNAL_DTD, ONE_SENTENCE, XXE, anime, big_export, export, fixture
 
 pytestmark = pytest.mark.integration

@@ -1,10 +1,14 @@
 """The NCF model: its layers, its loss, the batches it learns from, and a known answer after real training."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from config.loader import load_config
+from config.settings import LearningRateSettings, Settings
 from src.models.ncf import build_model, extract_embeddings, learning_rate_schedule, multinomial_nll
 from src.store.artifacts import l2_normalise
 from src.training.train import (
@@ -67,13 +71,14 @@ def test_batches_are_users_with_targets_reshuffled_every_epoch_and_always_full()
 
 
 def test_batch_size_leaves_small_data_several_steps_an_epoch(config):
-    assert batch_size_for(config, 10_000) == config["training"]["batch_size"]
-    assert batch_size_for(config, 150) == 30
+    settings = Settings.of(config)
+    assert batch_size_for(settings, 10_000) == config["training"]["batch_size"]
+    assert batch_size_for(settings, 150) == 30
 
 
 def test_original_learning_rate_schedule():
-    rate = learning_rate_schedule({"start": 1e-5, "max": 5e-5, "min": 1e-5, "rampup_epochs": 5,
-                                   "sustain_epochs": 0, "exp_decay": 0.8})
+    rate = learning_rate_schedule(LearningRateSettings.from_mapping(
+        {"start": 1e-5, "max": 5e-5, "min": 1e-5, "rampup_epochs": 5, "sustain_epochs": 0, "exp_decay": 0.8}))
     assert rate(0) == pytest.approx(1e-5)
     assert rate(4) == pytest.approx(4.2e-5)
     assert rate(5) == pytest.approx(5e-5)
@@ -100,9 +105,10 @@ def test_trained_model_ranks_the_held_out_checkerboard_anime_first(config):
 
 
 def test_validation_runs_every_few_epochs_at_least_once_and_every_epoch_under_early_stopping():
-    training = {"validation_every": 10, "early_stopping_patience": None}
+    training = Settings.of(load_config()).training
+    training = dataclasses.replace(training, validation_every=10, early_stopping_patience=None)
     assert [validation_interval(training, epochs) for epochs in (60, 34, 7, 1)] == [10, 10, 7, 1]
-    assert validation_interval({**training, "early_stopping_patience": 3}, 60) == 1
+    assert validation_interval(dataclasses.replace(training, early_stopping_patience=3), 60) == 1
 
 
 def test_training_summary_reads_the_best_epoch_from_sparse_validation():

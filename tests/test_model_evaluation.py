@@ -1,7 +1,6 @@
 """The evaluation and the carve's choices on a really trained model: every method, newcomers, no test leakage."""
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np
@@ -9,11 +8,13 @@ import pandas as pd
 import pytest
 
 from config import paths_config
+from config.loader import ConfigError
+from config.settings import Settings
 from src.data.splits import SPLIT_TEST, carve
 from src.evaluation.runner import evaluate_model
 from src.store.artifacts import load_model_artifacts
 from src.training.train import prepare_training_data
-from src.tuning.hybrid import set_path, significantly_better, tune
+from src.tuning.hybrid import significantly_better, tune, with_setting
 from tests.conftest import small_training_config
 
 pytestmark = pytest.mark.integration
@@ -118,10 +119,14 @@ def test_a_setting_must_beat_the_current_one_by_more_than_noise():
 
 
 def test_learning_rate_peak_sets_the_flat_schedule(eval_config):
-    config = copy.deepcopy(eval_config)
-    set_path(config, "training.learning_rate.max", 0.01)
-    assert config["training"]["learning_rate"] == {**eval_config["training"]["learning_rate"],
-                                                   "max": 0.01, "start": 0.01, "min": 0.01}
+    config = with_setting(Settings.of(eval_config), "training.learning_rate.max", 0.01)
+    assert config.training.learning_rate.as_dict() == {**eval_config["training"]["learning_rate"],
+                                                       "max": 0.01, "start": 0.01, "min": 0.01}
+
+
+def test_a_grid_setting_that_does_not_exist_is_refused_by_name(eval_config):
+    with pytest.raises(ConfigError, match="model.embeding_size"):
+        with_setting(Settings.of(eval_config), "model.embeding_size", 8)
 
 
 def test_tuning_keeps_the_best_setting(trained_root, eval_config):

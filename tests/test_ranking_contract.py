@@ -51,7 +51,7 @@ def test_every_served_mix_ranks_the_same_offline_and_in_the_api(trained_root, se
     for name, sliders in SLIDERS.items():
         weights = engine.with_unrated(tilted(engine.settings.weights, sliders))  # as served
         offline = recommend_top_k(lambda rows, k, weights=weights: engine.rank_users(rows, k, weights=weights),
-                                  users, k=10)
+                                  users, k=10, batch_size=1024)
         query = "" if sliders is None else f"&user_weight={sliders[0]:g}&content_weight={sliders[1]:g}"
         for user_row, offline_list in zip(users, offline, strict=True):
             user_id = int(artifacts.user_ids[user_row])
@@ -69,8 +69,8 @@ def test_the_report_measures_the_served_mix(trained_root):
     users = np.arange(0, engine.n_users, 5)
     rankers = engine_rankers(engine, list(ENGINE_METHODS.values()))
     served = engine.with_unrated(engine.settings.weights)
-    chosen = recommend_top_k(lambda rows, k: engine.rank_users(rows, k, weights=served), users)
-    assert np.array_equal(recommend_top_k(rankers["hybrid"], users), chosen)
+    chosen = recommend_top_k(lambda rows, k: engine.rank_users(rows, k, weights=served), users, 10, 1024)
+    assert np.array_equal(recommend_top_k(rankers["hybrid"], users, 10, 1024), chosen)
 
 
 def test_the_command_line_prints_what_the_api_serves(served_root):

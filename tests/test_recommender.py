@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from config.loader import load_config
+from config.loader import ConfigError, load_config
 from src.data.splits import SPLIT_TEST
 from src.engine.interactions import row_columns
 from src.engine.recommender import Filters, Recommender, ServingConfig
 from src.engine.validation import InvalidRequestError, UnknownAnimeError, UnknownUserError
-from src.errors import ArtifactError, UserError
+from src.errors import ArtifactError
 from src.store.artifacts import ModelArtifacts, load_model_artifacts
 from tests.serving_fixtures import (
     GROUP_A_IDS,
@@ -319,9 +319,9 @@ def test_serving_config_reads_the_yaml_section() -> None:
 
 def test_serving_config_refuses_unknown_and_missing_keys() -> None:
     section = load_config()["serving"]
-    with pytest.raises(UserError, match="simlar_users"):
+    with pytest.raises(ConfigError, match="simlar_users"):
         ServingConfig.from_mapping({**section, "simlar_users": 5})
-    with pytest.raises(UserError, match="missing setting.*max_n"):
+    with pytest.raises(ConfigError, match="missing setting.*max_n"):
         ServingConfig.from_mapping({key: value for key, value in section.items() if key != "max_n"})
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,8 @@ import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
+
+from config.settings import ContentSection, load_settings
 
 BLOCKS = ("synopsis", "names", "genres", "studios", "type", "source", "age_rating", "era", "episodes")
 # Buckets: [edge_k, edge_k+1); below the first edge is its own bucket.
@@ -50,12 +52,13 @@ _TRUNCATED = re.compile(r"^…\S*\s*")  # a synopsis marked as cut by src/data/m
 
 @dataclass(frozen=True)
 class ContentSettings:
-    """How content features are built; every field can come from config (``content_settings(mapping)``)."""
+    """How content features are built: the config's ``content:`` section (its four settings, which have no default
+    here) and the text models' fixed sizes below, which are not settings."""
 
-    dimensions: int = 128
-    names_dimensions: int = 32  # of ``dimensions``, for the sketch of the title words (0: they go into the SVD)
-    seed: int = 42
-    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    dimensions: int
+    names_dimensions: int  # of ``dimensions``, for the sketch of the title words (0: they go into the SVD)
+    seed: int
+    weights: Mapping[str, float]
     synopsis_max_features: int = 60_000
     synopsis_min_df: int = 2
     synopsis_max_df: float = 0.3
@@ -63,31 +66,29 @@ class ContentSettings:
     svd_iterations: int = 5
 
 
-# Tuned a little on a validation carve of the embedded ratings (python -m bench.content_features, which reports
-# the untuned weights beside these): less weight on the type (a franchise's OVAs and movies find the series'
-# fans), more on names, studios and era. Cold-start Recall@10 per held-out anime, validation 0.053 -> 0.061.
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "synopsis": 1.0, "names": 1.0, "genres": 0.7, "studios": 0.6, "type": 0.2, "source": 0.25,
-    "age_rating": 0.25, "era": 0.5, "episodes": 0.2,
-}
+# What the builders accept as their settings (``content_settings`` makes a ContentSettings of it).
+ContentSettingsLike = ContentSettings | ContentSection | Mapping[str, Any] | None
 
 
-def content_settings(settings: ContentSettings | Mapping[str, Any] | None = None) -> ContentSettings:
-    """Settings from a ContentSettings, a mapping of its field names (``weights`` may name only some blocks) or None."""
-    if settings is None:
-        return ContentSettings()
+def content_settings(settings: ContentSettingsLike = None) -> ContentSettings:
+    """Settings from a ContentSettings, the config's ``content:`` section, or a mapping of some of its field names
+    laid over that section (``weights`` may name only some blocks); None: the section of config/config.yaml."""
     if isinstance(settings, ContentSettings):
         return settings
+    if isinstance(settings, ContentSection):
+        return ContentSettings(settings.dimensions, settings.names_dimensions, settings.seed, dict(settings.weights))
+    section = load_settings().content
+    if settings is None:
+        return content_settings(section)
     known = {f.name for f in fields(ContentSettings)}
     unknown = sorted(set(settings) - known)
     if unknown:
         raise ValueError(f"unknown content feature settings {unknown}; known: {sorted(known)}")
-    values = dict(settings)
-    if "weights" in values:
-        unknown_blocks = sorted(set(values["weights"]) - set(BLOCKS))
-        if unknown_blocks:
-            raise ValueError(f"unknown content feature blocks {unknown_blocks}; known: {list(BLOCKS)}")
-        values["weights"] = {**DEFAULT_WEIGHTS, **{k: float(v) for k, v in values["weights"].items()}}
+    values = {**asdict(content_settings(section)), **settings}
+    unknown_blocks = sorted(set(values["weights"]) - set(BLOCKS))
+    if unknown_blocks:
+        raise ValueError(f"unknown content feature blocks {unknown_blocks}; known: {list(BLOCKS)}")
+    values["weights"] = {**section.weights, **{k: float(v) for k, v in values["weights"].items()}}
     return ContentSettings(**values)
 
 
@@ -118,7 +119,7 @@ def synopsis_texts(anime: pd.DataFrame) -> list[str]:
     return texts
 
 
-def story_vectors(anime: pd.DataFrame, settings: ContentSettings | Mapping[str, Any] | None = None) -> sp.csr_matrix:
+def story_vectors(anime: pd.DataFrame, settings: ContentSettingsLike = None) -> sp.csr_matrix:
     """The synopsis TF-IDF matrix, rows L2-normalised (all-zero where there is no synopsis), float32."""
     settings = content_settings(settings)
     texts = synopsis_texts(anime)
@@ -173,7 +174,7 @@ def _buckets(values: pd.Series, edges: tuple[int, ...]) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, bucket)), shape=(len(values), len(edges) + 1))
 
 
-def content_blocks(anime: pd.DataFrame, settings: ContentSettings | Mapping[str, Any] | None = None,
+def content_blocks(anime: pd.DataFrame, settings: ContentSettingsLike = None,
                    story: sp.csr_matrix | None = None) -> dict[str, sp.csr_matrix]:
     """Every block as a sparse matrix, rows L2-normalised (unweighted); row j = anime row j."""
     settings = content_settings(settings)
@@ -205,7 +206,7 @@ def combine_blocks(blocks: dict[str, sp.csr_matrix], weights: Mapping[str, float
 
 # ---------------------------------------------------------------------------------------------- features
 def fit_content_features(anime: pd.DataFrame,
-                         settings: ContentSettings | Mapping[str, Any] | None = None) -> ContentFeatures:
+                         settings: ContentSettingsLike = None) -> ContentFeatures:
     """Content features and synopsis vectors for every row of ``anime`` (columns as ``METADATA_COLUMNS``).
 
     All blocks but the names are reduced with a seeded TruncatedSVD to ``dimensions - names_dimensions``
@@ -253,7 +254,7 @@ def _reduce(combined: sp.csr_matrix, dimensions: int, settings: ContentSettings)
 
 
 def build_content_features(anime: pd.DataFrame,
-                           settings: ContentSettings | Mapping[str, Any] | None = None) -> np.ndarray:
+                           settings: ContentSettingsLike = None) -> np.ndarray:
     """float32 (len(anime), dimensions), rows L2-normalised; row j describes anime row j. Same table and
     settings -> the same array, bit for bit with the same number of BLAS threads (to ~1e-5 otherwise)."""
     return fit_content_features(anime, settings).matrix

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from config import paths_config
+from config.settings import Settings
 from src.errors import UserError
 from src.logger import get_logger
 from utils.atomic import atomic_directory, write_json
@@ -86,17 +88,19 @@ def describe_raw_folder(folder: Path) -> dict[str, Any]:
     return {"anime": anime, "synopsis": synopsis, "ratings": ratings, "ratings_format": ratings_format}
 
 
-def ingest(config: dict[str, Any], raw_dir: str | Path | None = None, destination: Path | None = None) -> Path:
+def ingest(config: Settings | Mapping[str, Any],
+           raw_dir: str | Path | None = None, destination: Path | None = None) -> Path:
     """Copy the raw files into ``artifacts/raw/`` (atomically) and return that folder."""
+    config = Settings.of(config)
     destination = destination or paths_config.raw_dir()
     if raw_dir is not None:
         source_folder, origin = Path(raw_dir), f"local folder {raw_dir}"
-    elif config["data"]["source"] == "gcs":
+    elif config.data.source == "gcs":
         return _ingest_from_gcs(config, destination)
-    elif config["data"]["source"] == "sample":
-        source_folder, origin = paths_config.PROJECT_ROOT / config["data"]["sample_dir"], "embedded sample"
+    elif config.data.source == "sample":
+        source_folder, origin = paths_config.PROJECT_ROOT / config.data.sample_dir, "embedded sample"
     else:
-        raise UserError(f"data.source must be 'sample' or 'gcs', not {config['data']['source']!r}")
+        raise UserError(f"data.source must be 'sample' or 'gcs', not {config.data.source!r}")
     found = describe_raw_folder(source_folder)
     files = [path for path in (found["anime"], found["synopsis"], found["ratings"]) if path is not None]
     logger.info("ingesting %s: %s", origin, ", ".join(path.name for path in files))
@@ -117,22 +121,22 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def _ingest_from_gcs(config: dict[str, Any], destination: Path) -> Path:
-    gcs = config["data"]["gcs"]
-    if not gcs.get("bucket_name"):
+def _ingest_from_gcs(config: Settings, destination: Path) -> Path:
+    gcs = config.data.gcs
+    if not gcs.bucket_name:
         raise UserError("data.source is 'gcs' but data.gcs.bucket_name is empty in config/config.yaml")
     try:
         from google.cloud import storage  # optional extra: pip install -e .[gcs]
     except ImportError as error:
         raise UserError("reading from Google Cloud Storage needs the gcs extra: pip install -e '.[gcs]'") from error
-    bucket = storage.Client().bucket(gcs["bucket_name"])
+    bucket = storage.Client().bucket(gcs.bucket_name)
     with atomic_directory(destination) as staging:
-        for name in gcs["files"]:
-            blob_name = f"{gcs.get('prefix', '').rstrip('/')}/{name}".lstrip("/")
-            logger.info("downloading gs://%s/%s", gcs["bucket_name"], blob_name)
+        for name in gcs.files:
+            blob_name = f"{gcs.prefix.rstrip('/')}/{name}".lstrip("/")
+            logger.info("downloading gs://%s/%s", gcs.bucket_name, blob_name)
             bucket.blob(blob_name).download_to_filename(str(staging / name))
         found = describe_raw_folder(staging)
-        write_json(staging / "source.json", {"origin": f"gs://{gcs['bucket_name']}/{gcs.get('prefix', '')}",
+        write_json(staging / "source.json", {"origin": f"gs://{gcs.bucket_name}/{gcs.prefix}",
                                              "ratings_format": found["ratings_format"],
                                              "files": sorted(p.name for p in staging.iterdir())})
     return destination

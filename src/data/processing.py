@@ -26,7 +26,7 @@ import io
 import os
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.csv as pv
 
 from config import paths_config
+from config.settings import Settings
 from src.data.content_features import fit_content_features
 from src.data.files import save_content_features, write_ids
 from src.data.ingestion import describe_raw_folder
@@ -116,21 +117,24 @@ def read_header(path: Path) -> list[str]:
     return [name.strip() for name in next(csv.reader([first_line]), [])]
 
 
-def read_ratings(path: Path, ratings_format: str, config: dict[str, Any]) -> Ratings:
+def read_ratings(path: Path, ratings_format: str, config: Settings | Mapping[str, Any]) -> Ratings:
     """Stream a ratings file into int32/int8 arrays, skipping and counting unreadable rows."""
+    config = Settings.of(config)
     blocks, skipped = read_rating_blocks(path, ratings_format, config)
     return _concatenate(blocks, skipped)
 
 
-def read_rating_blocks(path: Path, ratings_format: str, config: dict[str, Any]) -> tuple[list[Block], dict[str, int]]:
+def read_rating_blocks(path: Path, ratings_format: str,
+                       config: Settings | Mapping[str, Any]) -> tuple[list[Block], dict[str, int]]:
     """Like ``read_ratings`` but leave the rows in their blocks, so a caller can filter them block by block
     without ever holding two full copies (the 109 M-row file is 1 GB as blocks)."""
+    config = Settings.of(config)
     header = read_header(path)
     missing = [column for column in RATING_INPUT_COLUMNS if column not in header]
     if missing:
         raise UserError(f"{path.name} lacks column(s) {', '.join(missing)}; found {', '.join(header)}; "
                         f"expected at least {', '.join(RATING_INPUT_COLUMNS)}")
-    block_size = int(config["data"]["block_size_bytes"])
+    block_size = int(config.data.block_size_bytes)
     try:
         blocks, skipped = _read_ratings_typed(path, ratings_format, block_size)
     except pa.ArrowInvalid as error:
@@ -146,7 +150,7 @@ def read_rating_blocks(path: Path, ratings_format: str, config: dict[str, Any]) 
     if rows_skipped:
         logger.warning("skipped %d of %d rows of %s (%.3f%%): %s", rows_skipped, total, path.name,
                        100 * share, ", ".join(f"{count} {reason}" for reason, count in skipped.items()))
-    limit = float(config["data"]["max_malformed_share"])
+    limit = float(config.data.max_malformed_share)
     if share > limit:
         raise UserError(f"{rows_skipped} of {total} rows of {path.name} ({100 * share:.1f}%) are malformed, "
                         f"more than data.max_malformed_share ({100 * limit:g}%): check the file or raise the limit")
@@ -350,17 +354,18 @@ def encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids.astype(np.int64), indices.astype(np.int32)
 
 
-def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Path | None = None,
+def process(config: Settings | Mapping[str, Any], raw_dir: Path | None = None, destination: Path | None = None,
             min_user_ratings: int | None = None) -> dict[str, Any]:
     """Run the processing stage; return the summary it writes."""
+    config = Settings.of(config)
     raw_dir = raw_dir or paths_config.raw_dir()
     destination = destination or paths_config.processed_dir()
     found = describe_raw_folder(raw_dir)
-    processing = config["processing"]
-    min_user_ratings = int(processing["min_user_ratings"] if min_user_ratings is None else min_user_ratings)
+    processing = config.processing
+    min_user_ratings = int(processing.min_user_ratings if min_user_ratings is None else min_user_ratings)
     if min_user_ratings < 1:
         raise UserError(f"min_user_ratings must be at least 1, not {min_user_ratings}")
-    rng = np.random.default_rng(int(config["seed"]))
+    rng = np.random.default_rng(int(config.seed))
 
     metadata = read_metadata(found["anime"], found["synopsis"])
     anime_table = metadata.table
@@ -388,13 +393,13 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
     rating = ratings.rating
     del ratings
     user_index, anime_index, rating, duplicates = _drop_duplicate_pairs(user_index, anime_index, rating, len(rated_ids))
-    evaluation = config["evaluation"]
+    evaluation = config.evaluation
     # Held out of the evaluation model entirely, for the cold-start evaluations: a seeded share of the rated anime
     # (new anime) and of the users (newcomers). Without a test holdout there is no evaluation, so nothing is.
-    evaluated = float(evaluation["holdout_fraction"]) > 0
+    evaluated = float(evaluation.holdout_fraction) > 0
     new_anime = select_new_anime(anime_index, rating, len(rated_ids),
-                                 float(evaluation["new_anime_fraction"]) if evaluated else 0.0, rng)
-    newcomer = select_newcomers(len(user_ids), float(evaluation["newcomer_fraction"]) if evaluated else 0.0,
+                                 float(evaluation.new_anime_fraction) if evaluated else 0.0, rng)
+    newcomer = select_newcomers(len(user_ids), float(evaluation.newcomer_fraction) if evaluated else 0.0,
                                 rng)[user_index]
     anime_ids = rated_ids[~new_anime]  # the evaluation model's anime: embedding row j is anime_ids[j]
     catalogue = catalogue_order(anime_table, anime_ids)
@@ -409,7 +414,7 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
               "malformed": skipped, "held_out": held_out_counts(held_out)}
     check_ledger(ledger)
     started = time.perf_counter()
-    features = fit_content_features(catalogue, config["content"])
+    features = fit_content_features(catalogue, config.content)
     logger.info("content features for %d anime in %.1f s", len(catalogue), time.perf_counter() - started)
 
     in_model = interactions["held_out"].to_numpy() == 0
@@ -431,7 +436,7 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
         "test": int(split_counts[SPLIT_TEST]),
         "newcomers": len(np.unique(interactions["user_id"].to_numpy()[newcomer_rows])),
         "newcomer_interactions": int(newcomer_rows.sum()),
-        "holdout_fraction": float(evaluation["holdout_fraction"]), "seed": int(config["seed"]),
+        "holdout_fraction": float(evaluation.holdout_fraction), "seed": int(config.seed),
         "metadata_repairs": metadata.repairs,
         "ledger": ledger,
     }
@@ -449,7 +454,7 @@ def process(config: dict[str, Any], raw_dir: Path | None = None, destination: Pa
 
 
 def interaction_table(user_id: np.ndarray, anime_index: np.ndarray, rating: np.ndarray, held_out: np.ndarray,
-                      config: dict[str, Any], rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+                      config: Settings, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
     """The one table of every kept interaction (see the module docstring) and the evaluation model's user ids.
 
     The evaluation model's rows (in no held-out set) get the per-user holdout and come first, shuffled with the
@@ -459,8 +464,8 @@ def interaction_table(user_id: np.ndarray, anime_index: np.ndarray, rating: np.n
     model_rows = np.flatnonzero(held_out == 0)
     user_index = np.searchsorted(model_user_ids, user_id[model_rows]).astype(np.int32)
     split = np.full(len(user_id), SPLIT_TRAIN, dtype=np.int8)
-    split[model_rows] = assign_splits(user_index, rating[model_rows], float(config["evaluation"]["holdout_fraction"]),
-                                      float(config["processing"]["validation_fraction"]), rng)
+    split[model_rows] = assign_splits(user_index, rating[model_rows], float(config.evaluation.holdout_fraction),
+                                      float(config.processing.validation_fraction), rng)
     order = np.concatenate([model_rows[rng.permutation(len(model_rows))]]
                            + [np.flatnonzero(held_out == flags) for flags in np.unique(held_out[held_out > 0])])
     table = pd.DataFrame({"user_id": user_id[order].astype(np.int64), "anime_index": anime_index[order],

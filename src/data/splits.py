@@ -15,6 +15,7 @@ of it, and the served model is trained on all of it, so no row can fall between 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from config.settings import Settings
 from src.models.ease import interaction_matrix
 
 # The ``split`` column: the per-user holdout of every kept row (test: the held-out 20 % of a user's rated anime;
@@ -141,10 +143,14 @@ def split_interactions(ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     return ratings[~is_test], ratings[is_test]
 
 
-def held_out_users(test_interactions: pd.DataFrame, max_users: int | None = None, seed: int = 42) -> np.ndarray:
-    """Sorted user indices with held-out anime; a seeded random subset of ``max_users`` of them if given."""
+def held_out_users(test_interactions: pd.DataFrame, max_users: int | None = None,
+                   seed: int | None = None) -> np.ndarray:
+    """Sorted user indices with held-out anime; a random subset of ``max_users`` of them, drawn with ``seed``, if
+    given (``evaluation.max_users`` and the config's seed)."""
     users = np.unique(test_interactions["user_index"].to_numpy(np.int64))
     if max_users is not None and 0 < max_users < len(users):
+        if seed is None:
+            raise ValueError("a subset of the held-out users needs the seed to draw it with")
         users = np.sort(np.random.default_rng(seed).choice(users, size=max_users, replace=False))
     return users
 
@@ -211,17 +217,18 @@ class Carve:
     width: int  # the whole catalogue, which rankings cover
 
 
-def carve(known: pd.DataFrame, n_users: int, n_anime: int, width: int, config: dict[str, Any]) -> Carve:
+def carve(known: pd.DataFrame, n_users: int, n_anime: int, width: int, config: Settings | Mapping[str, Any]) -> Carve:
     """Re-split the non-test rows ``known`` (of ``n_users`` users, over ``n_anime`` rated anime of a catalogue of
     ``width``): carve-newcomers out entirely, then a per-user holdout of the rest."""
-    evaluation, seed = config["evaluation"], int(config["seed"]) + 1000
-    carved = carve_validation(known, float(evaluation["holdout_fraction"]),
-                              float(config["processing"]["validation_fraction"]), seed)
-    newcomer = select_newcomers(n_users, float(config["hybrid"]["carve_newcomer_fraction"]),
+    config = Settings.of(config)
+    evaluation, seed = config.evaluation, int(config.seed) + 1000
+    carved = carve_validation(known, float(evaluation.holdout_fraction),
+                              float(config.processing.validation_fraction), seed)
+    newcomer = select_newcomers(n_users, float(config.hybrid.carve_newcomer_fraction),
                                 np.random.default_rng(seed))
     is_newcomer = newcomer[carved["user_index"].to_numpy()]
     newcomer_rows = carved[is_newcomer].rename(columns={"user_index": "user_id"})
-    limit = int(config["hybrid"]["carve_users"])
+    limit = int(config.hybrid.carve_users)
     if newcomer.sum() > limit:  # a seeded sample of the carve-newcomers scores the favourites' mix
         sample = np.random.default_rng(seed).choice(np.flatnonzero(newcomer), size=limit, replace=False)
         newcomer_rows = newcomer_rows[np.isin(newcomer_rows["user_id"].to_numpy(), sample)]
@@ -232,4 +239,4 @@ def carve(known: pd.DataFrame, n_users: int, n_anime: int, width: int, config: d
     if len(users) > limit:  # a seeded sample keeps the component tables small on a large dataset
         users = np.sort(np.random.default_rng(seed).choice(users, size=limit, replace=False))
     return Carve(members[members["split"].to_numpy() != SPLIT_TEST], relevant, users,
-                 newcomer_split(newcomer_rows, int(evaluation["newcomer_favourites"])), n_users, n_anime, width)
+                 newcomer_split(newcomer_rows, int(evaluation.newcomer_favourites)), n_users, n_anime, width)

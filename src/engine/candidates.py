@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from src.engine.serving_config import ServingConfig
+from config.settings import ServingConfig
 from src.errors import ArtifactError
 
 META_FILE = "candidates.json"

@@ -3,13 +3,14 @@ candidates computed from it, then the very load the server runs."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config.settings import ServingConfig, Settings
 from src.engine.candidates import build_candidates, verify_candidates, write_candidates
 from src.engine.recommender import Recommender
-from src.engine.serving_config import ServingConfig
 from src.errors import ArtifactError, UserError
 from src.logger import get_logger
 
@@ -23,7 +24,8 @@ class ServingCheck:
     serving: ServingConfig
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ServingCheck:
+    def from_config(cls, config: Settings | Mapping[str, Any]) -> ServingCheck:
+        config = Settings.of(config)
         return cls(ServingConfig.from_config(config))
 
     def complete(self, folder: Path) -> None:

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STATUSES = ("watching", "completed", "on_hold", "dropped", "plan_to_watch")
+from config.settings import LIST_STATUSES
+
+STATUSES = LIST_STATUSES  # the statuses of a list entry, named once beside the settings that refer to them
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import contextvars
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from config.loader import load_config
 from config.paths_config import model_dir
+from config.settings import ServingConfig, Settings, load_settings
 from src.engine import validation
 from src.engine.candidates import Candidates, CandidateTable, load_candidates
 from src.engine.catalogue import Catalogue, Filters
@@ -39,7 +39,6 @@ from src.engine.scorers import (
     PopularityScorer,
     UnratedScorer,
 )
-from src.engine.serving_config import ServingConfig
 from src.engine.settings import COMPONENTS, HybridSettings, default_slider_weights, tilted
 from src.engine.title_index import ABBREVIATION, ALL_WORDS, EXACT, FUZZY, PREFIX
 from src.engine.validation import InvalidRequestError, UnknownAnimeError, UnknownUserError
@@ -72,7 +71,7 @@ class Recommender:
         self.user_ids = np.asarray(artifacts.user_ids, dtype=np.int64)
         self._user_position = _position_map(self.user_ids, "user_ids.json")
         _position_map(artifacts.anime_ids, "anime_ids.json")
-        recorded = artifacts.manifest.get("hybrid") or default_settings or load_config()["hybrid"]["default"]
+        recorded = artifacts.manifest.get("hybrid") or default_settings or load_settings().hybrid.default.as_dict()
         self.settings = HybridSettings.from_mapping(recorded)
         # Re-normalising is cheap and makes cosine = dot product even if a writer forgot to.
         self.user_embeddings = l2_normalise(artifacts.user_embeddings)
@@ -138,9 +137,10 @@ class Recommender:
         return engine
 
     @classmethod
-    def from_config(cls, folder: str | Path | None, config: dict[str, Any]) -> Recommender:
+    def from_config(cls, folder: str | Path | None, config: Settings | Mapping[str, Any]) -> Recommender:
         """The engine exactly as the web app builds it from a project config (config.loader.load_config)."""
-        return cls.from_folder(folder, ServingConfig.from_config(config), config["hybrid"]["default"])
+        config = Settings.of(config)
+        return cls.from_folder(folder, config.serving, config.hybrid.default.as_dict())
 
     # ------------------------------------------------------------------ lookups
     @property

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from src.engine.serving_config import ServingConfig
+from config.settings import ServingConfig
 from src.errors import UserError
 
 ECHO_LENGTH = 40

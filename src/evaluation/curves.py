@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from config import paths_config
+from config.settings import Settings
 from src.data.splits import held_out_users, split_interactions
 from src.errors import UserError
 from src.evaluation.baselines import n_users_of
@@ -39,7 +40,7 @@ logger = get_logger(__name__)
 
 
 def recall_at_each_k(rank_fn: RankFn, train_interactions: pd.DataFrame, test_interactions: pd.DataFrame,
-                     n_anime: int, max_k: int = 50, batch_size: int = 1024,
+                     n_anime: int, max_k: int, batch_size: int,
                      users: np.ndarray | None = None) -> np.ndarray:
     """Recall@1..max_k (an array of ``max_k`` values) of one ranker over the held-out users, as
     ``protocol.evaluate_ranker`` computes Recall@k: ``users`` (default: every test user) restricted to those with
@@ -78,7 +79,8 @@ class ReportRankers:
 
 
 def report_rankers(metrics: Mapping[str, Any], model_dir: Path | None = None,
-                   config: dict[str, Any] | None = None, processed_dir: Path | None = None) -> ReportRankers:
+                   config: Settings | Mapping[str, Any] | None = None,
+                   processed_dir: Path | None = None) -> ReportRankers:
     """The rankers of the report's known-user methods, in the report's order.
 
     ``metrics``: metrics.json as ``evaluate_model`` wrote it; ``model_dir``: the evaluation model it measured
@@ -90,6 +92,7 @@ def report_rankers(metrics: Mapping[str, Any], model_dir: Path | None = None,
     config = config or artifacts.manifest.get("config")
     if config is None:
         raise UserError("the model's manifest records no config: pass the config it was trained with")
+    config = Settings.of(config)
     known, test = split_interactions(artifacts.user_ratings)
     if test.empty:
         raise UserError("the model has no held-out test set: curves need the evaluation model (artifacts/evaluation/"
@@ -110,8 +113,9 @@ def report_rankers(metrics: Mapping[str, Any], model_dir: Path | None = None,
                          settings_from_config(config))
 
 
-def recall_curves(metrics: Mapping[str, Any], model_dir: Path | None = None, config: dict[str, Any] | None = None,
-                  max_k: int = 50, processed_dir: Path | None = None) -> dict[str, np.ndarray]:
+def recall_curves(metrics: Mapping[str, Any], model_dir: Path | None = None,
+                  config: Settings | Mapping[str, Any] | None = None, max_k: int = 50,
+                  processed_dir: Path | None = None) -> dict[str, np.ndarray]:
     """Recall@1..max_k of every known-user method of the report (method -> array of ``max_k`` values), on the
     users the report measured."""
     rebuilt = report_rankers(metrics, model_dir, config, processed_dir)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from config.settings import Settings
 from src.data.splits import SPLIT_TEST, held_out_users
 from src.engine.diversity import FranchiseRules, franchise_top_k
 from src.errors import UserError
@@ -47,11 +48,12 @@ class EvaluationSettings:
     seed: int
 
 
-def settings_from_config(config: Mapping[str, Any]) -> EvaluationSettings:
+def settings_from_config(config: Settings | Mapping[str, Any]) -> EvaluationSettings:
     """The ``evaluation:`` section (k, batch_size, max_users) and the global seed of the project config."""
-    section = config["evaluation"]
-    return EvaluationSettings(k=int(section["k"]), batch_size=int(section["batch_size"]),
-                              max_users=section["max_users"], seed=int(config["seed"]))
+    config = Settings.of(config)
+    section = config.evaluation
+    return EvaluationSettings(k=int(section.k), batch_size=int(section.batch_size),
+                              max_users=section.max_users, seed=int(config.seed))
 
 
 def ranker(score_fn: ScoreFn, known: sp.csr_matrix, tiebreak: np.ndarray | None = None,
@@ -106,7 +108,7 @@ def _batches(rank_fn: RankFn, users: np.ndarray, k: int, batch_size: int) -> Ite
         yield batch, lists
 
 
-def recommend_top_k(rank_fn: RankFn, users: np.ndarray, k: int = 10, batch_size: int = 1024) -> np.ndarray:
+def recommend_top_k(rank_fn: RankFn, users: np.ndarray, k: int, batch_size: int) -> np.ndarray:
     """The (len(users) x k) top-k lists the evaluator scores; -1 pads short lists."""
     users = np.asarray(users, dtype=np.int64)
     lists = np.empty((len(users), k), dtype=np.int64)
@@ -116,7 +118,7 @@ def recommend_top_k(rank_fn: RankFn, users: np.ndarray, k: int = 10, batch_size:
 
 
 def evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_interactions: pd.DataFrame,
-                    n_anime: int, k: int = 10, batch_size: int = 1024, users: np.ndarray | None = None,
+                    n_anime: int, k: int, batch_size: int, users: np.ndarray | None = None,
                     popularity_rank: np.ndarray | None = None, franchise: np.ndarray | None = None) -> dict[str, float]:
     """Rank the catalogue for each test user and return the metrics of src/evaluation/metrics.py.
 

@@ -27,6 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from config import paths_config
+from config.settings import Settings
 from src.data.files import read_ids
 from src.data.processing import read_interactions
 from src.data.splits import (
@@ -42,7 +43,6 @@ from src.engine.diversity import franchise_top_k
 from src.engine.ranking import top_k
 from src.engine.recommender import Recommender
 from src.engine.scorers import over_catalogue
-from src.engine.serving_config import ServingConfig
 from src.errors import UserError
 from src.evaluation import baselines
 from src.evaluation.metrics import paired_difference, popularity_ranks, recall_per_user
@@ -75,9 +75,10 @@ ROW_BASELINES: dict[str, Callable[..., baselines.RowScoreFn]] = {
 }
 
 
-def engine_for(artifacts: ModelArtifacts, config: dict[str, Any]) -> Recommender:
+def engine_for(artifacts: ModelArtifacts, config: Settings | Mapping[str, Any]) -> Recommender:
     """The serving engine, built the way the web app builds it, from everything but the held-out rows."""
-    return Recommender(without_held_out(artifacts), ServingConfig.from_config(config), config["hybrid"]["default"])
+    config = Settings.of(config)
+    return Recommender(without_held_out(artifacts), config.serving, config.hybrid.default.as_dict())
 
 
 # ------------------------------------------------------------------------------------------ baselines on the carve
@@ -86,10 +87,11 @@ def _grid(section: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*(section[n] for n in names))]
 
 
-def baseline_grids(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def baseline_grids(config: Settings | Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Every baseline's candidate settings (evaluation.baselines). EASE is not here: its dense candidates were
     already measured on the same carve when the hybrid's settings were chosen (see ``ease_from_carve``)."""
-    grids = {name: _grid(section) for name, section in config["evaluation"]["baselines"].items()}
+    config = Settings.of(config)
+    grids = {name: _grid(section) for name, section in config.evaluation.baselines.items()}
     grids["popularity"] = [{"values": "any"}]
     return grids
 
@@ -155,12 +157,13 @@ class RowBaselines:
         return self._similarity[1]
 
 
-def tune_baselines(config: dict[str, Any], carve_data: Carve, tiebreak: np.ndarray) -> dict[str, Any]:
+def tune_baselines(config: Settings | Mapping[str, Any], carve_data: Carve, tiebreak: np.ndarray) -> dict[str, Any]:
     """Each baseline's best settings on the carve: for known users, and (row baselines) for newcomers.
 
     A baseline knows only the model's (rated) anime, and every carve-test anime is one of them, so the carve is
     scored over those alone: the never-rated rest of the catalogue would only cost time."""
-    k, rated = int(config["evaluation"]["k"]), carve_data.n_anime
+    config = Settings.of(config)
+    k, rated = int(config.evaluation.k), carve_data.n_anime
     chosen: dict[str, Any] = {"users": {}, "newcomers": {}, "trials": []}
     known = interaction_matrix(carve_data.train, carve_data.n_users, rated)
     favourites = sp.csr_matrix(carve_data.newcomers.favourites_matrix(carve_data.width)[:, :rated])
@@ -176,7 +179,7 @@ def tune_baselines(config: dict[str, Any], carve_data: Carve, tiebreak: np.ndarr
                 score_users = baselines.als(interaction_matrix(carve_data.train, carve_data.n_users,
                                                                          rated, setting["values"]),
                                             setting["factors"], setting["regularization"], setting["alpha"],
-                                            setting["iterations"], int(config["seed"]))
+                                            setting["iterations"], int(config.seed))
                 scores = {"users": score_users(carve_data.users)}
             else:
                 score_rows = fitter.scorer(name, setting, keep=False)
@@ -196,10 +199,12 @@ def tune_baselines(config: dict[str, Any], carve_data: Carve, tiebreak: np.ndarr
 
 
 # ------------------------------------------------------------------------------------------ evaluation
-def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, processed_dir: Path | None = None,
+def evaluate_model(config: Settings | Mapping[str, Any],
+                   model_dir: Path | None = None, processed_dir: Path | None = None,
                    reports_dir: Path | None = None, compare_original: bool | None = None,
                    experiment: Any = None) -> dict[str, Any]:
     """Evaluate every method, write metrics.json, evaluation.md and chart.png; return the metrics document."""
+    config = Settings.of(config)
     model_dir = model_dir or paths_config.evaluation_model_dir()
     processed_dir = processed_dir or paths_config.processed_dir()
     reports_dir = reports_dir or paths_config.reports_dir()
@@ -223,7 +228,7 @@ def evaluate_model(config: dict[str, Any], model_dir: Path | None = None, proces
 
     fitted = RowBaselines(known, n_users, engine.n_model_anime, width)
     listed = listed_new_anime(processed_dir, artifacts.user_ids, width)
-    original = config["evaluation"]["compare_original_objective"] if compare_original is None else compare_original
+    original = config.evaluation.compare_original_objective if compare_original is None else compare_original
     rankers = known_user_rankers(config, artifacts, engine, fitted, chosen["users"], listed, ENGINE_METHODS, original)
     evaluation = evaluate_methods(rankers, known, test, width, settings, franchise=engine.catalogue.franchise)
     results = evaluation.metrics
@@ -263,13 +268,15 @@ def listed_new_anime(processed_dir: Path, user_ids: np.ndarray, width: int) -> s
     return interaction_matrix(rows, len(user_ids), width)
 
 
-def known_user_rankers(config: dict[str, Any], artifacts: ModelArtifacts, engine: Recommender, fitted: RowBaselines,
+def known_user_rankers(config: Settings | Mapping[str, Any],
+                       artifacts: ModelArtifacts, engine: Recommender, fitted: RowBaselines,
                        chosen: Mapping[str, Any], listed: sp.csr_matrix, methods: Mapping[str, str],
                        original: bool) -> dict[str, RankFn]:
     """The report's known-user methods as rankers: each baseline of ``chosen`` fitted with its carve-chosen setting,
     the engine's ``methods`` (report name -> engine method), and with ``original`` the original design's NCF.
     Baselines are cut into lists as the product's are: what lists may show, the franchise rules; ``listed``: each
     user's rows of the held-out new anime, which no method may recommend back."""
+    config = Settings.of(config)
     width, tiebreak = engine.n_anime, engine.catalogue.popularity_order
     rankers = scorer_rankers(fit_baselines(config, fitted, chosen), fitted.rows, width, fitted.n_users, tiebreak,
                              engine.catalogue.filter_mask(None), engine.catalogue.franchise_rules, listed)
@@ -279,7 +286,7 @@ def known_user_rankers(config: dict[str, Any], artifacts: ModelArtifacts, engine
     return rankers
 
 
-def fit_baselines(config: dict[str, Any], fitted: RowBaselines,
+def fit_baselines(config: Settings, fitted: RowBaselines,
                    chosen: Mapping[str, Any]) -> dict[str, baselines.ScoreFn]:
     """The baselines with their carve-chosen settings, fitted on every known (non-test) row; by user."""
     scorers: dict[str, baselines.ScoreFn] = {}
@@ -288,20 +295,20 @@ def fit_baselines(config: dict[str, Any], fitted: RowBaselines,
         if name == "als":
             score_users = baselines.als(fitted.matrix(setting["values"]), setting["factors"],
                                         setting["regularization"], setting["alpha"], setting["iterations"],
-                                        int(config["seed"]))
+                                        int(config.seed))
             scorers[name] = lambda users, score_users=score_users: over_catalogue(score_users(users), fitted.width)
         else:
             scorers[name] = baselines.by_user(fitted.scorer(name, setting), fitted.matrix(setting["values"]))
     return scorers
 
 
-def _evaluate_newcomers(config: dict[str, Any], processed_dir: Path, engine: Recommender, fitted: RowBaselines,
+def _evaluate_newcomers(config: Settings, processed_dir: Path, engine: Recommender, fitted: RowBaselines,
                         chosen: Mapping[str, Any],
                         settings: EvaluationSettings) -> dict[str, Any]:
     """Favourites (the engine's cold start) against the baselines built from the same favourites: the report's
     section (``methods``, ``versus`` and ``meta``)."""
     rows = newcomer_view(read_interactions(processed_dir))
-    split = newcomer_split(rows, int(config["evaluation"]["newcomer_favourites"]))
+    split = newcomer_split(rows, int(config.evaluation.newcomer_favourites))
     if len(split) == 0:
         return {"methods": {}, "meta": {"newcomers": 0, "reason": "no newcomers (evaluation.newcomer_fraction is 0 "
                                                                    "or the data too small)"}}
@@ -316,22 +323,22 @@ def _evaluate_newcomers(config: dict[str, Any], processed_dir: Path, engine: Rec
     no_settings = dataclasses.replace(settings, max_users=None)  # every newcomer counts
     evaluation = evaluate_methods(rankers, split.favourites_rows, split.relevant_rows, width, no_settings,
                                   popularity_ranks(fitted.rows, width), engine.catalogue.franchise)
-    meta = {"newcomers": len(split), "favourites": int(config["evaluation"]["newcomer_favourites"]),
+    meta = {"newcomers": len(split), "favourites": int(config.evaluation.newcomer_favourites),
             "protocol": "each newcomer's top-rated anime (at most `favourites`) are sent as favourites; their other "
                         "rated anime are relevant; the favourites are excluded from the ranking"}
     versus = versus_best_baseline(evaluation, "favourites")
     return {"methods": evaluation.metrics, **({"versus": versus} if versus else {}), "meta": meta}
 
 
-def _evaluate_imports(config: dict[str, Any], processed_dir: Path, engine: Recommender, fitted: RowBaselines,
+def _evaluate_imports(config: Settings, processed_dir: Path, engine: Recommender, fitted: RowBaselines,
                       chosen: Mapping[str, Any], settings: EvaluationSettings) -> dict[str, Any]:
     """The newcomers again, each bringing their whole list (src/evaluation/newcomers.py, ``import_split``): the
     import (``Recommender.rank_lists``, as the import endpoint serves it) against the favourites path on the same
     people (their list's top-rated anime only), EASE and item-kNN folded in with the whole list (the known users'
     settings: a whole list is a known user's kind of row) and popularity. The report's section."""
-    evaluation = config["evaluation"]
-    split = import_split(newcomer_view(read_interactions(processed_dir)), float(evaluation["holdout_fraction"]),
-                         int(evaluation["newcomer_favourites"]), int(config["seed"]))
+    evaluation = config.evaluation
+    split = import_split(newcomer_view(read_interactions(processed_dir)), float(evaluation.holdout_fraction),
+                         int(evaluation.newcomer_favourites), int(config.seed))
     if len(split) == 0:
         return {"methods": {}, "meta": {"people": 0, "reason": "no newcomers (evaluation.newcomer_fraction is 0 or "
                                                                  "the data too small)"}}
@@ -349,7 +356,7 @@ def _evaluate_imports(config: dict[str, Any], processed_dir: Path, engine: Recom
     result = evaluate_methods(rankers, split.list_rows, split.relevant_rows, width, no_settings,
                               popularity_ranks(fitted.rows, width), catalogue.franchise)
     difference, error = paired_difference(result.recalls["import"], result.recalls["favourites"])
-    meta = {"people": len(split), "holdout_fraction": float(evaluation["holdout_fraction"]),
+    meta = {"people": len(split), "holdout_fraction": float(evaluation.holdout_fraction),
             "protocol": "each newcomer's list (rated and watched-but-unrated rows, as an export gives them) is sent "
                         "whole, a seeded share of their rated anime held out to be found; favourites sends the "
                         "list's top-rated anime only; the baselines score the whole list as a row",
@@ -371,7 +378,7 @@ def _whole_list_ranker(score_rows: baselines.RowScoreFn, rows: sp.csr_matrix, li
     return rank
 
 
-def _evaluate_new_anime(config: dict[str, Any], processed_dir: Path, engine: Recommender,
+def _evaluate_new_anime(config: Settings, processed_dir: Path, engine: Recommender,
                         settings: EvaluationSettings) -> tuple[dict[str, Any], dict[str, Any]]:
     """Item cold start: rated anime held out of training entirely, placed by the content path alone.
 
@@ -390,7 +397,7 @@ def _evaluate_new_anime(config: dict[str, Any], processed_dir: Path, engine: Rec
     catalogue = engine.catalogue
     genre_norms = np.linalg.norm(catalogue.genre_matrix, axis=1, keepdims=True)
     genre_vectors = catalogue.genre_matrix / np.maximum(genre_norms, 1e-9)
-    rng = np.random.default_rng(int(config["seed"]))
+    rng = np.random.default_rng(int(config.seed))
     random_scores = rng.random(width)
 
     def ranker(score: Callable[[Any], np.ndarray]) -> RankFn:
@@ -413,7 +420,7 @@ def _evaluate_new_anime(config: dict[str, Any], processed_dir: Path, engine: Rec
     return results, meta
 
 
-def _original_rankers(config: dict[str, Any], artifacts: ModelArtifacts, known: pd.DataFrame,
+def _original_rankers(config: Settings, artifacts: ModelArtifacts, known: pd.DataFrame,
                       tiebreak: np.ndarray, width: int) -> dict[str, RankFn]:
     from src.models.original_ncf import train_original_embeddings  # TensorFlow is only needed here
 
@@ -431,8 +438,9 @@ def _original_rankers(config: dict[str, Any], artifacts: ModelArtifacts, known: 
     return rankers
 
 
-def evaluate_and_track(config: dict[str, Any], compare_original: bool | None = None) -> dict[str, Any]:
+def evaluate_and_track(config: Settings | Mapping[str, Any], compare_original: bool | None = None) -> dict[str, Any]:
     """``evaluate_model`` with its metrics and reports logged to a Comet experiment of its own (online or offline)."""
+    config = Settings.of(config)
     from src.training.tracking import tracked_experiment  # imports comet_ml, then keras
 
     with tracked_experiment(config, paths_config.comet_dir(), name="evaluation") as tracked:

@@ -10,12 +10,14 @@ and "similar anime" and "similar users" are plain cosines of the same embeddings
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
 import numpy as np
 from keras import layers, ops
+
+from config.settings import LearningRateSettings, Settings
 
 
 @keras.saving.register_keras_serializable(package="anime")
@@ -49,21 +51,22 @@ def multinomial_nll(targets: Any, logits: Any) -> Any:
     return -ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1) / ops.maximum(ops.sum(targets, axis=-1), 1e-9)
 
 
-def build_model(n_users: int, n_anime: int, config: dict[str, Any]) -> keras.Model:
+def build_model(n_users: int, n_anime: int, config: Settings | Mapping[str, Any]) -> keras.Model:
     """Build and compile the NCF model; every size and setting comes from ``config``."""
-    model_config = config["model"]
-    size, stddev, seed = int(model_config["embedding_size"]), float(model_config["init_stddev"]), int(config["seed"])
+    config = Settings.of(config)
+    model_config = config.model
+    size, stddev, seed = int(model_config.embedding_size), float(model_config.init_stddev), int(config.seed)
     user = keras.Input(name="user", shape=(), dtype="int32")
     user_vector = layers.Embedding(n_users, size, name="user_embedding",
                                    embeddings_initializer=keras.initializers.RandomNormal(stddev=stddev,
                                                                                           seed=seed))(user)
     user_vector = layers.UnitNormalization(axis=-1, name="user_normalised")(user_vector)
-    logits = CatalogueLogits(n_anime, size, float(model_config["temperature"]), stddev, seed + 1,
+    logits = CatalogueLogits(n_anime, size, float(model_config.temperature), stddev, seed + 1,
                              name="catalogue")(user_vector)
     model = keras.Model(user, logits, name="anime_ncf")
     # XLA fuses the catalogue-wide matrix product, softmax and Adam's updates: several times faster on a CPU.
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["training"]["learning_rate"]["start"])),
-                  loss=multinomial_nll, jit_compile=bool(model_config["jit_compile"]))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config.training.learning_rate.start)),
+                  loss=multinomial_nll, jit_compile=bool(model_config.jit_compile))
     return model
 
 
@@ -75,12 +78,12 @@ def extract_embeddings(model: keras.Model) -> tuple[np.ndarray, np.ndarray, np.n
             np.asarray(catalogue.anime_bias.numpy(), dtype=np.float32))
 
 
-def learning_rate_schedule(settings: dict[str, float]) -> Callable[[int], float]:
+def learning_rate_schedule(settings: LearningRateSettings) -> Callable[[int], float]:
     """The original schedule: linear ramp from ``start`` to ``max``, optional plateau, then exponential decay
     of the excess over ``min``."""
-    start, peak, floor = float(settings["start"]), float(settings["max"]), float(settings["min"])
-    rampup, sustain = int(settings["rampup_epochs"]), int(settings["sustain_epochs"])
-    decay = float(settings["exp_decay"])
+    start, peak, floor = float(settings.start), float(settings.max), float(settings.min)
+    rampup, sustain = int(settings.rampup_epochs), int(settings.sustain_epochs)
+    decay = float(settings.exp_decay)
 
     def rate(epoch: int) -> float:
         if epoch < rampup:

@@ -6,6 +6,7 @@ schedule (``evaluation.original_objective``). The product's model is src/models/
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 from keras import layers
 
+from config.settings import Settings
 from src.models.ncf import learning_rate_schedule
 
 
@@ -32,18 +34,19 @@ def build_original_model(n_users: int, n_anime: int, size: int, learning_rate: f
     return model
 
 
-def train_original_embeddings(config: dict[str, Any], train_rows: pd.DataFrame, n_users: int,
+def train_original_embeddings(config: Settings | Mapping[str, Any], train_rows: pd.DataFrame, n_users: int,
                               n_anime: int) -> tuple[np.ndarray, np.ndarray]:
     """Train the original design on the rated rows of ``train_rows``; return its (user, anime) embeddings."""
-    settings = config["evaluation"]["original_objective"]
-    keras.utils.set_random_seed(int(config["seed"]))
+    config = Settings.of(config)
+    settings = config.evaluation.original_objective
+    keras.utils.set_random_seed(int(config.seed))
     rated = train_rows[train_rows["rating"].to_numpy() > 0]
-    low, high = config["processing"]["rating_min"], config["processing"]["rating_max"]
+    low, high = config.processing.rating_min, config.processing.rating_max
     targets = ((rated["rating"].to_numpy(np.float32) - low) / (high - low)).astype(np.float32)
-    model = build_original_model(n_users, n_anime, int(config["model"]["embedding_size"]),
-                                 float(settings["learning_rate"]["start"]))
+    model = build_original_model(n_users, n_anime, int(config.model.embedding_size),
+                                 float(settings.learning_rate.start))
     inputs = {"user": rated["user_index"].to_numpy(np.int32), "anime": rated["anime_index"].to_numpy(np.int32)}
-    model.fit(inputs, targets, batch_size=int(settings["batch_size"]), epochs=int(settings["epochs"]), verbose=0,
+    model.fit(inputs, targets, batch_size=int(settings.batch_size), epochs=int(settings.epochs), verbose=0,
               shuffle=True, callbacks=[keras.callbacks.LearningRateScheduler(
-                  learning_rate_schedule(settings["learning_rate"]))])
+                  learning_rate_schedule(settings.learning_rate))])
     return (model.get_layer("user_embedding").get_weights()[0], model.get_layer("anime_embedding").get_weights()[0])

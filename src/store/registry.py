@@ -34,12 +34,13 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from config.settings import Settings
 from src.errors import ArtifactError, UserError
 from src.logger import get_logger
 from utils.atomic import TEMP_MARKER, remove_stale_temporaries, write_json
@@ -207,9 +208,10 @@ class ModelCheck(Protocol):
 # ---------------------------------------------------------------------------------------------------------
 # Publishing
 # ---------------------------------------------------------------------------------------------------------
-def keep_versions(config: dict[str, Any]) -> int:
+def keep_versions(config: Settings | Mapping[str, Any]) -> int:
     """``serving.keep_versions``: how many versions besides the current one a publish keeps."""
-    value = (config.get("serving") or {}).get("keep_versions")
+    config = Settings.of(config)
+    value = config.serving.keep_versions
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise UserError(f"config serving.keep_versions must be a whole number >= 0 (earlier models kept for "
                         f"rollback), not {value!r}")
@@ -217,13 +219,14 @@ def keep_versions(config: dict[str, Any]) -> int:
 
 
 @contextlib.contextmanager
-def publish_model(pointer: str | Path, config: dict[str, Any], model_check: ModelCheck) -> Iterator[Path]:
+def publish_model(pointer: str | Path, config: Settings | Mapping[str, Any], model_check: ModelCheck) -> Iterator[Path]:
     """Yield an empty temporary folder to write a model into; on normal exit it becomes the current version.
 
     On any exception (KeyboardInterrupt included), and when the finished model fails the server's load checks,
     the folder is deleted and the current model stays current. ``config``: the project config (its ``serving``
     section sets ``keep_versions``); ``model_check``: completes the written model and runs the server's load checks.
     """
+    config = Settings.of(config)
     pointer = Path(pointer)
     keep = keep_versions(config)
     versions_dir(pointer)  # refuses an impossible pointer name before any work

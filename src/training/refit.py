@@ -9,6 +9,7 @@ every kept row (src/training/ledger.py). Its manifest says which run each figure
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from config import paths_config
+from config.settings import Settings
 from src.data.files import load_content_features
 from src.data.processing import catalogue_order, encode, read_interactions
 from src.data.splits import SPLIT_TRAIN, assign_splits
@@ -33,10 +35,11 @@ if TYPE_CHECKING:
 logger = get_logger(__name__)
 
 
-def every_rating(config: dict[str, Any], processed_dir: Path) -> TrainingData:
+def every_rating(config: Settings | Mapping[str, Any], processed_dir: Path) -> TrainingData:
     """Every kept rating of the processed table, newcomers' and new anime's included (a newcomer's rating of a new
     anime too), with no test split (a validation share only). The new anime become model anime, so the catalogue
     and its content features are reordered: the model's anime first, as always."""
+    config = Settings.of(config)
     from src.training.train import training_data  # imports TensorFlow
 
     interactions = read_interactions(processed_dir)
@@ -51,8 +54,8 @@ def every_rating(config: dict[str, Any], processed_dir: Path) -> TrainingData:
     permutation = position.loc[new_catalogue["anime_id"].to_numpy()].to_numpy()  # new row -> old row
     old_to_new = np.empty(len(catalogue), np.int64)
     old_to_new[permutation] = np.arange(len(catalogue))
-    rng = np.random.default_rng(int(config["seed"]))
-    split = assign_splits(user_index, rating, 0.0, float(config["processing"]["validation_fraction"]), rng)
+    rng = np.random.default_rng(int(config.seed))
+    split = assign_splits(user_index, rating, 0.0, float(config.processing.validation_fraction), rng)
     ratings = pd.DataFrame({"user_index": user_index.astype(np.int32),
                             "anime_index": old_to_new[old_index].astype(np.int32), "rating": rating, "split": split})
     features, story = load_content_features(processed_dir)
@@ -64,8 +67,9 @@ def every_rating(config: dict[str, Any], processed_dir: Path) -> TrainingData:
                          processed_dir, every_rating=True)
 
 
-def refit(config: dict[str, Any], epochs: int | None = None) -> dict[str, Any]:
+def refit(config: Settings | Mapping[str, Any], epochs: int | None = None) -> dict[str, Any]:
     """Train on every rating with the evaluation model's chosen settings and publish; return the manifest."""
+    config = Settings.of(config)
     from src.training.train import train
 
     evaluation_dir = paths_config.evaluation_model_dir()
@@ -85,9 +89,10 @@ def refit(config: dict[str, Any], epochs: int | None = None) -> dict[str, Any]:
     return train(config, settings, destination=paths_config.model_dir(), epochs=epochs, data=data)
 
 
-def publish_evaluation_model(config: dict[str, Any]) -> None:
+def publish_evaluation_model(config: Settings | Mapping[str, Any]) -> None:
     """Serve the evaluation model as it is (``evaluation.refit: false``): copy it in as a new version. It holds
     the rows in no held-out set; its ledger counts the held-out ones as not published."""
+    config = Settings.of(config)
     source = paths_config.evaluation_model_dir()
     with publish_model(paths_config.model_dir(), config, ServingCheck.from_config(config)) as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
 import comet_ml  # noqa: E402,F401  (imported before keras by callers, as comet recommends)
 import keras  # noqa: E402
 
+from config.settings import Settings
 from src.logger import get_logger
 
 logger = get_logger(__name__)
@@ -30,10 +31,10 @@ _QUIET = dict(
 )
 
 
-def start_experiment(config: dict[str, Any], offline_directory: Path) -> comet_ml.BaseExperiment:
-    comet_config = config.get("comet", {})
-    project = os.environ.get("COMET_PROJECT_NAME", comet_config.get("project_name"))
-    workspace = os.environ.get("COMET_WORKSPACE", comet_config.get("workspace"))
+def start_experiment(config: Settings | Mapping[str, Any], offline_directory: Path) -> comet_ml.BaseExperiment:
+    config = Settings.of(config)
+    project = os.environ.get("COMET_PROJECT_NAME", config.comet.project_name)
+    workspace = os.environ.get("COMET_WORKSPACE", config.comet.workspace)
     if os.environ.get("COMET_API_KEY"):
         logger.info("logging to Comet online (project %s)", project)
         return comet_ml.Experiment(project_name=project, workspace=workspace, **_QUIET)
@@ -44,11 +45,13 @@ def start_experiment(config: dict[str, Any], offline_directory: Path) -> comet_m
 
 
 @contextlib.contextmanager
-def tracked_experiment(config: dict[str, Any], offline_directory: Path, name: str | None = None) -> Iterator[Tracked]:
+def tracked_experiment(config: Settings | Mapping[str, Any],
+                       offline_directory: Path, name: str | None = None) -> Iterator[Tracked]:
     """A Comet experiment for the ``with`` block, ended when the block ends, whether it succeeds or fails.
 
     After the block, ``tracked.archive`` is the offline archive written (None when logging online).
     """
+    config = Settings.of(config)
     tracked = Tracked(start_experiment(config, offline_directory))
     if name:
         tracked.experiment.set_name(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from config import paths_config
+from config.settings import Settings, TrainingSettings
 from src.data.files import load_content_features, read_ids, save_content_features
 from src.data.processing import INTERACTIONS_FILE, read_interactions
 from src.data.splits import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, training_view
@@ -102,9 +104,10 @@ class TrainingData:
         return self.ratings[self.ratings["split"].to_numpy() != SPLIT_TEST]
 
 
-def prepare_training_data(config: dict[str, Any], processed_dir: Path) -> TrainingData:
+def prepare_training_data(config: Settings | Mapping[str, Any], processed_dir: Path) -> TrainingData:
     """The evaluation model's rows (the training view of the processed table, src/data/splits.py) with
     the training and validation target matrices."""
+    config = Settings.of(config)
     if missing := [name for name in PROCESSED_FILES if not (processed_dir / name).is_file()]:
         raise UserError(f"processed data in {processed_dir} is missing {', '.join(missing)}: "
                         "run the process stage first")
@@ -115,15 +118,17 @@ def prepare_training_data(config: dict[str, Any], processed_dir: Path) -> Traini
                          read_json(processed_dir / "summary.json"), features, story, processed_dir)
 
 
-def training_data(config: dict[str, Any], ratings: pd.DataFrame, anime: pd.DataFrame, user_ids: np.ndarray,
+def training_data(config: Settings | Mapping[str, Any],
+                  ratings: pd.DataFrame, anime: pd.DataFrame, user_ids: np.ndarray,
                   anime_ids: np.ndarray, summary: dict[str, Any], features: np.ndarray, story: sp.csr_matrix,
                   processed_dir: Path | None = None, every_rating: bool = False) -> TrainingData:
     """Rows (``user_index``, ``anime_index``, ``rating``, ``split``) made into a model's training data."""
+    config = Settings.of(config)
     split = ratings["split"].to_numpy()
     if not (split == SPLIT_TRAIN).any():
         raise UserError("no training rows left after processing: lower --min-user-ratings or "
                         "evaluation.holdout_fraction")
-    unrated = float(config["training"]["unrated_weight"])
+    unrated = float(config.training.unrated_weight)
     shape = (len(user_ids), len(anime_ids))
     return TrainingData(ratings, anime, user_ids, anime_ids, summary,
                         user_targets(ratings[split == SPLIT_TRAIN], *shape, unrated),
@@ -131,17 +136,17 @@ def training_data(config: dict[str, Any], ratings: pd.DataFrame, anime: pd.DataF
                         processed_dir, every_rating)
 
 
-def batch_size_for(config: dict[str, Any], n_users: int) -> int:
+def batch_size_for(config: Settings, n_users: int) -> int:
     """``training.batch_size`` users, but at most a fifth of them: a small dataset still gets several steps an epoch."""
-    return max(1, min(int(config["training"]["batch_size"]), int(np.ceil(n_users / 5))))
+    return max(1, min(int(config.training.batch_size), int(np.ceil(n_users / 5))))
 
 
-def validation_interval(training: dict[str, Any], epochs: int) -> int:
+def validation_interval(training: TrainingSettings, epochs: int) -> int:
     """Epochs between val_loss passes (Keras validates after epochs every, 2 x every, ...):
     ``training.validation_every``, at most ``epochs`` (so there is at least one), 1 under early stopping."""
-    if training["early_stopping_patience"] is not None:
+    if training.early_stopping_patience is not None:
         return 1
-    return max(1, min(int(training["validation_every"]), epochs))
+    return max(1, min(int(training.validation_every), epochs))
 
 
 @dataclass
@@ -160,7 +165,8 @@ class FittedNCF:
         return [(i + 1) * self.validation_every for i in range(len(self.history.get("val_loss", [])))]
 
 
-def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_targets: sp.csr_matrix | None = None,
+def fit_ncf(config: Settings | Mapping[str, Any],
+            train_targets: sp.csr_matrix, validation_targets: sp.csr_matrix | None = None,
             epochs: int | None = None, callbacks: list[keras.callbacks.Callback] | None = None,
             strategy: Any = None) -> FittedNCF:
     """Train the NCF on a users x anime target matrix; seeded, so the same inputs give the same model.
@@ -168,11 +174,12 @@ def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_tar
     ``strategy``: a ``tf.distribute`` strategy (e.g. MultiWorkerMirroredStrategy) to build the model in and train
     under, each replica taking its share of every batch (src/training/distributed.py); None (default) is the plain
     fit."""
-    training = config["training"]
-    epochs = int(training["epochs"] if epochs is None else epochs)
+    config = Settings.of(config)
+    training = config.training
+    epochs = int(training.epochs if epochs is None else epochs)
     if epochs < 1:
         raise UserError(f"epochs must be at least 1, not {epochs}")
-    seed = int(config["seed"])
+    seed = int(config.seed)
     keras.utils.set_random_seed(seed)
     n_users, n_anime = train_targets.shape
     batches = UserBatches(train_targets, batch_size_for(config, len(np.flatnonzero(np.diff(train_targets.indptr)))),
@@ -181,24 +188,24 @@ def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_tar
     if validation_targets is not None and validation_targets.nnz:
         validation = UserBatches(validation_targets, batches.batch_size, None)
     # Large data needs fewer passes: the number of steps, not of epochs, is what the model needs.
-    epochs = max(1, min(epochs, int(np.ceil(int(training["max_steps"]) / max(len(batches), 1)))))
+    epochs = max(1, min(epochs, int(np.ceil(int(training.max_steps) / max(len(batches), 1)))))
     if strategy is None:
         model = build_model(n_users, n_anime, config)
     else:
         with strategy.scope():
             model = build_model(n_users, n_anime, config)
-    schedule = [keras.callbacks.LearningRateScheduler(learning_rate_schedule(training["learning_rate"]))]
+    schedule = [keras.callbacks.LearningRateScheduler(learning_rate_schedule(training.learning_rate))]
     # A validation pass costs about a third of an epoch of training: val_loss only every few epochs, unless early
     # stopping watches it.
     validation_every = validation_interval(training, epochs)
-    if training["early_stopping_patience"] is not None and validation is not None:
+    if training.early_stopping_patience is not None and validation is not None:
         schedule.append(keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True,
-                                                      patience=int(training["early_stopping_patience"])))
+                                                      patience=int(training.early_stopping_patience)))
     logger.info("training the NCF on %d users' lists (%d anime, batches of %d users) for up to %d epochs",
                 len(batches.users), n_anime, batches.batch_size, epochs)
     started = time.perf_counter()
     if strategy is None:
-        history = model.fit(batches, validation_data=validation, epochs=epochs, verbose=training["verbose"],
+        history = model.fit(batches, validation_data=validation, epochs=epochs, verbose=training.verbose,
                             validation_freq=validation_every, callbacks=schedule + list(callbacks or [])).history
     else:
         from src.training.distributed import fit_distributed
@@ -208,7 +215,7 @@ def fit_ncf(config: dict[str, Any], train_targets: sp.csr_matrix, validation_tar
                      time.perf_counter() - started, validation_every if strategy is None else 1)
 
 
-def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path | None = None,
+def train(config: Settings | Mapping[str, Any], settings: dict[str, Any], processed_dir: Path | None = None,
           destination: Path | None = None, epochs: int | None = None, comet_directory: Path | None = None,
           versioned: bool = True, data: TrainingData | None = None) -> dict[str, Any]:
     """Train the NCF and fit EASE on the processed rows, then publish the model artifact set; return its manifest.
@@ -219,6 +226,7 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
     the evaluation model's rows of ``processed_dir``; the refit gives every rating). The written model is checked
     against the processed row ledger before it is published (src/training/ledger.py).
     """
+    config = Settings.of(config)
     processed_dir = processed_dir or paths_config.processed_dir()
     destination = destination or paths_config.model_dir()
     data = data or prepare_training_data(config, processed_dir)
@@ -227,7 +235,7 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
     with publisher as staging:
         with tracked_experiment(config, comet_directory or paths_config.comet_dir()) as tracked:
             experiment = tracked.experiment
-            experiment.log_parameters(flatten(config))
+            experiment.log_parameters(flatten(config.as_dict()))
             experiment.log_others({f"data.{key}": value for key, value in data.summary.items()
                                    if not isinstance(value, dict)})
             fitted = fit_ncf(config, data.train_targets, data.validation_targets, epochs,
@@ -255,7 +263,7 @@ def train(config: dict[str, Any], settings: dict[str, Any], processed_dir: Path 
             manifest["ledger"] = check_published_rows(staging, data.processed_dir, data.every_rating)
         save_content_features(staging, data.content_features, data.story)
         write_manifest(staging, manifest)
-        schedule = learning_rate_schedule(config["training"]["learning_rate"])
+        schedule = learning_rate_schedule(config.training.learning_rate)
         write_json(staging / "history.json", {
             **fitted.history, "learning_rate_schedule": [schedule(epoch) for epoch in range(final["epochs_run"])],
             "val_epochs": fitted.val_epochs})
@@ -279,7 +287,7 @@ def _training_summary(fitted: FittedNCF, item_seconds: float) -> dict[str, Any]:
             **{f"best_{name}": float(value) for name, value in figures.items()}}
 
 
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in config.items():
         if isinstance(value, dict):
@@ -289,7 +297,7 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _manifest(config: dict[str, Any], data: TrainingData, final: dict[str, Any],
+def _manifest(config: Settings, data: TrainingData, final: dict[str, Any],
               settings: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
@@ -299,9 +307,9 @@ def _manifest(config: dict[str, Any], data: TrainingData, final: dict[str, Any],
         "counts": {"users": len(data.user_ids), "anime": len(data.anime_ids), "interactions": len(data.ratings),
                    "training_users": int(np.count_nonzero(np.diff(data.train_targets.indptr)))},
         "training": final,
-        "model": {"temperature": float(config["model"]["temperature"])},
+        "model": {"temperature": float(config.model.temperature)},
         "hybrid": settings,
-        "config": config,
+        "config": config.as_dict(),
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
                      "numpy": np.__version__, "pandas": pd.__version__},
     }

@@ -14,21 +14,20 @@ of the carve's fit entirely as carve-newcomers. Two searches run on it:
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from config.settings import ServingConfig, Settings
 from src.data.splits import SPLIT_TRAIN, SPLIT_VALIDATION, Carve, carve
 from src.engine.interactions import Profiles
 from src.engine.ranking import top_k
 from src.engine.recommender import Recommender
-from src.engine.serving_config import ServingConfig
 from src.evaluation.metrics import paired_difference, recall_per_user
 from src.logger import get_logger
 from src.models.ease import ItemWeights, ease_from_gram, gram, interaction_matrix, keep_top_neighbours, most_rated
@@ -120,7 +119,7 @@ def favourites_dropout(setting: Any, profile_anime: float, favourites: int) -> f
     return float(setting)
 
 
-def _item_item_candidates(carve_data: Carve, config: dict[str, Any]) -> Iterator[_EaseCandidate]:
+def _item_item_candidates(carve_data: Carve, config: Settings) -> Iterator[_EaseCandidate]:
     """Each EASE candidate of ``hybrid.item_item``, dense ones first; one Gram per values, shared by the
     regularisations and by the newcomers' EDLAE candidates.
 
@@ -129,29 +128,29 @@ def _item_item_candidates(carve_data: Carve, config: dict[str, Any]) -> Iterator
     group whose profiles cost at most ``dense_max_cost`` multiply-adds each (profile anime in EASE's support x
     support size: the carve users' mean for known users, ``serving.max_liked`` favourites for newcomers). A pruned
     B costs a few per profile anime and may always be served."""
-    grid = config["hybrid"]["item_item"]
-    max_anime, max_cost = grid["max_anime"], float(grid["dense_max_cost"])
-    for values in grid["values"]:
+    grid = config.hybrid.item_item
+    max_anime, max_cost = grid.max_anime, float(grid.dense_max_cost)
+    for values in grid.values:
         matrix = interaction_matrix(carve_data.train, carve_data.n_users, carve_data.n_anime, values)
         support = most_rated(matrix, max_anime)
         profile_anime = matrix[carve_data.users][:, support].getnnz(axis=1).mean() if len(carve_data.users) else 0.0
         dense_cost = {"known": float(profile_anime) * len(support),
-                      "newcomers": float(config["serving"]["max_liked"]) * len(support)}
-        dense_fits = len(support) <= int(grid["dense_max_anime"])
+                      "newcomers": float(config.serving.max_liked) * len(support)}
+        dense_fits = len(support) <= int(grid.dense_max_anime)
         dense_servable = {group: dense_fits and cost <= max_cost for group, cost in dense_cost.items()}
         logger.info("EASE %s over %d anime: a dense B costs %.1f M multiply-adds per known user's profile (limit "
                     "%.1f M)%s", values, len(support), dense_cost["known"] / 1e6, max_cost / 1e6,
                     "" if all(dense_servable.values()) else f"; served dense to {dense_servable}")
-        dropout = favourites_dropout(grid.get("favourites_dropout", 0.0), float(profile_anime),
-                                     int(config["evaluation"]["newcomer_favourites"]))
+        dropout = favourites_dropout(grid.favourites_dropout, float(profile_anime),
+                                     int(config.evaluation.newcomer_favourites))
         shared = gram(matrix[:, support])  # one Gram serves every regularisation
-        for regularisation in grid["regularisation"]:
+        for regularisation in grid.regularisation:
             started = time.perf_counter()
             dense = ease_from_gram(shared, float(regularisation))
             denoised = ease_from_gram(shared, float(regularisation), dropout) if dropout else dense
             logger.info("EASE %s over %d anime, lambda %g (newcomers' dropout %g): %.1f s", values, len(support),
                         regularisation, dropout, time.perf_counter() - started)
-            for neighbours in grid["neighbours"]:
+            for neighbours in grid.neighbours:
                 settings = {"values": values, "regularisation": regularisation, "neighbours": neighbours,
                             "max_anime": max_anime}
                 servable = dense_servable if neighbours is None else {"known": True, "newcomers": True}
@@ -166,26 +165,27 @@ def _pruned(dense: np.ndarray, neighbours: int | None, support: np.ndarray) -> I
     return ItemWeights(dense if neighbours is None else keep_top_neighbours(dense, int(neighbours)), support)
 
 
-def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any]:
+def choose_settings(config: Settings | Mapping[str, Any], data: TrainingData) -> dict[str, Any]:
     """The hybrid's settings for ``data`` (a processed training set), chosen on its validation carve."""
+    config = Settings.of(config)
     started = time.perf_counter()
-    hybrid, k, significance = config["hybrid"], int(config["evaluation"]["k"]), float(config["hybrid"]["significance"])
+    hybrid, k, significance = config.hybrid, int(config.evaluation.k), float(config.hybrid.significance)
     carve_data = carve(data.known, len(data.user_ids), len(data.anime_ids), len(data.anime), config)
-    unrated = float(config["training"]["unrated_weight"])
+    unrated = float(config.training.unrated_weight)
     shape = (carve_data.n_users, carve_data.n_anime)
     split = carve_data.train["split"].to_numpy()
     fitted = fit_ncf(config, user_targets(carve_data.train[split == SPLIT_TRAIN], *shape, unrated),
                      user_targets(carve_data.train[split == SPLIT_VALIDATION], *shape, unrated))
     user_embeddings, anime_embeddings, anime_bias = fitted.embeddings()
     base = ModelArtifacts(user_embeddings, anime_embeddings, data.user_ids, data.anime_ids, data.anime,
-                          carve_data.train, {"model": {"temperature": float(config["model"]["temperature"])}},
+                          carve_data.train, {"model": {"temperature": float(config.model.temperature)}},
                           anime_bias, content_features=data.content_features, story=data.story)
     trials: list[dict[str, Any]] = []
     engine: Recommender | None = None
     ncf_part: np.ndarray | None = None
     # EASE's settings and the NCF's weight beside it are chosen together: the two carry the mix. The default is
     # the strongest plain EASE (dense, alone: the baseline's form); anything else must beat it significantly.
-    least_pruned = max((n for n in hybrid["item_item"]["neighbours"] if n is not None), default=None)
+    least_pruned = max((n for n in hybrid.item_item.neighbours if n is not None), default=None)
     known_choice = _EaseChoice(least_pruned)
     # Newcomers have only their favourites: EASE's best settings for them may differ (kept when they do), and so
     # may a denoising EASE (EDLAE) trained to complete a whole list from a favourites-sized share of it.
@@ -193,7 +193,7 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
     for candidate in _item_item_candidates(carve_data, config):
         settings, weights, servable = candidate.settings, candidate.weights, candidate.servable
         engine = (Recommender(dataclasses.replace(base, item_weights=weights), ServingConfig.from_config(config),
-                              {**hybrid["default"], "item_item": settings})
+                              {**hybrid.default.as_dict(), "item_item": settings})
                   if engine is None else engine.with_item_item(weights, settings["values"]))
         table = _table(engine, carve_data, k, ("item_item",) if ncf_part is not None else ("item_item", "ncf"))
         ncf_part = table.parts.setdefault("ncf", ncf_part)
@@ -209,7 +209,7 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
                                   denoised_recall, candidate.denoised_settings, 0.0, servable["newcomers"])
             denoised = {"denoised_settings": candidate.denoised_settings,
                         "denoised_newcomer_recall": float(denoised_recall.mean())}
-        for ncf_weight in [0.0, *hybrid["weights"]]:
+        for ncf_weight in [0.0, *hybrid.weights]:
             recall = table.recall({"item_item": 1.0, "ncf": ncf_weight})
             trials.append({"search": "item_item and ncf", "settings": settings, "ncf": ncf_weight,
                            "recall": float(recall.mean()), "served": servable["known"],
@@ -223,18 +223,18 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
     favourites_item_item, _, favourites_weights_b = newcomer_choice.served(significance)
     if favourites_item_item != item_item:
         engine = engine.with_item_item(favourites_weights_b, favourites_item_item["values"], favourites=True)
-    components = list(hybrid["components"])
+    components = list(hybrid.components)
     known = _table(engine, carve_data, k, ("item_item", *(c for c in components if c != "user")))
     start = {"item_item": 1.0, **({"ncf": ncf_weight} if ncf_weight else {})}
-    chosen_users = int(hybrid["default"]["similar_users"])
+    chosen_users = int(hybrid.default.similar_users)
     user_weights = _coordinate_search(known, start, [c for c in components if c not in ("user", "ncf")],
-                                      list(hybrid["weights"]), significance, trials, "users")
+                                      list(hybrid.weights), significance, trials, "users")
     if "user" in components:
         best_user: tuple[float, int, np.ndarray] | None = None
-        for neighbours in hybrid["similar_users"]:
+        for neighbours in hybrid.similar_users:
             engine.neighbours.neighbours = int(neighbours)
             known.parts["user"] = known.normalised("user")
-            for weight in hybrid["weights"]:
+            for weight in hybrid.weights:
                 recall = known.recall({**user_weights, "user": weight})
                 trials.append({"search": "users", "weights": {**user_weights, "user": weight},
                                "similar_users": int(neighbours), "recall": float(recall.mean())})
@@ -246,9 +246,9 @@ def choose_settings(config: dict[str, Any], data: TrainingData) -> dict[str, Any
     favourites_weights: dict[str, float] = {"item_item": 1.0}
     final_newcomers = np.full(1, np.nan)
     if len(carve_data.newcomers):
-        favourites = _newcomer_table(engine, carve_data, k, ("item_item", *hybrid["favourites_components"]))
-        favourites_weights = _coordinate_search(favourites, favourites_weights, list(hybrid["favourites_components"]),
-                                                list(hybrid["weights"]), significance, trials, "newcomers")
+        favourites = _newcomer_table(engine, carve_data, k, ("item_item", *hybrid.favourites_components))
+        favourites_weights = _coordinate_search(favourites, favourites_weights, list(hybrid.favourites_components),
+                                                list(hybrid.weights), significance, trials, "newcomers")
         final_newcomers = favourites.recall(favourites_weights)
     final_users = known.recall(user_weights)
     result = {
@@ -326,52 +326,44 @@ def _newcomer_table(engine: Recommender, carve_data: Carve, k: int, names: tuple
 
 
 # ------------------------------------------------------------------------------------------ the NCF's own settings
-def set_path(config: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``a.b.c`` in a nested config; a peak learning rate sets the flat schedule's start and floor too."""
-    *parents, leaf = dotted.split(".")
-    node = config
-    for key in parents:
-        node = node[key]
-    node[leaf] = value
+def with_setting(config: Settings, dotted: str, value: Any) -> Settings:
+    """``config`` with ``a.b.c`` set; a peak learning rate sets the flat schedule's start and floor too."""
+    config = config.replaced(dotted, value)
     if dotted == "training.learning_rate.max":
-        node["start"] = node["min"] = value
+        config = config.replaced("training.learning_rate.start", value).replaced("training.learning_rate.min", value)
+    return config
 
 
-def _get_path(config: dict[str, Any], dotted: str) -> Any:
-    node = config
-    for key in dotted.split("."):
-        node = node[key]
-    return node
-
-
-def ncf_carve_recall(config: dict[str, Any], carve_data: Carve, data: TrainingData) -> tuple[float, float]:
+def ncf_carve_recall(config: Settings | Mapping[str, Any],
+                     carve_data: Carve, data: TrainingData) -> tuple[float, float]:
     """ncf_direct's mean carve Recall@k for ``config`` and its training seconds."""
-    unrated = float(config["training"]["unrated_weight"])
+    config = Settings.of(config)
+    unrated = float(config.training.unrated_weight)
     shape = (carve_data.n_users, carve_data.n_anime)
     split = carve_data.train["split"].to_numpy()
     fitted = fit_ncf(config, user_targets(carve_data.train[split == SPLIT_TRAIN], *shape, unrated),
                      user_targets(carve_data.train[split == SPLIT_VALIDATION], *shape, unrated))
     user_embeddings, anime_embeddings, anime_bias = fitted.embeddings()
     artifacts = ModelArtifacts(user_embeddings, anime_embeddings, data.user_ids, data.anime_ids, data.anime,
-                               carve_data.train, {"model": {"temperature": float(config["model"]["temperature"])}},
+                               carve_data.train, {"model": {"temperature": float(config.model.temperature)}},
                                anime_bias)
-    ncf_only = {**config["hybrid"]["default"], "weights": {"ncf": 1.0}, "favourites_weights": {"ncf": 1.0}}
+    ncf_only = {**config.hybrid.default.as_dict(), "weights": {"ncf": 1.0}, "favourites_weights": {"ncf": 1.0}}
     engine = Recommender(artifacts, ServingConfig.from_config(config), ncf_only)
-    table = _table(engine, carve_data, int(config["evaluation"]["k"]), ("ncf",))
+    table = _table(engine, carve_data, int(config.evaluation.k), ("ncf",))
     return float(table.recall({"ncf": 1.0}).mean()), fitted.seconds
 
 
-def tune(config: dict[str, Any], data: TrainingData) -> dict[str, Any]:
+def tune(config: Settings | Mapping[str, Any], data: TrainingData) -> dict[str, Any]:
     """Search ``tuning.grid`` one setting at a time from the current config; return the trials and the best."""
+    config = Settings.of(config)
     carve_data = carve(data.known, len(data.user_ids), len(data.anime_ids), len(data.anime), config)
-    best_config = copy.deepcopy(config)
+    best_config = config
     best_recall, seconds = ncf_carve_recall(best_config, carve_data, data)
     trials = [{"setting": "current config", "recall": best_recall, "training_seconds": seconds}]
     logger.info("tuning from the current config: ncf_direct carve recall %.4f", best_recall)
-    for dotted, values in config["tuning"]["grid"].items():
+    for dotted, values in config.tuning.grid.items():
         for value in values:
-            candidate = copy.deepcopy(best_config)
-            set_path(candidate, dotted, value)
+            candidate = with_setting(best_config, dotted, value)
             if candidate == best_config:
                 continue
             recall, seconds = ncf_carve_recall(candidate, carve_data, data)
@@ -379,5 +371,5 @@ def tune(config: dict[str, Any], data: TrainingData) -> dict[str, Any]:
             logger.info("tuning %s=%s: recall %.4f (best so far %.4f)", dotted, value, recall, best_recall)
             if recall > best_recall:
                 best_config, best_recall = candidate, recall
-    chosen = {dotted: _get_path(best_config, dotted) for dotted in config["tuning"]["grid"]}
+    chosen = {dotted: best_config.value(dotted) for dotted in config.tuning.grid}
     return {"best": chosen, "best_validation_recall": best_recall, "trials": trials}

@@ -60,8 +60,8 @@ from xml.etree import ElementTree
 import defusedxml.ElementTree as defused_tree
 from defusedxml import DefusedXmlException, DTDForbidden
 
+from config.settings import ServingConfig
 from src.engine.personal_lists import STATUSES, ListEntry
-from src.engine.serving_config import ServingConfig
 from src.engine.validation import InvalidRequestError, quoted
 from src.web.params import MAX_ID
 

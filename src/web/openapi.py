@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from config.settings import ServingConfig
 from src.engine.recommender import Recommender
-from src.engine.serving_config import ServingConfig
 from src.engine.validation import MAX_OFFSET
 from src.web import params
 from src.web.list_import import LIST_MEDIA_TYPES

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from config.settings import ServingConfig
 from src.engine import validation
 from src.engine.catalogue import Filters
-from src.engine.serving_config import ServingConfig
 from src.engine.validation import InvalidRequestError
 
 MAX_ID = 2**63 - 1

@@ -21,8 +21,8 @@ from pathlib import Path
 from flask import Flask, current_app, g, has_request_context
 
 from config.loader import load_config
+from config.settings import ServingConfig
 from src.engine.recommender import Recommender
-from src.engine.serving_config import ServingConfig
 from src.errors import UserError
 from src.logger import get_logger
 from src.store.registry import resolve_model_dir, version_of
