@@ -8,6 +8,7 @@ import pytest
 from src.errors import UserError
 from src.evaluation.curves import recall_at_each_k
 from src.evaluation.protocol import evaluate_ranker, evaluate_scorer, scorer_rankers
+from tests.test_evaluation import ScoreTable
 
 
 def rows(pairs: list[tuple[int, int]]) -> pd.DataFrame:
@@ -42,14 +43,14 @@ def test_curve_is_the_evaluators_recall_at_every_k_and_ignores_the_batch_size():
     # integer scores make many ties: the popularity-like tie-break must hold at every depth
     scores = rng.integers(0, 4, size=(n_users, n_anime)).astype(np.float64)
     tiebreak = rng.permutation(n_anime)
-    rank = scorer_rankers({"m": lambda users: scores[users]}, known, n_anime, n_users, tiebreak)["m"]
+    rank = scorer_rankers({"m": ScoreTable(scores)}, known, n_anime, n_users, tiebreak)["m"]
     curve = recall_at_each_k(rank, known, test, n_anime, max_k=25, batch_size=7)
     assert curve.shape == (25,)
     np.testing.assert_allclose(curve, recall_at_each_k(rank, known, test, n_anime, max_k=25, batch_size=1024))
     for k in (1, 2, 5, 10, 25):
         expected = evaluate_ranker(rank, known, test, n_anime, k=k, batch_size=1024)["recall"]
         assert curve[k - 1] == pytest.approx(expected, abs=1e-12)
-    assert evaluate_scorer(lambda users: scores[users], known, test, n_anime, k=5,
+    assert evaluate_scorer(ScoreTable(scores), known, test, n_anime, k=5,
                            tiebreak=tiebreak)["recall"] == pytest.approx(curve[4], abs=1e-12)
 
 

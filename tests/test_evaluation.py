@@ -14,7 +14,7 @@ from src.data.splits import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, held_out_
 from src.engine.ranking import top_k
 from src.errors import UserError
 from src.evaluation import baselines
-from src.evaluation.baselines import embedding_scorer
+from src.evaluation.baselines import BASELINES, ByUser, EmbeddingCosine
 from src.evaluation.metrics import (
     batch_metrics,
     catalogue_coverage,
@@ -46,6 +46,7 @@ from src.models.ease import (
     interaction_matrix,
     keep_top_neighbours,
 )
+from src.models.method import Scores
 from src.store.artifacts import ModelArtifacts
 from src.tuning.hybrid import favourites_dropout
 
@@ -53,18 +54,30 @@ SETTINGS = EvaluationSettings(k=10, batch_size=1024, max_users=None, seed=42)
 
 
 def fitted(name: str, train: pd.DataFrame, n_anime: int, n_users: int | None = None, **options):
-    """A baseline fitted on ``train``, as a scorer of user rows."""
+    """A baseline fitted on ``train``, scoring user rows."""
     n_users = n_users or int(train["user_index"].max()) + 1
     matrix = interaction_matrix(train, n_users, n_anime)
-    if name == "als":
-        return baselines.als(matrix, seed=42, **options)
-    return baselines.by_user(getattr(baselines, name)(matrix, **options), matrix)
+    baseline = BASELINES[name]
+    method = baseline.fit(matrix, **options, **({"seed": 42} if baseline.seeded else {}))
+    return ByUser(method, matrix) if method.takes == "rows" else method
 
 
-def lists_of(score_fn, train: pd.DataFrame, users: np.ndarray, n_anime: int, k: int) -> np.ndarray:
-    """The top-k lists the evaluator scores for ``score_fn``, training anime excluded."""
+class ScoreTable:
+    """A method scoring user rows from a table of scores given by hand (one row per user)."""
+
+    name, takes = "table", "users"
+
+    def __init__(self, table: np.ndarray) -> None:
+        self.table, self.width = table, table.shape[1]
+
+    def score(self, users: np.ndarray) -> Scores:
+        return Scores(self.table[users])
+
+
+def lists_of(method, train: pd.DataFrame, users: np.ndarray, n_anime: int, k: int) -> np.ndarray:
+    """The top-k lists the evaluator scores for ``method``, training anime excluded."""
     n_users = max(int(train["user_index"].max()) + 1, int(users.max()) + 1)
-    return recommend_top_k(scorer_rankers({"method": score_fn}, train, n_anime, n_users)["method"], users, k, 1024)
+    return recommend_top_k(scorer_rankers({"method": method}, train, n_anime, n_users)["method"], users, k, 1024)
 
 
 def frame(pairs: list[tuple[int, int]], rating: int = 8, split: int = SPLIT_TRAIN) -> pd.DataFrame:
@@ -205,7 +218,7 @@ def test_top_k_of_a_batch_split_over_threads_equals_each_row_ranked_alone():
 
 def test_nan_scores_are_never_recommended():
     train, test = split_interactions(random_ratings())
-    metrics = evaluate_scorer(lambda users: np.full((len(users), 40), np.nan), train, test, 40)
+    metrics = evaluate_scorer(ScoreTable(np.full((60, 40), np.nan)), train, test, 40)
     assert metrics["hr"] == 0.0 and metrics["coverage"] == 0.0 and math.isnan(metrics["mean_popularity_rank"])
 
 
@@ -218,8 +231,7 @@ def test_training_items_are_never_recommended():
     relevant = np.zeros((60, n_anime))
     relevant[test["user_index"], test["anime_index"]] = 1.0
 
-    def cheater(users: np.ndarray) -> np.ndarray:  # training anime (unrated ones too) score highest
-        return 100 * known[users] + relevant[users]
+    cheater = ScoreTable(100 * known + relevant)  # training anime (unrated ones too) score highest
 
     users = held_out_users(test)
     lists = lists_of(cheater, train, users, n_anime, k=10)
@@ -243,8 +255,7 @@ def test_evaluator_equals_per_user_metrics_and_ignores_batch_size():
     table = rng.random((60, 40))
     table[5, 7] = np.nan  # NaN means "never recommend", not an error
 
-    def score(users: np.ndarray) -> np.ndarray:
-        return table[users]
+    score = ScoreTable(table)
 
     users = held_out_users(test)
     lists = lists_of(score, train, users, 40, k=10)
@@ -269,9 +280,9 @@ def test_evaluator_equals_per_user_metrics_and_ignores_batch_size():
 def test_evaluator_rejects_a_wrong_shape_and_an_empty_test_set():
     train, test = split_interactions(random_ratings())
     with pytest.raises(ValueError, match="shape"):
-        evaluate_scorer(lambda users: np.zeros((len(users), 39)), train, test, 40)
+        evaluate_scorer(ScoreTable(np.zeros((60, 39))), train, test, 40)
     with pytest.raises(UserError, match="holdout_fraction"):
-        evaluate_scorer(lambda users: np.zeros((len(users), 40)), train, test.iloc[:0], 40)
+        evaluate_scorer(ScoreTable(np.zeros((60, 40))), train, test.iloc[:0], 40)
 
 
 # --- baselines on tiny matrices with a known answer ----------------------------------------------------------
@@ -321,7 +332,7 @@ def test_ease_ranks_the_held_out_checkerboard_item_first_dense_and_pruned():
     pruned = keep_top_neighbours(weights, 3)
     assert (np.diff(pruned.tocsc().indptr) <= 3).all()  # each anime keeps at most 3 contributors
     matrix = interaction_matrix(train, 10, 10)
-    scorer = baselines.by_user(lambda rows: (rows @ pruned).toarray(), matrix)
+    scorer = ByUser(baselines.EASE(pruned, np.arange(10), 10), matrix)
     assert evaluate_scorer(scorer, train, test, 10, k=1)["hr"] == 1.0
 
 
@@ -433,7 +444,7 @@ def test_item_similarity_is_the_shrunk_cosine_pruned_per_anime():
     # each anime (column) keeps its one most similar anime: 0 <- 1, 1 <- 0, 2 <- 1
     assert sorted(zip(*pruned.nonzero(), strict=True)) == [(0, 1), (1, 0), (1, 2)]
     shared = baselines.cosine_similarity(matrix, 1.0)
-    scores = baselines.item_knn(matrix, 1.0, 1, similarity=shared)(matrix)
+    scores = baselines.ItemKNN.fit(matrix, 1.0, 1, similarity=shared).score(matrix).values
     np.testing.assert_allclose(scores, (matrix @ pruned).toarray(), rtol=1e-6)
     np.testing.assert_array_equal(shared, baselines.cosine_similarity(matrix, 1.0))  # pruning left it whole
 
@@ -447,10 +458,10 @@ def test_interaction_values_count_weigh_or_drop_unrated_rows():
 
 # --- hooks for the model and the engine ----------------------------------------------------------------------
 
-def test_embedding_scorer_is_the_cosine_of_normalised_embeddings():
+def test_the_embedding_baseline_is_the_cosine_of_normalised_embeddings():
     anime = np.array([[1.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
     users = np.array([[0.0, 0.5], [2.0, 0.1]])
-    scores = embedding_scorer(users, anime)(np.array([0, 1]))
+    scores = EmbeddingCosine(users, anime).score(np.array([0, 1])).values
     expected = ((users / np.linalg.norm(users, axis=1, keepdims=True))
                 @ (anime / np.linalg.norm(anime, axis=1, keepdims=True)).T)
     np.testing.assert_allclose(scores, expected, rtol=1e-6)
@@ -570,7 +581,7 @@ def test_newcomer_favourites_are_their_top_rated_and_the_rest_is_relevant():
     assert split.favourites[0].tolist() == [2, 3]  # 10 first, then the 9 with the lower anime index
     assert sorted(split.relevant_rows["anime_index"]) == [1, 4]  # the other rated; the unrated 5 is neither
     counts = np.array([0.0, 1.0, 9.0, 8.0, 2.0, 7.0])
-    rankers = item_scorer_rankers(split, {"popularity": lambda rows: np.broadcast_to(counts, (rows.shape[0], 6))}, 6)
+    rankers = item_scorer_rankers(split, {"popularity": baselines.Popularity(counts)}, 6)
     assert rankers["popularity"](np.array([0]), 3).tolist() == [[5, 4, 1]]  # favourites 2 and 3 never come back
 
 
@@ -580,8 +591,8 @@ def test_the_product_is_compared_with_the_best_baseline_user_by_user(tmp_path):
     noise = rng.random((10, 10))
     perfect = np.zeros((10, 10))
     perfect[np.arange(10), [held[user] for user in range(10)]] = 1.0
-    scorers = {"popularity": lambda users: noise[users], "item_knn": lambda users: noise[users] * 0 + noise[0],
-               "hybrid": lambda users: perfect[users]}
+    scorers = {"popularity": ScoreTable(noise), "item_knn": ScoreTable(np.tile(noise[0], (10, 1))),
+               "hybrid": ScoreTable(perfect)}
     evaluation = evaluate_methods(scorer_rankers(scorers, train, 10), train, test, 10,
                                   EvaluationSettings(k=1, batch_size=3, max_users=None, seed=1))
     recalls = evaluation.recalls

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from src.engine.interactions import Profiles
-from src.engine.scorers import ComponentScores, Scorer
+from src.engine.scorers import Scorer
+from src.models.method import Scores
 
 
 @dataclass
 class HybridScores:
     total: np.ndarray  # (n profiles x n anime), what ranking cuts; known anime 0
-    parts: dict[str, ComponentScores]  # the computed components, before normalising, for the reasons
+    parts: dict[str, Scores]  # the computed components, before normalising, for the reasons
     weights: dict[str, float]  # the weights used, normalised to sum to 1
 
 

@@ -1,9 +1,11 @@
 """Scorers: one object per signal, each scoring every anime of the model for a batch of profiles.
 
-A scorer's ``score(profiles)`` returns ``ComponentScores``: an (n x anime) array, higher is better, plus the
-evidence its reasons need. Its ``normalise(values, known)`` puts one profile's scores on a common [0, 1] scale
-over the candidates (anime the profile does not have yet), so the hybrid can mix them with weights. Scorers never
-rank: ranking (src/engine/ranking.py) cuts the top n. Adding a signal is adding a scorer here and a weight.
+A scorer is a method (src/models/method.py) over ``Profiles``, built from the trained model's state: its
+``score(profiles)`` returns ``Scores``, an (n x catalogue) array, higher is better, plus the evidence its reasons
+need. Its ``normalise(values, known)`` puts one profile's scores on a common [0, 1] scale over the candidates
+(anime the profile does not have yet), so the hybrid can mix them with weights. Scorers never rank: ranking
+(src/engine/ranking.py) cuts the top n. Adding a signal is adding a scorer here, building it in the Recommender
+and giving it a weight.
 
 - ``ncf``: the NCF's own score, T · cos(user, anime) + bias; a newcomer's user vector is folded in from the
   favourites by a few gradient steps on the model's objective (embeddings frozen);
@@ -19,7 +21,6 @@ which every normalisation turns into 0.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,21 +32,17 @@ from src.engine.interactions import Interactions, Profiles, row_columns, stored_
 from src.engine.parallel import by_row_blocks
 from src.engine.ranking import top_k
 from src.models.ease import ItemWeights
+from src.models.method import Method, Scores
 from src.store.artifacts import NearestUsers, l2_normalise, write_nearest_users
 
 
-@dataclass
-class ComponentScores:
-    values: np.ndarray  # (n profiles x n anime)
-    evidence: dict[str, Any] = field(default_factory=dict)
+class Scorer(Method[Profiles], Protocol):
+    """A method of the engine: it takes ``Profiles``, its scores cover the catalogue, and it puts them on the
+    hybrid's common scale."""
 
-
-class Scorer(Protocol):
-    name: str
-
-    def score(self, profiles: Profiles) -> ComponentScores: ...
-
-    def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray: ...
+    def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
+        """One batch's ``values`` on [0, 1] over each profile's candidates (the anime not in its row of ``known``)."""
+        ...
 
 
 def over_catalogue(scores: np.ndarray, width: int) -> np.ndarray:
@@ -112,7 +109,7 @@ def relative_probability(logits: np.ndarray, known: sp.csr_matrix) -> np.ndarray
 class NCFScorer:
     """The NCF's own score: T · cos(u, a) + bias_a, exactly what the model was trained to rank by."""
 
-    name = "ncf"
+    name, takes = "ncf", "profiles"
 
     def __init__(self, user_embeddings: np.ndarray, anime_embeddings: np.ndarray, anime_bias: np.ndarray,
                  temperature: float, fold_in_steps: int, fold_in_step_size: float, width: int,
@@ -151,9 +148,9 @@ class NCFScorer:
             vectors = l2_normalise_rows(vectors + self.fold_in_step_size * gradient)
         return vectors
 
-    def score(self, profiles: Profiles) -> ComponentScores:
+    def score(self, profiles: Profiles) -> Scores:
         logits = self.temperature * (self.user_vectors(profiles) @ self.anime_embeddings.T) + self.anime_bias
-        return ComponentScores(over_catalogue(logits, self.width))
+        return Scores(over_catalogue(logits, self.width))
 
     def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
         return relative_probability(values, known)
@@ -163,7 +160,7 @@ class ItemItemScorer:
     """EASE: score = x · B over the anime EASE was fitted on (its support), the profile's anime weighted as EASE
     was fitted (``values``); the other anime get -inf."""
 
-    name = "item_item"
+    name, takes = "item_item", "profiles"
 
     def __init__(self, item_weights: ItemWeights, values: str, width: int) -> None:
         weights = item_weights.weights
@@ -199,13 +196,13 @@ class ItemItemScorer:
         rows.eliminate_zeros()
         return rows
 
-    def score(self, profiles: Profiles) -> ComponentScores:
+    def score(self, profiles: Profiles) -> Scores:
         scores = rows_times(self.profile_rows(profiles), self.weights)
         if len(self.support) == self.width:
-            return ComponentScores(scores.astype(np.float32))
+            return Scores(scores.astype(np.float32))
         full = np.full((len(profiles), self.width), -np.inf, np.float32)
         full[:, self.support] = scores
-        return ComponentScores(full)
+        return Scores(full)
 
     def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
         return scale_by_max(values, known)
@@ -264,7 +261,7 @@ class NeighbourScorer:
     Score = count x (1 + genre_boost x share of the anime's genres among the profile's most frequent genres).
     """
 
-    name = "user"
+    name, takes = "user", "profiles"
 
     def __init__(self, user_embeddings: np.ndarray, ncf: NCFScorer, interactions: Interactions,
                  catalogue: Catalogue, neighbours: int, genre_boost: float, preferred_genres: int,
@@ -273,6 +270,7 @@ class NeighbourScorer:
         self.neighbours, self.genre_boost, self.preferred_genres = neighbours, genre_boost, preferred_genres
         self.table = table
         self._preferred = interactions.preferred.sign().astype(np.float32).tocsr()
+        self.width = self._preferred.shape[1]
 
     def nearest_users(self, profiles: Profiles, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rows x k) nearest user rows (a user is never their own neighbour) and their cosine similarities."""
@@ -290,7 +288,7 @@ class NeighbourScorer:
         counts = np.bincount(preferred, minlength=self._preferred.shape[1])[np.asarray(anime, dtype=np.int64)]
         return counts.astype(np.int32), nearest.shape[1]
 
-    def score(self, profiles: Profiles) -> ComponentScores:
+    def score(self, profiles: Profiles) -> Scores:
         nearest, _ = self.nearest_users(profiles)
         rows = np.repeat(np.arange(len(profiles)), nearest.shape[1])
         chosen = nearest.ravel()
@@ -302,7 +300,7 @@ class NeighbourScorer:
         if self.genre_boost > 0:
             genres = self.catalogue.top_genres(profiles.preferred, self.preferred_genres)
             values = counts * (1.0 + self.genre_boost * self.catalogue.genre_share(genres)[:, :counts.shape[1]])
-        return ComponentScores(values.astype(np.float32), {"neighbour_counts": counts.astype(np.int32),
+        return Scores(values.astype(np.float32), {"neighbour_counts": counts.astype(np.int32),
                                                            "neighbours": nearest.shape[1]})
 
     def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
@@ -313,15 +311,15 @@ class EmbeddingContentScorer:
     """Content by embedding: the cosine of each anime to the sum of the profile's preferred anime's embeddings
     (up to a positive factor, the mean cosine to the preferred anime)."""
 
-    name = "content"
+    name, takes = "content", "profiles"
 
     def __init__(self, anime_embeddings: np.ndarray, width: int) -> None:
         self.anime_embeddings, self.width = anime_embeddings, width
 
-    def score(self, profiles: Profiles) -> ComponentScores:
+    def score(self, profiles: Profiles) -> Scores:
         preferred = rated_only(profiles.preferred, len(self.anime_embeddings))
         profile_vectors = np.asarray(preferred.sign() @ self.anime_embeddings)
-        return ComponentScores(over_catalogue(profile_vectors @ self.anime_embeddings.T, self.width))
+        return Scores(over_catalogue(profile_vectors @ self.anime_embeddings.T, self.width))
 
     def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
         return scale_min_max(values, known)
@@ -330,13 +328,14 @@ class EmbeddingContentScorer:
 class PopularityScorer:
     """How many of the model's users have each anime on their list: the same for everyone."""
 
-    name = "popularity"
+    name, takes = "popularity", "profiles"
 
     def __init__(self, interactions: Interactions) -> None:
         self.counts = np.bincount(interactions.known.indices, minlength=interactions.n_anime).astype(np.float32)
+        self.width = len(self.counts)
 
-    def score(self, profiles: Profiles) -> ComponentScores:
-        return ComponentScores(np.broadcast_to(self.counts, (len(profiles), len(self.counts))))
+    def score(self, profiles: Profiles) -> Scores:
+        return Scores(np.broadcast_to(self.counts, (len(profiles), len(self.counts))))
 
     def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
         return scale_by_max(values, known)
@@ -346,16 +345,16 @@ class FeaturesScorer:
     """Content features: the cosine of each anime to the sum of the profile's preferred anime's content features.
     Covers the whole catalogue, so anime nobody rated (and favourites nobody rated) take part too."""
 
-    name = "features"
+    name, takes = "features", "profiles"
 
     def __init__(self, features: np.ndarray) -> None:
-        self.features = features
+        self.features, self.width = features, len(features)
 
     def profile_vectors(self, profiles: Profiles) -> np.ndarray:
         return np.asarray(profiles.preferred.sign() @ self.features)
 
-    def score(self, profiles: Profiles) -> ComponentScores:
-        return ComponentScores((self.profile_vectors(profiles) @ self.features.T).astype(np.float32))
+    def score(self, profiles: Profiles) -> Scores:
+        return Scores((self.profile_vectors(profiles) @ self.features.T).astype(np.float32))
 
     def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
         return scale_by_max(values, known)
@@ -365,14 +364,14 @@ class UnratedScorer(FeaturesScorer):
     """The content match of the anime without community ratings only (the rated ones get -inf): how never-rated
     titles enter recommendations, with their own weight (``serving.unrated_weight``)."""
 
-    name = "unrated"
+    name, takes = "unrated", "profiles"
 
     def __init__(self, features: np.ndarray, n_rated: int) -> None:
         super().__init__(features)
         self.n_rated = n_rated
 
-    def score(self, profiles: Profiles) -> ComponentScores:
+    def score(self, profiles: Profiles) -> Scores:
         scores = np.full((len(profiles), len(self.features)), -np.inf, np.float32)
         # only the unrated anime's cosines: scoring the rated ones too would be work thrown away
         scores[:, self.n_rated:] = self.profile_vectors(profiles) @ self.features[self.n_rated:].T
-        return ComponentScores(scores)
+        return Scores(scores)

@@ -29,6 +29,7 @@ from src.engine.diversity import FranchiseRules, franchise_top_k
 from src.engine.personal_lists import ListEntry
 from src.evaluation.protocol import RankFn
 from src.models.ease import interaction_matrix
+from src.models.method import Method
 
 
 @dataclass(frozen=True)
@@ -77,19 +78,19 @@ def favourites_ranker(split: NewcomerSplit, rank_favourites: Callable[[list[np.n
     return rank
 
 
-def item_scorer_rankers(split: NewcomerSplit, scorers: Mapping[str, Callable[[sp.csr_matrix], np.ndarray]],
-                        n_anime: int, tiebreak: np.ndarray | None = None, allowed: np.ndarray | None = None,
+def item_scorer_rankers(split: NewcomerSplit, scorers: Mapping[str, Method], n_anime: int,
+                        tiebreak: np.ndarray | None = None, allowed: np.ndarray | None = None,
                         rules: FranchiseRules | None = None) -> dict[str, RankFn]:
     """Rankers for baselines that score from an interaction row (popularity, item-kNN, EASE): given the favourites
     as the newcomer's only row, favourites excluded, cut as serving cuts (``allowed``: what the app's lists may
     show; ``rules``: their franchise rules)."""
     favourites = split.favourites_matrix(n_anime)
 
-    def ranker(score_rows: Callable[[sp.csr_matrix], np.ndarray]) -> RankFn:
+    def ranker(method: Method) -> RankFn:
         def rank(newcomers: np.ndarray, k: int) -> np.ndarray:
             rows = favourites[newcomers]
-            return franchise_top_k(np.asarray(score_rows(rows)), k, rules, exclude=rows, allowed=allowed,
+            return franchise_top_k(method.score(rows).values, k, rules, exclude=rows, allowed=allowed,
                                    tiebreak=tiebreak)
         return rank
 
-    return {name: ranker(score_rows) for name, score_rows in scorers.items()}
+    return {name: ranker(method) for name, method in scorers.items()}

@@ -1,9 +1,9 @@
 """The held-out protocol: rank the catalogue for each held-out user with a method, average the metrics.
 
-A method is a *ranker*: ``rank_fn(user_rows, k) -> (len(user_rows) x k)`` anime indices, best first, -1 padded,
-never listing anything the user already has. The serving engine is one directly (``Recommender.rank_users``,
-the very code serving runs); a baseline scorer becomes one through ``ranker``, which cuts its scores with the
-same ``top_k`` and tie-break.
+What is measured is a *ranker*: ``rank_fn(user_rows, k) -> (len(user_rows) x k)`` anime indices, best first, -1
+padded, never listing anything the user already has. The serving engine is one directly (``Recommender.rank_users``,
+the very code serving runs); a method scoring user rows (src/models/method.py: a baseline, ``takes == "users"``)
+becomes one through ``ranker``, which cuts its scores with the same ``top_k`` and tie-break.
 """
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ from config.settings import Settings
 from src.data.splits import SPLIT_TEST, held_out_users
 from src.engine.diversity import FranchiseRules, franchise_top_k
 from src.errors import UserError
-from src.evaluation.baselines import ScoreFn, n_users_of
+from src.evaluation.baselines import n_users_of
 from src.evaluation.metrics import batch_metrics, franchise_repeats, popularity_ranks, standard_error
 from src.logger import get_logger
 from src.models.ease import interaction_matrix
+from src.models.method import Method
 from src.store.artifacts import ModelArtifacts
 
 logger = get_logger(__name__)
@@ -56,30 +57,33 @@ def settings_from_config(config: Settings | Mapping[str, Any]) -> EvaluationSett
                               max_users=section.max_users, seed=int(config.seed))
 
 
-def ranker(score_fn: ScoreFn, known: sp.csr_matrix, tiebreak: np.ndarray | None = None,
+def ranker(method: Method, known: sp.csr_matrix, tiebreak: np.ndarray | None = None,
            allowed: np.ndarray | None = None, rules: FranchiseRules | None = None) -> RankFn:
-    """A scorer's rankings: its scores with the user's known anime (rows of ``known``) excluded, cut by ``top_k``.
-    ``allowed`` (what any list of the app may show: no adult, unaired, recap or music title) and ``rules`` (the
-    franchise rules of lists) hold a baseline to the lists the product serves, so methods are compared, not list
-    policies."""
+    """A method's rankings: its scores of user rows with the user's known anime (rows of ``known``) excluded, cut
+    by ``top_k``. ``allowed`` (what any list of the app may show: no adult, unaired, recap or music title) and
+    ``rules`` (the franchise rules of lists) hold a baseline to the lists the product serves, so methods are
+    compared, not list policies."""
+    if method.takes != "users":
+        raise ValueError(f"the {method.name} method scores {method.takes}, not user rows: rank it ByUser")
+
     def rank(users: np.ndarray, k: int) -> np.ndarray:
-        scores = np.asarray(score_fn(users))
+        scores = np.asarray(method.score(users).values)
         if scores.shape != (len(users), known.shape[1]):
-            raise ValueError(f"score_fn returned shape {scores.shape}, expected ({len(users)}, {known.shape[1]})")
+            raise ValueError(f"{method.name} scored shape {scores.shape}, expected ({len(users)}, {known.shape[1]})")
         return franchise_top_k(scores, k, rules, exclude=known[users], allowed=allowed, tiebreak=tiebreak)
     return rank
 
 
-def scorer_rankers(scorers: Mapping[str, ScoreFn], train_interactions: pd.DataFrame, n_anime: int,
+def scorer_rankers(scorers: Mapping[str, Method], train_interactions: pd.DataFrame, n_anime: int,
                    n_users: int | None = None, tiebreak: np.ndarray | None = None,
                    allowed: np.ndarray | None = None, rules: FranchiseRules | None = None,
                    also_known: sp.csr_matrix | None = None) -> dict[str, RankFn]:
-    """``ranker`` for each scorer, excluding each user's training (non-test) anime and ``also_known``'s (what users
-    have on their lists beyond the training rows: ``engine_rankers``)."""
+    """``ranker`` for each method (scoring user rows), excluding each user's training (non-test) anime and
+    ``also_known``'s (what users have on their lists beyond the training rows: ``engine_rankers``)."""
     known = interaction_matrix(train_interactions, n_users or n_users_of(train_interactions), n_anime)
     if also_known is not None:
         known = sp.csr_matrix(known + also_known)
-    return {name: ranker(score_fn, known, tiebreak, allowed, rules) for name, score_fn in scorers.items()}
+    return {name: ranker(method, known, tiebreak, allowed, rules) for name, method in scorers.items()}
 
 
 def engine_rankers(engine: Any, methods: Sequence[str] | Mapping[str, str],
@@ -170,13 +174,13 @@ def _evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_int
     return metrics, per_user["recall"]
 
 
-def evaluate_scorer(score_fn: ScoreFn, train_interactions: pd.DataFrame, test_interactions: pd.DataFrame,
+def evaluate_scorer(method: Method, train_interactions: pd.DataFrame, test_interactions: pd.DataFrame,
                     n_anime: int, k: int = 10, batch_size: int = 1024, users: np.ndarray | None = None,
                     tiebreak: np.ndarray | None = None) -> dict[str, float]:
-    """``evaluate_ranker`` for a scorer, its known anime excluded as serving excludes them."""
+    """``evaluate_ranker`` for a method scoring user rows, its known anime excluded as serving excludes them."""
     n_users = n_users_of(train_interactions, test_interactions)
     known = interaction_matrix(train_interactions, n_users, n_anime)
-    return evaluate_ranker(ranker(score_fn, known, tiebreak), train_interactions, test_interactions, n_anime, k,
+    return evaluate_ranker(ranker(method, known, tiebreak), train_interactions, test_interactions, n_anime, k,
                            batch_size, users)
 
 

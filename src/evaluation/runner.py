@@ -42,7 +42,6 @@ from src.data.splits import (
 from src.engine.diversity import franchise_top_k
 from src.engine.ranking import top_k
 from src.engine.recommender import Recommender
-from src.engine.scorers import over_catalogue
 from src.errors import UserError
 from src.evaluation import baselines
 from src.evaluation.metrics import paired_difference, popularity_ranks, recall_per_user
@@ -59,6 +58,7 @@ from src.evaluation.protocol import (
 from src.evaluation.reports import log_to_comet, versus_best_baseline, write_reports
 from src.logger import get_logger
 from src.models.ease import interaction_matrix
+from src.models.method import Method
 from src.store.artifacts import ModelArtifacts, load_model_artifacts
 from src.training.train import prepare_training_data
 
@@ -66,13 +66,6 @@ logger = get_logger(__name__)
 # Engine methods as the report names them: "ncf_direct" is the NCF's own score, as in the original project.
 ENGINE_METHODS = {"ncf_direct": "ncf", "item_item": "item_item", "user": "user", "content": "content",
                   "hybrid": "hybrid"}
-# Baselines that score from an interaction row alone: they serve newcomers from their favourites too.
-ROW_BASELINES: dict[str, Callable[..., baselines.RowScoreFn]] = {
-    "popularity": lambda matrix: baselines.popularity(matrix),
-    "item_knn": lambda matrix, shrink, neighbours, similarity=None: baselines.item_knn(matrix, shrink, neighbours,
-                                                                                     similarity),
-    "ease": lambda matrix, regularisation, max_anime=None: baselines.ease(matrix, regularisation, max_anime),
-}
 
 
 def engine_for(artifacts: ModelArtifacts, config: Settings | Mapping[str, Any]) -> Recommender:
@@ -115,40 +108,46 @@ def ease_from_carve(trials: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class RowBaselines:
-    """The row baselines fitted on one set of rows, on the model's ``n_anime`` rated anime; each scores rows
-    ``width`` (the catalogue) wide, the anime without ratings getting -inf (a baseline has nothing to say about them).
+    """The baselines (``baselines.BASELINES``) fitted on one set of rows, on the model's ``n_anime`` rated anime; each
+    scores ``width`` (the catalogue) wide, the anime without ratings getting -inf (a baseline has nothing to say
+    about them).
 
     What settings share is computed once: the interaction matrix per values, item-kNN's dense similarity per
     values and shrink (the latest one; a search runs its neighbour counts in a row), and, with ``keep``, each
-    fitted scorer (the known users' and the newcomers' baselines are often the same fit)."""
+    fitted baseline (the known users' and the newcomers' baselines are often the same fit)."""
 
     def __init__(self, rows: pd.DataFrame, n_users: int, n_anime: int, width: int) -> None:
         self.rows, self.n_users, self.n_anime, self.width = rows, n_users, n_anime, width
         self._matrices: dict[str, sp.csr_matrix] = {}
         self._similarity: tuple[tuple[str, float], np.ndarray] | None = None
-        self._fitted: dict[str, baselines.RowScoreFn] = {}
+        self._fitted: dict[str, Method] = {}
 
     def matrix(self, values: str) -> sp.csr_matrix:
         if values not in self._matrices:
             self._matrices[values] = interaction_matrix(self.rows, self.n_users, self.n_anime, values)
         return self._matrices[values]
 
-    def scorer(self, name: str, setting: dict[str, Any], keep: bool = True) -> baselines.RowScoreFn:
-        key = json.dumps([name, setting], sort_keys=True)
+    def scorer(self, name: str, setting: dict[str, Any], keep: bool = True, seed: int | None = None) -> Method:
+        """Baseline ``name`` fitted with ``setting`` (its ``values`` and its options), scoring what it ``takes``
+        (interaction rows, or user rows of ``matrix(values)``); ``seed``: for a baseline fitted at random."""
+        if name not in baselines.BASELINES:
+            raise UserError(f"no baseline named {name} (evaluation.baselines): there are "
+                            f"{', '.join(baselines.BASELINES)}")
+        baseline = baselines.BASELINES[name]
+        if baseline.seeded and seed is None:
+            raise ValueError(f"the {name} baseline is fitted at random: give it a seed")
+        key = json.dumps([name, setting, seed if baseline.seeded else None], sort_keys=True)
         if key in self._fitted:
             return self._fitted[key]
-        matrix = self.matrix(setting["values"])
         options = {key: value for key, value in setting.items() if key != "values"}
         if name == "item_knn":
             options["similarity"] = self._cosine(setting["values"], float(options.get("shrink", 0.0)))
-        score_rows = ROW_BASELINES[name](matrix, **options)
-        n_anime, width = self.n_anime, self.width
-
-        def score(rows: sp.csr_matrix) -> np.ndarray:
-            return over_catalogue(np.asarray(score_rows(sp.csr_matrix(rows[:, :n_anime]))), width)
+        if baseline.seeded:
+            options["seed"] = seed
+        method = baselines.OnCatalogue(baseline.fit(self.matrix(setting["values"]), **options), self.width)
         if keep:
-            self._fitted[key] = score
-        return score
+            self._fitted[key] = method
+        return method
 
     def _cosine(self, values: str, shrink: float) -> np.ndarray:
         if self._similarity is None or self._similarity[0] != (values, shrink):
@@ -175,15 +174,12 @@ def tune_baselines(config: Settings | Mapping[str, Any], carve_data: Carve, tieb
     for name, grid in baseline_grids(config).items():
         for setting in grid:
             started = time.perf_counter()
-            if name == "als":
-                score_users = baselines.als(interaction_matrix(carve_data.train, carve_data.n_users,
-                                                                         rated, setting["values"]),
-                                            setting["factors"], setting["regularization"], setting["alpha"],
-                                            setting["iterations"], int(config.seed))
-                scores = {"users": score_users(carve_data.users)}
+            method = fitter.scorer(name, setting, keep=False, seed=int(config.seed))
+            if method.takes == "rows":
+                scores = {"users": method.score(known[carve_data.users]).values,
+                          "newcomers": method.score(favourites).values}
             else:
-                score_rows = fitter.scorer(name, setting, keep=False)
-                scores = {"users": score_rows(known[carve_data.users]), "newcomers": score_rows(favourites)}
+                scores = {"users": method.score(carve_data.users).values}
             recalls = {}
             for purpose, values in scores.items():
                 exclude, truth = ((known[carve_data.users], relevant) if purpose == "users"
@@ -286,20 +282,14 @@ def known_user_rankers(config: Settings | Mapping[str, Any],
     return rankers
 
 
-def fit_baselines(config: Settings, fitted: RowBaselines,
-                   chosen: Mapping[str, Any]) -> dict[str, baselines.ScoreFn]:
+def fit_baselines(config: Settings, fitted: RowBaselines, chosen: Mapping[str, Any]) -> dict[str, Method]:
     """The baselines with their carve-chosen settings, fitted on every known (non-test) row; by user."""
-    scorers: dict[str, baselines.ScoreFn] = {}
-    for name in [name for name in ("popularity", "item_knn", "als", "ease") if name in chosen]:
+    methods: dict[str, Method] = {}
+    for name in [name for name in baselines.BASELINES if name in chosen]:
         setting = chosen[name]["setting"]
-        if name == "als":
-            score_users = baselines.als(fitted.matrix(setting["values"]), setting["factors"],
-                                        setting["regularization"], setting["alpha"], setting["iterations"],
-                                        int(config.seed))
-            scorers[name] = lambda users, score_users=score_users: over_catalogue(score_users(users), fitted.width)
-        else:
-            scorers[name] = baselines.by_user(fitted.scorer(name, setting), fitted.matrix(setting["values"]))
-    return scorers
+        method = fitted.scorer(name, setting, seed=int(config.seed))
+        methods[name] = baselines.ByUser(method, fitted.matrix(setting["values"])) if method.takes == "rows" else method
+    return methods
 
 
 def _evaluate_newcomers(config: Settings, processed_dir: Path, engine: Recommender, fitted: RowBaselines,
@@ -365,14 +355,13 @@ def _evaluate_imports(config: Settings, processed_dir: Path, engine: Recommender
     return {"methods": result.metrics, **({"versus": versus} if versus else {}), "meta": meta}
 
 
-def _whole_list_ranker(score_rows: baselines.RowScoreFn, rows: sp.csr_matrix, listed: sp.csr_matrix,
-                       engine: Recommender) -> RankFn:
+def _whole_list_ranker(method: Method, rows: sp.csr_matrix, listed: sp.csr_matrix, engine: Recommender) -> RankFn:
     """A row baseline ranking from each person's whole list (``rows``), everything listed excluded, cut into lists
     as the product's are."""
     catalogue = engine.catalogue
 
     def rank(people: np.ndarray, k: int) -> np.ndarray:
-        return franchise_top_k(np.asarray(score_rows(rows[people])), k, catalogue.franchise_rules,
+        return franchise_top_k(method.score(rows[people]).values, k, catalogue.franchise_rules,
                                exclude=listed[people], allowed=catalogue.filter_mask(None),
                                tiebreak=catalogue.popularity_order)
     return rank
@@ -426,9 +415,8 @@ def _original_rankers(config: Settings, artifacts: ModelArtifacts, known: pd.Dat
 
     n_users, n_anime = len(artifacts.user_ids), len(artifacts.anime_ids)
     user_embeddings, anime_embeddings = train_original_embeddings(config, known, n_users, n_anime)
-    direct = baselines.embedding_scorer(user_embeddings, anime_embeddings)
-    rankers = scorer_rankers({"original_direct": lambda users: over_catalogue(direct(users), width)},
-                             known, width, n_users, tiebreak)
+    direct = baselines.OnCatalogue(baselines.EmbeddingCosine(user_embeddings, anime_embeddings), width)
+    rankers = scorer_rankers({"original_direct": direct}, known, width, n_users, tiebreak)
     original = dataclasses.replace(artifacts, user_embeddings=user_embeddings, anime_embeddings=anime_embeddings,
                                    anime_bias=np.zeros(n_anime, np.float32))
     original_engine = engine_for(original, config)
