@@ -44,9 +44,9 @@ from src.data.content_features import (
     content_blocks,
     content_settings,
     fit_content_features,
-    nearest,
 )
 from src.data.metadata import read_metadata
+from tests.test_content_features import nearest  # the content tests' own neighbour list
 
 # The weights before tuning, reported beside the tuned defaults.
 UNTUNED_WEIGHTS = {"synopsis": 1.0, "names": 0.8, "genres": 0.7, "studios": 0.4, "type": 0.3, "source": 0.25,

@@ -32,8 +32,8 @@ import pandas as pd  # noqa: E402
 
 from config.paths_config import PROJECT_ROOT, SAMPLE_DATA_DIR, model_dir  # noqa: E402
 from src.engine.recommender import Recommender  # noqa: E402
-from src.store.artifacts import write_model_artifacts  # noqa: E402
 from src.web.state import EXTENSION_KEY  # noqa: E402
+from tests.serving_fixtures import write_model_artifacts  # noqa: E402  (the tests' hand-made artifact writer)
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "serving_latency.json"
 TARGETS_MS = {"hybrid": 20.0, "similar_anime": 5.0, "search": 5.0}

@@ -8,15 +8,25 @@ group A and axis 1 for group B (plus a little seeded noise), so cosine similarit
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
+from src.data.files import save_content_features
 from src.data.splits import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION
 from src.engine.recommender import Recommender, ServingConfig
-from src.models.ease import fit_item_weights
-from src.store.artifacts import write_model_artifacts
+from src.models.ease import ItemWeights, fit_item_weights
+from src.store.artifacts import (
+    NearestUsers,
+    save_embeddings,
+    save_item_weights,
+    write_manifest,
+    write_nearest_users,
+    write_tables,
+)
 
 # (anime_id, name, english_name, genres, type, episodes, premiered, year, score, members, synopsis)
 GROUP_A_ANIME = [
@@ -133,6 +143,31 @@ def _rating_rows(anime_ids: np.ndarray, user_ids: np.ndarray) -> list[tuple[int,
                              SPLIT_VALIDATION if j == 2 else SPLIT_TRAIN))
             rows.append((user_index[user], anime_index[other[k % len(other)]], 2, SPLIT_TRAIN))
     return rows
+
+
+def write_model_artifacts(folder: str | Path, user_embeddings: np.ndarray, anime_embeddings: np.ndarray,
+                          user_ids: np.ndarray, anime_ids: np.ndarray, anime: pd.DataFrame,
+                          user_ratings: pd.DataFrame, manifest: dict[str, Any], anime_bias: np.ndarray | None = None,
+                          item_weights: ItemWeights | None = None,
+                          content_features: np.ndarray | None = None, story: sp.spmatrix | None = None,
+                          favourites_item_weights: ItemWeights | None = None,
+                          nearest_users: NearestUsers | None = None) -> None:
+    """Write everything serving reads into ``folder`` from its parts, with the store's own writers (training
+    writes its model through them too, and adds model.keras); content features default to none (an empty matrix:
+    no content path); a nearest-users table given here is written as it is. For tests and benchmarks
+    (bench/serving_latency.py) that hand-make an artifact set."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_embeddings(folder, user_embeddings, anime_embeddings, user_ids, anime_ids, anime_bias)
+    if nearest_users is not None:
+        write_nearest_users(folder, nearest_users)
+    save_item_weights(folder, item_weights)
+    if favourites_item_weights is not None:
+        save_item_weights(folder, favourites_item_weights, "favourites_item_weights.npz")
+    save_content_features(folder, np.zeros((len(anime), 0), np.float32) if content_features is None
+                          else content_features, story)
+    write_tables(folder, anime, user_ratings)
+    write_manifest(folder, manifest)
 
 
 def write_tiny_artifacts(folder: str | Path, unrated: bool = False) -> Path:

@@ -7,7 +7,8 @@ import pytest
 
 from src.errors import UserError
 from src.evaluation.curves import recall_at_each_k
-from src.evaluation.protocol import evaluate_ranker, evaluate_scorer, scorer_rankers
+from src.evaluation.protocol import evaluate_ranker, scorer_rankers
+from tests.helpers import evaluate_scorer
 from tests.test_evaluation import ScoreTable
 
 

@@ -7,8 +7,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.data.processing import assign_splits, process, read_interactions
-from src.data.splits import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, new_anime_view, newcomer_view, training_view
+from src.data.processing import process, read_interactions
+from src.data.splits import (
+    SPLIT_TEST,
+    SPLIT_TRAIN,
+    SPLIT_VALIDATION,
+    assign_splits,
+    held_out_counts,
+    held_out_flags,
+    new_anime_view,
+    newcomer_view,
+    split_rows,
+    training_view,
+)
 from src.errors import UserError
 from tests.raw_data import write_anime_2020, write_ratings
 
@@ -109,6 +120,28 @@ def test_assign_splits_only_holds_out_rated_rows():
     split = assign_splits(users, rating, 0.2, 0.1, np.random.default_rng(0))
     assert (split[rating == 0] == SPLIT_TRAIN).all()
     assert (np.bincount(users[split == SPLIT_TEST]) == 3).all()  # floor(0.2 * 15 rated)
+
+
+def test_split_rows_decides_every_held_out_set_at_once():
+    users = np.repeat(np.arange(40, dtype=np.int32), 29)
+    anime = np.tile(np.arange(29, dtype=np.int32), 40)
+    rating = (1 + (users * anime) % 10).astype(np.int8)
+    fractions = {"holdout_fraction": 0.2, "validation_fraction": 0.1, "newcomer_fraction": 0.25,
+                 "new_anime_fraction": 0.2}
+    splits = split_rows(users, anime, rating, 40, 29, **fractions, rng=np.random.default_rng(0))
+    newcomer = ~splits.model_users
+    assert newcomer.sum() == 10 and splits.new_anime.sum() == 5  # floor(0.25 * 40), floor(0.2 * 29)
+    np.testing.assert_array_equal(splits.held_out, held_out_flags(newcomer[users], splits.new_anime[anime]))
+    assert (splits.split[splits.held_out > 0] == SPLIT_TRAIN).all()  # the per-user holdout is the model rows' only
+    model_split = splits.split[splits.held_out == 0]
+    assert (model_split == SPLIT_TEST).any() and (model_split == SPLIT_VALIDATION).any()
+    assert splits.counts == held_out_counts(splits.held_out)
+    assert sum(splits.counts.values()) == np.count_nonzero(splits.held_out)
+    # no test holdout, no evaluation: nothing is held out as newcomers or new anime either
+    unevaluated = split_rows(users, anime, rating, 40, 29, **{**fractions, "holdout_fraction": 0.0},
+                             rng=np.random.default_rng(0))
+    assert not unevaluated.held_out.any() and unevaluated.model_users.all() and not unevaluated.new_anime.any()
+    assert not (unevaluated.split == SPLIT_TEST).any()
 
 
 def test_ratings_weigh_a_users_targets(config):

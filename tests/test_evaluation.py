@@ -30,7 +30,6 @@ from src.evaluation.protocol import (
     EvaluationSettings,
     engine_rankers,
     evaluate_methods,
-    evaluate_scorer,
     recommend_top_k,
     scorer_rankers,
     settings_from_config,
@@ -49,6 +48,7 @@ from src.models.ease import (
 from src.models.method import Scores
 from src.store.artifacts import ModelArtifacts
 from src.tuning.hybrid import favourites_dropout
+from tests.helpers import evaluate_scorer
 
 SETTINGS = EvaluationSettings(k=10, batch_size=1024, max_users=None, seed=42)
 

@@ -136,3 +136,20 @@ def test_tuning_keeps_the_best_setting(trained_root, eval_config):
     settings = [trial["setting"] for trial in result["trials"]]
     assert settings == ["current config", "model.embedding_size=8"]
     assert result["best_validation_recall"] == max(trial["recall"] for trial in result["trials"])
+
+
+def test_the_tuning_pipeline_tunes_the_processed_rows(trained_root, tmp_path, monkeypatch):
+    """``python pipeline/tuning_pipeline.py`` end to end (it handed tune a folder instead of the training data)."""
+    from pipeline import tuning_pipeline
+
+    (tmp_path / "processed").symlink_to(paths_config.processed_dir(trained_root))
+    small = tmp_path / "small.yaml"
+    small.write_text("model: {embedding_size: 8, jit_compile: false}\ntraining: {epochs: 1, verbose: 0}\n"
+                     "tuning: {grid: {model.embedding_size: [4]}}\n", encoding="utf-8")
+    monkeypatch.setenv("ANIME_ARTIFACTS_DIR", str(tmp_path))
+    monkeypatch.setattr("sys.argv", ["tuning_pipeline.py", "--config", str(small)])
+    tuning_pipeline.main()
+    result = json.loads((tmp_path / "reports" / "tuning.json").read_text())
+    assert [trial["setting"] for trial in result["trials"]] == ["current config", "model.embedding_size=4"]
+    assert result["best"]["model.embedding_size"] in (4, 8)
+    assert "| model.embedding_size=4 |" in (tmp_path / "reports" / "tuning.md").read_text()

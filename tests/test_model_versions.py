@@ -21,7 +21,7 @@ import pytest
 from config import paths_config
 from src.engine.model_check import ServingCheck
 from src.errors import ArtifactError, UserError
-from src.store.artifacts import load_model_artifacts, write_model_artifacts
+from src.store.artifacts import load_model_artifacts
 from src.store.registry import (
     current_version,
     inputs_hash,
@@ -33,7 +33,7 @@ from src.store.registry import (
     rollback,
     versions_dir,
 )
-from tests.serving_fixtures import TEST_USER, tiny_frames, write_tiny_artifacts
+from tests.serving_fixtures import TEST_USER, tiny_frames, write_model_artifacts, write_tiny_artifacts
 
 REPO = paths_config.PROJECT_ROOT
 MARK = " [B]"

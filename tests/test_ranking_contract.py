@@ -20,7 +20,8 @@ from src.data.splits import split_interactions
 from src.engine.settings import tilted
 from src.evaluation.protocol import engine_rankers, recommend_top_k, without_held_out
 from src.evaluation.runner import ENGINE_METHODS, engine_for
-from src.store.artifacts import load_model_artifacts, write_model_artifacts
+from src.store.artifacts import load_model_artifacts
+from tests.serving_fixtures import write_model_artifacts
 
 pytestmark = pytest.mark.integration
 # What the API serves: the chosen mix, and each of its two sides alone (the sliders at 1/0 and 0/1).

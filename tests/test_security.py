@@ -20,8 +20,7 @@ import pytest
 
 from application import MAX_BODY_BYTES, create_app
 from bench.servers import LiveServer, free_port, gunicorn, stack
-from src.store.artifacts import write_model_artifacts
-from tests.serving_fixtures import tiny_frames
+from tests.serving_fixtures import tiny_frames, write_model_artifacts
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

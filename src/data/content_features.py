@@ -253,29 +253,8 @@ def _reduce(combined: sp.csr_matrix, dimensions: int, settings: ContentSettings)
     return reduced.astype(np.float32), explained
 
 
-def build_content_features(anime: pd.DataFrame,
-                           settings: ContentSettingsLike = None) -> np.ndarray:
-    """float32 (len(anime), dimensions), rows L2-normalised; row j describes anime row j. Same table and
-    settings -> the same array, bit for bit with the same number of BLAS threads (to ~1e-5 otherwise)."""
-    return fit_content_features(anime, settings).matrix
-
-
 def _fixed_signs(matrix: np.ndarray) -> np.ndarray:
     """Each component's sign fixed (largest absolute loading positive), so the output does not flip between runs."""
     flip = np.sign(matrix[np.abs(matrix).argmax(axis=0), np.arange(matrix.shape[1])])
     flip[flip == 0] = 1
     return matrix * flip
-
-
-def nearest(features: np.ndarray, row: int, k: int = 10) -> np.ndarray:
-    """The ``k`` rows most similar to ``row`` by cosine (itself left out), most similar first."""
-    scores = features @ features[row]
-    scores[row] = -np.inf
-    top = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
-    return top[np.argsort(-scores[top], kind="stable")]
-
-
-# ---------------------------------------------------------------------------------- one pair's story cosine
-def story_similarity(story: sp.csr_matrix, i: int, j: int) -> float:
-    """Cosine of two anime's synopsis TF-IDF rows (0 when either has no synopsis)."""
-    return float(story[i].multiply(story[j]).sum())

@@ -4,10 +4,11 @@ Written atomically to ``artifacts/processed/``:
 
 - ``interactions.parquet``: every kept interaction, once: ``user_id`` (MyAnimeList id), ``anime_index`` (catalogue
   row, int32), ``rating`` (int8; 1..10, 0 = watched or listed but not rated), ``split`` (``SPLIT_TRAIN``,
-  ``SPLIT_VALIDATION``, ``SPLIT_TEST``: the per-user holdout; see src/store/artifacts.py) and ``held_out`` (the held-out
-  sets a row is in: a seeded ``evaluation.newcomer_fraction`` of the users, newcomers, and ``new_anime_fraction``
-  of the rated anime, new anime; src/data/splits.py). The evaluation reads views of it; the served model
-  is trained on all of it. The evaluation model's rows come first, shuffled with the seed.
+  ``SPLIT_VALIDATION``, ``SPLIT_TEST``: the per-user holdout) and ``held_out`` (the held-out sets a row is in: a
+  seeded ``evaluation.newcomer_fraction`` of the users, newcomers, and ``new_anime_fraction`` of the rated anime,
+  new anime). Processing encodes the rows; one call of src/data/splits.py (``split_rows``) decides both columns.
+  The evaluation reads views of it; the served model is trained on all of it. The evaluation model's rows come
+  first, shuffled with the seed.
 - ``anime.parquet``: the catalogue's metadata, row j = anime index j (the evaluation model's anime first).
 - ``user_ids.json``, ``anime_ids.json``: the evaluation model's users and anime (index -> MyAnimeList id).
 - ``summary.json``: counts, the settings used, and the ledger: every row read, kept or dropped under a named reason
@@ -44,17 +45,7 @@ from src.data.content_features import fit_content_features
 from src.data.files import save_content_features, write_ids
 from src.data.ingestion import describe_raw_folder
 from src.data.metadata import read_metadata
-from src.data.splits import (
-    NEWCOMER,
-    SPLIT_TEST,
-    SPLIT_TRAIN,
-    SPLIT_VALIDATION,
-    assign_splits,
-    held_out_counts,
-    held_out_flags,
-    select_new_anime,
-    select_newcomers,
-)
+from src.data.splits import NEWCOMER, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, split_rows
 from src.errors import UserError
 from src.logger import get_logger
 from utils.atomic import atomic_directory, write_json
@@ -394,24 +385,24 @@ def process(config: Settings | Mapping[str, Any], raw_dir: Path | None = None, d
     del ratings
     user_index, anime_index, rating, duplicates = _drop_duplicate_pairs(user_index, anime_index, rating, len(rated_ids))
     evaluation = config.evaluation
-    # Held out of the evaluation model entirely, for the cold-start evaluations: a seeded share of the rated anime
-    # (new anime) and of the users (newcomers). Without a test holdout there is no evaluation, so nothing is.
-    evaluated = float(evaluation.holdout_fraction) > 0
-    new_anime = select_new_anime(anime_index, rating, len(rated_ids),
-                                 float(evaluation.new_anime_fraction) if evaluated else 0.0, rng)
-    newcomer = select_newcomers(len(user_ids), float(evaluation.newcomer_fraction) if evaluated else 0.0,
-                                rng)[user_index]
-    anime_ids = rated_ids[~new_anime]  # the evaluation model's anime: embedding row j is anime_ids[j]
+    # Every held-out set (src/data/splits.py): the new anime and the newcomers, held out of the evaluation model
+    # entirely for the cold-start evaluations, and the per-user holdout of the rest.
+    splits = split_rows(user_index, anime_index, rating, len(user_ids), len(rated_ids),
+                        holdout_fraction=float(evaluation.holdout_fraction),
+                        validation_fraction=float(config.processing.validation_fraction),
+                        newcomer_fraction=float(evaluation.newcomer_fraction),
+                        new_anime_fraction=float(evaluation.new_anime_fraction), rng=rng)
+    anime_ids = rated_ids[~splits.new_anime]  # the evaluation model's anime: embedding row j is anime_ids[j]
     catalogue = catalogue_order(anime_table, anime_ids)
     position = pd.Series(np.arange(len(catalogue)), index=catalogue["anime_id"].to_numpy())
     catalogue_index = position.loc[rated_ids].to_numpy(np.int32)[anime_index]  # the model's anime come first
-    held_out = held_out_flags(newcomer, new_anime[anime_index])
-    interactions, user_ids = interaction_table(user_ids[user_index], catalogue_index, rating, held_out, config, rng)
+    interactions = interaction_table(user_ids[user_index], catalogue_index, rating, splits.split, splits.held_out, rng)
+    user_ids = user_ids[splits.model_users]  # the evaluation model's users
     ledger = {"read": rows_read + sum(skipped.values()), "kept": len(interactions),
               "dropped": {"malformed": sum(skipped.values()),
                           "below_user_threshold": int(rows_per_user[~kept_users].sum()),
                           "unknown_anime": unknown_anime_rows, "duplicate": duplicates},
-              "malformed": skipped, "held_out": held_out_counts(held_out)}
+              "malformed": skipped, "held_out": splits.counts}
     check_ledger(ledger)
     started = time.perf_counter()
     features = fit_content_features(catalogue, config.content)
@@ -427,7 +418,7 @@ def process(config: Settings | Mapping[str, Any], raw_dir: Path | None = None, d
         "rows_read": rows_read, "rows_skipped": sum(skipped.values()), "skip_reasons": skipped,
         "rows_with_unknown_anime": unknown_anime_rows,
         "min_user_ratings": min_user_ratings, "users": len(user_ids), "anime": len(anime_ids),
-        "catalogue": len(catalogue), "new_anime": int(new_anime.sum()),
+        "catalogue": len(catalogue), "new_anime": int(splits.new_anime.sum()),
         "new_anime_interactions": ledger["held_out"]["new_anime"],
         "interactions": int(in_model.sum()),
         "rated": int(np.count_nonzero(interactions["rating"].to_numpy()[in_model])),
@@ -453,24 +444,18 @@ def process(config: Settings | Mapping[str, Any], raw_dir: Path | None = None, d
     return summary
 
 
-def interaction_table(user_id: np.ndarray, anime_index: np.ndarray, rating: np.ndarray, held_out: np.ndarray,
-                      config: Settings, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
-    """The one table of every kept interaction (see the module docstring) and the evaluation model's user ids.
+def interaction_table(user_id: np.ndarray, anime_index: np.ndarray, rating: np.ndarray, split: np.ndarray,
+                      held_out: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """The one table of every kept interaction (see the module docstring), its ``split`` and ``held_out`` as
+    ``split_rows`` decided them (src/data/splits.py).
 
-    The evaluation model's rows (in no held-out set) get the per-user holdout and come first, shuffled with the
-    seed so training batches mix users; the held-out rows follow in file order (``split`` train: the served model
-    trains on them). The evaluation model's users are every user who is not a newcomer."""
-    model_user_ids = np.unique(user_id[(held_out & NEWCOMER) == 0])
+    The evaluation model's rows (in no held-out set) come first, shuffled with the seed so training batches mix
+    users; the held-out rows follow in file order, set by set (``split`` train: the served model trains on them)."""
     model_rows = np.flatnonzero(held_out == 0)
-    user_index = np.searchsorted(model_user_ids, user_id[model_rows]).astype(np.int32)
-    split = np.full(len(user_id), SPLIT_TRAIN, dtype=np.int8)
-    split[model_rows] = assign_splits(user_index, rating[model_rows], float(config.evaluation.holdout_fraction),
-                                      float(config.processing.validation_fraction), rng)
     order = np.concatenate([model_rows[rng.permutation(len(model_rows))]]
                            + [np.flatnonzero(held_out == flags) for flags in np.unique(held_out[held_out > 0])])
-    table = pd.DataFrame({"user_id": user_id[order].astype(np.int64), "anime_index": anime_index[order],
-                          "rating": rating[order], "split": split[order], "held_out": held_out[order]})
-    return table, model_user_ids
+    return pd.DataFrame({"user_id": user_id[order].astype(np.int64), "anime_index": anime_index[order],
+                         "rating": rating[order], "split": split[order], "held_out": held_out[order]})
 
 
 def check_ledger(ledger: dict[str, Any]) -> None:

@@ -166,6 +166,42 @@ def select_new_anime(anime_index: np.ndarray, rating: np.ndarray, n_anime: int, 
 
 
 @dataclass(frozen=True)
+class RowSplits:
+    """Every held-out decision for processing's encoded rows (``split_rows``)."""
+
+    split: np.ndarray  # int8 per row: the per-user holdout of the evaluation model's rows; held-out rows SPLIT_TRAIN
+    held_out: np.ndarray  # int8 per row: the ``held_out`` bit set (NEWCOMER, NEW_ANIME)
+    new_anime: np.ndarray  # bool per encoded anime: held out of the evaluation model as new anime
+    model_users: np.ndarray  # bool per encoded user: the evaluation model's users (every user but the newcomers)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows per held-out set (``held_out_counts``), as the processing ledger records them."""
+        return held_out_counts(self.held_out)
+
+
+def split_rows(user_index: np.ndarray, anime_index: np.ndarray, rating: np.ndarray, n_users: int, n_anime: int, *,
+               holdout_fraction: float, validation_fraction: float, newcomer_fraction: float,
+               new_anime_fraction: float, rng: np.random.Generator) -> RowSplits:
+    """Every held-out set of the encoded rows (``user_index`` into ``n_users`` users in ascending id order,
+    ``anime_index`` into ``n_anime`` anime), drawn from ``rng`` in this order: the new anime (a seeded share of the
+    rated anime), the newcomers (a seeded share of the users), then the per-user holdout (``assign_splits``) of
+    the rows in neither set. Without a test holdout there is no evaluation, so nothing is held out as new anime or
+    newcomers either."""
+    evaluated = holdout_fraction > 0
+    new_anime = select_new_anime(anime_index, rating, n_anime, new_anime_fraction if evaluated else 0.0, rng)
+    newcomer_users = select_newcomers(n_users, newcomer_fraction if evaluated else 0.0, rng)
+    held_out = held_out_flags(newcomer_users[user_index], new_anime[anime_index])
+    model_rows = np.flatnonzero(held_out == 0)
+    # each model row's user as a row of the evaluation model's users (the non-newcomers, in ascending id order)
+    model_user_index = (np.cumsum(~newcomer_users) - 1).astype(np.int32)[user_index[model_rows]]
+    split = np.full(len(user_index), SPLIT_TRAIN, dtype=np.int8)
+    split[model_rows] = assign_splits(model_user_index, rating[model_rows], holdout_fraction, validation_fraction,
+                                      rng)
+    return RowSplits(split, held_out, new_anime, ~newcomer_users)
+
+
+@dataclass(frozen=True)
 class NewcomerSplit:
     favourites: list[np.ndarray]  # anime indices per newcomer, best first
     favourites_rows: pd.DataFrame  # user_index (newcomer number), anime_index: what each newcomer gave

@@ -174,16 +174,6 @@ def _evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_int
     return metrics, per_user["recall"]
 
 
-def evaluate_scorer(method: Method, train_interactions: pd.DataFrame, test_interactions: pd.DataFrame,
-                    n_anime: int, k: int = 10, batch_size: int = 1024, users: np.ndarray | None = None,
-                    tiebreak: np.ndarray | None = None) -> dict[str, float]:
-    """``evaluate_ranker`` for a method scoring user rows, its known anime excluded as serving excludes them."""
-    n_users = n_users_of(train_interactions, test_interactions)
-    known = interaction_matrix(train_interactions, n_users, n_anime)
-    return evaluate_ranker(ranker(method, known, tiebreak), train_interactions, test_interactions, n_anime, k,
-                           batch_size, users)
-
-
 def evaluate_methods(rankers: Mapping[str, RankFn], train_interactions: pd.DataFrame,
                      test_interactions: pd.DataFrame, n_anime: int, settings: EvaluationSettings,
                      popularity_rank: np.ndarray | None = None, franchise: np.ndarray | None = None) -> Evaluation:

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from src.data.files import load_content_features, read_ids, save_content_features, write_ids
+from src.data.files import load_content_features, read_ids, write_ids
 from src.data.splits import SPLIT_TEST
 from src.errors import ArtifactError
 from src.models.ease import INTERACTION_VALUES, ItemWeights, dense_item_weights, derivation_cost, interaction_matrix
@@ -277,30 +277,6 @@ def read_ratings(path: Path) -> pd.DataFrame:
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     write_json(folder / "manifest.json", manifest)
-
-
-def write_model_artifacts(folder: str | Path, user_embeddings: np.ndarray, anime_embeddings: np.ndarray,
-                          user_ids: np.ndarray, anime_ids: np.ndarray, anime: pd.DataFrame,
-                          user_ratings: pd.DataFrame, manifest: dict[str, Any], anime_bias: np.ndarray | None = None,
-                          item_weights: ItemWeights | None = None,
-                          content_features: np.ndarray | None = None, story: sp.spmatrix | None = None,
-                          favourites_item_weights: ItemWeights | None = None,
-                          nearest_users: NearestUsers | None = None) -> None:
-    """Write everything serving reads into ``folder`` (training adds model.keras beside it); content features
-    default to none (an empty matrix: no content path). Training writes the nearest users with
-    ``save_nearest_users``; a table given here is written as it is."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_embeddings(folder, user_embeddings, anime_embeddings, user_ids, anime_ids, anime_bias)
-    if nearest_users is not None:
-        write_nearest_users(folder, nearest_users)
-    save_item_weights(folder, item_weights)
-    if favourites_item_weights is not None:
-        save_item_weights(folder, favourites_item_weights, "favourites_item_weights.npz")
-    save_content_features(folder, np.zeros((len(anime), 0), np.float32) if content_features is None
-                          else content_features, story)
-    write_tables(folder, anime, user_ratings)
-    write_manifest(folder, manifest)
 
 
 def load_model_artifacts(folder: str | Path) -> ModelArtifacts:

@@ -2,7 +2,8 @@
 
 The carve re-splits the rows a model may learn from (everything but the test split) the way processing split
 them: a per-user share of each user's rated anime becomes the carve's test, and a share of the users is held out
-of the carve's fit entirely as carve-newcomers. Two searches run on it:
+of the carve's fit entirely as carve-newcomers. Two searches run on it, each fitting the NCF on the carve through
+``fit_carve_ncf``:
 
 - ``choose_settings`` (every training run): the hybrid's settings for the data being trained. It fits the NCF
   and EASE on the carve once, scores every component for the carve's users, then searches EASE's settings, the
@@ -165,21 +166,29 @@ def _pruned(dense: np.ndarray, neighbours: int | None, support: np.ndarray) -> I
     return ItemWeights(dense if neighbours is None else keep_top_neighbours(dense, int(neighbours)), support)
 
 
-def choose_settings(config: Settings | Mapping[str, Any], data: TrainingData) -> dict[str, Any]:
-    """The hybrid's settings for ``data`` (a processed training set), chosen on its validation carve."""
-    config = Settings.of(config)
-    started = time.perf_counter()
-    hybrid, k, significance = config.hybrid, int(config.evaluation.k), float(config.hybrid.significance)
-    carve_data = carve(data.known, len(data.user_ids), len(data.anime_ids), len(data.anime), config)
+def fit_carve_ncf(config: Settings, carve_data: Carve, data: TrainingData) -> tuple[ModelArtifacts, float]:
+    """The NCF fitted on the carve (its train rows; val_loss on its validation rows), as the artifacts an engine
+    scoring the carve is built from: the carve's rows over ``data``'s catalogue, content features and story; and
+    the NCF's training seconds. Both searches (``choose_settings``, ``tune``) fit through this one function."""
     unrated = float(config.training.unrated_weight)
     shape = (carve_data.n_users, carve_data.n_anime)
     split = carve_data.train["split"].to_numpy()
     fitted = fit_ncf(config, user_targets(carve_data.train[split == SPLIT_TRAIN], *shape, unrated),
                      user_targets(carve_data.train[split == SPLIT_VALIDATION], *shape, unrated))
     user_embeddings, anime_embeddings, anime_bias = fitted.embeddings()
-    base = ModelArtifacts(user_embeddings, anime_embeddings, data.user_ids, data.anime_ids, data.anime,
-                          carve_data.train, {"model": {"temperature": float(config.model.temperature)}},
-                          anime_bias, content_features=data.content_features, story=data.story)
+    artifacts = ModelArtifacts(user_embeddings, anime_embeddings, data.user_ids, data.anime_ids, data.anime,
+                               carve_data.train, {"model": {"temperature": float(config.model.temperature)}},
+                               anime_bias, content_features=data.content_features, story=data.story)
+    return artifacts, fitted.seconds
+
+
+def choose_settings(config: Settings | Mapping[str, Any], data: TrainingData) -> dict[str, Any]:
+    """The hybrid's settings for ``data`` (a processed training set), chosen on its validation carve."""
+    config = Settings.of(config)
+    started = time.perf_counter()
+    hybrid, k, significance = config.hybrid, int(config.evaluation.k), float(config.hybrid.significance)
+    carve_data = carve(data.known, len(data.user_ids), len(data.anime_ids), len(data.anime), config)
+    base, ncf_seconds = fit_carve_ncf(config, carve_data, data)
     trials: list[dict[str, Any]] = []
     engine: Recommender | None = None
     ncf_part: np.ndarray | None = None
@@ -258,7 +267,7 @@ def choose_settings(config: Settings | Mapping[str, Any], data: TrainingData) ->
         "carve": {"users": len(carve_data.users), "newcomers": len(carve_data.newcomers),
                   "recall": float(final_users.mean()),
                   "favourites_recall": float(final_newcomers.mean()) if len(carve_data.newcomers) else None,
-                  "ncf_training_seconds": round(fitted.seconds, 2), "seconds": round(time.perf_counter() - started, 2),
+                  "ncf_training_seconds": round(ncf_seconds, 2), "seconds": round(time.perf_counter() - started, 2),
                   "significance": significance, "trials": trials},
     }
     logger.info("chosen on the carve in %.0f s: EASE %s, weights %s (Recall@%d %.4f), favourites %s (%.4f)",
@@ -338,19 +347,11 @@ def ncf_carve_recall(config: Settings | Mapping[str, Any],
                      carve_data: Carve, data: TrainingData) -> tuple[float, float]:
     """ncf_direct's mean carve Recall@k for ``config`` and its training seconds."""
     config = Settings.of(config)
-    unrated = float(config.training.unrated_weight)
-    shape = (carve_data.n_users, carve_data.n_anime)
-    split = carve_data.train["split"].to_numpy()
-    fitted = fit_ncf(config, user_targets(carve_data.train[split == SPLIT_TRAIN], *shape, unrated),
-                     user_targets(carve_data.train[split == SPLIT_VALIDATION], *shape, unrated))
-    user_embeddings, anime_embeddings, anime_bias = fitted.embeddings()
-    artifacts = ModelArtifacts(user_embeddings, anime_embeddings, data.user_ids, data.anime_ids, data.anime,
-                               carve_data.train, {"model": {"temperature": float(config.model.temperature)}},
-                               anime_bias)
+    artifacts, seconds = fit_carve_ncf(config, carve_data, data)
     ncf_only = {**config.hybrid.default.as_dict(), "weights": {"ncf": 1.0}, "favourites_weights": {"ncf": 1.0}}
     engine = Recommender(artifacts, ServingConfig.from_config(config), ncf_only)
     table = _table(engine, carve_data, int(config.evaluation.k), ("ncf",))
-    return float(table.recall({"ncf": 1.0}).mean()), fitted.seconds
+    return float(table.recall({"ncf": 1.0}).mean()), seconds
 
 
 def tune(config: Settings | Mapping[str, Any], data: TrainingData) -> dict[str, Any]:
