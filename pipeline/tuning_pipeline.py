@@ -27,7 +27,7 @@ def main() -> None:
     result = tune(config, prepare_training_data(config, paths_config.processed_dir()))
     reports = paths_config.reports_dir()
     write_json(reports / "tuning.json", result)
-    lines = ["| setting | ncf_direct Recall@k (validation carve) |", "|---|---|"]
+    lines = ["| setting | ncf Recall@k (validation carve) |", "|---|---|"]
     lines += [f"| {trial['setting']} | {trial['recall']:.4f} |" for trial in result["trials"]]
     lines += ["", "Best: " + ", ".join(f"`{key}: {value}`" for key, value in result["best"].items())]
     (reports / "tuning.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

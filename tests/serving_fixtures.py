@@ -80,8 +80,8 @@ TEST_USER_RATINGS = {1: 10, 6: 9, 30: 8, 21: 9, 102: 3, 101: 0}
 TEST_USER_UNSEEN_A = {5, 20}
 EMBEDDING_SIZE = 4
 # Every component in the mix, so each one's behaviour shows in the known answers.
-TINY_HYBRID = {"weights": {"item_item": 1.0, "ncf": 1.0, "user": 1.0, "content": 1.0},
-               "favourites_weights": {"item_item": 1.0, "ncf": 0.5, "content": 0.5}, "similar_users": 10,
+TINY_HYBRID = {"weights": {"item_item": 1.0, "ncf": 1.0, "user": 1.0, "embedding": 1.0},
+               "favourites_weights": {"item_item": 1.0, "ncf": 0.5, "embedding": 0.5}, "similar_users": 10,
                "item_item": {"values": "any", "regularisation": 10.0, "neighbours": None}}
 
 

@@ -472,14 +472,14 @@ def test_the_engine_plugs_in_through_its_own_ranking():
     class Engine:  # the shape of Recommender.rank_users(user_rows, k, method)
         def rank_users(self, users: np.ndarray, k: int, method: str) -> np.ndarray:
             scores = np.zeros((len(users), 10))
-            scores[np.arange(len(users)), (users + (1 if method == "content" else 0)) % 10] = 1.0
+            scores[np.arange(len(users)), (users + (1 if method == "embedding" else 0)) % 10] = 1.0
             return top_k(scores, k)
 
     train, test, held = checkerboard()
-    rankers = engine_rankers(Engine(), methods=("content", "hybrid"))
+    rankers = engine_rankers(Engine(), methods=("embedding", "hybrid"))
     assert rankers["hybrid"](np.array([3, 4]), 1)[:, 0].tolist() == [3, 4]
     results = evaluate_methods(rankers, train, test, 10, SETTINGS).metrics
-    assert set(results) == {"content", "hybrid"}
+    assert set(results) == {"embedding", "hybrid"}
 
 
 def test_engine_view_of_the_artifacts_has_no_held_out_rows():

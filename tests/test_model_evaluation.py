@@ -18,7 +18,7 @@ from src.tuning.hybrid import significantly_better, tune, with_setting
 from tests.conftest import small_training_config
 
 pytestmark = pytest.mark.integration
-METHODS = {"popularity", "item_knn", "als", "ease", "ncf_direct", "item_item", "user", "content", "hybrid"}
+METHODS = {"popularity", "item_knn", "als", "ease", "ncf", "item_item", "user", "embedding", "hybrid"}
 NEWCOMER_METHODS = {"favourites", "ncf_fold_in", "popularity", "item_knn", "ease"}
 
 
@@ -40,8 +40,8 @@ def test_evaluation_reports_every_method_and_the_newcomers(trained_root, tmp_pat
     assert set(report["newcomers"]["methods"]) == NEWCOMER_METHODS
     assert report["newcomers"]["meta"]["newcomers"] > 10
     new_anime = report["new_anime"]["methods"]
-    assert set(new_anime) == {"content", "genre_only", "popularity", "random"}
-    assert new_anime["content"]["recall"] > new_anime["random"]["recall"]  # the content path places them
+    assert set(new_anime) == {"features", "genre_only", "popularity", "random"}
+    assert new_anime["features"]["recall"] > new_anime["random"]["recall"]  # the content path places them
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["methods"] == report["methods"] and written["meta"]["min_user_ratings"] == 400
     assert written["newcomers"]["methods"] == report["newcomers"]["methods"]

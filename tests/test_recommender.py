@@ -71,11 +71,11 @@ def test_reasons_count_for_the_shown_anime_what_the_user_based_scorer_counts(eng
     """When the mix leaves similar users out, the reasons count their votes for the shown anime only; the counts are
     the user-based scorer's own, rated and unrated anime alike."""
     profiles = engine.interactions.profiles([user_row])
-    full = engine.neighbours.score(profiles).evidence
+    full = engine.similar_users_scorer.score(profiles).evidence
     anime = np.random.default_rng(user_row).permutation(engine.n_anime)[:7]
-    counts, asked = engine.neighbours.counts_of(profiles, anime)
-    assert asked == full["neighbours"]
-    np.testing.assert_array_equal(counts, full["neighbour_counts"][0][anime])
+    counts, asked = engine.similar_users_scorer.counts_of(profiles, anime)
+    assert asked == full["similar_users"]
+    np.testing.assert_array_equal(counts, full["similar_user_counts"][0][anime])
 
 
 def test_row_columns_are_the_chosen_rows_stored_entries_in_order() -> None:
@@ -220,7 +220,7 @@ def test_search_for_whitespace_finds_nothing(engine: Recommender, query: str) ->
 
 
 # ---------------------------------------------------------------------- catalogue scoring for evaluation
-@pytest.mark.parametrize("method", ["user", "content", "hybrid"])
+@pytest.mark.parametrize("method", ["user", "embedding", "hybrid"])
 def test_score_catalogue_is_float32_over_the_whole_catalogue_in_unit_range(engine: Recommender, method: str) -> None:
     scores = engine.score_users([engine.user_index(TEST_USER)], method)[0]
     assert scores.dtype == np.float32 and scores.shape == (engine.n_anime,)
@@ -240,12 +240,12 @@ def test_hybrid_is_the_weighted_mean_of_the_components(engine: Recommender) -> N
     user = [engine.user_index(TEST_USER)]
     # the tiny model's mix weighs its four components equally (TINY_HYBRID)
     equal = engine.score_users(user, "hybrid")
-    expected = sum(engine.score_users(user, name) for name in ("item_item", "ncf", "user", "content")) / 4
+    expected = sum(engine.score_users(user, name) for name in ("item_item", "ncf", "user", "embedding")) / 4
     np.testing.assert_allclose(equal, expected, atol=1e-6)
     # the sliders tilt the mix's two sides: similar users (ncf, user) 0.25, similar anime (item_item, content) 0.75
     tilted = engine.score_users(user, "hybrid", 0.25, 0.75)
     expected = (0.125 * (engine.score_users(user, "ncf") + engine.score_users(user, "user"))
-                + 0.375 * (engine.score_users(user, "item_item") + engine.score_users(user, "content")))
+                + 0.375 * (engine.score_users(user, "item_item") + engine.score_users(user, "embedding")))
     np.testing.assert_allclose(tilted, expected, atol=1e-6)
 
 
@@ -372,12 +372,12 @@ def test_engine_serves_a_really_trained_model(trained_root) -> None:
     assert anime_id in ids(engine.search(title, 5))
     liked = [int(a) for a in engine.anime_ids[:3]]
     assert not set(liked) & set(ids(engine.recommend_from_favourites(liked, n=10)))
-    for method in ("user", "content", "hybrid"):
+    for method in ("user", "embedding", "hybrid"):
         assert engine.score_users([0], method).shape == (1, engine.n_anime)
     # training published each user's nearest users, as many as the carve chose, as the search finds them
     from src.engine.scorers import nearest_user_rows
 
-    table = engine.neighbours.table
+    table = engine.similar_users_scorer.table
     assert table is not None and table.k == engine.settings.similar_users
     rows, _ = nearest_user_rows(engine.user_embeddings[:5], engine.user_embeddings, table.k, np.arange(5))
     np.testing.assert_array_equal(table.rows[:5], rows)
@@ -392,12 +392,12 @@ def test_the_published_nearest_users_are_what_the_search_finds(tmp_path, serving
     searching = Recommender.from_folder(write_tiny_artifacts(tmp_path / "searching"), serving_config)
     save_nearest_users(write_tiny_artifacts(tmp_path / "table"), 10)
     reading = Recommender.from_folder(tmp_path / "table", serving_config)
-    assert searching.neighbours.table is None and reading.neighbours.table.k == 10
+    assert searching.similar_users_scorer.table is None and reading.similar_users_scorer.table.k == 10
     for row in range(searching.n_users):
         vector = searching.user_embeddings[[row]]
         rows, cosines = nearest_user_rows(vector, searching.user_embeddings, 10, np.array([row]))
-        np.testing.assert_array_equal(reading.neighbours.table.rows[row], rows[0])
-        np.testing.assert_allclose(reading.neighbours.table.cosines[row], cosines[0], rtol=1e-6)
+        np.testing.assert_array_equal(reading.similar_users_scorer.table.rows[row], rows[0])
+        np.testing.assert_allclose(reading.similar_users_scorer.table.cosines[row], cosines[0], rtol=1e-6)
         user_id = int(searching.user_ids[row])
         assert reading.similar_users(user_id, 10) == searching.similar_users(user_id, 10)
         assert reading.recommend_for_user(user_id, n=5) == searching.recommend_for_user(user_id, n=5)

@@ -21,12 +21,12 @@ STORY_MIN_WORDS = 25
 KNOWN, FAVOURITES, OWN_LIST = "known", "favourites", "own list"
 
 
-def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighbours: int, preferred: np.ndarray,
+def recommendation_reasons(top: np.ndarray, similar_user_counts: np.ndarray, similar_users: int, preferred: np.ndarray,
                            preferred_ratings: np.ndarray, preferred_genres: tuple[str, ...], catalogue: Catalogue,
                            contribution: np.ndarray, content_similarity: np.ndarray,
                            voice: str = KNOWN) -> list[list[str]]:
-    """Reasons for each anime index in ``top``: how many of the profile's ``neighbours`` most similar users prefer
-    it (``neighbour_counts``, one per anime of ``top``), the preferred anime it owes most to, a studio or genres they
+    """Reasons for each anime index in ``top``: how many of the profile's ``similar_users`` most similar users prefer
+    it (``similar_user_counts``, one per anime of ``top``), the preferred anime it owes most to, a studio or genres they
     share.
 
     ``contribution`` and ``content_similarity`` are (len(top) x len(preferred)): how much each preferred anime raised
@@ -41,10 +41,10 @@ def recommendation_reasons(top: np.ndarray, neighbour_counts: np.ndarray, neighb
     all_reasons = []
     for position, anime in enumerate(top):
         reasons = []
-        count = int(neighbour_counts[position])
+        count = int(similar_user_counts[position])
         if count > 0:
-            reasons.append(f"liked by {count} of {neighbours} users with similar taste" if newcomer
-                           else f"liked by {count} of your {neighbours} most similar users")
+            reasons.append(f"liked by {count} of {similar_users} users with similar taste" if newcomer
+                           else f"liked by {count} of your {similar_users} most similar users")
         if len(preferred):
             source = int(np.argmax(contribution[position]))
             if content_similarity[position, source] >= MIN_REASON_SIMILARITY:

@@ -31,12 +31,12 @@ from src.engine.interactions import Interactions, Profiles, csr_rows
 from src.engine.personal_lists import ListEntry, ListPolicy, list_profile
 from src.engine.ranking import top_k, top_k_row
 from src.engine.scorers import (
-    EmbeddingContentScorer,
+    EmbeddingScorer,
     FeaturesScorer,
     ItemItemScorer,
     NCFScorer,
-    NeighbourScorer,
     PopularityScorer,
+    SimilarUsersScorer,
     UnratedScorer,
 )
 from src.engine.settings import COMPONENTS, HybridSettings, default_slider_weights, tilted
@@ -92,10 +92,11 @@ class Recommender:
                              config.fold_in_steps, config.fold_in_step_size, width, unrated_weight)
         self.list_policy = ListPolicy(frozenset(config.list_taste_statuses), config.list_unscored_is_taste,
                                       config.list_min_taste_score)
-        self.neighbours = NeighbourScorer(self.user_embeddings, self.ncf, self.interactions, self.catalogue,
-                                          self.settings.similar_users, config.genre_boost, config.preferred_genres,
-                                          artifacts.nearest_users)
-        scorers = [self.ncf, self.neighbours, EmbeddingContentScorer(self.anime_embeddings, width),
+        self.similar_users_scorer = SimilarUsersScorer(self.user_embeddings, self.ncf, self.interactions,
+                                                       self.catalogue, self.settings.similar_users,
+                                                       config.genre_boost, config.preferred_genres,
+                                                       artifacts.nearest_users)
+        scorers = [self.ncf, self.similar_users_scorer, EmbeddingScorer(self.anime_embeddings, width),
                    PopularityScorer(self.interactions)]
         if artifacts.item_weights is not None:
             scorers.append(ItemItemScorer(artifacts.item_weights, self.settings.item_item["values"], width))
@@ -209,9 +210,10 @@ class Recommender:
         return default_slider_weights(self.settings.weights)
 
     def similar_users(self, user_id: int, k: int | None = None) -> list[tuple[int, float]]:
-        """[(user id, cosine)] of the ``k`` users closest to ``user_id`` (default: the mix's neighbour count)."""
+        """[(user id, cosine)] of the ``k`` users closest to ``user_id`` (default: the mix's count of similar users)."""
         k = validation.check_n(k if k is not None else self.settings.similar_users, self.config, "k")
-        nearest, similarity = self.neighbours.nearest_users(self.interactions.profiles([self.user_index(user_id)]), k)
+        profiles = self.interactions.profiles([self.user_index(user_id)])
+        nearest, similarity = self.similar_users_scorer.nearest_users(profiles, k)
         return [(int(self.user_ids[row]), round(float(value), 4))
                 for row, value in zip(nearest[0], similarity[0], strict=True) if row >= 0]
 
@@ -439,7 +441,7 @@ class Recommender:
                  weights: dict[str, float], voice: str) -> list[dict[str, Any]]:
         evidence = None
         if (user_part := scores.parts.get("user")) is not None:
-            evidence = user_part.evidence["neighbour_counts"][0][top], user_part.evidence["neighbours"]
+            evidence = user_part.evidence["similar_user_counts"][0][top], user_part.evidence["similar_users"]
         return self._items(top, scores.total[0, top], profiles, hybrid, weights, voice, evidence)
 
     def _items(self, top: np.ndarray, match: np.ndarray, profiles: Profiles, hybrid: Hybrid,
@@ -451,9 +453,9 @@ class Recommender:
         if genres is None:
             genres = self.catalogue.top_genres(profiles.preferred, self.config.preferred_genres)[0]
         # without the mix's own count of similar users' votes, they are counted for the shown anime only
-        counts, neighbours = evidence if evidence is not None else self.neighbours.counts_of(profiles, top)
+        counts, asked = evidence if evidence is not None else self.similar_users_scorer.counts_of(profiles, top)
         content = self._content_between(top, preferred)
-        reasons = recommendation_reasons(top, counts, neighbours, preferred, ratings, genres, self.catalogue,
+        reasons = recommendation_reasons(top, counts, asked, preferred, ratings, genres, self.catalogue,
                                          self._contribution(top, preferred, content, hybrid, weights), content,
                                          voice)
         items = []

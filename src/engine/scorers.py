@@ -11,7 +11,7 @@ and giving it a weight.
   favourites by a few gradient steps on the model's objective (embeddings frozen);
 - ``item_item``: EASE, x · B, the profile's anime weighted as EASE was fitted;
 - ``user``: how many of the most similar users prefer each anime, boosted by the profile's favourite genres;
-- ``content``: the cosine of each anime to the profile's preferred anime, by NCF anime embeddings;
+- ``embedding``: the cosine of each anime to the profile's preferred anime, by the NCF's anime embeddings;
 - ``popularity``: how many users of the model have each anime on their list;
 - ``features``: the cosine of each anime to the profile's preferred anime by content features (every anime of the
   catalogue, rated or not); ``unrated``: the same for the anime without community ratings only.
@@ -253,7 +253,7 @@ def _sparse_block(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) 
     return block
 
 
-class NeighbourScorer:
+class SimilarUsersScorer:
     """User-based: how many of the most similar users prefer each anime, boosted by the profile's genres.
 
     Similar users are the nearest by cosine of the NCF user embeddings (a newcomer's vector is the NCF fold-in);
@@ -264,17 +264,17 @@ class NeighbourScorer:
     name, takes = "user", "profiles"
 
     def __init__(self, user_embeddings: np.ndarray, ncf: NCFScorer, interactions: Interactions,
-                 catalogue: Catalogue, neighbours: int, genre_boost: float, preferred_genres: int,
+                 catalogue: Catalogue, similar_users: int, genre_boost: float, preferred_genres: int,
                  table: NearestUsers | None = None) -> None:
         self.user_embeddings, self.ncf, self.catalogue = user_embeddings, ncf, catalogue
-        self.neighbours, self.genre_boost, self.preferred_genres = neighbours, genre_boost, preferred_genres
+        self.similar_users, self.genre_boost, self.preferred_genres = similar_users, genre_boost, preferred_genres
         self.table = table
         self._preferred = interactions.preferred.sign().astype(np.float32).tocsr()
         self.width = self._preferred.shape[1]
 
     def nearest_users(self, profiles: Profiles, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rows x k) nearest user rows (a user is never their own neighbour) and their cosine similarities."""
-        k = k or self.neighbours
+        k = k or self.similar_users
         if not profiles.is_newcomer and self.table is not None and k <= self.table.k:
             return self.table.rows[profiles.user_rows, :k], self.table.cosines[profiles.user_rows, :k]
         return nearest_user_rows(self.ncf.user_vectors(profiles), self.user_embeddings, k,
@@ -284,7 +284,7 @@ class NeighbourScorer:
         """(how many of the first profile's nearest users prefer each of ``anime``, how many users were asked):
         the reasons' evidence, the counts ``score`` computes for every anime, here only for the few shown."""
         nearest, _ = self.nearest_users(profiles)
-        preferred = row_columns(self._preferred, nearest[0][nearest[0] >= 0])  # every anime each neighbour prefers
+        preferred = row_columns(self._preferred, nearest[0][nearest[0] >= 0])  # every anime each of them prefers
         counts = np.bincount(preferred, minlength=self._preferred.shape[1])[np.asarray(anime, dtype=np.int64)]
         return counts.astype(np.int32), nearest.shape[1]
 
@@ -300,18 +300,18 @@ class NeighbourScorer:
         if self.genre_boost > 0:
             genres = self.catalogue.top_genres(profiles.preferred, self.preferred_genres)
             values = counts * (1.0 + self.genre_boost * self.catalogue.genre_share(genres)[:, :counts.shape[1]])
-        return Scores(values.astype(np.float32), {"neighbour_counts": counts.astype(np.int32),
-                                                           "neighbours": nearest.shape[1]})
+        return Scores(values.astype(np.float32), {"similar_user_counts": counts.astype(np.int32),
+                                                  "similar_users": nearest.shape[1]})
 
     def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
         return scale_by_max(values, known)
 
 
-class EmbeddingContentScorer:
-    """Content by embedding: the cosine of each anime to the sum of the profile's preferred anime's embeddings
-    (up to a positive factor, the mean cosine to the preferred anime)."""
+class EmbeddingScorer:
+    """Similar by the NCF's anime embeddings: the cosine of each anime to the sum of the profile's preferred
+    anime's embeddings (up to a positive factor, the mean cosine to the preferred anime)."""
 
-    name, takes = "content", "profiles"
+    name, takes = "embedding", "profiles"
 
     def __init__(self, anime_embeddings: np.ndarray, width: int) -> None:
         self.anime_embeddings, self.width = anime_embeddings, width

@@ -15,9 +15,11 @@ from typing import Any
 from src.errors import ArtifactError
 
 USER_SIDE = ("ncf", "user")
-ANIME_SIDE = ("item_item", "content", "features")
+ANIME_SIDE = ("item_item", "embedding", "features")
 # "unrated" (never-rated titles' content match) is added to every mix by the engine at serving.unrated_weight.
 COMPONENTS = (*USER_SIDE, *ANIME_SIDE, "popularity", "unrated")
+# Names a model published before issue 31 records: "content" was the cosine of the NCF's anime embeddings.
+FORMER_NAMES = {"content": "embedding"}
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,7 @@ class HybridSettings:
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> HybridSettings:
         try:
-            settings = cls({str(k): float(v) for k, v in mapping["weights"].items()},
-                           {str(k): float(v) for k, v in mapping["favourites_weights"].items()},
+            settings = cls(_current_names(mapping["weights"]), _current_names(mapping["favourites_weights"]),
                            int(mapping["similar_users"]), dict(mapping["item_item"]),
                            dict(mapping["favourites_item_item"]) if mapping.get("favourites_item_item") else None)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -56,6 +57,11 @@ class HybridSettings:
         return {"weights": self.weights, "favourites_weights": self.favourites_weights,
                 "similar_users": self.similar_users, "item_item": self.item_item,
                 "favourites_item_item": self.favourites_item_item}
+
+
+def _current_names(weights: Mapping[str, Any]) -> dict[str, float]:
+    """A recorded mix with every component under today's name (FORMER_NAMES), as floats."""
+    return {FORMER_NAMES.get(str(name), str(name)): float(weight) for name, weight in weights.items()}
 
 
 def default_slider_weights(weights: Mapping[str, float]) -> tuple[float, float]:

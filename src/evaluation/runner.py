@@ -4,7 +4,7 @@ Known users (the held-out 20 % of each user's ratings), on the same users and sp
 
 - ``popularity``, ``item_knn``, ``als``, ``ease``: baselines fitted on the training rows, each with the settings
   that scored best on the validation carve (src/tuning/hybrid.py's carve: the test set is never read to choose);
-- ``ncf_direct``, ``item_item``, ``user``, ``content``: the serving engine's components alone, and ``hybrid``:
+- ``ncf``, ``item_item``, ``user``, ``embedding``: the serving engine's components alone, and ``hybrid``:
   their mix as served, ranked by the engine's own code (Recommender.rank_users);
 - ``original_direct``, ``original_hybrid`` (opt-in): the original design's NCF trained on the same rows.
 
@@ -63,9 +63,9 @@ from src.store.artifacts import ModelArtifacts, load_model_artifacts
 from src.training.train import prepare_training_data
 
 logger = get_logger(__name__)
-# Engine methods as the report names them: "ncf_direct" is the NCF's own score, as in the original project.
-ENGINE_METHODS = {"ncf_direct": "ncf", "item_item": "item_item", "user": "user", "content": "content",
-                  "hybrid": "hybrid"}
+# Engine methods as the report names them: the engine's own component names (before issue 31 the report said
+# "ncf_direct" for ncf and "content" for embedding).
+ENGINE_METHODS = {"ncf": "ncf", "item_item": "item_item", "user": "user", "embedding": "embedding", "hybrid": "hybrid"}
 
 
 def engine_for(artifacts: ModelArtifacts, config: Settings | Mapping[str, Any]) -> Recommender:
@@ -397,7 +397,7 @@ def _evaluate_new_anime(config: Settings, processed_dir: Path, engine: Recommend
         return rank
 
     rankers = {
-        "content": ranker(lambda profiles: engine.hybrid.scorers["unrated"].score(profiles).values),
+        "features": ranker(lambda profiles: engine.hybrid.scorers["unrated"].score(profiles).values),
         "genre_only": ranker(lambda profiles: np.asarray(profiles.preferred.sign() @ genre_vectors) @ genre_vectors.T),
         "popularity": ranker(lambda profiles: np.broadcast_to(catalogue.members, (len(profiles), width))),
         "random": ranker(lambda profiles: np.broadcast_to(random_scores, (len(profiles), width))),
@@ -422,7 +422,7 @@ def _original_rankers(config: Settings, artifacts: ModelArtifacts, known: pd.Dat
     original_engine = engine_for(original, config)
     # the original design's hybrid: similar users' favourites and similar anime, half and half
     rankers["original_hybrid"] = lambda users, k: original_engine.rank_users(users, k, weights={"user": 0.5,
-                                                                                               "content": 0.5})
+                                                                                               "embedding": 0.5})
     return rankers
 
 

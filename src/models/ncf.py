@@ -5,7 +5,7 @@
 trained per user with a softmax over every anime (a multinomial likelihood, as in Mult-VAE and two-tower models):
 each user's target is a distribution over the anime on their list, weighted by how they rated them. The
 temperature T is a fixed constant: a learned one grows until the model overfits. Serving uses exactly these
-pieces (L2-normalised embeddings, the bias and T), so ``ncf_direct`` online and offline are the same number,
+pieces (L2-normalised embeddings, the bias and T), so the ``ncf`` component online and offline are the same number,
 and "similar anime" and "similar users" are plain cosines of the same embeddings.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ of the carve's fit entirely as carve-newcomers. Two searches run on it, each fit
   replaces the current choice only when its per-user Recall@k beats the current one by more than
   ``hybrid.significance`` standard errors of the paired difference: on small data, noise does not choose the mix.
 - ``tune`` (``python pipeline/tuning_pipeline.py``): the NCF's own settings (``tuning.grid``), one at a time,
-  by ncf_direct's carve Recall@k, to copy into config/config.yaml.
+  by the ncf component's carve Recall@k, to copy into config/config.yaml.
 """
 from __future__ import annotations
 
@@ -240,18 +240,18 @@ def choose_settings(config: Settings | Mapping[str, Any], data: TrainingData) ->
                                       list(hybrid.weights), significance, trials, "users")
     if "user" in components:
         best_user: tuple[float, int, np.ndarray] | None = None
-        for neighbours in hybrid.similar_users:
-            engine.neighbours.neighbours = int(neighbours)
+        for similar_users in hybrid.similar_users:
+            engine.similar_users_scorer.similar_users = int(similar_users)
             known.parts["user"] = known.normalised("user")
             for weight in hybrid.weights:
                 recall = known.recall({**user_weights, "user": weight})
                 trials.append({"search": "users", "weights": {**user_weights, "user": weight},
-                               "similar_users": int(neighbours), "recall": float(recall.mean())})
+                               "similar_users": int(similar_users), "recall": float(recall.mean())})
                 if best_user is None or recall.mean() > best_user[2].mean():
-                    best_user = (weight, int(neighbours), recall)
+                    best_user = (weight, int(similar_users), recall)
         if best_user and significantly_better(best_user[2], known.recall(user_weights), significance):
             user_weights, chosen_users = {**user_weights, "user": best_user[0]}, best_user[1]
-    engine.neighbours.neighbours = chosen_users
+    engine.similar_users_scorer.similar_users = chosen_users
     favourites_weights: dict[str, float] = {"item_item": 1.0}
     final_newcomers = np.full(1, np.nan)
     if len(carve_data.newcomers):
@@ -345,7 +345,7 @@ def with_setting(config: Settings, dotted: str, value: Any) -> Settings:
 
 def ncf_carve_recall(config: Settings | Mapping[str, Any],
                      carve_data: Carve, data: TrainingData) -> tuple[float, float]:
-    """ncf_direct's mean carve Recall@k for ``config`` and its training seconds."""
+    """The ncf component's mean carve Recall@k for ``config`` and its training seconds."""
     config = Settings.of(config)
     artifacts, seconds = fit_carve_ncf(config, carve_data, data)
     ncf_only = {**config.hybrid.default.as_dict(), "weights": {"ncf": 1.0}, "favourites_weights": {"ncf": 1.0}}
@@ -361,7 +361,7 @@ def tune(config: Settings | Mapping[str, Any], data: TrainingData) -> dict[str, 
     best_config = config
     best_recall, seconds = ncf_carve_recall(best_config, carve_data, data)
     trials = [{"setting": "current config", "recall": best_recall, "training_seconds": seconds}]
-    logger.info("tuning from the current config: ncf_direct carve recall %.4f", best_recall)
+    logger.info("tuning from the current config: ncf carve recall %.4f", best_recall)
     for dotted, values in config.tuning.grid.items():
         for value in values:
             candidate = with_setting(best_config, dotted, value)
