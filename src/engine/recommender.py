@@ -30,15 +30,7 @@ from src.engine.hybrid import Hybrid, HybridScores
 from src.engine.interactions import Interactions, Profiles, csr_rows
 from src.engine.personal_lists import ListEntry, ListPolicy, list_profile
 from src.engine.ranking import top_k, top_k_row
-from src.engine.scorers import (
-    EmbeddingScorer,
-    FeaturesScorer,
-    ItemItemScorer,
-    NCFScorer,
-    PopularityScorer,
-    SimilarUsersScorer,
-    UnratedScorer,
-)
+from src.engine.scorers import ItemItemScorer, ModelParts, build_scorers
 from src.engine.settings import COMPONENTS, HybridSettings, default_slider_weights, tilted
 from src.engine.title_index import ABBREVIATION, ALL_WORDS, EXACT, FUZZY, PREFIX
 from src.engine.validation import InvalidRequestError, UnknownAnimeError, UnknownUserError
@@ -85,25 +77,14 @@ class Recommender:
         width = len(self.catalogue)
         self.interactions = Interactions(artifacts.user_ratings, len(self.user_ids), width,
                                          config.preference_percentile)
-        temperature = float(artifacts.manifest.get("model", {}).get("temperature", 1.0))
-        # what an unrated anime weighed in the model's training target (models before it was recorded: 0.5)
-        unrated_weight = float(artifacts.manifest.get("config", {}).get("training", {}).get("unrated_weight", 0.5))
-        self.ncf = NCFScorer(self.user_embeddings, self.anime_embeddings, artifacts.anime_bias, temperature,
-                             config.fold_in_steps, config.fold_in_step_size, width, unrated_weight)
         self.list_policy = ListPolicy(frozenset(config.list_taste_statuses), config.list_unscored_is_taste,
                                       config.list_min_taste_score)
-        self.similar_users_scorer = SimilarUsersScorer(self.user_embeddings, self.ncf, self.interactions,
-                                                       self.catalogue, self.settings.similar_users,
-                                                       config.genre_boost, config.preferred_genres,
-                                                       artifacts.nearest_users)
-        scorers = [self.ncf, self.similar_users_scorer, EmbeddingScorer(self.anime_embeddings, width),
-                   PopularityScorer(self.interactions)]
-        if artifacts.item_weights is not None:
-            scorers.append(ItemItemScorer(artifacts.item_weights, self.settings.item_item["values"], width))
         self.story = artifacts.story
-        if self.content_features is not None:
-            scorers += [FeaturesScorer(self.content_features), UnratedScorer(self.content_features, self.n_model_anime)]
-        self.hybrid = Hybrid({scorer.name: scorer for scorer in scorers})
+        scorers = build_scorers(ModelParts(artifacts, config, self.user_embeddings, self.anime_embeddings,
+                                           self.content_features, self.interactions, self.catalogue,
+                                           self.settings.similar_users, self.settings.item_item["values"]))
+        self.ncf, self.similar_users_scorer = scorers["ncf"], scorers["user"]
+        self.hybrid = Hybrid(scorers)
         # Newcomers' favourites may have an item-item model of their own (EASE settings chosen for them).
         self.favourites_hybrid = self.hybrid
         if artifacts.favourites_item_weights is not None:

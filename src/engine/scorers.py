@@ -21,28 +21,56 @@ which every normalisation turns into 0.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
+from config.settings import ServingConfig
 from src.engine.catalogue import Catalogue
 from src.engine.interactions import Interactions, Profiles, row_columns, stored_positions
 from src.engine.parallel import by_row_blocks
 from src.engine.ranking import top_k
 from src.models.ease import ItemWeights
 from src.models.method import Method, Scores
-from src.store.artifacts import NearestUsers, l2_normalise, write_nearest_users
+from src.store.artifacts import ModelArtifacts, NearestUsers, l2_normalise, write_nearest_users
 
 
 class Scorer(Method[Profiles], Protocol):
     """A method of the engine: it takes ``Profiles``, its scores cover the catalogue, and it puts them on the
-    hybrid's common scale."""
+    hybrid's common scale. ``side``: which slider moves its weight ("users", "anime"; None: neither). ``build``
+    makes it from a loaded model (None when the model lacks what it needs); SCORERS at the end lists them all."""
+
+    side: ClassVar[str | None]
+
+    @classmethod
+    def build(cls, parts: ModelParts) -> Scorer | None: ...
 
     def normalise(self, values: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
         """One batch's ``values`` on [0, 1] over each profile's candidates (the anime not in its row of ``known``)."""
         ...
+
+
+@dataclass
+class ModelParts:
+    """What the engine's scorers are built from: the loaded model and the indexes the engine made of it."""
+
+    artifacts: ModelArtifacts
+    config: ServingConfig
+    user_embeddings: np.ndarray  # unit rows
+    anime_embeddings: np.ndarray  # unit rows
+    content_features: np.ndarray | None  # unit rows, every anime of the catalogue
+    interactions: Interactions
+    catalogue: Catalogue
+    similar_users: int  # how many similar users the model's mix counts
+    item_item_values: str  # how EASE's interaction values were made
+    built: dict[str, Scorer] = field(default_factory=dict)  # the scorers built so far (the NCF folds a newcomer in)
+
+    @property
+    def width(self) -> int:
+        return len(self.catalogue)
 
 
 def over_catalogue(scores: np.ndarray, width: int) -> np.ndarray:
@@ -109,7 +137,16 @@ def relative_probability(logits: np.ndarray, known: sp.csr_matrix) -> np.ndarray
 class NCFScorer:
     """The NCF's own score: T · cos(u, a) + bias_a, exactly what the model was trained to rank by."""
 
-    name, takes = "ncf", "profiles"
+    name, takes, side = "ncf", "profiles", "users"
+
+    @classmethod
+    def build(cls, parts: ModelParts) -> NCFScorer:
+        manifest = parts.artifacts.manifest
+        temperature = float(manifest.get("model", {}).get("temperature", 1.0))
+        # what an unrated anime weighed in the model's training target (models before it was recorded: 0.5)
+        unrated_weight = float(manifest.get("config", {}).get("training", {}).get("unrated_weight", 0.5))
+        return cls(parts.user_embeddings, parts.anime_embeddings, parts.artifacts.anime_bias, temperature,
+                   parts.config.fold_in_steps, parts.config.fold_in_step_size, parts.width, unrated_weight)
 
     def __init__(self, user_embeddings: np.ndarray, anime_embeddings: np.ndarray, anime_bias: np.ndarray,
                  temperature: float, fold_in_steps: int, fold_in_step_size: float, width: int,
@@ -160,7 +197,12 @@ class ItemItemScorer:
     """EASE: score = x · B over the anime EASE was fitted on (its support), the profile's anime weighted as EASE
     was fitted (``values``); the other anime get -inf."""
 
-    name, takes = "item_item", "profiles"
+    name, takes, side = "item_item", "profiles", "anime"
+
+    @classmethod
+    def build(cls, parts: ModelParts) -> ItemItemScorer | None:
+        weights = parts.artifacts.item_weights
+        return None if weights is None else cls(weights, parts.item_item_values, parts.width)
 
     def __init__(self, item_weights: ItemWeights, values: str, width: int) -> None:
         weights = item_weights.weights
@@ -261,7 +303,12 @@ class SimilarUsersScorer:
     Score = count x (1 + genre_boost x share of the anime's genres among the profile's most frequent genres).
     """
 
-    name, takes = "user", "profiles"
+    name, takes, side = "user", "profiles", "users"
+
+    @classmethod
+    def build(cls, parts: ModelParts) -> SimilarUsersScorer:
+        return cls(parts.user_embeddings, parts.built["ncf"], parts.interactions, parts.catalogue, parts.similar_users,
+                   parts.config.genre_boost, parts.config.preferred_genres, parts.artifacts.nearest_users)
 
     def __init__(self, user_embeddings: np.ndarray, ncf: NCFScorer, interactions: Interactions,
                  catalogue: Catalogue, similar_users: int, genre_boost: float, preferred_genres: int,
@@ -311,7 +358,11 @@ class EmbeddingScorer:
     """Similar by the NCF's anime embeddings: the cosine of each anime to the sum of the profile's preferred
     anime's embeddings (up to a positive factor, the mean cosine to the preferred anime)."""
 
-    name, takes = "embedding", "profiles"
+    name, takes, side = "embedding", "profiles", "anime"
+
+    @classmethod
+    def build(cls, parts: ModelParts) -> EmbeddingScorer:
+        return cls(parts.anime_embeddings, parts.width)
 
     def __init__(self, anime_embeddings: np.ndarray, width: int) -> None:
         self.anime_embeddings, self.width = anime_embeddings, width
@@ -328,7 +379,11 @@ class EmbeddingScorer:
 class PopularityScorer:
     """How many of the model's users have each anime on their list: the same for everyone."""
 
-    name, takes = "popularity", "profiles"
+    name, takes, side = "popularity", "profiles", None
+
+    @classmethod
+    def build(cls, parts: ModelParts) -> PopularityScorer:
+        return cls(parts.interactions)
 
     def __init__(self, interactions: Interactions) -> None:
         self.counts = np.bincount(interactions.known.indices, minlength=interactions.n_anime).astype(np.float32)
@@ -345,7 +400,11 @@ class FeaturesScorer:
     """Content features: the cosine of each anime to the sum of the profile's preferred anime's content features.
     Covers the whole catalogue, so anime nobody rated (and favourites nobody rated) take part too."""
 
-    name, takes = "features", "profiles"
+    name, takes, side = "features", "profiles", "anime"
+
+    @classmethod
+    def build(cls, parts: ModelParts) -> FeaturesScorer | None:
+        return None if parts.content_features is None else cls(parts.content_features)
 
     def __init__(self, features: np.ndarray) -> None:
         self.features, self.width = features, len(features)
@@ -364,7 +423,11 @@ class UnratedScorer(FeaturesScorer):
     """The content match of the anime without community ratings only (the rated ones get -inf): how never-rated
     titles enter recommendations, with their own weight (``serving.unrated_weight``)."""
 
-    name, takes = "unrated", "profiles"
+    name, takes, side = "unrated", "profiles", None
+
+    @classmethod
+    def build(cls, parts: ModelParts) -> UnratedScorer | None:  # type: ignore[override]
+        return None if parts.content_features is None else cls(parts.content_features, len(parts.artifacts.anime_ids))
 
     def __init__(self, features: np.ndarray, n_rated: int) -> None:
         super().__init__(features)
@@ -375,3 +438,22 @@ class UnratedScorer(FeaturesScorer):
         # only the unrated anime's cosines: scoring the rated ones too would be work thrown away
         scores[:, self.n_rated:] = self.profile_vectors(profiles) @ self.features[self.n_rated:].T
         return Scores(scores)
+
+
+# Every scorer of the engine, in the order the sliders' sides list them; a scorer listed before another may be
+# used to build it (the similar users' search folds a newcomer in with the NCF). Adding a scorer: its class above,
+# listed here, and its name in config/config.yaml's hybrid.components.
+SCORERS: tuple[type[Scorer], ...] = (NCFScorer, SimilarUsersScorer, ItemItemScorer, EmbeddingScorer, FeaturesScorer,
+                                     PopularityScorer, UnratedScorer)
+COMPONENTS = tuple(scorer.name for scorer in SCORERS)
+USER_SIDE = tuple(scorer.name for scorer in SCORERS if scorer.side == "users")
+ANIME_SIDE = tuple(scorer.name for scorer in SCORERS if scorer.side == "anime")
+
+
+def build_scorers(parts: ModelParts) -> dict[str, Scorer]:
+    """Every scorer the loaded model can feed, by name."""
+    for scorer in SCORERS:
+        built = scorer.build(parts)
+        if built is not None:
+            parts.built[scorer.name] = built
+    return parts.built

@@ -12,12 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from src.engine.scorers import ANIME_SIDE, COMPONENTS, USER_SIDE
 from src.errors import ArtifactError
 
-USER_SIDE = ("ncf", "user")
-ANIME_SIDE = ("item_item", "embedding", "features")
+# The components and the two sliders' sides come from the scorers themselves (src/engine/scorers.py: SCORERS).
 # "unrated" (never-rated titles' content match) is added to every mix by the engine at serving.unrated_weight.
-COMPONENTS = (*USER_SIDE, *ANIME_SIDE, "popularity", "unrated")
 # Names a model published before issue 31 records: "content" was the cosine of the NCF's anime embeddings.
 FORMER_NAMES = {"content": "embedding"}
 
