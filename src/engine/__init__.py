@@ -1,11 +1,11 @@
-"""The serving engine's parts, each with one job (the Recommender in src/engine/recommender.py composes them):
+"""The serving engine: the Recommender (recommender.py) and the parts it composes, each with one job:
 
-- ``serving_config``: the ``serving:`` settings;
 - ``catalogue``: every anime's metadata, filters and the title index;
 - ``interactions``: each user's known and preferred anime, and ``Profiles``, whom a batch is scored for;
-- ``scorers``: one object per signal, each giving one score per anime;
-- ``hybrid``: the weighted mix of the scorers' normalised outputs;
+- ``scorers``: one class per signal (SCORERS), each giving one score per anime;
+- ``hybrid``: the weighted mix of the scorers' normalised outputs; ``settings``: the mix a model records;
 - ``ranking``: the one ``top_k`` that serving and evaluation both rank with;
-- ``explanations``: the reason strings;
-- ``validation``: the limits every request is checked against.
+- ``candidates``: each known user's and each anime's ranked lists, computed when a model is published;
+- ``explanations``: the reason strings; ``personal_lists``: a person's imported list as a profile;
+- ``validation``: the limits every request is checked against; ``model_check``: what a model passes to go live.
 """

@@ -1,9 +1,10 @@
-"""Offline evaluation, split along the seams of the recommenders package:
+"""Offline evaluation, split along the seams of the recommenders package (the splits are src/data/splits.py):
 
-- ``splitting``: the per-user holdout, the validation carve, and the views of the data each method may see;
+- ``runner``: the whole evaluation of a model, as ``anime-evaluate`` runs it;
 - ``metrics``: small, pure metric functions with their formulas;
-- ``baselines``: popularity, item-kNN, ALS and the NCF's own score, fitted on training rows;
+- ``baselines``: popularity, item-kNN, ALS, EASE and the NCF's own score, fitted on training rows;
 - ``protocol``: ranking every held-out user with a method and averaging the metrics;
+- ``newcomers``: the favourites and imported-list protocols for people the model never saw; ``curves``: Recall@1..k;
 - ``reports``: metrics.json, evaluation.md, chart.png and Comet.
 
 Protocol
