@@ -169,6 +169,8 @@ class EmbeddingCosine:
 # The tuned baselines by name (the config's and the report's), in the report's order.
 BASELINES: dict[str, type[Popularity | ItemKNN | ALS | EASE]] = {
     baseline.name: baseline for baseline in (Popularity, ItemKNN, ALS, EASE)}
+# The ones that score a person's row alone, so a newcomer's favourites or an imported list too.
+ROW_BASELINES = tuple(name for name, baseline in BASELINES.items() if baseline.takes == "rows")
 
 
 class ByUser:

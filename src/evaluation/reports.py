@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from src.evaluation.baselines import BASELINES
 from src.evaluation.metrics import paired_difference
 from src.evaluation.protocol import RANKING_METRICS, Evaluation
 from src.logger import get_logger
@@ -34,7 +35,6 @@ def _format_value(metric: str, value: Any) -> str:
     return f"{value:.1f}" if metric == "mean_popularity_rank" else f"{value:.4f}"
 
 
-BASELINES = ("popularity", "item_knn", "als", "ease")
 SECTION_TITLES = {"methods": "Known users (held-out 20 % of each user's ratings)",
                   "newcomers": "Newcomers (users never trained on, recommended for from their favourites)",
                   "imported_lists": "Imported lists (the newcomers again, each bringing their whole list)",

@@ -307,7 +307,7 @@ def _evaluate_newcomers(config: Settings, processed_dir: Path, engine: Recommend
         "favourites": favourites_ranker(split, lambda favourites, k: engine.rank_favourites(favourites, k)),
         "ncf_fold_in": favourites_ranker(split, lambda favourites, k: engine.rank_favourites(favourites, k, "ncf")),
     }
-    row_baselines = {name: fitted.scorer(name, chosen[name]["setting"]) for name in ("popularity", "item_knn", "ease")}
+    row_baselines = {name: fitted.scorer(name, chosen[name]["setting"]) for name in baselines.ROW_BASELINES}
     rankers.update(item_scorer_rankers(split, row_baselines, width, tiebreak, engine.catalogue.filter_mask(None),
                                        engine.catalogue.franchise_rules))
     no_settings = dataclasses.replace(settings, max_users=None)  # every newcomer counts
@@ -338,7 +338,7 @@ def _evaluate_imports(config: Settings, processed_dir: Path, engine: Recommender
         "import": lambda people, k: engine.rank_lists([split.lists[person] for person in people], k),
         "favourites": favourites_ranker(split, lambda favourites, k: engine.rank_favourites(favourites, k)),
     }
-    for name in ("popularity", "item_knn", "ease"):
+    for name in baselines.ROW_BASELINES:
         setting = chosen[name]["setting"]
         rankers[name] = _whole_list_ranker(fitted.scorer(name, setting), split.rows_matrix(width, setting["values"]),
                                            listed, engine)
