@@ -363,7 +363,7 @@ def _is_number(value: Any) -> bool:
 class Settings(Section):
     """Every section of config/config.yaml, typed."""
 
-    NAME = "config"
+    NAME = "top-level"
     seed: int
     data: DataSettings
     processing: ProcessingSettings
