@@ -27,7 +27,7 @@ from src.evaluation.metrics import (
     standard_error,
 )
 from src.evaluation.protocol import (
-    EvaluationSettings,
+    ProtocolSettings,
     engine_rankers,
     evaluate_methods,
     recommend_top_k,
@@ -50,7 +50,7 @@ from src.store.artifacts import ModelArtifacts
 from src.tuning.hybrid import favourites_dropout
 from tests.helpers import evaluate_scorer
 
-SETTINGS = EvaluationSettings(k=10, batch_size=1024, max_users=None, seed=42)
+SETTINGS = ProtocolSettings(k=10, batch_size=1024, max_users=None, seed=42)
 
 
 def fitted(name: str, train: pd.DataFrame, n_anime: int, n_users: int | None = None, **options):
@@ -497,7 +497,7 @@ def test_engine_view_of_the_artifacts_has_no_held_out_rows():
 def test_whole_evaluation_is_deterministic_with_a_fixed_seed(tmp_path):
     ratings = random_ratings(seed=11, n_users=80)
     train, test = split_interactions(ratings)
-    settings = EvaluationSettings(k=10, batch_size=16, max_users=30, seed=5)
+    settings = ProtocolSettings(k=10, batch_size=16, max_users=30, seed=5)
 
     def run(folder):
         scorers = {name: fitted(name, train, 40, 80) for name in ("popularity", "item_knn")}
@@ -519,7 +519,7 @@ def test_settings_come_from_the_evaluation_section():
     config = load_config()
     config["seed"] = 3
     config["evaluation"].update(k=5, batch_size=1024, max_users=100)
-    assert settings_from_config(config) == EvaluationSettings(5, 1024, 100, 3)
+    assert settings_from_config(config) == ProtocolSettings(5, 1024, 100, 3)
 
 
 def test_reports_are_written_and_parseable(tmp_path):
@@ -594,7 +594,7 @@ def test_the_product_is_compared_with_the_best_baseline_user_by_user(tmp_path):
     scorers = {"popularity": ScoreTable(noise), "item_knn": ScoreTable(np.tile(noise[0], (10, 1))),
                "hybrid": ScoreTable(perfect)}
     evaluation = evaluate_methods(scorer_rankers(scorers, train, 10), train, test, 10,
-                                  EvaluationSettings(k=1, batch_size=3, max_users=None, seed=1))
+                                  ProtocolSettings(k=1, batch_size=3, max_users=None, seed=1))
     recalls = evaluation.recalls
     assert recalls["hybrid"].tolist() == [1.0] * 10  # each user's held-out anime first
     for name, values in recalls.items():

@@ -10,7 +10,7 @@ import pytest
 from config import paths_config
 from config.loader import ConfigError
 from config.settings import Settings
-from src.data.splits import SPLIT_TEST, carve
+from src.data.splits import SPLIT_TEST
 from src.evaluation.runner import evaluate_model
 from src.store.artifacts import load_model_artifacts
 from src.training.train import prepare_training_data
@@ -89,7 +89,7 @@ def test_the_original_design_is_compared_only_when_asked(trained_root, tmp_path,
 def test_the_carve_never_touches_the_test_set_or_the_newcomers(trained_root, eval_config):
     processed = paths_config.processed_dir(trained_root)
     data = prepare_training_data(eval_config, processed)
-    carved = carve(data.known, len(data.user_ids), len(data.anime_ids), len(data.anime), eval_config)
+    carved = data.carve(Settings.of(eval_config))
     original = data.ratings
     key = ["user_index", "anime_index"]
     test_pairs = original.loc[original["split"] == SPLIT_TEST, key]

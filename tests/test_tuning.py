@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from config import paths_config
-from src.data.splits import carve
+from config.settings import Settings
 from src.evaluation.runner import ease_from_carve
 from src.models.ease import interaction_matrix
 from src.training.train import prepare_training_data
@@ -80,8 +80,7 @@ def test_newcomers_may_get_edlae_at_the_matched_dropout_and_the_baseline_stays_p
     served to newcomers only when it beat plain dense EASE by the significance margin."""
     chosen = _choose(base_config, training_data, dense_max_anime=10**6)
     config = small_training_config(base_config)
-    carve_data = carve(training_data.known, len(training_data.user_ids), len(training_data.anime_ids),
-                       len(training_data.anime), config)
+    carve_data = training_data.carve(Settings.of(config))
     profiles = interaction_matrix(carve_data.train, carve_data.n_users, carve_data.n_anime)[carve_data.users]
     expected = round(1 - config["evaluation"]["newcomer_favourites"] / profiles.getnnz(axis=1).mean(), 3)
     assert 0.5 < expected < 1  # the sample's users rated hundreds of anime: 20 favourites are a small share

@@ -26,7 +26,7 @@ from src.data.splits import held_out_users, split_interactions
 from src.errors import UserError
 from src.evaluation.baselines import n_users_of
 from src.evaluation.protocol import (
-    EvaluationSettings,
+    ProtocolSettings,
     RankFn,
     recommend_top_k,
     settings_from_config,
@@ -71,7 +71,7 @@ class ReportRankers:
     known: pd.DataFrame
     test: pd.DataFrame
     width: int
-    settings: EvaluationSettings
+    settings: ProtocolSettings
 
     def users(self) -> np.ndarray:
         """The held-out users the report measured: all, or ``evaluation.max_users`` of them drawn with the seed."""

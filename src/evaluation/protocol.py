@@ -42,19 +42,21 @@ class Evaluation(NamedTuple):
 
 
 @dataclass(frozen=True)
-class EvaluationSettings:
+class ProtocolSettings:
+    """What the held-out protocol needs of the config: k, the batch size, the users' sample and its seed."""
+
     k: int
     batch_size: int
     max_users: int | None
     seed: int
 
 
-def settings_from_config(config: Settings | Mapping[str, Any]) -> EvaluationSettings:
+def settings_from_config(config: Settings | Mapping[str, Any]) -> ProtocolSettings:
     """The ``evaluation:`` section (k, batch_size, max_users) and the global seed of the project config."""
     config = Settings.of(config)
     section = config.evaluation
-    return EvaluationSettings(k=int(section.k), batch_size=int(section.batch_size),
-                              max_users=section.max_users, seed=int(config.seed))
+    return ProtocolSettings(k=int(section.k), batch_size=int(section.batch_size),
+                            max_users=section.max_users, seed=int(config.seed))
 
 
 def ranker(method: Method, known: sp.csr_matrix, tiebreak: np.ndarray | None = None,
@@ -175,7 +177,7 @@ def _evaluate_ranker(rank_fn: RankFn, train_interactions: pd.DataFrame, test_int
 
 
 def evaluate_methods(rankers: Mapping[str, RankFn], train_interactions: pd.DataFrame,
-                     test_interactions: pd.DataFrame, n_anime: int, settings: EvaluationSettings,
+                     test_interactions: pd.DataFrame, n_anime: int, settings: ProtocolSettings,
                      popularity_rank: np.ndarray | None = None, franchise: np.ndarray | None = None) -> Evaluation:
     """Evaluate every method on the same (seeded) set of test users: their metrics and per-user recalls."""
     users = held_out_users(test_interactions, settings.max_users, settings.seed)

@@ -32,7 +32,6 @@ from src.data.files import read_ids
 from src.data.processing import read_interactions
 from src.data.splits import (
     Carve,
-    carve,
     held_out_users,
     new_anime_view,
     newcomer_split,
@@ -47,7 +46,7 @@ from src.evaluation import baselines
 from src.evaluation.metrics import paired_difference, popularity_ranks, recall_per_user
 from src.evaluation.newcomers import favourites_ranker, import_split, item_scorer_rankers
 from src.evaluation.protocol import (
-    EvaluationSettings,
+    ProtocolSettings,
     RankFn,
     engine_rankers,
     evaluate_methods,
@@ -216,7 +215,7 @@ def evaluate_model(config: Settings | Mapping[str, Any],
     settings = settings_from_config(config)
     engine = engine_for(artifacts, config)
     width, tiebreak = engine.n_anime, engine.catalogue.popularity_order  # rankings cover the whole catalogue
-    carve_data = carve(data.known, len(data.user_ids), len(data.anime_ids), len(data.anime), config)
+    carve_data = data.carve(config)
     chosen = tune_baselines(config, carve_data, tiebreak)
     for purpose, ease_choice in ease_from_carve(artifacts.manifest.get("hybrid", {}).get("carve", {}).get("trials", [])
                                                 ).items():
@@ -294,7 +293,7 @@ def fit_baselines(config: Settings, fitted: RowBaselines, chosen: Mapping[str, A
 
 def _evaluate_newcomers(config: Settings, processed_dir: Path, engine: Recommender, fitted: RowBaselines,
                         chosen: Mapping[str, Any],
-                        settings: EvaluationSettings) -> dict[str, Any]:
+                        settings: ProtocolSettings) -> dict[str, Any]:
     """Favourites (the engine's cold start) against the baselines built from the same favourites: the report's
     section (``methods``, ``versus`` and ``meta``)."""
     rows = newcomer_view(read_interactions(processed_dir))
@@ -321,7 +320,7 @@ def _evaluate_newcomers(config: Settings, processed_dir: Path, engine: Recommend
 
 
 def _evaluate_imports(config: Settings, processed_dir: Path, engine: Recommender, fitted: RowBaselines,
-                      chosen: Mapping[str, Any], settings: EvaluationSettings) -> dict[str, Any]:
+                      chosen: Mapping[str, Any], settings: ProtocolSettings) -> dict[str, Any]:
     """The newcomers again, each bringing their whole list (src/evaluation/newcomers.py, ``import_split``): the
     import (``Recommender.rank_lists``, as the import endpoint serves it) against the favourites path on the same
     people (their list's top-rated anime only), EASE and item-kNN folded in with the whole list (the known users'
@@ -368,7 +367,7 @@ def _whole_list_ranker(method: Method, rows: sp.csr_matrix, listed: sp.csr_matri
 
 
 def _evaluate_new_anime(config: Settings, processed_dir: Path, engine: Recommender,
-                        settings: EvaluationSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+                        settings: ProtocolSettings) -> tuple[dict[str, Any], dict[str, Any]]:
     """Item cold start: rated anime held out of training entirely, placed by the content path alone.
 
     For each user who rated one of them, the held-out anime (the pool) are ranked by the content match to the

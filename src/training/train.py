@@ -26,7 +26,7 @@ from config import paths_config
 from config.settings import Settings, TrainingSettings
 from src.data.files import load_content_features, read_ids, save_content_features
 from src.data.processing import INTERACTIONS_FILE, read_interactions
-from src.data.splits import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, training_view
+from src.data.splits import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALIDATION, Carve, carve, training_view
 from src.engine.model_check import ServingCheck
 from src.engine.scorers import save_nearest_users
 from src.errors import UserError
@@ -102,6 +102,10 @@ class TrainingData:
     def known(self) -> pd.DataFrame:
         """Every row the model may learn from: all but the held-out test rows."""
         return self.ratings[self.ratings["split"].to_numpy() != SPLIT_TEST]
+
+    def carve(self, config: Settings) -> Carve:
+        """The validation carve of these rows (src/data/splits.py): what every setting is chosen on."""
+        return carve(self.known, len(self.user_ids), len(self.anime_ids), len(self.anime), config)
 
 
 def prepare_training_data(config: Settings | Mapping[str, Any], processed_dir: Path) -> TrainingData:

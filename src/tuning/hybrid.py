@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from config.settings import ServingConfig, Settings
-from src.data.splits import SPLIT_TRAIN, SPLIT_VALIDATION, Carve, carve
+from src.data.splits import SPLIT_TRAIN, SPLIT_VALIDATION, Carve
 from src.engine.interactions import Profiles
 from src.engine.ranking import top_k
 from src.engine.recommender import Recommender
@@ -187,7 +187,7 @@ def choose_settings(config: Settings | Mapping[str, Any], data: TrainingData) ->
     config = Settings.of(config)
     started = time.perf_counter()
     hybrid, k, significance = config.hybrid, int(config.evaluation.k), float(config.hybrid.significance)
-    carve_data = carve(data.known, len(data.user_ids), len(data.anime_ids), len(data.anime), config)
+    carve_data = data.carve(config)
     base, ncf_seconds = fit_carve_ncf(config, carve_data, data)
     trials: list[dict[str, Any]] = []
     engine: Recommender | None = None
@@ -357,7 +357,7 @@ def ncf_carve_recall(config: Settings | Mapping[str, Any],
 def tune(config: Settings | Mapping[str, Any], data: TrainingData) -> dict[str, Any]:
     """Search ``tuning.grid`` one setting at a time from the current config; return the trials and the best."""
     config = Settings.of(config)
-    carve_data = carve(data.known, len(data.user_ids), len(data.anime_ids), len(data.anime), config)
+    carve_data = data.carve(config)
     best_config = config
     best_recall, seconds = ncf_carve_recall(best_config, carve_data, data)
     trials = [{"setting": "current config", "recall": best_recall, "training_seconds": seconds}]
