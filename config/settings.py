@@ -204,10 +204,6 @@ class HybridDefault(Section):
     similar_users: int
     item_item: ItemItemSetting
 
-    def recorded(self) -> dict[str, Any]:
-        """As a model's manifest records chosen settings (what a model without recorded settings serves)."""
-        return self.as_dict()
-
 
 @dataclass(frozen=True)
 class HybridSearch(Section):
