@@ -23,7 +23,9 @@ from config.settings import ServingConfig
 from src.engine.candidates import (
     FILES,
     META_FILE,
+    REASONS_FILE,
     build_candidates,
+    drop_table,
     fingerprint,
     load_candidates,
     verify_candidates,
@@ -81,7 +83,10 @@ def test_the_published_model_carries_its_candidates_as_configured(model_folder: 
     assert meta["fingerprint"] == fingerprint(serving, served.manifest.get("hybrid"))
     assert served.candidates.users.rows.shape == (served.n_users, serving.candidates_per_user)
     assert served.candidates.anime.rows.shape == (served.n_anime, serving.candidates_per_anime)
-    assert isinstance(served.candidates.users.rows, np.memmap), "shared by the workers, not copied into each"
+    for table in (served.candidates.users.rows, served.candidates.users.reasons, served.candidates.anime.scores):
+        assert isinstance(table.base, np.memmap), "shared by the workers, not copied into each"
+    assert served.candidates.users.reasons.shape == served.candidates.users.rows.shape
+    assert served.candidates.users.similar_users == served.settings.similar_users
 
 
 def test_every_known_user_gets_the_live_list_from_the_candidates(served, live) -> None:
@@ -142,6 +147,25 @@ def test_the_publish_check_compares_a_sample_with_live_and_refuses_wrong_tables(
     broken.candidates = dataclasses.replace(served.candidates, users=dataclasses.replace(users, rows=swapped))
     with pytest.raises(ArtifactError, match="do not give user"):
         verify_candidates(broken)
+    reasons = np.array(users.reasons)
+    reasons["count"] += 1  # every stored count of similar users one off
+    broken.candidates = dataclasses.replace(served.candidates, users=dataclasses.replace(users, reasons=reasons))
+    with pytest.raises(ArtifactError, match="do not give user"):
+        verify_candidates(broken)
+
+
+def test_a_model_published_before_the_reasons_were_stored_words_them_live(model_folder, serving, live,
+                                                                            tmp_path) -> None:
+    folder = _copy(model_folder, tmp_path)
+    meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    del meta["reasons_similar_users"]
+    (folder / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    (folder / REASONS_FILE).unlink()
+    older = Recommender.from_folder(folder, serving)
+    assert older.candidates.users.reasons is None
+    for user in older.user_ids[::25].tolist():
+        items, source = _answer(older.recommend_for_user, user)
+        assert source == "candidates" and items == live.recommend_for_user(user), user
 
 
 def _copy(folder: Path, tmp_path: Path) -> Path:
@@ -175,10 +199,49 @@ def test_a_damaged_table_fails_the_load_checks(model_folder, served, serving, tm
         load_candidates(folder, serving, served.manifest.get("hybrid"), served.n_users, served.n_anime)
 
 
+def _kind_out_of_range(reasons: np.ndarray) -> np.ndarray:
+    reasons["kind"][0, 0] = 7
+    return reasons
+
+
+def _too_many_similar_users(reasons: np.ndarray) -> np.ndarray:
+    reasons["count"][0, 0] = 60_000
+    return reasons
+
+
+def _names_nothing(reasons: np.ndarray) -> np.ndarray:
+    reasons["source"][reasons["kind"] > 0] = -1
+    return reasons
+
+
+def _names_beyond_the_preferred(reasons: np.ndarray) -> np.ndarray:
+    reasons["source"][reasons["kind"] > 0] = 40_000
+    return reasons
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda reasons: reasons[:-1], "one reason record per candidate"),
+    (lambda reasons: reasons["count"].copy(), "one reason record per candidate"),
+    (_kind_out_of_range, "name no anime"), (_too_many_similar_users, "more similar users"),
+    (_names_nothing, "name no anime"), (_names_beyond_the_preferred, "name no anime"),
+], ids=["a row short", "counts alone", "unknown kind", "more than asked", "a kind without its anime",
+        "an anime past the preferred"])
+def test_a_damaged_reasons_table_fails_the_load_checks(model_folder, served, serving, tmp_path, damage,
+                                                       words) -> None:
+    folder = _copy(model_folder, tmp_path)
+    np.save(folder / REASONS_FILE, damage(np.load(folder / REASONS_FILE)))
+    with pytest.raises(ArtifactError, match=words):
+        Recommender.from_folder(folder, serving)
+
+
 def test_written_tables_read_back_the_same(served, serving, tmp_path) -> None:
     tables = build_candidates(served, 7, 3)
     write_candidates(tmp_path, tables, serving, served.manifest.get("hybrid"))
     read = load_candidates(tmp_path, serving, served.manifest.get("hybrid"), served.n_users, served.n_anime)
     assert np.array_equal(read.users.rows, tables.users.rows) and np.array_equal(read.anime.scores,
                                                                                   tables.anime.scores)
-    assert read.users.k == 7 and read.anime.k == 3
+    assert np.array_equal(read.users.reasons, tables.users.reasons) and read.anime.reasons is None
+    assert read.users.k == 7 and read.anime.k == 3 and read.users.similar_users == tables.users.similar_users > 0
+    assert drop_table(tmp_path, "users") and not (tmp_path / REASONS_FILE).exists()
+    assert load_candidates(tmp_path, serving, served.manifest.get("hybrid"), served.n_users, served.n_anime).users \
+        is None

@@ -140,6 +140,20 @@ def test_no_match_and_empty_queries_find_nothing():
     assert TitleIndex([], np.zeros(0)).search("naruto", 5) == []
 
 
+def test_literal_matches_found_from_pairs_and_single_characters():
+    index = TitleIndex(TITLES, MEMBERS)
+    assert index.search("y b", 5) == [(3, SUBSTRING)]  # the only place spans two words
+    assert index.search("to ne", 5) == [(2, SUBSTRING)]
+    assert index.search("eb", 5) == [(3, SUBSTRING), (4, SUBSTRING)]  # a key of two characters: one pair
+    assert index.search("be", 5) == [(4, PREFIX), (3, SUBSTRING)]
+    assert index.search("ob", 5) == [] and index.search("pr", 5) == []  # both characters there, never side by side
+    assert index.search("k", 5) == [(4, SUBSTRING)] and index.search("m", 5) == [(5, PREFIX)]  # every pair "m" starts
+    assert index.search("ナ", 5) == [(0, PREFIX)] and index.search("ル", 5) == [(0, SUBSTRING)]
+    assert index.search("r", 10) == [(4, SUBSTRING), (0, SUBSTRING), (1, SUBSTRING), (5, SUBSTRING), (2, SUBSTRING)]
+    assert index.search("ster", 5) == [(5, SUBSTRING)] and index.search("monster", 5) == [(5, EXACT)]  # the last key
+    assert index.search("cowboy bebop " * 3, 5) == [(3, ALL_WORDS)]  # longer than any title: found by its words only
+
+
 # ---------------------------------------------------------------------- the real catalogue
 @pytest.fixture(scope="module")
 def catalogue() -> tuple[TitleIndex, pd.DataFrame]:

@@ -12,13 +12,20 @@ whole ranking. Otherwise, and for anything the tables were not built for (other 
 similar anime, a favourites list or an import), serving scores live as before.
 
 Each candidate keeps the score of the anime a list would show for it: itself, or its franchise's first entry when
-the profile has not seen the franchise (the ``match`` or ``similarity`` of the item shown).
+the profile has not seen the franchise (the ``match`` or ``similarity`` of the item shown). A known user's candidate
+also keeps what its reasons say of that anime (``REASONS``): how many of the user's similar users prefer it, and
+which of the user's preferred anime the reason names (src/engine/explanations.py, ``reason_sources``), so that the
+online stage only words them. Those are the numbers live scoring computes for the anime alone, never for a batch.
 
 Files of a model version (written by ``write_candidates`` at publish, src/store/registry.py):
 - ``candidate_users.npy`` / ``candidate_user_scores.npy``: (users x K) catalogue rows and float32 scores;
+- ``candidate_user_reasons.npy``: (users x K) ``REASONS`` records (7 bytes each);
 - ``candidate_anime.npy`` / ``candidate_anime_scores.npy``: (catalogue x K) likewise, for similar anime;
-- ``candidates.json``: K of each and the serving settings the tables were computed with (``fingerprint``).
-Rows are uint16 when the catalogue allows it (17,562 anime: 6 bytes a candidate), padded with the catalogue size.
+- ``candidates.json``: K of each, how many similar users the reasons' counts asked, and the serving settings the
+  tables were computed with (``fingerprint``).
+Rows are uint16 when the catalogue allows it (17,562 anime: 6 bytes a candidate, 13 with a user's reasons), padded
+with the catalogue size. A model published before the reasons were stored serves its candidates with reasons worded
+from live numbers.
 A server whose settings differ from the fingerprint, or whose tables fail their checks, serves live and says so.
 """
 from __future__ import annotations
@@ -33,11 +40,16 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from config.settings import ServingConfig
+from src.engine.explanations import NO_SOURCE, SAME_STUDIO
 from src.errors import ArtifactError
 
 META_FILE = "candidates.json"
 FILES = {"users": ("candidate_users.npy", "candidate_user_scores.npy"),
          "anime": ("candidate_anime.npy", "candidate_anime_scores.npy")}
+REASONS_FILE = "candidate_user_reasons.npy"
+# A known user's reasons for one candidate: similar users who prefer it; the position, in the user's preferred anime
+# (best first), of the one the reason names (-1: none); how it is named (explanations.NO_SOURCE, ALIKE, SAME_STUDIO)
+REASONS = np.dtype([("count", "<u2"), ("source", "<i4"), ("kind", "i1")])
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,8 @@ class CandidateTable:
     rows: np.ndarray  # (profiles x K) catalogue rows
     scores: np.ndarray  # (profiles x K) float32: the score of the anime shown for each candidate
     pad: int
+    reasons: np.ndarray | None = None  # (profiles x K) REASONS of the anime shown (a known user's table)
+    similar_users: int = 0  # how many similar users the reasons' counts asked
 
     @property
     def k(self) -> int:
@@ -78,19 +92,33 @@ def build_candidates(engine: Any, users_k: int, anime_k: int) -> Candidates:
     a time, exactly as a request does. One BLAS thread: a matrix product split over threads may round differently
     from the one a request runs, and the tables must hold the very scores serving computes."""
     with threadpool_limits(1):
-        users = _table(engine.n_users, users_k, engine.n_anime, engine.ranked_for_user) if users_k else None
-        anime = _table(engine.n_anime, anime_k, engine.n_anime, engine.ranked_similar) if anime_k else None
+        users = _table(engine.n_users, users_k, engine.n_anime, engine.ranked_for_user, True) if users_k else None
+        anime = _table(engine.n_anime, anime_k, engine.n_anime, engine.ranked_similar, False) if anime_k else None
     return Candidates(users, anime)
 
 
-def _table(profiles: int, k: int, width: int, ranked: Any) -> CandidateTable:
+def _table(profiles: int, k: int, width: int, ranked: Any, with_reasons: bool) -> CandidateTable:
+    """``ranked(profile, k)``: (candidates, scores) or, ``with_reasons``, (candidates, scores, (reason counts,
+    sources, kinds, similar users asked))."""
     dtype = np.uint16 if width < np.iinfo(np.uint16).max else np.int32
     rows = np.full((profiles, k), width, dtype=dtype)
     scores = np.zeros((profiles, k), np.float32)
+    reasons = np.zeros((profiles, k), REASONS) if with_reasons else None
+    if reasons is not None:
+        reasons["source"] = -1  # the padding names no anime
+    asked = 0
     for profile in range(profiles):
-        found, found_scores = ranked(profile, k)
+        found, found_scores, *evidence = ranked(profile, k)
         rows[profile, :len(found)], scores[profile, :len(found)] = found, found_scores
-    return CandidateTable(rows, scores, width)
+        if reasons is not None:
+            counts, sources, kinds, asked = evidence[0]
+            if counts.max(initial=0) > np.iinfo(np.uint16).max:
+                raise ArtifactError(f"a count of {counts.max():,} similar users does not fit the candidates' "
+                                    "reasons: lower hybrid's similar_users")
+            reasons["count"][profile, :len(found)] = counts
+            reasons["source"][profile, :len(found)] = sources
+            reasons["kind"][profile, :len(found)] = kinds
+    return CandidateTable(rows, scores, width, reasons, asked)
 
 
 def verify_candidates(engine: Any, sample: int = 20, seed: int = 0) -> None:
@@ -121,6 +149,9 @@ def write_candidates(folder: Path, candidates: Candidates, config: ServingConfig
             rows_file, scores_file = FILES[name]
             np.save(folder / rows_file, table.rows, allow_pickle=False)
             np.save(folder / scores_file, table.scores, allow_pickle=False)
+            if table.reasons is not None:
+                np.save(folder / REASONS_FILE, table.reasons, allow_pickle=False)
+                meta["reasons_similar_users"] = table.similar_users
     (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
@@ -133,17 +164,20 @@ def drop_table(folder: Path, name: str) -> bool:
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     if not meta.get(f"{name}_k"):
         return False
-    for file in FILES[name]:
+    for file in FILES[name] + ((REASONS_FILE,) if name == "users" else ()):
         (folder / file).unlink(missing_ok=True)
     meta[f"{name}_k"] = 0
+    if name == "users":
+        meta.pop("reasons_similar_users", None)
     meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return True
 
 
 def load_candidates(folder: Path, config: ServingConfig, hybrid: dict[str, Any] | None, n_users: int,
-                    n_anime: int) -> Candidates | None:
+                    n_anime: int, preferred_counts: np.ndarray | None = None) -> Candidates | None:
     """The tables of ``folder``, memory-mapped (the workers share their pages); None when it has none or they were
-    computed with other serving settings (``fingerprint``). Raises ArtifactError when a table is malformed."""
+    computed with other serving settings (``fingerprint``). Raises ArtifactError when a table is malformed.
+    ``preferred_counts``: how many preferred anime each user has, which a reason's source must point within."""
     meta_path = folder / META_FILE
     if not meta_path.is_file():
         return None
@@ -160,14 +194,43 @@ def load_candidates(folder: Path, config: ServingConfig, hybrid: dict[str, Any] 
             continue
         rows_file, scores_file = FILES[name]
         try:
-            rows = np.load(folder / rows_file, mmap_mode="r", allow_pickle=False)
-            scores = np.load(folder / scores_file, mmap_mode="r", allow_pickle=False)
+            rows = _mapped(folder / rows_file)
+            scores = _mapped(folder / scores_file)
         except (OSError, ValueError) as error:
             raise ArtifactError(f"{rows_file} or {scores_file} is unreadable ({error}): publish the model again") \
                 from error
         _check(rows, scores, profiles, int(meta[f"{name}_k"]), n_anime, rows_file)
-        tables[name] = CandidateTable(rows, scores, n_anime)
+        reasons = _load_reasons(folder, meta, rows, preferred_counts) if name == "users" else None
+        tables[name] = CandidateTable(rows, scores, n_anime, reasons, int(meta.get("reasons_similar_users", 0)))
     return Candidates(tables["users"], tables["anime"])
+
+
+def _mapped(path: Path) -> np.ndarray:
+    """The array in ``path``, memory-mapped, as a plain ndarray view of the mapping: numpy's memmap class costs a
+    few microseconds of bookkeeping on every slice a request takes, and the view keeps the mapping open."""
+    return np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
+
+
+def _load_reasons(folder: Path, meta: dict[str, Any], rows: np.ndarray,
+                  preferred_counts: np.ndarray | None) -> np.ndarray | None:
+    """The known users' reasons table, memory-mapped; None for a model published before they were stored."""
+    if "reasons_similar_users" not in meta:
+        return None
+    try:
+        reasons = _mapped(folder / REASONS_FILE)
+    except (OSError, ValueError) as error:
+        raise ArtifactError(f"{REASONS_FILE} is unreadable ({error}): publish the model again") from error
+    if reasons.shape != rows.shape or reasons.dtype != REASONS:
+        raise ArtifactError(f"{REASONS_FILE} must hold one reason record per candidate, {rows.shape}, not "
+                            f"{reasons.shape} of {reasons.dtype}: publish the model again")
+    kinds, sources = np.asarray(reasons["kind"]), np.asarray(reasons["source"])
+    names_none = (kinds == NO_SOURCE) != (sources == -1)
+    beyond = preferred_counts is not None and np.any(sources >= np.asarray(preferred_counts)[:, None])
+    if (np.any((kinds < NO_SOURCE) | (kinds > SAME_STUDIO)) or np.any(names_none) or sources.min(initial=0) < -1
+            or beyond or np.any(np.asarray(reasons["count"]) > int(meta["reasons_similar_users"]))):
+        raise ArtifactError(f"{REASONS_FILE} holds reasons that name no anime or count more similar users than "
+                            "were asked: publish the model again")
+    return reasons
 
 
 def _check(rows: np.ndarray, scores: np.ndarray, profiles: int, k: int, width: int, name: str) -> None:

@@ -5,6 +5,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from src.engine.catalogue import Catalogue
+from src.engine.interactions import stored_positions
 
 REASON_TITLES = 3
 # "similar to X" only when X and the recommendation are alike in content (their content features' cosine): the NCF's
@@ -21,37 +22,66 @@ STORY_MIN_WORDS = 25
 KNOWN, FAVOURITES, OWN_LIST = "known", "favourites", "own list"
 
 
-def recommendation_reasons(top: np.ndarray, similar_user_counts: np.ndarray, similar_users: int, preferred: np.ndarray,
-                           preferred_ratings: np.ndarray, preferred_genres: tuple[str, ...], catalogue: Catalogue,
-                           contribution: np.ndarray, content_similarity: np.ndarray,
-                           voice: str = KNOWN) -> list[list[str]]:
-    """Reasons for each anime index in ``top``: how many of the profile's ``similar_users`` most similar users prefer
-    it (``similar_user_counts``, one per anime of ``top``), the preferred anime it owes most to, a studio or genres they
-    share.
+# What a reason names of the person's own preferred anime (``reason_sources``): nothing, one alike in content
+# ("similar to X, which you rated 9"), or one made by the same studio ("by Bones, who made X").
+NO_SOURCE, ALIKE, SAME_STUDIO = 0, 1, 2
+
+
+def reason_sources(top: np.ndarray, preferred: np.ndarray, contribution: np.ndarray, content_similarity: np.ndarray,
+                   catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
+    """Which preferred anime each recommendation's reason names, and how: (positions in ``preferred``, -1 for none;
+    kinds NO_SOURCE, ALIKE, SAME_STUDIO), one per anime of ``top``.
 
     ``contribution`` and ``content_similarity`` are (len(top) x len(preferred)): how much each preferred anime raised
-    each recommendation's score, and how alike the two are in content. "similar to X" names the preferred anime that
-    contributes most, and only when the two are alike (``MIN_REASON_SIMILARITY``); otherwise the next true reason
-    is given (a studio they share, genres, similar users). ``preferred`` (best first) and ``preferred_ratings`` are
-    the profile's preferred anime; ``voice`` (KNOWN, FAVOURITES, OWN_LIST) says whether the person rated, picked or
-    scored them on their own list. An anime without community ratings says so.
+    each recommendation's score, and how alike the two are in content. The reason names the preferred anime that
+    contributes most when the two are alike (``MIN_REASON_SIMILARITY``), else the most contributing one that shares
+    a studio with the recommendation, else none. These are the numbers behind the words: computed live, or with a
+    known user's candidates at publish (src/engine/candidates.py), and worded by ``recommendation_reasons``.
+    """
+    sources = np.full(len(top), -1, np.int64)
+    kinds = np.full(len(top), NO_SOURCE, np.int8)
+    if not len(preferred) or not len(top):
+        return sources, kinds
+    best = np.argmax(contribution, axis=1)
+    alike = content_similarity[np.arange(len(top)), best] >= MIN_REASON_SIMILARITY
+    sources[alike], kinds[alike] = best[alike], ALIKE
+    for position in np.flatnonzero(~alike).tolist():
+        studios = catalogue.studios[int(top[position])]
+        made = catalogue.made_by(studios)[preferred] if studios else None
+        if made is not None and made.any():  # the ordering is only needed when some preferred anime qualifies
+            order = np.argsort(-contribution[position])
+            sources[position], kinds[position] = order[made[order]][0], SAME_STUDIO
+    return sources, kinds
+
+
+def recommendation_reasons(top: np.ndarray, similar_user_counts: np.ndarray, similar_users: int, sources: np.ndarray,
+                           kinds: np.ndarray, preferred: np.ndarray, preferred_ratings: np.ndarray,
+                           preferred_genres: tuple[str, ...], catalogue: Catalogue,
+                           voice: str = KNOWN) -> list[list[str]]:
+    """Reasons for each anime index in ``top``: how many of the profile's ``similar_users`` most similar users prefer
+    it (``similar_user_counts``, one per anime of ``top``), the preferred anime its reason names (``sources`` and
+    ``kinds``, from ``reason_sources``), the genres they share.
+
+    ``preferred`` (best first) and ``preferred_ratings`` are the profile's preferred anime; ``voice`` (KNOWN,
+    FAVOURITES, OWN_LIST) says whether the person rated, picked or scored them on their own list. An anime without
+    community ratings says so; one with no other reason says how popular it is.
     """
     newcomer = voice != KNOWN
     genre_set = set(preferred_genres)
+    titles = catalogue.titles_shown
     all_reasons = []
-    for position, anime in enumerate(top):
+    for anime, count, source, kind in zip(top.tolist(), np.asarray(similar_user_counts).tolist(),
+                                          np.asarray(sources).tolist(), np.asarray(kinds).tolist(), strict=True):
         reasons = []
-        count = int(similar_user_counts[position])
         if count > 0:
             reasons.append(f"liked by {count} of {similar_users} users with similar taste" if newcomer
                            else f"liked by {count} of your {similar_users} most similar users")
-        if len(preferred):
-            source = int(np.argmax(contribution[position]))
-            if content_similarity[position, source] >= MIN_REASON_SIMILARITY:
-                reasons.append(_because(catalogue.titles_shown[int(preferred[source])], preferred_ratings[source],
-                                        voice))
-            elif studio := _shared_studio(catalogue, int(anime), preferred[np.argsort(-contribution[position])]):
-                reasons.append(studio)
+        if kind == ALIKE:
+            reasons.append(_because(titles[int(preferred[source])], preferred_ratings[source], voice))
+        elif kind == SAME_STUDIO:
+            made = int(preferred[source])
+            if shared := [studio for studio in catalogue.studios[anime] if studio in catalogue.studios[made]]:
+                reasons.append(f"by {shared[0]}, who made {titles[made]}")
         shared = [genre for genre in catalogue.item_genres(anime) if genre in genre_set][:REASON_TITLES]
         if shared:
             reasons.append(f"{', '.join(shared)}: genres you like")
@@ -68,18 +98,6 @@ def _because(title: str, rating: float, voice: str) -> str:
         return f"because you gave {title} a {rating:g}"
     return f"similar to {title}, which you liked" if voice == FAVOURITES else \
         f"similar to {title}, which you rated {rating:g}"
-
-
-def _shared_studio(catalogue: Catalogue, anime: int, preferred: np.ndarray) -> str | None:
-    """"by Bones, who made Fullmetal Alchemist": the first of ``preferred`` (most contributing first) sharing a studio
-    with ``anime``."""
-    studios = catalogue.studios[anime]
-    made = np.asarray(preferred, dtype=np.int64)[catalogue.made_by(studios)[preferred]] if studios else preferred[:0]
-    if not len(made):
-        return None
-    source = int(made[0])
-    shared = [studio for studio in studios if studio in catalogue.studios[source]]
-    return f"by {shared[0]}, who made {catalogue.titles_shown[source]}"
 
 
 def similar_anime_reasons(top: np.ndarray, similarity: np.ndarray, source: int, catalogue: Catalogue,
@@ -100,16 +118,21 @@ def story_cosines(story: sp.csr_matrix | None, n_anime: int, source: int, others
     the artifacts have no story matrix for this catalogue of ``n_anime``."""
     if story is None or story.shape[0] != n_anime or len(others) == 0:
         return np.zeros(len(others), np.float32)
-    # the rows' stored terms against the source's, gathered directly (scipy's row indexing and product cost more
-    # than the arithmetic on a request's path)
     start, end = story.indptr[source], story.indptr[source + 1]
-    weights = dict(zip(story.indices[start:end].tolist(), story.data[start:end].tolist(), strict=True))
-    cosines = np.zeros(len(others), np.float32)
-    for position, row in enumerate(np.asarray(others, dtype=np.int64).tolist()):
-        first, last = story.indptr[row], story.indptr[row + 1]
-        cosines[position] = sum(weights.get(term, 0.0) * value for term, value in
-                                zip(story.indices[first:last].tolist(), story.data[first:last].tolist(), strict=True))
-    return cosines
+    source_terms, source_weights = story.indices[start:end], story.data[start:end].astype(np.float64)
+    if not len(source_terms):
+        return np.zeros(len(others), np.float32)
+    if np.any(source_terms[1:] <= source_terms[:-1]):
+        order = np.argsort(source_terms, kind="stable")
+        source_terms, source_weights = source_terms[order], source_weights[order]
+    # every stored term of the others looked up among the source's, and the products summed per row in the rows'
+    # stored order (in float64, as a Python loop over the terms sums them: the same cosines to the bit)
+    taken, indptr = stored_positions(story, np.asarray(others, dtype=np.int64))
+    terms = story.indices[taken]
+    at = np.minimum(np.searchsorted(source_terms, terms), len(source_terms) - 1)
+    products = np.where(source_terms[at] == terms, source_weights[at], 0.0) * story.data[taken]
+    rows = np.repeat(np.arange(len(others)), np.diff(indptr))
+    return np.bincount(rows, weights=products, minlength=len(others)).astype(np.float32)
 
 
 def content_reasons(catalogue: Catalogue, first: int, second: int, story_cosine: float) -> list[str]:

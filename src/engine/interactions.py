@@ -119,6 +119,15 @@ class Interactions:
         rows = np.asarray(user_rows, dtype=np.int64)
         return Profiles(known=_take_rows(self.known, rows), preferred=_take_rows(self.preferred, rows), user_rows=rows)
 
+    def known_of(self, user_row: int) -> np.ndarray:
+        """A known user's anime (a view, best first), without building a ``Profiles``."""
+        return self.known.indices[self.known.indptr[user_row]:self.known.indptr[user_row + 1]]
+
+    def preferred_of(self, user_row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(anime indices, ratings) of a known user's preferred anime, best first (views)."""
+        start, end = self.preferred.indptr[user_row], self.preferred.indptr[user_row + 1]
+        return self.preferred.indices[start:end], self.preferred.data[start:end]
+
     def threshold(self, user_row: int) -> float | None:
         value = float(self.thresholds[user_row])
         return value if np.isfinite(value) else None

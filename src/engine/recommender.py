@@ -25,7 +25,14 @@ from src.engine import validation
 from src.engine.candidates import Candidates, CandidateTable, load_candidates
 from src.engine.catalogue import Catalogue, Filters
 from src.engine.diversity import FranchiseRules, franchise_top_k, walk
-from src.engine.explanations import FAVOURITES, KNOWN, OWN_LIST, recommendation_reasons, similar_anime_reasons
+from src.engine.explanations import (
+    FAVOURITES,
+    KNOWN,
+    OWN_LIST,
+    reason_sources,
+    recommendation_reasons,
+    similar_anime_reasons,
+)
 from src.engine.hybrid import Hybrid, HybridScores
 from src.engine.interactions import Interactions, Profiles, csr_rows
 from src.engine.personal_lists import ListEntry, ListPolicy, list_profile
@@ -113,7 +120,7 @@ class Recommender:
         folder = Path(folder) if folder is not None else model_dir()
         engine = cls(load_model_artifacts(folder), config, default_settings)
         engine.candidates = load_candidates(folder, config, engine.manifest.get("hybrid"), engine.n_users,
-                                            engine.n_anime)
+                                            engine.n_anime, np.diff(engine.interactions.preferred.indptr))
         if engine.candidates is None:
             logger.info("no candidates for these serving settings in %s: every request is scored live", folder)
         return engine
@@ -205,36 +212,53 @@ class Recommender:
         n = validation.check_n(self.config.default_n if n is None else n, self.config)
         row = self.user_index(user_id)
         sliders = validation.weights(user_weight, content_weight)
-        profiles = self.interactions.profiles([row])
-        weights = self.with_unrated(tilted(self.settings.weights, sliders))
         table = self.candidates.users if self.candidates is not None else None
         if sliders is None and table is not None:  # the model's own mix: what the candidates were ranked by
-            from_table = self._from_candidates(table, row, n, filters, self.catalogue.franchise_rules,
-                                               set(profiles.known_of(0).tolist()))
-            if from_table is not None:
+            items = self._from_user_candidates(table, row, n, filters)
+            if items is not None:
                 SERVED_FROM.set("candidates")
-                top, match = from_table
-                return self._items(top, match, profiles, self.hybrid, weights, KNOWN, genres=self._user_genres[row])
+                return items
         SERVED_FROM.set("live")
-        return self._recommend(profiles, n, weights, filters)
+        weights = self.with_unrated(tilted(self.settings.weights, sliders))
+        return self._recommend(self.interactions.profiles([row]), n, weights, filters)
+
+    def _from_user_candidates(self, table: CandidateTable, row: int, n: int,
+                              filters: Filters | None) -> list[dict[str, Any]] | None:
+        """A known user's list read from their candidates, worded from the reasons stored with them; None when only
+        live scoring knows the answer."""
+        found = self._from_candidates(table, row, n, filters, self.catalogue.franchise_rules,
+                                      self.interactions.known_of(row))
+        if found is None:
+            return None
+        top, match, columns = found
+        genres = self._user_genres[row]
+        if table.reasons is None:  # a model published before the reasons were stored: their numbers live
+            return self._items(top, match, self.interactions.profiles([row]), self.hybrid,
+                               self.with_unrated(dict(self.settings.weights)), KNOWN, genres=genres)
+        stored = table.reasons[row, columns]
+        preferred, ratings = self.interactions.preferred_of(row)
+        return self._worded(top, match, stored["count"], table.similar_users, stored["source"], stored["kind"],
+                            preferred, ratings, genres, KNOWN)
 
     def _from_candidates(self, table: CandidateTable, profile: int, n: int, filters: Filters | None,
-                         rules: FranchiseRules | None, known: set[int]) -> tuple[np.ndarray, np.ndarray] | None:
+                         rules: FranchiseRules | None,
+                         known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The online stage: the profile's candidates filtered (an exact prefix of the live filtered ranking), cut
-        by the franchise rules; (anime shown, their scores), or None when the candidates run out before ``n`` and
-        more exist than were kept: then only live scoring knows the answer (src/engine/candidates.py)."""
+        by the franchise rules; (anime shown, their scores, their columns in the table), or None when the
+        candidates run out before ``n`` and more exist than were kept: then only live scoring knows the answer
+        (src/engine/candidates.py). ``known``: the anime the profile knows."""
         rows, scores, full = table.of(profile)
         allowed = self.catalogue.filter_mask(filters)
-        passing = allowed[rows]
-        rows, scores = rows[passing], scores[passing]
+        columns = np.flatnonzero(allowed[rows])
+        rows = rows[columns]
         if rules is None:
-            chosen, positions = rows[:n].tolist(), list(range(min(n, len(rows))))
+            positions = np.arange(min(n, len(rows)))
+            chosen = rows[positions]
         else:
-            chosen, positions = walk(rows, n, rules, rules.seen(np.fromiter(known, np.int64, len(known))), known,
-                                     allowed)
+            chosen, positions = walk(rows, n, rules, rules.seen(known), set(known.tolist()), allowed)
         if len(chosen) < n and full:
             return None
-        return np.array(chosen, dtype=np.int64), scores[positions]
+        return np.asarray(chosen, dtype=np.int64), scores[columns[positions]], columns[positions]
 
     def recommend_from_favourites(self, liked_anime_ids: Sequence[int], n: int | None = None,
                                   user_weight: float | None = None, content_weight: float | None = None,
@@ -256,15 +280,22 @@ class Recommender:
             weights = {"features": 1.0}  # only never-rated favourites: their content is all there is to go on
         return self._recommend(profiles, n, self.with_unrated(weights), filters, self.favourites_hybrid)
 
-    def ranked_for_user(self, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def ranked_for_user(self, row: int, k: int) -> tuple[np.ndarray, np.ndarray, tuple[Any, ...]]:
         """A known user's top ``k`` candidates (src/engine/candidates.py), scored by the one-profile path a request
-        takes: the plain ranking (adult titles in: a request may opt in), and the score of what each shows."""
+        takes: the plain ranking (adult titles in: a request may opt in), the score of what each shows, and the
+        numbers its reasons word: (similar users' counts, reason sources, their kinds, similar users asked)."""
         profiles = self.interactions.profiles([row])
-        total = self.hybrid.score(profiles, self.with_unrated(dict(self.settings.weights))).total[0]
+        weights = self.with_unrated(dict(self.settings.weights))
+        total = self.hybrid.score(profiles, weights).total[0]
         ranked = top_k(total, k, exclude=profiles.known, allowed=self.catalogue.listable(True),
                        tiebreak=self.catalogue.popularity_order)[0]
         ranked = ranked[ranked >= 0]
-        return ranked, total[_shown_for(ranked, self.catalogue.franchise_rules, profiles.known_of(0))]
+        shown = _shown_for(ranked, self.catalogue.franchise_rules, profiles.known_of(0))
+        counts, asked = self.similar_users_scorer.counts_of(profiles, shown)
+        # a franchise's first entry may stand for several of its seasons: each anime once (as a list shows it)
+        distinct, each = np.unique(shown, return_inverse=True)
+        sources, kinds = self.reason_sources(distinct, profiles.preferred_of(0)[0], self.hybrid, weights)
+        return ranked, total[shown], (counts, sources[each], kinds[each], asked)
 
     def ranked_similar(self, index: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Anime ``index``'s top ``k`` similar anime as candidates: the plain ranking of what lists show by default
@@ -291,10 +322,10 @@ class Recommender:
         table = self.candidates.anime if self.candidates is not None else None
         from_table = None
         if table is not None and not (filters is not None and filters.include_adult):
-            from_table = self._from_candidates(table, index, n, filters, rules, {index})
+            from_table = self._from_candidates(table, index, n, filters, rules, np.array([index]))
         SERVED_FROM.set("live" if from_table is None else "candidates")
         if from_table is not None:
-            top, values = from_table
+            top, values, _ = from_table
             similarity = np.zeros(self.n_anime, np.float32)
             similarity[top] = values
         else:
@@ -337,7 +368,7 @@ class Recommender:
         offset = validation.check_offset(offset)
         query = validation.check_query(query, self.config)
         found, total = self.catalogue.search_and_count(query, offset + limit, include_adult)
-        return [self.catalogue.item(j, [_match_reason(kind, query.strip(), self.catalogue.item(j)["not_yet_aired"])])
+        return [self.catalogue.item(j, [_match_reason(kind, query.strip(), bool(self.catalogue.unaired[j]))])
                 for j, kind in found[offset:]], total
 
     def search_total(self, query: str, include_adult: bool = False) -> int:
@@ -435,22 +466,38 @@ class Recommender:
             genres = self.catalogue.top_genres(profiles.preferred, self.config.preferred_genres)[0]
         # without the mix's own count of similar users' votes, they are counted for the shown anime only
         counts, asked = evidence if evidence is not None else self.similar_users_scorer.counts_of(profiles, top)
-        content = self._content_between(top, preferred)
-        reasons = recommendation_reasons(top, counts, asked, preferred, ratings, genres, self.catalogue,
-                                         self._contribution(top, preferred, content, hybrid, weights), content,
-                                         voice)
+        sources, kinds = self.reason_sources(top, preferred, hybrid, weights)
+        return self._worded(top, match, counts, asked, sources, kinds, preferred, ratings, genres, voice)
+
+    def _worded(self, top: np.ndarray, match: np.ndarray, counts: np.ndarray, asked: int, sources: np.ndarray,
+                kinds: np.ndarray, preferred: np.ndarray, ratings: np.ndarray, genres: tuple[str, ...],
+                voice: str) -> list[dict[str, Any]]:
+        """The items of ``top`` with their ``match`` and their reasons worded (src/engine/explanations.py)."""
+        reasons = recommendation_reasons(top, counts, asked, sources, kinds, preferred, ratings, genres,
+                                         self.catalogue, voice)
         items = []
-        for j, value, item_reasons in zip(top, match, reasons, strict=True):
-            item = self.catalogue.item(int(j), item_reasons)
-            item["match"] = round(float(value), 4)
+        for j, value, item_reasons in zip(top.tolist(), match.tolist(), reasons, strict=True):
+            item = self.catalogue.item(j, item_reasons)
+            item["match"] = round(value, 4)
             items.append(item)
         return items
 
+    def reason_sources(self, top: np.ndarray, preferred: np.ndarray, hybrid: Hybrid,
+                       weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """Which of the ``preferred`` anime the reasons of ``top`` name (src/engine/explanations.py), each anime of
+        ``top`` computed alone: the same numbers for a list of ten and for the candidates at publish."""
+        content = self._content_between(top, preferred)
+        return reason_sources(top, preferred, self._contribution(top, preferred, content, hybrid, weights), content,
+                              self.catalogue)
+
     def _content_between(self, anime: np.ndarray, others: np.ndarray) -> np.ndarray:
-        """(len(anime) x len(others)) content-feature cosines (zeros without content features)."""
-        if self.content_features is None:
+        """(len(anime) x len(others)) content-feature cosines (zeros without content features), one row at a time:
+        a matrix product's rounding may depend on how many rows it is given, a row's does not."""
+        if self.content_features is None or not len(others):
             return np.zeros((len(anime), len(others)), np.float32)
-        return self.content_features[anime] @ self.content_features[others].T
+        others_features = self.content_features[others]
+        return np.array([others_features @ self.content_features[j] for j in anime.tolist()],
+                        np.float32).reshape(len(anime), len(others))
 
     def _contribution(self, top: np.ndarray, preferred: np.ndarray, content: np.ndarray, hybrid: Hybrid,
                       weights: dict[str, float]) -> np.ndarray:
