@@ -23,7 +23,7 @@ from config.settings import ServingConfig
 from src.engine.candidates import (
     FILES,
     META_FILE,
-    REASONS_FILE,
+    REASON_FILES,
     build_candidates,
     drop_table,
     fingerprint,
@@ -152,20 +152,31 @@ def test_the_publish_check_compares_a_sample_with_live_and_refuses_wrong_tables(
     broken.candidates = dataclasses.replace(served.candidates, users=dataclasses.replace(users, reasons=reasons))
     with pytest.raises(ArtifactError, match="do not give user"):
         verify_candidates(broken)
+    titles = served.candidates.anime
+    flipped = np.array(titles.reasons)
+    flipped["story_alike"] = ~flipped["story_alike"]  # every story said alike where it is not, and the reverse
+    broken.candidates = dataclasses.replace(served.candidates, anime=dataclasses.replace(titles, reasons=flipped))
+    with pytest.raises(ArtifactError, match="do not give anime"):
+        verify_candidates(broken)
 
 
 def test_a_model_published_before_the_reasons_were_stored_words_them_live(model_folder, serving, live,
                                                                             tmp_path) -> None:
     folder = _copy(model_folder, tmp_path)
     meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-    del meta["reasons_similar_users"]
+    for name in ("users_reasons", "anime_reasons", "reasons_similar_users"):
+        del meta[name]
     (folder / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
-    (folder / REASONS_FILE).unlink()
+    for file in REASON_FILES.values():
+        (folder / file).unlink()
     older = Recommender.from_folder(folder, serving)
-    assert older.candidates.users.reasons is None
+    assert older.candidates.users.reasons is None and older.candidates.anime.reasons is None
     for user in older.user_ids[::25].tolist():
         items, source = _answer(older.recommend_for_user, user)
         assert source == "candidates" and items == live.recommend_for_user(user), user
+    for anime in older.anime_ids[::50].tolist():
+        items, source = _answer(older.similar_anime, anime)
+        assert source == "candidates" and items == live.similar_anime(anime), anime
 
 
 def _copy(folder: Path, tmp_path: Path) -> Path:
@@ -229,7 +240,7 @@ def _names_beyond_the_preferred(reasons: np.ndarray) -> np.ndarray:
 def test_a_damaged_reasons_table_fails_the_load_checks(model_folder, served, serving, tmp_path, damage,
                                                        words) -> None:
     folder = _copy(model_folder, tmp_path)
-    np.save(folder / REASONS_FILE, damage(np.load(folder / REASONS_FILE)))
+    np.save(folder / REASON_FILES["users"], damage(np.load(folder / REASON_FILES["users"])))
     with pytest.raises(ArtifactError, match=words):
         Recommender.from_folder(folder, serving)
 
@@ -240,8 +251,9 @@ def test_written_tables_read_back_the_same(served, serving, tmp_path) -> None:
     read = load_candidates(tmp_path, serving, served.manifest.get("hybrid"), served.n_users, served.n_anime)
     assert np.array_equal(read.users.rows, tables.users.rows) and np.array_equal(read.anime.scores,
                                                                                   tables.anime.scores)
-    assert np.array_equal(read.users.reasons, tables.users.reasons) and read.anime.reasons is None
+    assert np.array_equal(read.users.reasons, tables.users.reasons)
+    assert np.array_equal(read.anime.reasons, tables.anime.reasons) and read.anime.reasons["story_alike"].any()
     assert read.users.k == 7 and read.anime.k == 3 and read.users.similar_users == tables.users.similar_users > 0
-    assert drop_table(tmp_path, "users") and not (tmp_path / REASONS_FILE).exists()
+    assert drop_table(tmp_path, "users") and not (tmp_path / REASON_FILES["users"]).exists()
     assert load_candidates(tmp_path, serving, served.manifest.get("hybrid"), served.n_users, served.n_anime).users \
         is None

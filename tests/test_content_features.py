@@ -25,7 +25,7 @@ from src.data.content_features import (
 )
 from src.data.metadata import read_metadata
 from src.engine.catalogue import Catalogue
-from src.engine.explanations import content_reasons
+from src.engine.explanations import STORY_THRESHOLD, content_reasons
 from src.engine.ranking import top_k_row
 from tests.conftest import FIXTURES, SAMPLE
 
@@ -125,7 +125,7 @@ def test_content_reasons_name_studio_story_and_genres(anime, features):
 
     def reasons(first: int, second: int, story=features.story) -> list[str]:
         i, j = row(anime, first), row(anime, second)
-        return content_reasons(catalogue, i, j, story_similarity(story, i, j))
+        return content_reasons(catalogue, i, j, story_similarity(story, i, j) >= STORY_THRESHOLD)
 
     assert reasons(1, 5) == ["story like Cowboy Bebop", "shared genres: Action, Sci-Fi"]  # Bebop and its movie
     assert reasons(30, 32) == ["same studio: Gainax", "story like Neon Genesis Evangelion",
@@ -193,8 +193,8 @@ def test_the_whole_2020_catalogue():
     kimetsu = row(anime, 38000)
     # Jujutsu Kaisen (MAPPA) beside Kimetsu no Yaiba (ufotable): no studio in common, three genres named
     jujutsu = row(anime, 40748)
-    assert content_reasons(Catalogue(anime), kimetsu, jujutsu, story_similarity(features.story, kimetsu, jujutsu))[-1] \
-        == "shared genres: Action, Demons, Shounen"
+    alike = story_similarity(features.story, kimetsu, jujutsu) >= STORY_THRESHOLD
+    assert content_reasons(Catalogue(anime), kimetsu, jujutsu, alike)[-1] == "shared genres: Action, Demons, Shounen"
 
 
 def test_the_benchmark_measures_quality_on_real_ratings(anime):

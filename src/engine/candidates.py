@@ -12,20 +12,22 @@ whole ranking. Otherwise, and for anything the tables were not built for (other 
 similar anime, a favourites list or an import), serving scores live as before.
 
 Each candidate keeps the score of the anime a list would show for it: itself, or its franchise's first entry when
-the profile has not seen the franchise (the ``match`` or ``similarity`` of the item shown). A known user's candidate
-also keeps what its reasons say of that anime (``REASONS``): how many of the user's similar users prefer it, and
-which of the user's preferred anime the reason names (src/engine/explanations.py, ``reason_sources``), so that the
-online stage only words them. Those are the numbers live scoring computes for the anime alone, never for a batch.
+the profile has not seen the franchise (the ``match`` or ``similarity`` of the item shown), and what the reasons
+need of it, so that the online stage only words them (src/engine/explanations.py): for a known user's
+(``USER_REASONS``), how many of the user's similar users prefer it and which of the user's preferred anime the reason
+names (``reason_sources``); for a title's (``SIMILAR_REASONS``), whether their stories are alike. Those are what
+live scoring computes for the anime alone, never for a batch.
 
 Files of a model version (written by ``write_candidates`` at publish, src/store/registry.py):
 - ``candidate_users.npy`` / ``candidate_user_scores.npy``: (users x K) catalogue rows and float32 scores;
-- ``candidate_user_reasons.npy``: (users x K) ``REASONS`` records (7 bytes each);
-- ``candidate_anime.npy`` / ``candidate_anime_scores.npy``: (catalogue x K) likewise, for similar anime;
-- ``candidates.json``: K of each, how many similar users the reasons' counts asked, and the serving settings the
-  tables were computed with (``fingerprint``).
-Rows are uint16 when the catalogue allows it (17,562 anime: 6 bytes a candidate, 13 with a user's reasons), padded
-with the catalogue size. A model published before the reasons were stored serves its candidates with reasons worded
-from live numbers.
+- ``candidate_user_reasons.npy``: (users x K) ``USER_REASONS`` records (7 bytes each);
+- ``candidate_anime.npy`` / ``candidate_anime_scores.npy`` / ``candidate_anime_reasons.npy``: (catalogue x K)
+  likewise, for similar anime (``SIMILAR_REASONS``, 1 byte each);
+- ``candidates.json``: K of each, whether each has its reasons, how many similar users the users' counts asked, and
+  the serving settings the tables were computed with (``fingerprint``).
+Rows are uint16 when the catalogue allows it (17,562 anime: 13 bytes a user's candidate, 7 a title's), padded with
+the catalogue size. A model published before the reasons were stored serves its candidates with reasons computed
+live.
 A server whose settings differ from the fingerprint, or whose tables fail their checks, serves live and says so.
 """
 from __future__ import annotations
@@ -46,10 +48,13 @@ from src.errors import ArtifactError
 META_FILE = "candidates.json"
 FILES = {"users": ("candidate_users.npy", "candidate_user_scores.npy"),
          "anime": ("candidate_anime.npy", "candidate_anime_scores.npy")}
-REASONS_FILE = "candidate_user_reasons.npy"
+REASON_FILES = {"users": "candidate_user_reasons.npy", "anime": "candidate_anime_reasons.npy"}
 # A known user's reasons for one candidate: similar users who prefer it; the position, in the user's preferred anime
 # (best first), of the one the reason names (-1: none); how it is named (explanations.NO_SOURCE, ALIKE, SAME_STUDIO)
-REASONS = np.dtype([("count", "<u2"), ("source", "<i4"), ("kind", "i1")])
+USER_REASONS = np.dtype([("count", "<u2"), ("source", "<i4"), ("kind", "i1")])
+# A title's reasons for one of its similar anime: whether the two synopses are alike (explanations.STORY_THRESHOLD)
+SIMILAR_REASONS = np.dtype([("story_alike", "?")])
+REASON_DTYPES = {"users": USER_REASONS, "anime": SIMILAR_REASONS}
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,8 @@ class CandidateTable:
     rows: np.ndarray  # (profiles x K) catalogue rows
     scores: np.ndarray  # (profiles x K) float32: the score of the anime shown for each candidate
     pad: int
-    reasons: np.ndarray | None = None  # (profiles x K) REASONS of the anime shown (a known user's table)
-    similar_users: int = 0  # how many similar users the reasons' counts asked
+    reasons: np.ndarray | None = None  # (profiles x K) USER_REASONS or SIMILAR_REASONS of the anime shown
+    similar_users: int = 0  # how many similar users a known user's reasons' counts asked
 
     @property
     def k(self) -> int:
@@ -92,32 +97,30 @@ def build_candidates(engine: Any, users_k: int, anime_k: int) -> Candidates:
     a time, exactly as a request does. One BLAS thread: a matrix product split over threads may round differently
     from the one a request runs, and the tables must hold the very scores serving computes."""
     with threadpool_limits(1):
-        users = _table(engine.n_users, users_k, engine.n_anime, engine.ranked_for_user, True) if users_k else None
-        anime = _table(engine.n_anime, anime_k, engine.n_anime, engine.ranked_similar, False) if anime_k else None
+        users = _table(engine.n_users, users_k, engine.n_anime, engine.ranked_for_user, USER_REASONS) \
+            if users_k else None
+        anime = _table(engine.n_anime, anime_k, engine.n_anime, engine.ranked_similar, SIMILAR_REASONS) \
+            if anime_k else None
     return Candidates(users, anime)
 
 
-def _table(profiles: int, k: int, width: int, ranked: Any, with_reasons: bool) -> CandidateTable:
-    """``ranked(profile, k)``: (candidates, scores) or, ``with_reasons``, (candidates, scores, (reason counts,
-    sources, kinds, similar users asked))."""
+def _table(profiles: int, k: int, width: int, ranked: Any, reasons_dtype: np.dtype) -> CandidateTable:
+    """``ranked(profile, k)``: (candidates, their scores, their reasons' records[, similar users asked])."""
     dtype = np.uint16 if width < np.iinfo(np.uint16).max else np.int32
     rows = np.full((profiles, k), width, dtype=dtype)
     scores = np.zeros((profiles, k), np.float32)
-    reasons = np.zeros((profiles, k), REASONS) if with_reasons else None
-    if reasons is not None:
+    reasons = np.zeros((profiles, k), reasons_dtype)
+    if "source" in reasons_dtype.names:
         reasons["source"] = -1  # the padding names no anime
     asked = 0
     for profile in range(profiles):
-        found, found_scores, *evidence = ranked(profile, k)
+        found, found_scores, found_reasons, *counted = ranked(profile, k)
         rows[profile, :len(found)], scores[profile, :len(found)] = found, found_scores
-        if reasons is not None:
-            counts, sources, kinds, asked = evidence[0]
-            if counts.max(initial=0) > np.iinfo(np.uint16).max:
-                raise ArtifactError(f"a count of {counts.max():,} similar users does not fit the candidates' "
-                                    "reasons: lower hybrid's similar_users")
-            reasons["count"][profile, :len(found)] = counts
-            reasons["source"][profile, :len(found)] = sources
-            reasons["kind"][profile, :len(found)] = kinds
+        reasons[profile, :len(found)] = found_reasons
+        asked = counted[0] if counted else 0
+    if "count" in reasons_dtype.names and asked > np.iinfo(np.uint16).max:
+        raise ArtifactError(f"{asked:,} similar users do not fit the candidates' reasons: lower hybrid's "
+                            "similar_users")
     return CandidateTable(rows, scores, width, reasons, asked)
 
 
@@ -150,8 +153,10 @@ def write_candidates(folder: Path, candidates: Candidates, config: ServingConfig
             np.save(folder / rows_file, table.rows, allow_pickle=False)
             np.save(folder / scores_file, table.scores, allow_pickle=False)
             if table.reasons is not None:
-                np.save(folder / REASONS_FILE, table.reasons, allow_pickle=False)
-                meta["reasons_similar_users"] = table.similar_users
+                np.save(folder / REASON_FILES[name], table.reasons, allow_pickle=False)
+                meta[f"{name}_reasons"] = True
+                if name == "users":
+                    meta["reasons_similar_users"] = table.similar_users
     (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
@@ -164,11 +169,10 @@ def drop_table(folder: Path, name: str) -> bool:
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     if not meta.get(f"{name}_k"):
         return False
-    for file in FILES[name] + ((REASONS_FILE,) if name == "users" else ()):
+    for file in (*FILES[name], REASON_FILES[name]):
         (folder / file).unlink(missing_ok=True)
     meta[f"{name}_k"] = 0
-    if name == "users":
-        meta.pop("reasons_similar_users", None)
+    meta.pop(f"{name}_reasons", None)
     meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return True
 
@@ -200,7 +204,7 @@ def load_candidates(folder: Path, config: ServingConfig, hybrid: dict[str, Any] 
             raise ArtifactError(f"{rows_file} or {scores_file} is unreadable ({error}): publish the model again") \
                 from error
         _check(rows, scores, profiles, int(meta[f"{name}_k"]), n_anime, rows_file)
-        reasons = _load_reasons(folder, meta, rows, preferred_counts) if name == "users" else None
+        reasons = _load_reasons(folder, meta, name, rows, preferred_counts)
         tables[name] = CandidateTable(rows, scores, n_anime, reasons, int(meta.get("reasons_similar_users", 0)))
     return Candidates(tables["users"], tables["anime"])
 
@@ -211,25 +215,27 @@ def _mapped(path: Path) -> np.ndarray:
     return np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
 
 
-def _load_reasons(folder: Path, meta: dict[str, Any], rows: np.ndarray,
+def _load_reasons(folder: Path, meta: dict[str, Any], name: str, rows: np.ndarray,
                   preferred_counts: np.ndarray | None) -> np.ndarray | None:
-    """The known users' reasons table, memory-mapped; None for a model published before they were stored."""
-    if "reasons_similar_users" not in meta:
+    """A table's reasons, memory-mapped; None for a model published before they were stored."""
+    if not meta.get(f"{name}_reasons"):
         return None
+    file = REASON_FILES[name]
     try:
-        reasons = _mapped(folder / REASONS_FILE)
+        reasons = _mapped(folder / file)
     except (OSError, ValueError) as error:
-        raise ArtifactError(f"{REASONS_FILE} is unreadable ({error}): publish the model again") from error
-    if reasons.shape != rows.shape or reasons.dtype != REASONS:
-        raise ArtifactError(f"{REASONS_FILE} must hold one reason record per candidate, {rows.shape}, not "
+        raise ArtifactError(f"{file} is unreadable ({error}): publish the model again") from error
+    if reasons.shape != rows.shape or reasons.dtype != REASON_DTYPES[name]:
+        raise ArtifactError(f"{file} must hold one reason record per candidate, {rows.shape}, not "
                             f"{reasons.shape} of {reasons.dtype}: publish the model again")
-    kinds, sources = np.asarray(reasons["kind"]), np.asarray(reasons["source"])
-    names_none = (kinds == NO_SOURCE) != (sources == -1)
-    beyond = preferred_counts is not None and np.any(sources >= np.asarray(preferred_counts)[:, None])
-    if (np.any((kinds < NO_SOURCE) | (kinds > SAME_STUDIO)) or np.any(names_none) or sources.min(initial=0) < -1
-            or beyond or np.any(np.asarray(reasons["count"]) > int(meta["reasons_similar_users"]))):
-        raise ArtifactError(f"{REASONS_FILE} holds reasons that name no anime or count more similar users than "
-                            "were asked: publish the model again")
+    if name == "users":
+        kinds, sources = np.asarray(reasons["kind"]), np.asarray(reasons["source"])
+        names_none = (kinds == NO_SOURCE) != (sources == -1)
+        beyond = preferred_counts is not None and np.any(sources >= np.asarray(preferred_counts)[:, None])
+        if (np.any((kinds < NO_SOURCE) | (kinds > SAME_STUDIO)) or np.any(names_none) or sources.min(initial=0) < -1
+                or beyond or np.any(np.asarray(reasons["count"]) > int(meta.get("reasons_similar_users", 0)))):
+            raise ArtifactError(f"{file} holds reasons that name no anime or count more similar users than were "
+                                "asked: publish the model again")
     return reasons
 
 

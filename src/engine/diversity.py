@@ -21,6 +21,7 @@ Serving and the evaluation both rank through ``franchise_top_k``, so the offline
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,9 +41,33 @@ class FranchiseRules:
         """The franchises of the anime indices ``known``."""
         return set(self.franchise[np.asarray(known, dtype=np.int64)].tolist())
 
+    def seen_mask(self, known: np.ndarray) -> np.ndarray:
+        """``seen`` as a boolean mask over the franchise ids: what ``walk`` reads (a set of a long list's
+        franchises costs a request several times more to build)."""
+        mask = np.zeros(self.n_franchises, dtype=bool)
+        mask[self.franchise[np.asarray(known, dtype=np.int64)]] = True
+        return mask
+
+    def mask_of(self, franchises: set[int]) -> np.ndarray:
+        """A set of franchise ids as a ``seen_mask``."""
+        mask = np.zeros(self.n_franchises, dtype=bool)
+        mask[np.fromiter(franchises, np.int64, len(franchises))] = True
+        return mask
+
+    @cached_property
+    def n_franchises(self) -> int:
+        return int(self.franchise.max(initial=-1)) + 1
+
     def for_similar(self) -> FranchiseRules:
         """The rules of a similar-anime list: the title's own franchise (its one "seen" franchise) shows one entry."""
         return FranchiseRules(self.franchise, self.first_entry, 1)
+
+
+def may_show(allowed: np.ndarray | None, known: np.ndarray, width: int) -> np.ndarray:
+    """What a list may show one profile: ``allowed`` (all when None) but none of the anime it ``known``s."""
+    mask = np.ones(width, dtype=bool) if allowed is None else np.array(allowed, dtype=bool)
+    mask[np.asarray(known, dtype=np.int64)] = False
+    return mask
 
 
 def franchise_top_k(scores: np.ndarray, k: int, rules: FranchiseRules | None, *,
@@ -64,33 +89,38 @@ def franchise_top_k(scores: np.ndarray, k: int, rules: FranchiseRules | None, *,
     lists = np.full((n_rows, k), -1, dtype=np.int64)
     for row in range(n_rows):
         known = exclude.indices[exclude.indptr[row]:exclude.indptr[row + 1]]
-        seen_here = rules.seen(known) if seen is None else seen[row]
-        chosen = walk(candidates[row], k, rules, seen_here, set(known.tolist()), allowed)[0]
+        seen_here = rules.seen_mask(known) if seen is None else rules.mask_of(seen[row])
+        showable = may_show(allowed, known, width)
+        chosen = walk(candidates[row], k, rules, seen_here, showable)[0]
         if len(chosen) < k and depth < width and candidates[row, -1] >= 0:
             every = top_k(scores[row], width, exclude=exclude[row], allowed=allowed, tiebreak=tiebreak)[0]
-            chosen = walk(every, k, rules, seen_here, set(known.tolist()), allowed)[0]
+            chosen = walk(every, k, rules, seen_here, showable)[0]
         lists[row, :len(chosen)] = chosen
     return lists
 
 
-def walk(candidates: np.ndarray, k: int, rules: FranchiseRules, seen: set[int], known: set[int],
-         allowed: np.ndarray | None) -> tuple[list[int], list[int]]:
+def walk(candidates: np.ndarray, k: int, rules: FranchiseRules, seen: np.ndarray,
+         showable: np.ndarray) -> tuple[list[int], list[int]]:
     """The list the rules make of ``candidates`` (ranked best first, -1 ends them): (the anime shown, at most
-    ``k``; the position in ``candidates`` each was chosen at). Only the candidates up to the k-th choice are read,
-    so any ranking that starts with the same ones gives the same list (src/engine/candidates.py relies on it)."""
+    ``k``; the position in ``candidates`` each was chosen at). ``seen``: the profile's ``seen_mask``; ``showable``:
+    what the list may show the profile (``may_show``), which a franchise's first entry standing in must pass. Only
+    the candidates up to the k-th choice are read, so any ranking that starts with the same ones gives the same list
+    (src/engine/candidates.py relies on it)."""
     chosen: list[int] = []
     positions: list[int] = []
     shown: dict[int, int] = {}
+    franchise_of, first_entry = rules.franchise, rules.first_entry
     for position, candidate in enumerate(candidates.tolist()):
         if candidate < 0:
             break
-        franchise = int(rules.franchise[candidate])
-        cap = 1 if franchise not in seen else rules.seen_cap
+        franchise = int(franchise_of[candidate])
+        unseen = not seen[franchise]
+        cap = 1 if unseen else rules.seen_cap
         if cap is not None and shown.get(franchise, 0) >= cap:
             continue
-        if franchise not in seen:
-            candidate = int(rules.first_entry[candidate])
-            if candidate in known or candidate in chosen or (allowed is not None and not allowed[candidate]):
+        if unseen:
+            candidate = int(first_entry[candidate])
+            if candidate in chosen or not showable[candidate]:
                 continue
         chosen.append(candidate)
         positions.append(position)

@@ -101,14 +101,16 @@ def _because(title: str, rating: float, voice: str) -> str:
 
 
 def similar_anime_reasons(top: np.ndarray, similarity: np.ndarray, source: int, catalogue: Catalogue,
-                          story: sp.csr_matrix | None) -> list[list[str]]:
+                          stories_alike: np.ndarray) -> list[list[str]]:
     """"87% similar to Cowboy Bebop", then what the two share: "same studio: Sunrise", "story like Cowboy Bebop",
-    "shared genres: Action, Sci-Fi"."""
+    "shared genres: Action, Sci-Fi". ``similarity`` and ``stories_alike`` (their synopses' cosine reaches
+    STORY_THRESHOLD, ``story_cosines``) are one per anime of ``top``."""
     title = catalogue.titles_shown[source]
     all_reasons = []
-    for anime, story_cosine in zip(top, story_cosines(story, len(catalogue), source, top), strict=True):
-        reasons = [f"{max(float(similarity[anime]), 0.0):.0%} similar to {title}"]
-        reasons += content_reasons(catalogue, source, int(anime), float(story_cosine))
+    for anime, value, alike in zip(top.tolist(), np.asarray(similarity).tolist(), np.asarray(stories_alike).tolist(),
+                                   strict=True):
+        reasons = [f"{max(value, 0.0):.0%} similar to {title}"]
+        reasons += content_reasons(catalogue, source, anime, alike)
         all_reasons.append(reasons)
     return all_reasons
 
@@ -135,16 +137,17 @@ def story_cosines(story: sp.csr_matrix | None, n_anime: int, source: int, others
     return np.bincount(rows, weights=products, minlength=len(others)).astype(np.float32)
 
 
-def content_reasons(catalogue: Catalogue, first: int, second: int, story_cosine: float) -> list[str]:
-    """What two anime share: studios, a story (their synopses' TF-IDF cosine ``story_cosine``, both long enough),
-    genres."""
+def content_reasons(catalogue: Catalogue, first: int, second: int, story_alike: bool) -> list[str]:
+    """What two anime share: studios, a story (``story_alike``: their synopses' TF-IDF cosine reaches
+    STORY_THRESHOLD; both must also be long enough), genres."""
     reasons = []
-    studios = [studio for studio in catalogue.studios[first] if studio in set(catalogue.studios[second])]
+    second_studios = catalogue.studios[second]
+    studios = [studio for studio in catalogue.studios[first] if studio in second_studios]
     if studios:
         reasons.append(f"same studio{'s' if len(studios) > 1 else ''}: {', '.join(studios[:REASON_TITLES])}")
-    if story_cosine >= STORY_THRESHOLD and _long_synopses(catalogue, first, second):
+    if story_alike and _long_synopses(catalogue, first, second):
         reasons.append(f"story like {catalogue.titles_shown[first]}")
-    second_genres = set(catalogue.item_genres(second))
+    second_genres = catalogue.item_genres(second)
     genres = [genre for genre in catalogue.item_genres(first) if genre in second_genres][:REASON_TITLES]
     if genres:
         reasons.append(f"shared genres: {', '.join(genres)}")

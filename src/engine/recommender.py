@@ -22,16 +22,18 @@ import scipy.sparse as sp
 from config.paths_config import model_dir
 from config.settings import ServingConfig, Settings, load_settings
 from src.engine import validation
-from src.engine.candidates import Candidates, CandidateTable, load_candidates
+from src.engine.candidates import USER_REASONS, Candidates, CandidateTable, load_candidates
 from src.engine.catalogue import Catalogue, Filters
-from src.engine.diversity import FranchiseRules, franchise_top_k, walk
+from src.engine.diversity import FranchiseRules, franchise_top_k, may_show, walk
 from src.engine.explanations import (
     FAVOURITES,
     KNOWN,
     OWN_LIST,
+    STORY_THRESHOLD,
     reason_sources,
     recommendation_reasons,
     similar_anime_reasons,
+    story_cosines,
 )
 from src.engine.hybrid import Hybrid, HybridScores
 from src.engine.interactions import Interactions, Profiles, csr_rows
@@ -255,7 +257,7 @@ class Recommender:
             positions = np.arange(min(n, len(rows)))
             chosen = rows[positions]
         else:
-            chosen, positions = walk(rows, n, rules, rules.seen(known), set(known.tolist()), allowed)
+            chosen, positions = walk(rows, n, rules, rules.seen_mask(known), may_show(allowed, known, self.n_anime))
         if len(chosen) < n and full:
             return None
         return np.asarray(chosen, dtype=np.int64), scores[columns[positions]], columns[positions]
@@ -280,10 +282,10 @@ class Recommender:
             weights = {"features": 1.0}  # only never-rated favourites: their content is all there is to go on
         return self._recommend(profiles, n, self.with_unrated(weights), filters, self.favourites_hybrid)
 
-    def ranked_for_user(self, row: int, k: int) -> tuple[np.ndarray, np.ndarray, tuple[Any, ...]]:
+    def ranked_for_user(self, row: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """A known user's top ``k`` candidates (src/engine/candidates.py), scored by the one-profile path a request
-        takes: the plain ranking (adult titles in: a request may opt in), the score of what each shows, and the
-        numbers its reasons word: (similar users' counts, reason sources, their kinds, similar users asked)."""
+        takes: the plain ranking (adult titles in: a request may opt in), the score of what each shows, the
+        numbers its reasons word (``USER_REASONS`` records) and how many similar users their counts asked."""
         profiles = self.interactions.profiles([row])
         weights = self.with_unrated(dict(self.settings.weights))
         total = self.hybrid.score(profiles, weights).total[0]
@@ -295,16 +297,23 @@ class Recommender:
         # a franchise's first entry may stand for several of its seasons: each anime once (as a list shows it)
         distinct, each = np.unique(shown, return_inverse=True)
         sources, kinds = self.reason_sources(distinct, profiles.preferred_of(0)[0], self.hybrid, weights)
-        return ranked, total[shown], (counts, sources[each], kinds[each], asked)
+        reasons = np.zeros(len(shown), USER_REASONS)
+        reasons["count"], reasons["source"], reasons["kind"] = counts, sources[each], kinds[each]
+        return ranked, total[shown], reasons, asked
 
-    def ranked_similar(self, index: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def ranked_similar(self, index: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Anime ``index``'s top ``k`` similar anime as candidates: the plain ranking of what lists show by default
-        (an adult opt-in is scored live), and the similarity of what each shows."""
+        (an adult opt-in is scored live), the similarity of what each shows, and whether its story is like the
+        title's (what its reasons need)."""
         similarity = self._similarity_to(index)
         ranked = top_k(similarity, k, exclude=_row_of([index], self.n_anime), allowed=self.catalogue.listable(False),
                        tiebreak=self.catalogue.popularity_order)[0]
         ranked = ranked[ranked >= 0]
-        return ranked, similarity[_shown_for(ranked, self.catalogue.franchise_rules, np.array([index]))]
+        shown = _shown_for(ranked, self.catalogue.franchise_rules, np.array([index]))
+        return ranked, similarity[shown], self._stories_alike(index, shown)
+
+    def _stories_alike(self, index: int, others: np.ndarray) -> np.ndarray:
+        return story_cosines(self.story, self.n_anime, index, others) >= STORY_THRESHOLD
 
     def unknown_anime(self, anime_ids: Sequence[int]) -> list[int]:
         """The ids among ``anime_ids`` that the catalogue does not have, in the order given."""
@@ -325,20 +334,21 @@ class Recommender:
             from_table = self._from_candidates(table, index, n, filters, rules, np.array([index]))
         SERVED_FROM.set("live" if from_table is None else "candidates")
         if from_table is not None:
-            top, values, _ = from_table
-            similarity = np.zeros(self.n_anime, np.float32)
-            similarity[top] = values
+            top, values, columns = from_table
+            alike = (table.reasons["story_alike"][index, columns] if table.reasons is not None
+                     else self._stories_alike(index, top))  # a model published before they were stored
         else:
             similarity = self._similarity_to(index)
             top = franchise_top_k(similarity, n, rules, exclude=_row_of([index], self.n_anime),
                                   allowed=self.catalogue.filter_mask(filters),
                                   tiebreak=self.catalogue.popularity_order, seen=seen)[0]
             top = top[top >= 0]
-        reasons = similar_anime_reasons(top, similarity, index, self.catalogue, self.story)
+            values, alike = similarity[top], self._stories_alike(index, top)
+        reasons = similar_anime_reasons(top, values, index, self.catalogue, alike)
         items = []
-        for j, item_reasons in zip(top, reasons, strict=True):
-            item = self.catalogue.item(int(j), item_reasons)
-            item["similarity"] = round(float(similarity[j]), 4)
+        for j, value, item_reasons in zip(top.tolist(), values.tolist(), reasons, strict=True):
+            item = self.catalogue.item(j, item_reasons)
+            item["similarity"] = round(value, 4)
             items.append(item)
         return items
 

@@ -210,6 +210,8 @@ def include_adult(args: Any, default: bool = False) -> bool:
 def query_params(args: Any, config: ServingConfig, known: KnownValues | None = None,
                  adult_default: bool = False) -> RecommendationParams:
     """n, weights and filters from a query string or form (a werkzeug MultiDict)."""
+    if not args:  # most requests: every default, which the checks below would only confirm
+        return RecommendationParams(config.default_n, None, None, Filters(include_adult=adult_default))
     n = _text_int(args, "n", 1, config.max_n)
     weights = _weights(_text_float(args, "user_weight", WEIGHT_MIN, WEIGHT_MAX),
                        _text_float(args, "content_weight", WEIGHT_MIN, WEIGHT_MAX))
@@ -219,6 +221,8 @@ def query_params(args: Any, config: ServingConfig, known: KnownValues | None = N
 
 def similar_params(args: Any, config: ServingConfig, known: KnownValues | None = None,
                    adult_default: bool = False) -> tuple[int, Filters]:
+    if not args:
+        return config.default_n, Filters(include_adult=adult_default)
     n = _text_int(args, "n", 1, config.max_n)
     return (config.default_n if n is None else n), _text_filters(args, known, adult_default)
 
