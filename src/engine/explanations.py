@@ -1,11 +1,20 @@
-"""Reasons: a short sentence or two per recommended anime, written for the top items only."""
+"""Reasons: a short sentence or two per recommended anime, written for the top items only.
+
+A reason has numbers behind it (which of the person's anime it names, how many similar users like the anime, whether
+two stories are alike) and words. ``Explainer`` computes the numbers and words them; a known user's and a title's
+candidates keep the numbers from publish (src/engine/candidates.py), so that a request only words them.
+"""
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from src.engine.catalogue import Catalogue
-from src.engine.interactions import stored_positions
+from src.engine.hybrid import Hybrid
+from src.engine.interactions import Profiles, stored_positions
+from src.engine.scorers import SimilarUsersScorer
 
 REASON_TITLES = 3
 # "similar to X" only when X and the recommendation are alike in content (their content features' cosine): the NCF's
@@ -20,6 +29,91 @@ STORY_MIN_WORDS = 25
 # How a reason speaks of the person's own anime: a known user rated them, a newcomer liked (picked) them, someone who
 # brought their list gave them a score.
 KNOWN, FAVOURITES, OWN_LIST = "known", "favourites", "own list"
+
+
+class Explainer:
+    """The items of a list with their reasons, for one catalogue (row j = anime j)."""
+
+    def __init__(self, catalogue: Catalogue, content_features: np.ndarray | None, story: sp.csr_matrix | None,
+                 similar_users: SimilarUsersScorer, preferred_genres: int) -> None:
+        """``content_features``: L2-normalised, or None; ``story``: the synopses' TF-IDF rows, or None;
+        ``preferred_genres``: how many of a profile's genres its reasons may name."""
+        self.catalogue, self.content_features, self.story = catalogue, content_features, story
+        self.similar_users, self.preferred_genres = similar_users, preferred_genres
+
+    def items(self, top: np.ndarray, match: np.ndarray, profiles: Profiles, hybrid: Hybrid, weights: dict[str, float],
+              voice: str, evidence: tuple[np.ndarray, int] | None = None,
+              genres: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """The items of the first profile's list ``top``, ``match`` their scores, explained (only the shown anime
+        are). ``evidence``: the mix's own counts of similar users' votes for ``top`` and how many were asked;
+        ``genres``: the profile's preferred genres when already known."""
+        preferred, ratings = profiles.preferred_of(0)
+        if genres is None:
+            genres = self.catalogue.top_genres(profiles.preferred, self.preferred_genres)[0]
+        # without the mix's own count of similar users' votes, they are counted for the shown anime only
+        counts, asked = evidence if evidence is not None else self.similar_users.counts_of(profiles, top)
+        sources, kinds = self.sources(top, preferred, hybrid, weights)
+        return self.worded(top, match, counts, asked, sources, kinds, preferred, ratings, genres, voice)
+
+    def worded(self, top: np.ndarray, match: np.ndarray, counts: np.ndarray, asked: int, sources: np.ndarray,
+               kinds: np.ndarray, preferred: np.ndarray, ratings: np.ndarray, genres: tuple[str, ...],
+               voice: str) -> list[dict[str, Any]]:
+        """The items of ``top`` with their ``match`` and their reasons worded from their numbers."""
+        reasons = recommendation_reasons(top, counts, asked, sources, kinds, preferred, ratings, genres,
+                                         self.catalogue, voice)
+        items = []
+        for j, value, item_reasons in zip(top.tolist(), match.tolist(), reasons, strict=True):
+            item = self.catalogue.item(j, item_reasons)
+            item["match"] = round(value, 4)
+            items.append(item)
+        return items
+
+    def sources(self, top: np.ndarray, preferred: np.ndarray, hybrid: Hybrid,
+                weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """``reason_sources`` of ``top`` for a profile preferring ``preferred``, scored by ``hybrid`` with
+        ``weights``; each anime of ``top`` (distinct) computed alone: the same numbers for a list of ten and for
+        the candidates at publish."""
+        content = self._content_between(top, preferred)
+        return reason_sources(top, preferred, _contribution(top, preferred, content, hybrid, weights), content,
+                              self.catalogue)
+
+    def similar_items(self, top: np.ndarray, similarity: np.ndarray, source: int,
+                      stories_alike: np.ndarray) -> list[dict[str, Any]]:
+        """The items of anime ``source``'s similar anime ``top``, with their ``similarity`` and reasons."""
+        reasons = similar_anime_reasons(top, similarity, source, self.catalogue, stories_alike)
+        items = []
+        for j, value, item_reasons in zip(top.tolist(), np.asarray(similarity).tolist(), reasons, strict=True):
+            item = self.catalogue.item(j, item_reasons)
+            item["similarity"] = round(value, 4)
+            items.append(item)
+        return items
+
+    def stories_alike(self, source: int, others: np.ndarray) -> np.ndarray:
+        """Whether each of ``others`` has a story like anime ``source``'s (their synopses' cosine reaches
+        STORY_THRESHOLD)."""
+        return story_cosines(self.story, len(self.catalogue), source, others) >= STORY_THRESHOLD
+
+    def _content_between(self, anime: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """(len(anime) x len(others)) content-feature cosines (zeros without content features), one row at a time:
+        a matrix product's rounding may depend on how many rows it is given, a row's does not."""
+        if self.content_features is None or not len(others):
+            return np.zeros((len(anime), len(others)), np.float32)
+        others_features = self.content_features[others]
+        return np.array([others_features @ self.content_features[j] for j in anime.tolist()],
+                        np.float32).reshape(len(anime), len(others))
+
+
+def _contribution(top: np.ndarray, preferred: np.ndarray, content: np.ndarray, hybrid: Hybrid,
+                  weights: dict[str, float]) -> np.ndarray:
+    """(len(top) x len(preferred)): how much each preferred anime raised each recommendation's score. EASE's
+    B[preferred, top] when the mix weighs EASE (an anime outside its support contributes nothing there); for a
+    recommendation EASE says nothing about, and for mixes without it, the content cosine."""
+    item_item = hybrid.scorers.get("item_item")
+    if item_item is None or weights.get("item_item", 0) <= 0 or len(preferred) == 0:
+        return content
+    pairs = item_item.pair_weights(preferred, top).T
+    silent = np.isnan(pairs).all(axis=1)
+    return np.where(silent[:, None], content, np.nan_to_num(pairs, nan=-np.inf))
 
 
 # What a reason names of the person's own preferred anime (``reason_sources``): nothing, one alike in content

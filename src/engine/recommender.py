@@ -25,16 +25,7 @@ from src.engine import validation
 from src.engine.candidates import USER_REASONS, Candidates, CandidateTable, load_candidates
 from src.engine.catalogue import Catalogue, Filters
 from src.engine.diversity import FranchiseRules, franchise_top_k, may_show, walk
-from src.engine.explanations import (
-    FAVOURITES,
-    KNOWN,
-    OWN_LIST,
-    STORY_THRESHOLD,
-    reason_sources,
-    recommendation_reasons,
-    similar_anime_reasons,
-    story_cosines,
-)
+from src.engine.explanations import FAVOURITES, KNOWN, OWN_LIST, Explainer
 from src.engine.hybrid import Hybrid, HybridScores
 from src.engine.interactions import Interactions, Profiles, csr_rows
 from src.engine.personal_lists import ListEntry, ListPolicy, list_profile
@@ -88,11 +79,12 @@ class Recommender:
                                          config.preference_percentile)
         self.list_policy = ListPolicy(frozenset(config.list_taste_statuses), config.list_unscored_is_taste,
                                       config.list_min_taste_score)
-        self.story = artifacts.story
         scorers = build_scorers(ModelParts(artifacts, config, self.user_embeddings, self.anime_embeddings,
                                            self.content_features, self.interactions, self.catalogue,
                                            self.settings.similar_users, self.settings.item_item["values"]))
         self.ncf, self.similar_users_scorer = scorers["ncf"], scorers["user"]
+        self.explainer = Explainer(self.catalogue, self.content_features, artifacts.story, self.similar_users_scorer,
+                                   config.preferred_genres)
         self.hybrid = Hybrid(scorers)
         # Newcomers' favourites may have an item-item model of their own (EASE settings chosen for them).
         self.favourites_hybrid = self.hybrid
@@ -235,12 +227,12 @@ class Recommender:
         top, match, columns = found
         genres = self._user_genres[row]
         if table.reasons is None:  # a model published before the reasons were stored: their numbers live
-            return self._items(top, match, self.interactions.profiles([row]), self.hybrid,
-                               self.with_unrated(dict(self.settings.weights)), KNOWN, genres=genres)
+            return self.explainer.items(top, match, self.interactions.profiles([row]), self.hybrid,
+                                        self.with_unrated(dict(self.settings.weights)), KNOWN, genres=genres)
         stored = table.reasons[row, columns]
         preferred, ratings = self.interactions.preferred_of(row)
-        return self._worded(top, match, stored["count"], table.similar_users, stored["source"], stored["kind"],
-                            preferred, ratings, genres, KNOWN)
+        return self.explainer.worded(top, match, stored["count"], table.similar_users, stored["source"],
+                                     stored["kind"], preferred, ratings, genres, KNOWN)
 
     def _from_candidates(self, table: CandidateTable, profile: int, n: int, filters: Filters | None,
                          rules: FranchiseRules | None,
@@ -296,7 +288,7 @@ class Recommender:
         counts, asked = self.similar_users_scorer.counts_of(profiles, shown)
         # a franchise's first entry may stand for several of its seasons: each anime once (as a list shows it)
         distinct, each = np.unique(shown, return_inverse=True)
-        sources, kinds = self.reason_sources(distinct, profiles.preferred_of(0)[0], self.hybrid, weights)
+        sources, kinds = self.explainer.sources(distinct, profiles.preferred_of(0)[0], self.hybrid, weights)
         reasons = np.zeros(len(shown), USER_REASONS)
         reasons["count"], reasons["source"], reasons["kind"] = counts, sources[each], kinds[each]
         return ranked, total[shown], reasons, asked
@@ -310,10 +302,7 @@ class Recommender:
                        tiebreak=self.catalogue.popularity_order)[0]
         ranked = ranked[ranked >= 0]
         shown = _shown_for(ranked, self.catalogue.franchise_rules, np.array([index]))
-        return ranked, similarity[shown], self._stories_alike(index, shown)
-
-    def _stories_alike(self, index: int, others: np.ndarray) -> np.ndarray:
-        return story_cosines(self.story, self.n_anime, index, others) >= STORY_THRESHOLD
+        return ranked, similarity[shown], self.explainer.stories_alike(index, shown)
 
     def unknown_anime(self, anime_ids: Sequence[int]) -> list[int]:
         """The ids among ``anime_ids`` that the catalogue does not have, in the order given."""
@@ -336,21 +325,15 @@ class Recommender:
         if from_table is not None:
             top, values, columns = from_table
             alike = (table.reasons["story_alike"][index, columns] if table.reasons is not None
-                     else self._stories_alike(index, top))  # a model published before they were stored
+                     else self.explainer.stories_alike(index, top))  # a model published before they were stored
         else:
             similarity = self._similarity_to(index)
             top = franchise_top_k(similarity, n, rules, exclude=_row_of([index], self.n_anime),
                                   allowed=self.catalogue.filter_mask(filters),
                                   tiebreak=self.catalogue.popularity_order, seen=seen)[0]
             top = top[top >= 0]
-            values, alike = similarity[top], self._stories_alike(index, top)
-        reasons = similar_anime_reasons(top, values, index, self.catalogue, alike)
-        items = []
-        for j, value, item_reasons in zip(top.tolist(), values.tolist(), reasons, strict=True):
-            item = self.catalogue.item(j, item_reasons)
-            item["similarity"] = round(value, 4)
-            items.append(item)
-        return items
+            values, alike = similarity[top], self.explainer.stories_alike(index, top)
+        return self.explainer.similar_items(top, values, index, alike)
 
     def _similarity_to(self, index: int) -> np.ndarray:
         """Cosine of every catalogue anime to anime ``index``: collaborative and content, blended."""
@@ -464,62 +447,7 @@ class Recommender:
         evidence = None
         if (user_part := scores.parts.get("user")) is not None:
             evidence = user_part.evidence["similar_user_counts"][0][top], user_part.evidence["similar_users"]
-        return self._items(top, scores.total[0, top], profiles, hybrid, weights, voice, evidence)
-
-    def _items(self, top: np.ndarray, match: np.ndarray, profiles: Profiles, hybrid: Hybrid,
-               weights: dict[str, float], voice: str, evidence: tuple[np.ndarray, int] | None = None,
-               genres: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
-        """The items of a list, ``match`` their scores, explained (only the shown anime are); ``genres``: the
-        profile's preferred genres when already known."""
-        preferred, ratings = profiles.preferred_of(0)
-        if genres is None:
-            genres = self.catalogue.top_genres(profiles.preferred, self.config.preferred_genres)[0]
-        # without the mix's own count of similar users' votes, they are counted for the shown anime only
-        counts, asked = evidence if evidence is not None else self.similar_users_scorer.counts_of(profiles, top)
-        sources, kinds = self.reason_sources(top, preferred, hybrid, weights)
-        return self._worded(top, match, counts, asked, sources, kinds, preferred, ratings, genres, voice)
-
-    def _worded(self, top: np.ndarray, match: np.ndarray, counts: np.ndarray, asked: int, sources: np.ndarray,
-                kinds: np.ndarray, preferred: np.ndarray, ratings: np.ndarray, genres: tuple[str, ...],
-                voice: str) -> list[dict[str, Any]]:
-        """The items of ``top`` with their ``match`` and their reasons worded (src/engine/explanations.py)."""
-        reasons = recommendation_reasons(top, counts, asked, sources, kinds, preferred, ratings, genres,
-                                         self.catalogue, voice)
-        items = []
-        for j, value, item_reasons in zip(top.tolist(), match.tolist(), reasons, strict=True):
-            item = self.catalogue.item(j, item_reasons)
-            item["match"] = round(value, 4)
-            items.append(item)
-        return items
-
-    def reason_sources(self, top: np.ndarray, preferred: np.ndarray, hybrid: Hybrid,
-                       weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        """Which of the ``preferred`` anime the reasons of ``top`` name (src/engine/explanations.py), each anime of
-        ``top`` computed alone: the same numbers for a list of ten and for the candidates at publish."""
-        content = self._content_between(top, preferred)
-        return reason_sources(top, preferred, self._contribution(top, preferred, content, hybrid, weights), content,
-                              self.catalogue)
-
-    def _content_between(self, anime: np.ndarray, others: np.ndarray) -> np.ndarray:
-        """(len(anime) x len(others)) content-feature cosines (zeros without content features), one row at a time:
-        a matrix product's rounding may depend on how many rows it is given, a row's does not."""
-        if self.content_features is None or not len(others):
-            return np.zeros((len(anime), len(others)), np.float32)
-        others_features = self.content_features[others]
-        return np.array([others_features @ self.content_features[j] for j in anime.tolist()],
-                        np.float32).reshape(len(anime), len(others))
-
-    def _contribution(self, top: np.ndarray, preferred: np.ndarray, content: np.ndarray, hybrid: Hybrid,
-                      weights: dict[str, float]) -> np.ndarray:
-        """(len(top) x len(preferred)): how much each preferred anime raised each recommendation's score. EASE's
-        B[preferred, top] when the mix weighs EASE (an anime outside its support contributes nothing there); for a
-        recommendation EASE says nothing about, and for mixes without it, the content cosine."""
-        item_item = hybrid.scorers.get("item_item")
-        if item_item is None or weights.get("item_item", 0) <= 0 or len(preferred) == 0:
-            return content
-        pairs = item_item.pair_weights(preferred, top).T
-        silent = np.isnan(pairs).all(axis=1)
-        return np.where(silent[:, None], content, np.nan_to_num(pairs, nan=-np.inf))
+        return self.explainer.items(top, scores.total[0, top], profiles, hybrid, weights, voice, evidence)
 
     def with_item_item(self, weights: ItemWeights, values: str, favourites: bool = False) -> Recommender:
         """The same engine with other EASE weights, for known users (or, with ``favourites``, for newcomers only):
