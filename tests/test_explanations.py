@@ -40,21 +40,19 @@ def test_a_reason_names_the_most_contributing_anime_when_the_two_are_alike(catal
     top, preferred = np.array([0, 4]), np.array([1, 2, 3])
     contribution = np.array([[0.1, 0.5, 0.2],    # 0 owes most to preferred[1] = anime 2, alike: named
                              [0.9, 0.1, 0.3]])   # 4 owes most to anime 1, not alike: the best studio-mate, anime 3
-    content = np.array([[0.0, 0.8, 0.0],
-                        [0.1, 0.0, 0.0]])
-    sources, kinds = reason_sources(top, preferred, contribution, content, catalogue)
+    sources, kinds = reason_sources(top, preferred, contribution, np.array([True, False]), catalogue)
     assert sources.tolist() == [1, 2] and kinds.tolist() == [ALIKE, SAME_STUDIO]
     # of two Bones titles the more contributing one; Sunrise's Epsilon contributes most but shares no studio
     sources, kinds = reason_sources(np.array([1]), np.array([4, 2, 0]), np.array([[0.9, 0.2, 0.5]]),
-                                    np.zeros((1, 3)), catalogue)
+                                    np.array([False]), catalogue)
     assert sources.tolist() == [2] and kinds.tolist() == [SAME_STUDIO]
 
 
 def test_a_reason_names_nothing_without_a_like_or_a_studio_mate(catalogue) -> None:
     top, preferred = np.array([5, 4]), np.array([0, 1])  # Zeta has no studio; Sunrise made none of 0 and 1
-    sources, kinds = reason_sources(top, preferred, np.ones((2, 2)), np.zeros((2, 2)), catalogue)
+    sources, kinds = reason_sources(top, preferred, np.ones((2, 2)), np.zeros(2, bool), catalogue)
     assert sources.tolist() == [-1, -1] and kinds.tolist() == [NO_SOURCE, NO_SOURCE]
-    sources, kinds = reason_sources(top, preferred[:0], np.ones((2, 0)), np.zeros((2, 0)), catalogue)
+    sources, kinds = reason_sources(top, preferred[:0], np.ones((2, 0)), np.zeros(2, bool), catalogue)
     assert sources.tolist() == [-1, -1] and kinds.tolist() == [NO_SOURCE, NO_SOURCE]
 
 

@@ -87,11 +87,13 @@ class Catalogue:
         japanese_names = [clean_text(value) for value in anime["japanese_name"]]
         synonyms = [[text for text in map(clean_text, _as_list(value)) if text] for value in anime["synonyms"]]
         self.studios = [[text for text in map(clean_text, _as_list(value)) if text] for value in anime["studios"]]
-        works: dict[str, list[int]] = {}
-        for row, studios in enumerate(self.studios):
-            for studio in studios:
-                works.setdefault(studio, []).append(row)
-        self._works = {studio: np.array(rows, dtype=np.int64) for studio, rows in works.items()}
+        # which studios made each anime, one column per studio: whether two anime share one is a product of rows
+        studio_ids: dict[str, int] = {}
+        columns = [studio_ids.setdefault(studio, len(studio_ids)) for studios in self.studios for studio in studios]
+        self._studio_rows = sp.csr_matrix(
+            (np.ones(len(columns), np.float32), np.array(columns, dtype=np.int32),
+             np.concatenate([[0], np.cumsum([len(studios) for studios in self.studios])])),
+            shape=(len(self.studios), len(studio_ids)))
         self.titles_shown = [english or name for english, name in zip(english_names, names, strict=True)]
         self.title_index = TitleIndex([[name, english or "", japanese or "", *others]
                                        for name, english, japanese, others
@@ -190,12 +192,10 @@ class Catalogue:
         return (chosen @ self._genre_rows) / per_anime
 
     # ------------------------------------------------------------------ filters and search
-    def made_by(self, studios: list[str]) -> np.ndarray:
-        """Boolean mask of the anime any of ``studios`` made."""
-        mask = np.zeros(len(self), dtype=bool)
-        for studio in studios:
-            mask[self._works.get(studio, [])] = True
-        return mask
+    def share_a_studio(self, anime: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """(len(anime) x len(others)) booleans: whether the two were made by a studio in common."""
+        rows = self._studio_rows
+        return (rows[np.asarray(anime, dtype=np.int64)] @ rows[np.asarray(others, dtype=np.int64)].T).toarray() > 0
 
     def listable(self, include_adult: bool = False) -> np.ndarray:
         """What lists may show without a filter (module docstring), adult titles only with ``include_adult``."""

@@ -73,9 +73,27 @@ class Explainer:
         """``reason_sources`` of ``top`` for a profile preferring ``preferred``, scored by ``hybrid`` with
         ``weights``; each anime of ``top`` (distinct) computed alone: the same numbers for a list of ten and for
         the candidates at publish."""
-        content = self._content_between(top, preferred)
-        return reason_sources(top, preferred, _contribution(top, preferred, content, hybrid, weights), content,
-                              self.catalogue)
+        if not len(preferred):
+            return reason_sources(top, preferred, np.zeros((len(top), 0)), np.zeros(len(top), bool), self.catalogue)
+        contribution = self._contribution(top, preferred, hybrid, weights)
+        # only the most contributing preferred anime is asked whether it is alike: one cosine a recommendation
+        alike = self._cosines(top, preferred[np.argmax(contribution, axis=1)]) >= MIN_REASON_SIMILARITY
+        return reason_sources(top, preferred, contribution, alike, self.catalogue)
+
+    def _contribution(self, top: np.ndarray, preferred: np.ndarray, hybrid: Hybrid,
+                      weights: dict[str, float]) -> np.ndarray:
+        """(len(top) x len(preferred)): how much each preferred anime raised each recommendation's score. EASE's
+        B[preferred, top] when the mix weighs EASE (an anime outside its support contributes nothing there); for a
+        recommendation EASE says nothing about, and for mixes without it, the content cosine."""
+        item_item = hybrid.scorers.get("item_item")
+        if item_item is None or weights.get("item_item", 0) <= 0:
+            return self._content_between(top, preferred)
+        pairs = item_item.pair_weights(preferred, top).T
+        silent = np.isnan(pairs).all(axis=1)
+        contribution = np.nan_to_num(pairs, nan=-np.inf)
+        if silent.any():  # rare (an anime outside EASE's support): only those rows need every content cosine
+            contribution[silent] = self._content_between(top[silent], preferred)
+        return contribution
 
     def similar_items(self, top: np.ndarray, similarity: np.ndarray, source: int,
                       stories_alike: np.ndarray) -> list[dict[str, Any]]:
@@ -102,18 +120,12 @@ class Explainer:
         return np.array([others_features @ self.content_features[j] for j in anime.tolist()],
                         np.float32).reshape(len(anime), len(others))
 
-
-def _contribution(top: np.ndarray, preferred: np.ndarray, content: np.ndarray, hybrid: Hybrid,
-                  weights: dict[str, float]) -> np.ndarray:
-    """(len(top) x len(preferred)): how much each preferred anime raised each recommendation's score. EASE's
-    B[preferred, top] when the mix weighs EASE (an anime outside its support contributes nothing there); for a
-    recommendation EASE says nothing about, and for mixes without it, the content cosine."""
-    item_item = hybrid.scorers.get("item_item")
-    if item_item is None or weights.get("item_item", 0) <= 0 or len(preferred) == 0:
-        return content
-    pairs = item_item.pair_weights(preferred, top).T
-    silent = np.isnan(pairs).all(axis=1)
-    return np.where(silent[:, None], content, np.nan_to_num(pairs, nan=-np.inf))
+    def _cosines(self, anime: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """The content cosine of each of ``anime`` with the same position of ``others`` (zeros without content
+        features), each pair summed alone."""
+        if self.content_features is None:
+            return np.zeros(len(anime), np.float32)
+        return (self.content_features[anime] * self.content_features[others]).sum(axis=1)
 
 
 # What a reason names of the person's own preferred anime (``reason_sources``): nothing, one alike in content
@@ -121,30 +133,33 @@ def _contribution(top: np.ndarray, preferred: np.ndarray, content: np.ndarray, h
 NO_SOURCE, ALIKE, SAME_STUDIO = 0, 1, 2
 
 
-def reason_sources(top: np.ndarray, preferred: np.ndarray, contribution: np.ndarray, content_similarity: np.ndarray,
+def reason_sources(top: np.ndarray, preferred: np.ndarray, contribution: np.ndarray, alike: np.ndarray,
                    catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
     """Which preferred anime each recommendation's reason names, and how: (positions in ``preferred``, -1 for none;
     kinds NO_SOURCE, ALIKE, SAME_STUDIO), one per anime of ``top``.
 
-    ``contribution`` and ``content_similarity`` are (len(top) x len(preferred)): how much each preferred anime raised
-    each recommendation's score, and how alike the two are in content. The reason names the preferred anime that
-    contributes most when the two are alike (``MIN_REASON_SIMILARITY``), else the most contributing one that shares
-    a studio with the recommendation, else none. These are the numbers behind the words: computed live, or with a
-    known user's candidates at publish (src/engine/candidates.py), and worded by ``recommendation_reasons``.
+    ``contribution`` is (len(top) x len(preferred)): how much each preferred anime raised each recommendation's
+    score; ``alike``, one per anime of ``top``: whether it is alike in content (``MIN_REASON_SIMILARITY``) to the
+    preferred anime it owes most to. The reason names that anime when the two are alike, else the most contributing
+    one that shares a studio with the recommendation, else none. These are the numbers behind the words: computed
+    live, or with a known user's candidates at publish (src/engine/candidates.py), and worded by
+    ``recommendation_reasons``.
     """
     sources = np.full(len(top), -1, np.int64)
     kinds = np.full(len(top), NO_SOURCE, np.int8)
     if not len(preferred) or not len(top):
         return sources, kinds
     best = np.argmax(contribution, axis=1)
-    alike = content_similarity[np.arange(len(top)), best] >= MIN_REASON_SIMILARITY
+    alike = np.asarray(alike, dtype=bool)
     sources[alike], kinds[alike] = best[alike], ALIKE
-    for position in np.flatnonzero(~alike).tolist():
-        studios = catalogue.studios[int(top[position])]
-        made = catalogue.made_by(studios)[preferred] if studios else None
-        if made is not None and made.any():  # the ordering is only needed when some preferred anime qualifies
-            order = np.argsort(-contribution[position])
-            sources[position], kinds[position] = order[made[order]][0], SAME_STUDIO
+    rest = np.flatnonzero(~alike)
+    shared = catalogue.share_a_studio(top[rest], preferred)
+    with_mate = shared.any(axis=1)
+    rows, shared = rest[with_mate], shared[with_mate]
+    if len(rows):  # most contributing first (each row sorted as a sort of that row alone would)
+        order = np.argsort(-contribution[rows], axis=1)
+        first = np.argmax(np.take_along_axis(shared, order, axis=1), axis=1)
+        sources[rows], kinds[rows] = order[np.arange(len(rows)), first], SAME_STUDIO
     return sources, kinds
 
 

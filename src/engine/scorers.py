@@ -220,7 +220,7 @@ class ItemItemScorer:
         inside_rows, inside_columns = np.flatnonzero(rows >= 0), np.flatnonzero(columns >= 0)
         if len(inside_rows) and len(inside_columns):
             block = (_sparse_block(self.weights, rows[inside_rows], columns[inside_columns])
-                     if sp.issparse(self.weights) else self.weights[rows[inside_rows]][:, columns[inside_columns]])
+                     if sp.issparse(self.weights) else self.weights[np.ix_(rows[inside_rows], columns[inside_columns])])
             pairs[np.ix_(inside_rows, inside_columns)] = block
         return pairs
 
