@@ -29,7 +29,8 @@ way as the before side. Each side serves its own copy of the model version folde
 candidate tables its code computes at publish (BUILD_SCRIPT, in a subprocess in that side's tree, timed:
 src/engine/model_check.py's ServingCheck.complete, before issue 31 src/model_registry.py's publish_candidates, else
 src/engine/candidates.py's build_candidates(folder, config); neither: the copy is served as it is, live); the
-before side's copy has no candidate files (any file the build added or changed, or named *candidate*, left out).
+before side's copy has no candidate files (any file the build added or changed, or named *candidate*, left out),
+unless ``--before-candidates``: then its own code builds them the same way (two revisions of the online stage).
 Without ``--before`` only the after side runs.
 
 The runs: for each repeat, each stack (``gunicorn``: gunicorn alone as gunicorn.conf.py configures it; ``full``:
@@ -342,10 +343,11 @@ def copy_model(source_folder: Path, root: Path, leave_out: set[str] = frozenset(
 
 
 def prepare_sides(sides: list[Side], source_folder: Path, scratch: Path, before: str | None,
-                  after: str | None, candidates: bool = True) -> None:
+                  after: str | None, candidates: bool = True, before_candidates: bool = False) -> None:
     """Fill ``sides`` (a list of the caller's, so that it can remove any worktree even if this fails): given
-    ``before``, that revision checked out, serving a copy of the model without candidate files; then the after side
-    (this tree, or ``after`` checked out) with the candidates built into its copy by its own code."""
+    ``before``, that revision checked out, serving a copy of the model without candidate files (``before_candidates``:
+    with the candidates its own code builds, when it has that step); then the after side (this tree, or ``after``
+    checked out) with the candidates built into its copy by its own code."""
     for name, revision in (("before", before), ("after", after)):
         if name == "before" and revision is None:
             continue
@@ -367,8 +369,13 @@ def prepare_sides(sides: list[Side], source_folder: Path, scratch: Path, before:
     for side in sides[:-1]:
         leave_out = set(after_side.candidates.get("files", {})) | {
             path.name for path in source_folder.iterdir() if "candidate" in path.name.lower()}
-        copy_model(source_folder, side.root, leave_out)
+        folder = copy_model(source_folder, side.root, leave_out)
         side.candidates = {"built": False, "left_out": sorted(leave_out)}
+        if before_candidates:
+            print(f"[{time.strftime('%H:%M:%S')}] building the candidates with the {side.name} side's code ...",
+                  flush=True)
+            side.candidates = build_candidates(side.tree, folder) | {"left_out": sorted(leave_out)}
+            print(f"  {json.dumps(side.candidates)}", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -579,7 +586,8 @@ def run(settings: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     sides: list[Side] = []
     try:
         started = time.perf_counter()
-        prepare_sides(sides, source_folder, scratch, settings.before, settings.after, not settings.no_candidates)
+        prepare_sides(sides, source_folder, scratch, settings.before, settings.after, not settings.no_candidates,
+                      settings.before_candidates)
         report["prepare_seconds"] = round(time.perf_counter() - started, 1)
         report["sides"] = {side.name: {"tree": str(side.tree), "revision": side.revision,
                                        "candidates": side.candidates, "code": side.code_check} for side in sides}
@@ -632,6 +640,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-candidates", action="store_true",
                         help="build no candidates: both sides serve the model as it is (with --before and --after "
                         "the same revision, an A/A check of the harness)")
+    parser.add_argument("--before-candidates", action="store_true",
+                        help="the before side serves the candidates its own code builds too (a revision since issue "
+                        "30 against a later one: what changed in the online stage)")
     parser.add_argument("--requests", type=int, default=50_000, help="requests per requests file")
     parser.add_argument("--sample", type=int, default=1000, help="requests sent one at a time to tally per kind")
     parser.add_argument("--seed", type=int, default=42)

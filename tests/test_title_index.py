@@ -100,6 +100,18 @@ def test_closer_and_whole_titles_first_among_word_and_typo_matches():
     assert clannad.search("clanad", 5) == [(2, FUZZY), (1, FUZZY), (0, FUZZY)]  # 92 whole, 92 in part, then 80
 
 
+def test_a_typo_in_several_words_sums_each_words_best_ratio():
+    # "atack" is 91 from "attack"; "titn" 89 from "titan" and 80 from "titans"; "attack" is 71 from "attackmania"
+    titles = [["Attack on Titans"], ["Attack Titan Titans"], ["Attack Titan"], ["Titan"], ["Attack"],
+              ["Attackmania Titan"]]
+    index = TitleIndex(titles, np.array([1000, 10, 1, 5000, 3000, 2]))
+    # 100 - 91 + 100 - 89 whole, the same in more words (its "titan" counts, not its "titans"), then 100 - 91 + 100 - 80
+    assert index.search("atack titn", 10) == [(2, FUZZY), (1, FUZZY), (0, FUZZY)]
+    # a word there as typed falls short of nothing, even at the start of a word too long to be close ("attackmania")
+    assert index.search("attack titn", 10) == [(5, FUZZY), (2, FUZZY), (1, FUZZY), (0, FUZZY)]
+    assert index.search("attack on titn", 10) == [(0, FUZZY)]  # a short word only as typed
+
+
 def test_an_acronym_shares_the_prefix_tier_so_popularity_decides():
     index = TitleIndex([["AOTU Shijie"], ["Shingeki no Kyojin", "Attack on Titan"]], np.array([582, 2_531_397]),
                        ["ONA", "TV"])

@@ -353,32 +353,51 @@ class TitleIndex:
         return self._position_anime[places], tiers.astype(np.int8)
 
     def _keys_with_every(self, words: list[str], fuzzy: bool) -> tuple[np.ndarray, np.ndarray]:
-        """The keys (positions) that have, for every query word, a word starting with it or, with ``fuzzy``, a
-        word close to it, and for each such key the sum over the query words of 100 - the best ``fuzz.ratio`` of one
-        of its words (0 when every word is there as typed). ``words``: distinct, longest first, as they rule out
-        the most; stops once no key is left."""
-        having = np.ones(self._n_keys, dtype=bool)
-        shortfall = np.zeros(self._n_keys, dtype=np.float64)
+        """The keys (positions, ascending) that have, for every query word, a word starting with it or, with
+        ``fuzzy``, a word close to it, and for each such key the sum over the query words of 100 - the best
+        ``fuzz.ratio`` of one of its words (0 when every word is there as typed). ``words``: distinct, longest first,
+        as they rule out the most; stops once no key is left."""
+        keys = shortfall = None  # the keys having every word so far; None before the first word
         for word in words:
             low = bisect.bisect_left(self._vocabulary, word)
             high = bisect.bisect_left(self._vocabulary, word + "\U0010ffff", low)
             as_typed = self._word_keys[self._word_start[low]:self._word_start[high]]
             if fuzzy and len(word) >= FUZZY_MIN_LENGTH:
-                best = np.zeros(self._n_keys, dtype=np.float64)
-                best[as_typed] = 100.0
-                for word_id, score in self._close_words(word):
-                    holders = self._word_keys[self._word_start[word_id]:self._word_start[word_id + 1]]
-                    best[holders] = np.maximum(best[holders], score)
-                having &= best > 0
-                shortfall += 100.0 - best
-            else:  # found only as typed, so no shortfall for the keys that have it: booleans suffice (and cost less)
+                # Only the few keys holding the word as typed or a close word can have it: working on those alone,
+                # not on arrays over all 39,000 keys, is what makes a typo query cost little more than another.
+                found, missing = self._closest(word, as_typed)
+                if keys is None:
+                    keys, shortfall = found, missing
+                else:
+                    keys, ours, theirs = np.intersect1d(keys, found, assume_unique=True, return_indices=True)
+                    shortfall = shortfall[ours] + missing[theirs]
+            else:  # found only as typed, no shortfall: a mask over the keys, as a short prefix may have thousands
                 has = np.zeros(self._n_keys, dtype=bool)
                 has[as_typed] = True
-                having &= has
-            if not having.any():
+                if keys is None:
+                    keys = np.flatnonzero(has)
+                    shortfall = np.zeros(len(keys), dtype=np.float64)
+                else:
+                    inside = has[keys]
+                    keys, shortfall = keys[inside], shortfall[inside]
+            if not len(keys):
                 break
-        keys = np.flatnonzero(having)
-        return keys, shortfall[keys]
+        return keys, shortfall
+
+    def _closest(self, word: str, as_typed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct keys (ascending) holding ``word`` as typed (the keys ``as_typed``) or a word close to it,
+        and each one's 100 - the best ratio of its words."""
+        close = self._close_words(word)
+        holders = [as_typed] + [self._word_keys[self._word_start[i]:self._word_start[i + 1]] for i, _ in close]
+        keys = np.concatenate(holders)
+        scores = np.repeat([100.0] + [score for _, score in close], [len(found) for found in holders])
+        # each key's best score: the best of its run of scores, once sorted by key
+        order = np.argsort(keys)
+        keys, scores = keys[order], scores[order]
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        starts = np.flatnonzero(first)
+        return keys[starts], 100.0 - np.maximum.reduceat(scores, starts)
 
     def _close_words(self, word: str) -> list[tuple[int, float]]:
         """(id, ``fuzz.ratio``) of the title words whose ratio with ``word`` reaches the cutoff. A ratio r allows an
@@ -388,10 +407,16 @@ class TitleIndex:
         # the bounds as ints: searching for a float, numpy would first convert all 36,000 lengths to floats
         low = int(np.searchsorted(self._sorted_lengths, math.ceil(len(word) * share - 1e-9)))
         high = int(np.searchsorted(self._sorted_lengths, math.floor(len(word) / share + 1e-9), side="right"))
-        lengths = self._sorted_lengths[low:high]
-        allowed_distance = np.floor((1.0 - FUZZY_CUTOFF / 100.0) * (len(word) + lengths) + 1e-9)
+        if low == high:
+            return []
         differing = np.bitwise_count(self._letter_masks[low:high] ^ np.uint64(_letter_mask(word)))
-        candidates = (low + np.flatnonzero(differing <= allowed_distance)).tolist()
+        # First against the distance the longest of these words allow, one int (compared as the counts' uint8), so
+        # that the pass over the thousands of words of these lengths is a plain comparison; then the few left
+        # against their own length's.
+        most = int(_allowed_distance(len(word), int(self._sorted_lengths[high - 1])))
+        near = np.flatnonzero(differing <= most)
+        near = near[differing[near] <= _allowed_distance(len(word), self._sorted_lengths[low + near])]
+        candidates = (low + near).tolist()
         found = process.extract(word, [self._words_by_length[i] for i in candidates], scorer=fuzz.ratio,
                                 score_cutoff=FUZZY_CUTOFF, limit=None)
         return [(int(self._word_ids_by_length[candidates[position]]), score) for _, score, position in found]
@@ -480,6 +505,12 @@ def _as_acronym(text: str) -> str | None:
     acronym = folded.replace(".", "")
     low, high = ACRONYM_LENGTHS
     return acronym if low <= len(acronym) <= high else None
+
+
+def _allowed_distance(length: int, other_lengths: int | np.ndarray) -> float | np.ndarray:
+    """The largest Indel distance at which a word of ``length`` characters and one of ``other_lengths`` still reach
+    the cutoff ratio."""
+    return np.floor((1.0 - FUZZY_CUTOFF / 100.0) * (length + other_lengths) + 1e-9)
 
 
 def _letter_mask(word: str) -> int:
