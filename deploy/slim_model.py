@@ -6,7 +6,7 @@
 - each dense EASE B (``*item_weights.npy``) whose derivation costs at most ``hybrid.item_item.derive_max_cost``
   multiply-adds: the server derives it from the published ratings when it loads the model
   (src/store/artifacts.py: drop_derivable_item_weights, load_item_weights);
-- the similar-anime candidates (src/engine/candidates.py; 10 MB for the 17,562 titles), which the image's size
+- the similar-anime candidates (src/engine/candidates.py; 12 MB for the 17,562 titles), which the image's size
   budget (400 MB, DEPLOYMENT.md) has no room for: the image scores similar anime live (under a millisecond at
   400 ratings, bench/RESULTS.md); the known users' candidates, a fraction of a MB there, stay.
 
