@@ -158,6 +158,9 @@ def _favourites_cases() -> list[Case]:
         _body("liked-100000", many(100_000), 413, "too large"),
         _body("unknown-field", '{"liked": [1], "likes": [2]}', 400, "unknown field"),
         _body("weights-both-zero", '{"liked": [1], "user_weight": 0, "content_weight": 0}', 400, "both be 0"),
+        *[_body(f"{name}-null", f'{{"liked": [1], "{name}": null}}', 400, f"{name} must not be null")
+          for name in ("n", "user_weight", "content_weight", "genre", "type", "min_score", "year_from", "year_to",
+                       "include_adult")],
     ]
     for name, value in [("n", "0"), ("n", "-1"), ("n", "101"), ("n", str(10**9)), ("n", '"abc"'), ("n", "1.5"),
                         ("n", "true"), ("n", "[10]"), ("user_weight", "-1"), ("user_weight", "NaN"),

@@ -46,8 +46,8 @@ class ParameterError(InvalidRequestError):
     ``rule``: "id" (not an id), "whole" / "number" (not a whole number / number from ``low`` to ``high``),
     "both_zero" (both weights 0), "empty_choice", "too_many" (more than ``high`` values), "unknown_choice" (a
     genre or type the catalogue lacks), "text_length" (``low`` to ``high`` characters), "count" (more than
-    ``high`` ids in a list), "boolean" (not true or false). ``value``: what was sent (None when nothing in
-    particular).
+    ``high`` ids in a list), "boolean" (not true or false), "null" (a JSON option given as null). ``value``: what
+    was sent (None when nothing in particular).
     """
 
     def __init__(self, message: str, name: str, rule: str, value: Any = None, low: float | None = None,
@@ -266,6 +266,9 @@ def favourites_params(body: Any, config: ServingConfig) -> tuple[list[int], Reco
     if unknown := sorted(set(body) - set(FAVOURITES_FIELDS)):
         raise InvalidRequestError(f"unknown field(s) {', '.join(map(validation.quoted, unknown))}: "
                                   f"allowed are {', '.join(FAVOURITES_FIELDS)}")
+    # null is no value the document allows: an option is given or left out (liked, required, says its own rule)
+    if nulls := [name for name in FAVOURITES_FIELDS[1:] if name in body and body[name] is None]:
+        raise ParameterError(f"{nulls[0]} must not be null: leave it out for the default", nulls[0], "null")
     liked = parse_liked(body.get("liked"), config)
     n = _json_int(body, "n", 1, config.max_n)
     weights = _weights(_json_float(body, "user_weight", WEIGHT_MIN, WEIGHT_MAX),
