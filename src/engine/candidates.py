@@ -205,7 +205,8 @@ def load_candidates(folder: Path, config: ServingConfig, hybrid: dict[str, Any] 
                 from error
         _check(rows, scores, profiles, int(meta[f"{name}_k"]), n_anime, rows_file)
         reasons = _load_reasons(folder, meta, name, rows, preferred_counts)
-        tables[name] = CandidateTable(rows, scores, n_anime, reasons, int(meta.get("reasons_similar_users", 0)))
+        asked = int(meta.get("reasons_similar_users", 0)) if name == "users" else 0
+        tables[name] = CandidateTable(rows, scores, n_anime, reasons, asked)
     return Candidates(tables["users"], tables["anime"])
 
 

@@ -44,14 +44,15 @@ class FranchiseRules:
     def seen_mask(self, known: np.ndarray) -> np.ndarray:
         """``seen`` as a boolean mask over the franchise ids: what ``walk`` reads (a set of a long list's
         franchises costs a request several times more to build)."""
-        mask = np.zeros(self.n_franchises, dtype=bool)
-        mask[self.franchise[np.asarray(known, dtype=np.int64)]] = True
-        return mask
+        return self._mask(self.franchise[np.asarray(known, dtype=np.int64)])
 
     def mask_of(self, franchises: set[int]) -> np.ndarray:
         """A set of franchise ids as a ``seen_mask``."""
+        return self._mask(np.fromiter(franchises, np.int64, len(franchises)))
+
+    def _mask(self, franchise_ids: np.ndarray) -> np.ndarray:
         mask = np.zeros(self.n_franchises, dtype=bool)
-        mask[np.fromiter(franchises, np.int64, len(franchises))] = True
+        mask[franchise_ids] = True
         return mask
 
     @cached_property
@@ -59,7 +60,11 @@ class FranchiseRules:
         return int(self.franchise.max(initial=-1)) + 1
 
     def for_similar(self) -> FranchiseRules:
-        """The rules of a similar-anime list: the title's own franchise (its one "seen" franchise) shows one entry."""
+        """The rules of a similar-anime list: the title's own franchise (its one "seen") shows one entry."""
+        return self._similar_rules
+
+    @cached_property
+    def _similar_rules(self) -> FranchiseRules:  # made once: every similar-anime request asks for them
         return FranchiseRules(self.franchise, self.first_entry, 1)
 
 

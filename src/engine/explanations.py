@@ -61,12 +61,7 @@ class Explainer:
         """The items of ``top`` with their ``match`` and their reasons worded from their numbers."""
         reasons = recommendation_reasons(top, counts, asked, sources, kinds, preferred, ratings, genres,
                                          self.catalogue, voice)
-        items = []
-        for j, value, item_reasons in zip(top.tolist(), match.tolist(), reasons, strict=True):
-            item = self.catalogue.item(j, item_reasons)
-            item["match"] = round(value, 4)
-            items.append(item)
-        return items
+        return self._with_reasons(top, "match", match, reasons)
 
     def sources(self, top: np.ndarray, preferred: np.ndarray, hybrid: Hybrid,
                 weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -99,10 +94,15 @@ class Explainer:
                       stories_alike: np.ndarray) -> list[dict[str, Any]]:
         """The items of anime ``source``'s similar anime ``top``, with their ``similarity`` and reasons."""
         reasons = similar_anime_reasons(top, similarity, source, self.catalogue, stories_alike)
+        return self._with_reasons(top, "similarity", similarity, reasons)
+
+    def _with_reasons(self, top: np.ndarray, field: str, values: np.ndarray,
+                      reasons: list[list[str]]) -> list[dict[str, Any]]:
+        """The catalogue items of ``top``, each with its reasons and its value (rounded) under ``field``."""
         items = []
-        for j, value, item_reasons in zip(top.tolist(), np.asarray(similarity).tolist(), reasons, strict=True):
+        for j, value, item_reasons in zip(top.tolist(), np.asarray(values).tolist(), reasons, strict=True):
             item = self.catalogue.item(j, item_reasons)
-            item["similarity"] = round(value, 4)
+            item[field] = round(value, 4)
             items.append(item)
         return items
 

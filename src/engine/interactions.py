@@ -43,12 +43,10 @@ class Profiles:
 
     def preferred_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """(anime indices, ratings) of one profile's preferred anime, best first."""
-        start, end = self.preferred.indptr[row], self.preferred.indptr[row + 1]
-        return self.preferred.indices[start:end], self.preferred.data[start:end]
+        return stored_row(self.preferred, row)
 
     def known_of(self, row: int) -> np.ndarray:
-        start, end = self.known.indptr[row], self.known.indptr[row + 1]
-        return self.known.indices[start:end]
+        return stored_row(self.known, row)[0]
 
     @classmethod
     def from_lists(cls, anime: Sequence[np.ndarray], ratings: Sequence[np.ndarray], n_anime: int,
@@ -121,12 +119,11 @@ class Interactions:
 
     def known_of(self, user_row: int) -> np.ndarray:
         """A known user's anime (a view, best first), without building a ``Profiles``."""
-        return self.known.indices[self.known.indptr[user_row]:self.known.indptr[user_row + 1]]
+        return stored_row(self.known, user_row)[0]
 
     def preferred_of(self, user_row: int) -> tuple[np.ndarray, np.ndarray]:
         """(anime indices, ratings) of a known user's preferred anime, best first (views)."""
-        start, end = self.preferred.indptr[user_row], self.preferred.indptr[user_row + 1]
-        return self.preferred.indices[start:end], self.preferred.data[start:end]
+        return stored_row(self.preferred, user_row)
 
     def threshold(self, user_row: int) -> float | None:
         value = float(self.thresholds[user_row])
@@ -147,6 +144,12 @@ def _take_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     """Rows of a CSR matrix, keeping each row's stored order (best first)."""
     taken, indptr = stored_positions(matrix, rows)
     return sp.csr_matrix((matrix.data[taken], matrix.indices[taken], indptr), shape=(len(rows), matrix.shape[1]))
+
+
+def stored_row(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """(column indices, values) stored in one row of a CSR matrix, in their stored order (views)."""
+    start, end = matrix.indptr[row], matrix.indptr[row + 1]
+    return matrix.indices[start:end], matrix.data[start:end]
 
 
 def row_columns(matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
